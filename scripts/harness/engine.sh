@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# Ensure a Docker engine answers `docker info` on this machine.
+#
+# - Does nothing when an engine already answers.
+# - Installs Debian's docker.io when dockerd is missing (apt-get update once).
+# - Removes a stale /var/run/docker.pid when no dockerd process runs.
+# - Starts dockerd in the background (own session, no TTY needed), logging to
+#   $PLANO_DOCKERD_LOG and recording its PID in $PLANO_DOCKERD_PIDFILE so that
+#   teardown.sh can stop exactly that process.
+# - Polls `docker info` for up to $PLANO_DOCKERD_WAIT seconds.
+set -euo pipefail
+
+LOG=${PLANO_DOCKERD_LOG:-/var/log/plano-dockerd.log}
+PIDFILE=${PLANO_DOCKERD_PIDFILE:-/var/run/plano-dockerd.pid}
+WAIT=${PLANO_DOCKERD_WAIT:-60}
+LOCK=${PLANO_HARNESS_LOCK_DIR:-/var/lock}/plano-harness-engine.lock
+DOCKER_PIDFILE=/var/run/docker.pid
+
+log() { printf 'harness: %s\n' "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+engine_answers() { timeout 15 docker info >/dev/null 2>&1; }
+
+dockerd_running() { pgrep -x dockerd >/dev/null 2>&1; }
+
+# Poll `docker info`; optional $1 is a PID that must stay alive meanwhile.
+wait_for_engine() {
+  local pid=${1:-} deadline=$((SECONDS + WAIT))
+  while ((SECONDS < deadline)); do
+    if engine_answers; then return 0; fi
+    if [[ -n $pid ]] && ! kill -0 "$pid" 2>/dev/null; then
+      log "dockerd (pid $pid) exited during start-up"
+      return 1
+    fi
+    sleep 0.5
+  done
+  return 1
+}
+
+fail_with_log() {
+  log "$1"
+  if [[ -s $LOG ]]; then
+    log "last lines of $LOG:"
+    tail -n 25 "$LOG" | sed 's/^/harness:   | /' >&2
+  fi
+  exit 1
+}
+
+t0=$SECONDS
+if engine_answers; then
+  log "engine: docker engine already answers ($((SECONDS - t0))s)"
+  exit 0
+fi
+
+# Serialise concurrent callers (two harness scripts starting at once).
+mkdir -p "$(dirname "$LOCK")"
+exec 9>"$LOCK"
+flock -w $((WAIT + 120)) 9 || die "engine: could not take lock $LOCK"
+
+# Another caller may have started the engine while we waited for the lock.
+if engine_answers; then
+  log "engine: docker engine answers ($((SECONDS - t0))s)"
+  exit 0
+fi
+
+# 1. Install the engine when missing.
+if ! command -v dockerd >/dev/null 2>&1 && [[ ! -x /usr/sbin/dockerd ]]; then
+  t=$SECONDS
+  log "engine: dockerd missing, installing Debian's docker.io"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q >&2
+  apt-get install -y -q docker.io >&2
+  log "engine: docker.io installed ($((SECONDS - t))s)"
+fi
+DOCKERD=$(command -v dockerd || echo /usr/sbin/dockerd)
+command -v docker >/dev/null 2>&1 || die "engine: no docker client on PATH after installing docker.io"
+
+# 2. A dockerd process exists but does not answer yet: it may be starting.
+if dockerd_running; then
+  t=$SECONDS
+  log "engine: a dockerd process runs but does not answer; waiting up to ${WAIT}s"
+  if wait_for_engine; then
+    log "engine: docker engine answers ($((SECONDS - t))s)"
+    exit 0
+  fi
+  fail_with_log "engine: a dockerd process runs (pids: $(pgrep -x dockerd | tr '\n' ' ')) but 'docker info' does not answer after ${WAIT}s; not starting a second one"
+fi
+
+# 3. Stale PID files left by a killed dockerd.
+if [[ -e $DOCKER_PIDFILE ]]; then
+  log "engine: removing stale $DOCKER_PIDFILE (no dockerd process runs)"
+  rm -f "$DOCKER_PIDFILE"
+fi
+rm -f "$PIDFILE"
+
+# 4. Start dockerd detached from this shell and from any terminal.
+t=$SECONDS
+log "engine: starting dockerd (log: $LOG)"
+mkdir -p "$(dirname "$LOG")" "$(dirname "$PIDFILE")"
+if [[ -s $LOG ]]; then mv -f "$LOG" "$LOG.1"; fi
+nohup setsid "$DOCKERD" </dev/null >"$LOG" 2>&1 &
+pid=$!
+echo "$pid" >"$PIDFILE"
+
+if ! wait_for_engine "$pid"; then
+  fail_with_log "engine: docker engine did not answer 'docker info' within ${WAIT}s"
+fi
+
+# dockerd records its own PID; prefer it should setsid ever have forked.
+if [[ -s $DOCKER_PIDFILE ]]; then
+  real=$(tr -dc '0-9' <"$DOCKER_PIDFILE")
+  if [[ -n $real && $real != "$pid" ]]; then
+    echo "$real" >"$PIDFILE"
+    pid=$real
+  fi
+fi
+log "engine: dockerd started, pid $pid ($((SECONDS - t))s; total $((SECONDS - t0))s)"

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Stop the dockerd that engine.sh started (and only that one), if it runs.
+# Never touches any other process. Images in /var/lib/docker are kept.
+set -euo pipefail
+
+PIDFILE=${PLANO_DOCKERD_PIDFILE:-/var/run/plano-dockerd.pid}
+WAIT=${PLANO_DOCKERD_STOP_WAIT:-40}
+
+log() { printf 'harness: %s\n' "$*" >&2; }
+
+t0=$SECONDS
+if [[ ! -e $PIDFILE ]]; then
+  log "teardown: no $PIDFILE; no harness dockerd to stop"
+  exit 0
+fi
+
+pid=$(tr -dc '0-9' <"$PIDFILE" || true)
+if [[ -z $pid ]] || ! kill -0 "$pid" 2>/dev/null; then
+  log "teardown: harness dockerd (pid ${pid:-?}) no longer runs; removing $PIDFILE"
+  rm -f "$PIDFILE"
+  exit 0
+fi
+
+# Guard against PID reuse: only ever signal a process that is a dockerd.
+comm=$(cat "/proc/$pid/comm" 2>/dev/null || true)
+if [[ $comm != dockerd ]]; then
+  log "teardown: pid $pid is '$comm', not dockerd; leaving it alone and removing $PIDFILE"
+  rm -f "$PIDFILE"
+  exit 0
+fi
+
+log "teardown: stopping harness dockerd (pid $pid)"
+kill -TERM "$pid"
+deadline=$((SECONDS + WAIT))
+while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do
+  sleep 0.5
+done
+if kill -0 "$pid" 2>/dev/null; then
+  log "teardown: dockerd (pid $pid) still runs after ${WAIT}s; sending SIGKILL"
+  kill -KILL "$pid" 2>/dev/null || true
+  sleep 1
+  # A killed dockerd leaves its pid file behind; engine.sh also copes with that.
+  if ! pgrep -x dockerd >/dev/null 2>&1; then rm -f /var/run/docker.pid; fi
+fi
+rm -f "$PIDFILE"
+log "teardown: done ($((SECONDS - t0))s)"

@@ -1,0 +1,108 @@
+"""`plano check`: the real validators of the field, run on the rendered tree.
+
+A validator that cannot run here is reported as skipped, never as passed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from . import compose
+from . import naming as n
+from .errors import EnvironmentProblem
+from .manifest import Manifest
+from .runner import Runner
+
+PASSED, FAILED, SKIPPED = "passed", "failed", "skipped"
+NGINX_CONF = "/etc/plano/nginx/nginx.conf"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    name: str
+    status: str
+    detail: str = ""
+
+    def as_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+def scripts(root: Path) -> list[str]:
+    return sorted(p.relative_to(root).as_posix() for p in (root / "docker").rglob("*.sh"))
+
+
+def dockerfiles(root: Path) -> list[str]:
+    return sorted(p.relative_to(root).as_posix() for p in (root / "docker").rglob("Dockerfile"))
+
+
+def nginx_tag(root: Path, manifest: Manifest) -> str:
+    """A tag that changes whenever the nginx build inputs change."""
+    digest = hashlib.sha256(manifest.images.nginx.encode())
+    for path in sorted((root / "docker/nginx").rglob("*")):
+        if path.is_file() and ("entrypoint.d" in path.parts or path.name == "Dockerfile"):
+            digest.update(path.read_bytes())
+    return f"plano-check/{manifest.name}-nginx:{digest.hexdigest()[:12]}"
+
+
+def nginx_build_argv(root: Path, manifest: Manifest) -> list[str]:
+    return ["docker", "build", "-q", "-t", nginx_tag(root, manifest),
+            "--build-arg", f"NGINX_IMAGE={manifest.images.nginx}", str(root / "docker/nginx")]
+
+
+def nginx_test_argv(root: Path, manifest: Manifest) -> list[str]:
+    return ["docker", "run", "--rm", "--network", "none",
+            "-v", f"{(root / 'docker/nginx').resolve()}:/etc/plano/nginx:ro",
+            "--tmpfs", "/etc/nginx/certs",
+            nginx_tag(root, manifest), "nginx", "-c", NGINX_CONF, "-t"]
+
+
+def outcome(name: str, result, ok_detail: str = "") -> Outcome:
+    if result.ok:
+        return Outcome(name, PASSED, ok_detail)
+    return Outcome(name, FAILED, result.output or f"exit code {result.code}")
+
+
+def check_compose(root: Path, manifest: Manifest, runner: Runner) -> list[Outcome]:
+    try:
+        binary = compose.find_binary(runner)
+    except EnvironmentProblem as exc:
+        return [Outcome(f"compose config ({mode})", SKIPPED, str(exc)) for mode in ("dev", "prod")]
+    results = []
+    for mode in ("dev", "prod"):
+        ctx = compose.context(binary, n.project(manifest, mode), mode)
+        result = runner.run(compose.compose_argv(ctx, "config", "--quiet"), cwd=root, timeout=120)
+        results.append(outcome(f"compose config ({mode})", result, " ".join(binary)))
+    return results
+
+
+def engine_answers(runner: Runner) -> bool:
+    return runner.run(["docker", "info", "--format", "{{.ServerVersion}}"], timeout=20).ok
+
+
+def check_nginx(root: Path, manifest: Manifest, runner: Runner) -> Outcome:
+    name = "nginx -t"
+    if not engine_answers(runner):
+        return Outcome(name, SKIPPED, "no Docker engine answers; start one (see README, 'Tests') to run the stack's own nginx")
+    build = runner.run(nginx_build_argv(root, manifest), timeout=900)
+    if not build.ok:
+        return Outcome(name, FAILED, f"building docker/nginx failed: {build.output}")
+    return outcome(name, runner.run(nginx_test_argv(root, manifest), timeout=120), f"in {manifest.images.nginx}")
+
+
+def check_tool(name: str, tool: str, args: list[str], root: Path, runner: Runner) -> Outcome:
+    path = compose.venv_tool(tool)
+    if path is None:
+        return Outcome(name, SKIPPED, f"{tool} not installed; pip install 'plano[check]'")
+    return outcome(name, runner.run([path, *args], cwd=root, timeout=300))
+
+
+def run_all(root: Path, manifest: Manifest, runner: Runner) -> list[Outcome]:
+    return [
+        *check_compose(root, manifest, runner),
+        check_nginx(root, manifest, runner),
+        check_tool("gixy", "gixy", ["docker/nginx/nginx.conf"], root, runner),
+        check_tool("shellcheck", "shellcheck", ["--external-sources", *scripts(root)], root, runner),
+        check_tool("hadolint", "hadolint", dockerfiles(root), root, runner),
+    ]

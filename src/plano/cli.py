@@ -1,0 +1,239 @@
+"""Thin command layer: parse, call the library, print. Heavy imports stay lazy so
+`plano --help` starts fast."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .errors import BUG, PlanoError
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def console(stderr: bool = False):
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+
+
+def infra_root(ctx: click.Context) -> Path:
+    from .manifest import find_root
+
+    given = ctx.find_root().params.get("directory")
+    return Path(given) if given else find_root(Path.cwd())
+
+
+def summarize(result, verb: str = "wrote") -> None:
+    out = console()
+    for rel in sorted(result.writes):
+        out.print(f"  {verb} {rel}")
+    for rel in result.removes:
+        out.print(f"  removed {rel}")
+    if not result.changed:
+        out.print("  everything up to date")
+
+
+@click.group(context_settings=CONTEXT)
+@click.version_option(__version__, prog_name="plano")
+@click.option("-C", "--dir", "directory", type=click.Path(file_okay=False), help="The infra folder (default: the nearest folder upwards holding plano.yml).")
+def cli(directory: str | None) -> None:
+    """plano: many NestJS + Next.js apps on one server, behind nginx with HTTPS,
+    with a shared Postgres and Redis, as plain compose files you own.
+
+    \b
+    Exit codes: 0 ok; 1 a check failed or files are out of date; 2 bad input;
+    3 refused (hand-edited files, existing infra); 4 a tool or engine is missing;
+    70 a bug in plano.
+    """
+
+
+@cli.command()
+@click.argument("directory", type=click.Path(file_okay=False), default="infra")
+@click.option("--registry", required=True, help="Where CI pushes app images, e.g. registry.example.com/acme.")
+@click.option("--email", required=True, help="Let's Encrypt account email (expiry notices).")
+@click.option("--name", help="Project name for compose (default: from the folder name).")
+@click.option("--force", is_flag=True, help="Re-initialise an existing infra (secrets are kept).")
+def init(directory: str, registry: str, email: str, name: str | None, force: bool) -> None:
+    """Create the infra repo in DIRECTORY (default: infra)."""
+    from . import infra
+    from .runner import SubprocessRunner
+
+    root = Path(directory)
+    result = infra.init(root, registry, email, name, force, SubprocessRunner())
+    summarize(result)
+    console().print(f"infra ready in {root}/. Next: cd {root} && plano app add app1 --domain app1.example.com")
+
+
+@cli.group()
+def app() -> None:
+    """Register, remove and list apps."""
+
+
+@app.command("add")
+@click.argument("name")
+@click.option("--domain", "domains", multiple=True, required=True, help="A domain of the app; repeat for more (e.g. the www name).")
+@click.option("--backend-port", type=int, help="Port the NestJS backend listens on [3000].")
+@click.option("--frontend-port", type=int, help="Port the Next.js frontend listens on [3000].")
+@click.option("--api-path", help="URL path served by the backend [/api].")
+@click.option("--backend-health", help="Backend healthcheck path [/api/health].")
+@click.option("--frontend-health", help="Frontend healthcheck path [/].")
+@click.option("--backend-source", help="Backend source, relative to the infra [../NAME/backend].")
+@click.option("--frontend-source", help="Frontend source, relative to the infra [../NAME/frontend].")
+@click.option("--backend-image", help="Backend image without tag [REGISTRY/NAME-backend].")
+@click.option("--frontend-image", help="Frontend image without tag [REGISTRY/NAME-frontend].")
+@click.option("--no-backend", is_flag=True, help="The app has no backend.")
+@click.option("--no-frontend", is_flag=True, help="The app has no frontend.")
+@click.option("--no-database", is_flag=True, help="No Postgres database for this app.")
+@click.option("--no-redis", is_flag=True, help="No Redis user for this app.")
+@click.option("--repo", help="The app's git repository URL (for 'plano clone').")
+@click.option("--force", is_flag=True, help="Overwrite hand edits of generated files.")
+@click.pass_context
+def app_add(ctx: click.Context, name: str, domains: tuple[str, ...], **opts) -> None:
+    """Register app NAME and re-render."""
+    from . import infra
+
+    backend = {
+        "enabled": False if opts["no_backend"] else None,
+        "port": opts["backend_port"], "path": opts["api_path"], "health": opts["backend_health"],
+        "source": opts["backend_source"], "image": opts["backend_image"],
+    }
+    frontend = {
+        "enabled": False if opts["no_frontend"] else None,
+        "port": opts["frontend_port"], "health": opts["frontend_health"],
+        "source": opts["frontend_source"], "image": opts["frontend_image"],
+    }
+    entry = infra.app_entry(list(domains), backend, frontend, not opts["no_database"], not opts["no_redis"], opts["repo"])
+    result = infra.add_app(infra.load(infra_root(ctx)), name, entry, opts["force"])
+    summarize(result)
+    console().print(f"app {name} added. Its data lives in data/uploads/{name}/ and the {name} database.")
+
+
+@app.command("remove")
+@click.argument("name")
+@click.option("--force", is_flag=True, help="Overwrite hand edits of generated files.")
+@click.pass_context
+def app_remove(ctx: click.Context, name: str, force: bool) -> None:
+    """Unregister app NAME and re-render. Its data is kept."""
+    from . import infra
+
+    result = infra.remove_app(infra.load(infra_root(ctx)), name, force)
+    summarize(result)
+    console().print(
+        f"app {name} removed. Kept: data/uploads/{name}/, its database and its secrets in .env.dev/.env.prod "
+        "(delete them yourself when you are sure)."
+    )
+
+
+@app.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def app_list(ctx: click.Context, as_json: bool) -> None:
+    """List the registered apps."""
+    from . import infra
+    from .views import app_rows
+
+    rows = app_rows(infra.load(infra_root(ctx)).manifest)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    from rich.table import Table
+
+    table = Table("app", "domains", "backend", "frontend", "database", "redis", box=None)
+    for row in rows:
+        table.add_row(
+            row["name"], " ".join(row["domains"]), service_cell(row["backend"]), service_cell(row["frontend"]),
+            "yes" if row["database"] else "no", "yes" if row["redis"] else "no",
+        )
+    console().print(table if rows else "no apps yet: plano app add app1 --domain app1.example.com")
+
+
+def service_cell(svc: dict | None) -> str:
+    return f"{svc['path']} -> {svc['service']}:{svc['port']}" if svc else "-"
+
+
+@cli.command()
+@click.option("--check", is_flag=True, help="Write nothing; exit 1 when any file is out of date (for CI).")
+@click.option("--diff", is_flag=True, help="Show the diff of each change.")
+@click.option("--force", is_flag=True, help="Overwrite generated files that were edited by hand.")
+@click.pass_context
+def render(ctx: click.Context, check: bool, diff: bool, force: bool) -> None:
+    """Render every file from plano.yml."""
+    from . import infra
+    from .errors import CheckFailed
+
+    loaded = infra.load(infra_root(ctx))
+    if check:
+        result = infra.plan(loaded.root, loaded.manifest)
+        if diff:
+            click.echo("".join(result.diffs.values()), nl=False)
+        if result.changed:
+            for rel in result.changed:
+                console().print(f"  out of date: {rel}" + (" (edited by hand)" if rel in result.edited else ""))
+            raise CheckFailed(f"{len(result.changed)} file(s) out of date; run 'plano render'")
+        console().print("  everything up to date")
+        return
+    result = infra.sync(loaded.root, loaded.manifest, force=force)
+    if diff:
+        click.echo("".join(result.diffs.values()), nl=False)
+    summarize(result)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def check(ctx: click.Context, as_json: bool) -> None:
+    """Run the real validators (compose, nginx -t, gixy, shellcheck, hadolint)."""
+    from . import check as checks, infra
+    from .errors import CheckFailed
+    from .runner import SubprocessRunner
+
+    loaded = infra.load(infra_root(ctx))
+    outcomes = checks.run_all(loaded.root, loaded.manifest, SubprocessRunner())
+    if as_json:
+        click.echo(json.dumps([o.as_dict() for o in outcomes], indent=2))
+    else:
+        out = console()
+        styles = {checks.PASSED: "green", checks.FAILED: "red", checks.SKIPPED: "yellow"}
+        for o in outcomes:
+            out.print(f"[{styles[o.status]}]{o.status:8}[/] {o.name}" + (f"  ({o.detail})" if o.detail and o.status != checks.FAILED else ""))
+            if o.status == checks.FAILED:
+                out.print("    " + o.detail.replace("\n", "\n    "), markup=False)
+    failed = [o.name for o in outcomes if o.status == checks.FAILED]
+    if failed:
+        raise CheckFailed(f"failed: {', '.join(failed)}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        cli.main(args=argv, prog_name="plano", standalone_mode=False)
+    except PlanoError as exc:
+        from .errors import DriftError
+
+        if isinstance(exc, DriftError):
+            click.echo(exc.diff, err=True, nl=False)
+        click.echo(f"error: {exc}", err=True)
+        return exc.exit_code
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        return 1
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except Exception:  # a traceback here is a bug in plano
+        import traceback
+
+        traceback.print_exc()
+        click.echo("error: this is a bug in plano; please report it with the traceback above", err=True)
+        return BUG
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,176 @@
+"""The infra repo on disk: init, app add/remove, render. I/O lives here, at the edge.
+
+Every operation decides everything first (new plano.yml text, validated manifest,
+rendered tree, plan with drift check) and only then writes.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import files, manifest as mf, naming as n, secrets
+from .errors import ManifestError, RefusedError
+from .files import File, Kind, Plan
+from .manifest import Manifest
+from .runner import Runner
+
+APP_UID = 1000  # the `node` user of the official Node images, which app images run as
+
+
+@dataclass(frozen=True)
+class Infra:
+    root: Path
+    text: str
+    manifest: Manifest
+
+
+def load(root: Path) -> Infra:
+    path = root / mf.MANIFEST_FILE
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ManifestError("", f"no {mf.MANIFEST_FILE} in {root}; run 'plano init' first or pass --dir") from None
+    return Infra(root, text, mf.load_text(text))
+
+
+def env_values(root: Path, manifest: Manifest, make: Callable[[], str] = secrets.new_secret) -> dict[str, dict[str, str]]:
+    """Values for each env file: what is on disk, plus fresh secrets for missing keys."""
+    from .render.envfiles import specs
+
+    return {
+        path: secrets.complete(secrets.read_env(root / path), spec.secrets, spec.defaults, make)
+        for path, spec in specs(manifest).items()
+    }
+
+
+def build_tree(root: Path, manifest: Manifest) -> files.Tree:
+    from .render import render_infra
+
+    return render_infra(manifest, env_values(root, manifest))
+
+
+def plan(root: Path, manifest: Manifest, manifest_text: str | None = None) -> Plan:
+    tree = build_tree(root, manifest)
+    result = files.plan(root, tree)
+    if manifest_text is not None and manifest_text != _read(root / mf.MANIFEST_FILE):
+        result.writes[mf.MANIFEST_FILE] = File(manifest_text, kind=Kind.USER)
+    return result
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        return None
+
+
+def data_dirs(manifest: Manifest) -> list[str]:
+    dirs = [*n.DATA_DIRS, "data/certs/webroot", "data/certs/plano", "data/logs/certbot"]
+    return dirs + [n.uploads_dir(name) for name in manifest.apps]
+
+
+def ensure_data_dirs(root: Path, manifest: Manifest) -> None:
+    """Create data/ folders (never delete them). Uploads belong to the app's user."""
+    for rel in data_dirs(manifest):
+        path = root / rel
+        if path.is_dir():
+            continue
+        path.mkdir(parents=True, exist_ok=True)
+        if rel.startswith("data/uploads/") and os.geteuid() == 0:
+            os.chown(path, APP_UID, APP_UID)
+
+
+def sync(root: Path, manifest: Manifest, manifest_text: str | None = None, force: bool = False) -> Plan:
+    """Render and write: refuses hand edits unless forced; writes nothing on refusal."""
+    result = plan(root, manifest, manifest_text)
+    if not force:
+        files.refuse_hand_edits(result)
+    files.apply(root, result)
+    ensure_data_dirs(root, manifest)
+    return result
+
+
+# ---------------------------------------------------------------- init
+
+
+def project_name(folder: Path) -> str:
+    """A compose project name from the folder name: 'My Infra' -> 'my-infra'."""
+    import re
+
+    cleaned = re.sub(r"[^a-z0-9-]+", "-", folder.resolve().name.lower()).strip("-")
+    cleaned = re.sub(r"^[^a-z]+", "", cleaned)[:40].rstrip("-")
+    return cleaned or "infra"
+
+
+def init(root: Path, registry: str, email: str, name: str | None, force: bool, runner: Runner) -> Plan:
+    if (root / mf.MANIFEST_FILE).exists() and not force:
+        raise RefusedError(f"{root / mf.MANIFEST_FILE}: an infra already exists here; use 'plano render', or 'plano init --force' to start over (secrets are kept)")
+    text = mf.new_document(name or project_name(root), registry, email)
+    manifest = mf.load_text(text)
+    result = sync(root, manifest, text, force=force)
+    git_init(root, runner)
+    return result
+
+
+def git_init(root: Path, runner: Runner) -> None:
+    if not runner.run(["git", "-C", str(root), "rev-parse", "--is-inside-work-tree"]).ok:
+        runner.run(["git", "init", "-q", str(root)])
+
+
+# ---------------------------------------------------------------- apps
+
+
+def add_app(infra: Infra, name: str, entry: dict[str, Any], force: bool = False) -> Plan:
+    try:
+        mf.check_app_name(name)
+    except ValueError as exc:
+        raise ManifestError(f"apps/{name}", str(exc)) from None
+    doc = mf.parse(infra.text)
+    apps = doc.get("apps")
+    if apps is None or not hasattr(apps, "fa"):
+        from ruamel.yaml.comments import CommentedMap
+
+        apps = doc["apps"] = CommentedMap(apps or {})
+    if name in apps:
+        raise RefusedError(f"apps/{name}: already registered; change it in plano.yml or 'plano app remove {name}' first")
+    apps.fa.set_block_style()
+    apps[name] = entry
+    text = mf.dump(doc)
+    return sync(infra.root, mf.load_text(text), text, force)
+
+
+def remove_app(infra: Infra, name: str, force: bool = False) -> Plan:
+    doc = mf.parse(infra.text)
+    if name not in (doc.get("apps") or {}):
+        known = ", ".join(doc.get("apps") or {}) or "none"
+        raise ManifestError(f"apps/{name}", f"no such app (registered: {known})")
+    del doc["apps"][name]
+    text = mf.dump(doc)
+    return sync(infra.root, mf.load_text(text), text, force)
+
+
+def app_entry(
+    domains: list[str],
+    backend: dict[str, Any],
+    frontend: dict[str, Any],
+    database: bool = True,
+    redis: bool = True,
+    repo: str | None = None,
+) -> dict[str, Any]:
+    """The plano.yml entry for `app add`: only what differs from the defaults is written."""
+    entry: dict[str, Any] = {"domains": list(domains)}
+    for role, values in (("backend", backend), ("frontend", frontend)):
+        chosen = {key: value for key, value in values.items() if value is not None}
+        if chosen:
+            entry[role] = chosen
+    if not database:
+        entry["database"] = False
+    if not redis:
+        entry["redis"] = False
+    if repo:
+        entry["repo"] = repo
+    return entry

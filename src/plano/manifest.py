@@ -1,0 +1,402 @@
+"""plano.yml: the typed model, loading with path-prefixed errors, round-trip edits.
+
+Loading is `text -> raw data -> Manifest`; every mistake becomes one ManifestError
+whose path points into the file (``apps/app1/domains/0``).
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import ManifestError
+
+MANIFEST_FILE = "plano.yml"
+
+APP_NAME_RE = re.compile(r"^[a-z][a-z0-9-]*$")
+APP_NAME_MAX = 30
+# Names taken by the infra's own services, networks or roles.
+RESERVED_NAMES = frozenset(
+    {"nginx", "database", "redis", "certbot", "postgres", "backup", "plano", "default", "edge", "infra", "template0", "template1"}
+)
+LABEL_RE = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+IMAGE_RE = re.compile(r"^[a-z0-9]+([._/:@-][a-zA-Z0-9_.-]+)*$")
+REGISTRY_RE = re.compile(r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?(/[a-z0-9]+([._-][a-z0-9]+)*)*$")
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+PATH_RE = re.compile(r"^/[A-Za-z0-9._~/-]*$")
+IMAGE_TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+
+DEFAULT_IMAGES = {
+    "nginx": "nginx:1.28.0",
+    "postgres": "postgres:17.6",
+    "redis": "redis:7.4.5",
+    "certbot": "certbot/certbot:v4.0.0",
+}
+
+
+def suggest_app_name(name: str) -> str:
+    ascii_only = name.encode("ascii", "ignore").decode().lower()
+    cleaned = re.sub(r"[^a-z0-9-]+", "-", ascii_only).strip("-")
+    cleaned = re.sub(r"^[0-9-]+", "", cleaned)[:APP_NAME_MAX].rstrip("-")
+    if not cleaned or cleaned in RESERVED_NAMES:
+        cleaned = f"app-{cleaned}".rstrip("-") if cleaned else "app1"
+    return cleaned
+
+
+def check_app_name(name: object) -> str:
+    """The one rule for app names; raises ValueError with the fix."""
+    if not isinstance(name, str):
+        raise ValueError(f"app names are strings, got {type(name).__name__}")
+    rule = "app names are lower-case letters, digits and '-', start with a letter, end with a letter or digit"
+    if len(name) > APP_NAME_MAX:
+        raise ValueError(f"app names are at most {APP_NAME_MAX} characters (try {suggest_app_name(name)!r})")
+    if not APP_NAME_RE.match(name) or name.endswith("-") or "--" in name:
+        raise ValueError(f"{rule} (try {suggest_app_name(name)!r})")
+    if name in RESERVED_NAMES:
+        raise ValueError(f"{name!r} is reserved for the infra's own services; pick another name (try 'app-{name}')")
+    return name
+
+
+def normalize_domain(value: str) -> str:
+    return value.strip().lower().rstrip(".")
+
+
+def check_domain(value: object) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"a domain is a string such as app1.example.com, got {type(value).__name__}")
+    name = normalize_domain(value)
+    labels = name.split(".")
+    if not name.isascii():
+        raise ValueError(f"{value!r} is not a valid domain: use its ASCII (punycode) form, e.g. xn--...")
+    if len(name) > 253 or len(labels) < 2 or not all(LABEL_RE.match(label) for label in labels):
+        raise ValueError(
+            f"{value!r} is not a valid domain: use dot-separated labels of letters, digits and '-', e.g. app1.example.com"
+        )
+    if labels[-1].isdigit():
+        raise ValueError(f"{value!r} is an IP address or ends in a number: use a domain name")
+    return name
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+Port = int
+
+
+def check_port(value: int) -> int:
+    if not 1 <= value <= 65535:
+        raise ValueError(f"ports are 1-65535, got {value}")
+    return value
+
+
+class Images(Model):
+    """Infra images; pin them, or point them at your mirror."""
+
+    nginx: str = DEFAULT_IMAGES["nginx"]
+    postgres: str = DEFAULT_IMAGES["postgres"]
+    redis: str = DEFAULT_IMAGES["redis"]
+    certbot: str = DEFAULT_IMAGES["certbot"]
+
+    @field_validator("*")
+    @classmethod
+    def _image(cls, value: str) -> str:
+        if not IMAGE_RE.match(value):
+            raise ValueError(f"{value!r} is not an image reference; write it as name:tag, e.g. nginx:1.28.0")
+        return value
+
+
+class ProdSettings(Model):
+    bind: str = "0.0.0.0"
+    http_port: Port = 80
+    https_port: Port = 443
+
+    _ports = field_validator("http_port", "https_port")(check_port)
+
+
+class DevSettings(Model):
+    bind: str = "127.0.0.1"
+    http_port: Port = 80
+    https_port: Port = 443
+    database_port: Port = 5432
+    redis_port: Port = 6379
+    domain_suffix: str = "localhost"
+
+    _ports = field_validator("http_port", "https_port", "database_port", "redis_port")(check_port)
+
+
+class Service(Model):
+    enabled: bool = True
+    port: Port = 3000
+    path: str
+    health: str
+    source: str | None = None  # default: ../<app>/<role>
+    dev_target: str = "dev"
+    dev_command: list[str]
+    image: str | None = None  # default: <registry>/<app>-<role>
+
+    _port = field_validator("port")(check_port)
+
+    @field_validator("path", "health")
+    @classmethod
+    def _url_path(cls, value: str) -> str:
+        if not PATH_RE.match(value) or "//" in value or "/../" in f"{value}/":
+            raise ValueError(f"{value!r} is not a URL path; start it with '/', e.g. /api")
+        return value if value == "/" else value.rstrip("/")
+
+    @field_validator("dev_command")
+    @classmethod
+    def _command(cls, value: list[str]) -> list[str]:
+        if not value or not all(value):
+            raise ValueError("give the command as a list of non-empty words, e.g. [npm, run, start:dev]")
+        return value
+
+    @field_validator("image")
+    @classmethod
+    def _image(cls, value: str | None) -> str | None:
+        if value is not None and not REGISTRY_RE.match(value):
+            raise ValueError(f"{value!r} is not an image name; give it without a tag, e.g. registry.example.com/acme/app1-backend")
+        return value
+
+
+class Backend(Service):
+    path: str = "/api"
+    health: str = "/api/health"
+    dev_command: list[str] = Field(default_factory=lambda: ["npm", "run", "start:dev"])
+
+
+class Frontend(Service):
+    path: str = "/"
+    health: str = "/"
+    dev_command: list[str] = Field(default_factory=lambda: ["npm", "run", "dev"])
+
+
+class App(Model):
+    domains: list[str] = Field(min_length=1)
+    backend: Backend = Field(default_factory=Backend)
+    frontend: Frontend = Field(default_factory=Frontend)
+    database: bool = True
+    redis: bool = True
+    repo: str | None = None
+
+    @field_validator("domains", mode="before")
+    @classmethod
+    def _domains(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [check_domain(item) for item in value]
+        return value
+
+    @model_validator(mode="after")
+    def _routes(self) -> "App":
+        if not (self.backend.enabled or self.frontend.enabled):
+            raise ValueError("an app needs its backend or its frontend enabled")
+        if self.backend.enabled and self.frontend.enabled and self.backend.path == self.frontend.path:
+            raise ValueError(f"backend and frontend are both served at {self.backend.path!r}; give the backend its own path, e.g. /api")
+        return self
+
+    def services(self) -> dict[str, Service]:
+        roles = {"backend": self.backend, "frontend": self.frontend}
+        return {role: svc for role, svc in roles.items() if svc.enabled}
+
+
+class Manifest(Model):
+    version: Literal[1] = 1
+    name: str
+    registry: str
+    email: str
+    images: Images = Field(default_factory=Images)
+    prod: ProdSettings = Field(default_factory=ProdSettings)
+    dev: DevSettings = Field(default_factory=DevSettings)
+    apps: dict[str, App] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not re.match(r"^[a-z][a-z0-9-]{0,39}$", value) or value.endswith("-"):
+            raise ValueError("the project name is lower-case letters, digits and '-', starting with a letter (it names the compose projects)")
+        return value
+
+    @field_validator("registry")
+    @classmethod
+    def _registry(cls, value: str) -> str:
+        if not REGISTRY_RE.match(value):
+            raise ValueError(f"{value!r} is not a registry path; write host[:port]/namespace, e.g. registry.example.com/acme")
+        return value
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str) -> str:
+        if not EMAIL_RE.match(value):
+            raise ValueError(f"{value!r} is not an email address; Let's Encrypt sends expiry notices to it")
+        return value
+
+
+# ---------------------------------------------------------------- validation
+
+
+def _first_error(exc: ValidationError) -> ManifestError:
+    err = exc.errors(include_url=False)[0]
+    loc = [str(part) for part in err["loc"] if part not in ("function-after", "function-before")]
+    path = "/".join(loc)
+    kind = err["type"]
+    given = err.get("input")
+    if kind == "extra_forbidden":
+        return ManifestError(path, "unknown key; remove it or check its spelling (see README, 'plano.yml')")
+    if kind == "missing":
+        return ManifestError(path, "required; add it")
+    if kind == "value_error":
+        return ManifestError(path, str(err["ctx"]["error"]))
+    if kind == "too_short":
+        return ManifestError(path, "needs at least one entry")
+    if kind == "literal_error":
+        return ManifestError(path, f"must be {err['ctx']['expected']}, got {given!r}")
+    expected = {
+        "int_type": "an integer", "string_type": "a string", "bool_type": "true or false",
+        "list_type": "a list", "dict_type": "a mapping (key: value)", "model_type": "a mapping (key: value)",
+    }.get(kind)
+    if expected:
+        return ManifestError(path, f"expected {expected}, got {type(given).__name__} {given!r}")
+    return ManifestError(path, err["msg"])
+
+
+def _check_unique_domains(manifest: Manifest) -> None:
+    seen: dict[str, str] = {}
+    for app_name, app in manifest.apps.items():
+        for index, domain in enumerate(app.domains):
+            here = f"apps/{app_name}/domains/{index}"
+            if domain in seen:
+                raise ManifestError(here, f"{domain} is already used by {seen[domain]}; each domain belongs to one app")
+            seen[domain] = here
+
+
+def _check_host_ports(manifest: Manifest) -> None:
+    for section, settings in (("dev", manifest.dev), ("prod", manifest.prod)):
+        taken: dict[int, str] = {}
+        for field in ("http_port", "https_port", "database_port", "redis_port"):
+            port = getattr(settings, field, None)
+            if port is None:
+                continue
+            if port in taken:
+                raise ManifestError(f"{section}/{field}", f"port {port} is already used by {section}/{taken[port]}; pick another port")
+            taken[port] = field
+
+
+def validate(data: Any) -> Manifest:
+    """Raw data (from YAML) to a Manifest, or one ManifestError."""
+    if not isinstance(data, dict):
+        raise ManifestError("", f"{MANIFEST_FILE} must be a mapping of keys (name, registry, email, apps...)")
+    apps = data.get("apps")
+    if isinstance(apps, dict):
+        for name in apps:
+            try:
+                check_app_name(name)
+            except ValueError as exc:
+                raise ManifestError(f"apps/{name}", str(exc)) from None
+    try:
+        manifest = Manifest.model_validate(data)
+    except ValidationError as exc:
+        raise _first_error(exc) from None
+    _check_unique_domains(manifest)
+    _check_host_ports(manifest)
+    return manifest
+
+
+# ---------------------------------------------------------------- YAML I/O
+
+
+def _yaml():
+    from ruamel.yaml import YAML
+
+    yaml = YAML(typ="rt")
+    yaml.preserve_quotes = True
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    yaml.width = 4096
+    return yaml
+
+
+def parse(text: str, source: str = MANIFEST_FILE) -> Any:
+    """YAML text to round-trip data (comments kept); syntax errors name the line."""
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+    try:
+        return _yaml().load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
+        raise ManifestError(where, f"YAML syntax error: {exc.problem or exc.context}; fix the syntax there") from None
+    except YAMLError as exc:
+        raise ManifestError(source, f"YAML error: {exc}") from None
+
+
+def dump(data: Any) -> str:
+    out = io.StringIO()
+    _yaml().dump(data, out)
+    return out.getvalue()
+
+
+def to_plain(data: Any) -> Any:
+    """Round-trip containers to plain dicts and lists, so strict validation sees builtins."""
+    if isinstance(data, dict):
+        return {key: to_plain(value) for key, value in data.items()}
+    if isinstance(data, list):
+        return [to_plain(value) for value in data]
+    if isinstance(data, bool):
+        return bool(data)
+    if isinstance(data, int):
+        return int(data)
+    if isinstance(data, float):
+        return float(data)
+    if isinstance(data, str):
+        return str(data)
+    return data
+
+
+def load_text(text: str, source: str = MANIFEST_FILE) -> Manifest:
+    return validate(to_plain(parse(text, source)))
+
+
+def find_root(start: Path) -> Path:
+    """The infra folder: the nearest folder upwards holding plano.yml."""
+    for folder in (start, *start.parents):
+        if (folder / MANIFEST_FILE).is_file():
+            return folder
+    raise ManifestError("", f"no {MANIFEST_FILE} in {start} or above; run 'plano init infra' or pass --dir")
+
+
+def new_document(name: str, registry: str, email: str) -> str:
+    """The commented plano.yml that `plano init` writes."""
+    return f"""\
+# plano.yml: the single source of truth for this infra.
+# Edit it, then run `plano render`. Reference: README.md, section "plano.yml".
+version: 1
+name: {name}                 # names the compose projects ({name}, {name}-dev)
+registry: {registry}   # where CI pushes <app>-backend and <app>-frontend
+email: {email}               # Let's Encrypt account and expiry notices
+
+# Infra images, pinned. Point them at your mirror if you have one.
+images:
+  nginx: {DEFAULT_IMAGES['nginx']}
+  postgres: {DEFAULT_IMAGES['postgres']}
+  redis: {DEFAULT_IMAGES['redis']}
+  certbot: {DEFAULT_IMAGES['certbot']}
+
+prod:
+  bind: 0.0.0.0
+  http_port: 80
+  https_port: 443
+
+dev:
+  bind: 127.0.0.1
+  http_port: 80
+  https_port: 443
+  database_port: 5432        # Postgres for local tools, on 127.0.0.1 only
+  redis_port: 6379
+  domain_suffix: localhost   # app1 is served at https://app1.localhost
+
+# Add apps with `plano app add NAME --domain DOMAIN`.
+apps: {{}}
+"""

@@ -1,0 +1,127 @@
+"""Every derived name in one place: services, networks, variables, images, paths.
+
+If you wonder "where is the prod image name decided?", it is here.
+"""
+
+from __future__ import annotations
+
+from .manifest import App, Manifest
+
+ROLES = ("backend", "frontend")
+
+# Container paths shared by the rendered files.
+APP_WORKDIR = "/usr/src/app"
+CERTS_IN_NGINX = "/etc/nginx/certs"
+WEBROOT = "/var/www/certbot"
+UPLOADS_IN_APP = "/data/uploads"
+
+# Files in the infra repo.
+BASE_COMPOSE = "docker-compose.yml"
+DEV_COMPOSE = "docker-compose.dev.yml"
+PROD_COMPOSE = "docker-compose.prod.yml"
+CUSTOM_COMPOSE = "docker-compose.custom.yml"
+ENV_BASE = ".env"
+ENV_DEV = ".env.dev"
+ENV_PROD = ".env.prod"
+ENV_PROD_EXAMPLE = ".env.prod.example"
+DATA_DIRS = ("data/database", "data/certs", "data/logs", "data/uploads", "data/backups")
+
+
+def service(app: str, role: str) -> str:
+    """The seed's names: app1-backend, app1-frontend."""
+    return f"{app}-{role}"
+
+
+def network(app: str) -> str:
+    return f"{app}-net"
+
+
+def variable(app: str, key: str) -> str:
+    """Env variable for an app: ('app-one', 'DB_PASSWORD') -> APP_ONE_DB_PASSWORD."""
+    return f"{app.upper().replace('-', '_')}_{key}"
+
+
+def db_password_var(app: str) -> str:
+    return variable(app, "DB_PASSWORD")
+
+
+def redis_password_var(app: str) -> str:
+    return variable(app, "REDIS_PASSWORD")
+
+
+def tag_var(app: str, role: str) -> str:
+    return variable(app, f"{role.upper()}_TAG")
+
+
+def db_name(app: str) -> str:
+    return app
+
+
+def db_role(app: str) -> str:
+    return app
+
+
+def redis_user(app: str) -> str:
+    return app
+
+
+def redis_prefix(app: str) -> str:
+    return f"{app}:"
+
+
+def upstream(app: str, role: str) -> str:
+    return f"{app}_{role}".replace("-", "_")
+
+
+def prod_image(manifest: Manifest, app_name: str, role: str) -> str:
+    """Image name without tag: the registry's <app>-<role> unless plano.yml names one."""
+    svc = manifest.apps[app_name].services()[role]
+    return svc.image or f"{manifest.registry}/{service(app_name, role)}"
+
+
+def source(app_name: str, app: App, role: str) -> str:
+    """Source folder relative to the infra repo: the seed's side-by-side ../app1/backend."""
+    return app.services()[role].source or f"../{app_name}/{role}"
+
+
+def dev_domains(manifest: Manifest, app_name: str) -> list[str]:
+    return [f"{app_name}.{manifest.dev.domain_suffix}"]
+
+
+def server_names(manifest: Manifest, app_name: str) -> list[str]:
+    return [*manifest.apps[app_name].domains, *dev_domains(manifest, app_name)]
+
+
+def cert_dir(app: str) -> str:
+    """Where nginx reads the app's certificate (ACME, your own, or a placeholder)."""
+    return f"{CERTS_IN_NGINX}/plano/{app}"
+
+
+def site_file(app: str) -> str:
+    return f"docker/nginx/sites-enabled/{app}.conf"
+
+
+def custom_snippets_dir(app: str) -> str:
+    """User-owned nginx snippets for one app's HTTPS server; render never touches them."""
+    return f"docker/nginx/custom/{app}"
+
+
+def env_file(app: str, role: str) -> str:
+    """User-owned, committed, non-secret settings for one service."""
+    return f"env/{service(app, role)}.env"
+
+
+def uploads_dir(app: str) -> str:
+    return f"data/uploads/{app}"
+
+
+def project(manifest: Manifest, mode: str) -> str:
+    return manifest.name if mode == "prod" else f"{manifest.name}-{mode}"
+
+
+def env_files(mode: str) -> list[str]:
+    return [ENV_BASE, ENV_DEV if mode == "dev" else ENV_PROD]
+
+
+def compose_files(mode: str) -> list[str]:
+    return [BASE_COMPOSE, DEV_COMPOSE if mode == "dev" else PROD_COMPOSE]

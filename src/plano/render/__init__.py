@@ -1,0 +1,15 @@
+"""Pure rendering: Manifest (+ secret values) -> Tree of files. No I/O here."""
+
+from __future__ import annotations
+
+from ..files import Tree
+from ..manifest import Manifest
+from . import compose, envfiles, nginx, repo, services
+
+
+def render_infra(manifest: Manifest, env_values: dict[str, dict[str, str]]) -> Tree:
+    """The whole infra repo. `env_values` maps env file name -> values already chosen."""
+    tree: Tree = {}
+    for family in (compose, nginx, services, envfiles, repo):
+        tree.update(family.render(manifest, env_values))
+    return tree

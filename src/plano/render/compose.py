@@ -1,0 +1,265 @@
+"""The three compose files, built as data and dumped as YAML."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from .. import naming as n
+from ..files import File, Kind, Tree, with_header
+from ..manifest import App, Manifest
+
+LOGGING = {"driver": "json-file", "options": {"max-size": "10m", "max-file": "3"}}
+NGINX_CONF_DIR = "/etc/plano/nginx"
+NGINX_CMD = ["nginx", "-c", f"{NGINX_CONF_DIR}/nginx.conf", "-g", "daemon off;"]
+DEV_WATCH_ENV = {
+    # TypeScript's watcher (NestJS start:dev) polls when file events don't cross the bind mount.
+    "TSC_WATCHFILE": "PriorityPollingInterval",
+    "TSC_WATCHDIRECTORY": "DynamicPriorityPolling",
+    "CHOKIDAR_USEPOLLING": "true",
+    "WATCHPACK_POLLING": "true",
+}
+
+
+def required(var: str, where: str) -> str:
+    return f"${{{var}:?{var} is missing: set it in {where} (plano render creates it)}}"
+
+
+def hardening(*caps: str) -> dict[str, Any]:
+    block: dict[str, Any] = {"security_opt": ["no-new-privileges:true"], "cap_drop": ["ALL"]}
+    if caps:
+        block["cap_add"] = list(caps)
+    return block
+
+
+def healthcheck(test: list[str], start: str = "30s") -> dict[str, Any]:
+    return {"test": test, "interval": "10s", "timeout": "5s", "retries": 5, "start_period": start}
+
+
+def built(context: str, arg: str, image: str) -> dict[str, Any]:
+    return {"context": context, "args": {arg: image}}
+
+
+def app_networks(manifest: Manifest) -> list[str]:
+    return [n.network(name) for name in manifest.apps]
+
+
+def nginx_service(manifest: Manifest) -> dict[str, Any]:
+    return {
+        "build": built("./docker/nginx", "NGINX_IMAGE", manifest.images.nginx),
+        "command": NGINX_CMD,
+        "restart": "unless-stopped",
+        "volumes": [
+            f"./docker/nginx:{NGINX_CONF_DIR}:ro",
+            f"./data/certs:{n.CERTS_IN_NGINX}",
+            f"./data/certs/webroot:{n.WEBROOT}:ro",
+        ],
+        "healthcheck": healthcheck(["CMD", "curl", "-fsS", "-o", "/dev/null", "http://127.0.0.1/.plano/health"], "10s"),
+        "networks": ["edge", *app_networks(manifest)],
+        "read_only": True,
+        "tmpfs": ["/tmp", "/var/cache/nginx", "/run"],
+        **hardening("CHOWN", "SETGID", "SETUID", "NET_BIND_SERVICE"),
+        "logging": LOGGING,
+    }
+
+
+def certbot_service(manifest: Manifest) -> dict[str, Any]:
+    return {
+        "build": built("./docker/certbot", "CERTBOT_IMAGE", manifest.images.certbot),
+        "restart": "unless-stopped",
+        "environment": {"ACME_EMAIL": manifest.email, "RENEW_INTERVAL_SECONDS": "43200"},
+        "volumes": [
+            "./data/certs:/etc/letsencrypt",
+            f"./data/certs/webroot:{n.WEBROOT}",
+            "./data/logs/certbot:/var/log/letsencrypt",
+        ],
+        "healthcheck": healthcheck(["CMD", "grep", "-qx", "ok", "/tmp/plano-renew-status"], "60s"),
+        "networks": ["edge"],
+        "read_only": True,
+        "tmpfs": ["/tmp", "/var/lib/letsencrypt"],
+        **hardening(),
+        "logging": LOGGING,
+    }
+
+
+def database_service(manifest: Manifest) -> dict[str, Any]:
+    where = f"{n.ENV_DEV} or {n.ENV_PROD}"
+    env = {"POSTGRES_USER": "postgres", "POSTGRES_DB": "postgres", "POSTGRES_PASSWORD": required("POSTGRES_PASSWORD", where)}
+    for name, app in manifest.apps.items():
+        if app.database:
+            env[n.db_password_var(name)] = required(n.db_password_var(name), where)
+    return {
+        "build": built("./docker/database", "POSTGRES_IMAGE", manifest.images.postgres),
+        "restart": "unless-stopped",
+        "environment": env,
+        "volumes": ["./data/database:/var/lib/postgresql/data"],
+        "shm_size": "128mb",
+        # -h 127.0.0.1: the init-time server listens on the socket only, so this
+        # passes only once initialisation is over.
+        "healthcheck": healthcheck(["CMD", "pg_isready", "-h", "127.0.0.1", "-U", "postgres", "-d", "postgres"]),
+        "networks": app_networks(manifest) or ["edge"],
+        "read_only": True,
+        "tmpfs": ["/tmp", "/var/run/postgresql"],
+        **hardening("CHOWN", "DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID"),
+        "logging": LOGGING,
+    }
+
+
+def redis_service(manifest: Manifest) -> dict[str, Any]:
+    where = f"{n.ENV_DEV} or {n.ENV_PROD}"
+    env = {
+        n.redis_password_var(name): required(n.redis_password_var(name), where)
+        for name, app in manifest.apps.items()
+        if app.redis
+    }
+    return {
+        "build": built("./docker/redis", "REDIS_IMAGE", manifest.images.redis),
+        "restart": "unless-stopped",
+        "user": "redis",
+        **({"environment": env} if env else {}),
+        "healthcheck": healthcheck(["CMD", "redis-cli", "ping"], "10s"),
+        "networks": app_networks(manifest) or ["edge"],
+        "read_only": True,
+        "tmpfs": ["/tmp", "/data"],
+        **hardening(),
+        "logging": LOGGING,
+    }
+
+
+def app_environment(manifest: Manifest, name: str, app: App, role: str) -> dict[str, str]:
+    where = f"{n.ENV_DEV} or {n.ENV_PROD}"
+    port = str(app.services()[role].port)
+    env = {"NODE_ENV": "production", "PORT": port, "HOSTNAME": "0.0.0.0"}
+    if role == "backend":
+        env["TRUST_PROXY"] = "1"
+        env["UPLOADS_DIR"] = n.UPLOADS_IN_APP
+        if app.database:
+            password = required(n.db_password_var(name), where)
+            env["DATABASE_URL"] = f"postgres://{n.db_role(name)}:{password}@database:5432/{n.db_name(name)}"
+        if app.redis:
+            password = required(n.redis_password_var(name), where)
+            env["REDIS_URL"] = f"redis://{n.redis_user(name)}:{password}@redis:6379/0"
+            env["REDIS_KEY_PREFIX"] = n.redis_prefix(name)
+    elif app.backend.enabled:
+        env["BACKEND_URL"] = f"http://{n.service(name, 'backend')}:{app.backend.port}"
+    env["PUBLIC_URL"] = f"https://{app.domains[0]}"
+    return env
+
+
+def node_probe(port: int, path: str) -> list[str]:
+    script = (
+        f"fetch('http://127.0.0.1:{port}{path}')"
+        ".then(r=>process.exit(r.status<500?0:1)).catch(()=>process.exit(1))"
+    )
+    return ["CMD", "node", "-e", script]
+
+
+def app_service(manifest: Manifest, name: str, app: App, role: str) -> dict[str, Any]:
+    svc = app.services()[role]
+    depends = {}
+    if role == "backend":
+        depends = {dep: {"condition": "service_healthy"} for dep, wanted in (("database", app.database), ("redis", app.redis)) if wanted}
+    spec: dict[str, Any] = {
+        "restart": "unless-stopped",
+        "environment": app_environment(manifest, name, app, role),
+        "env_file": [{"path": f"./{n.env_file(name, role)}", "required": False}],
+    }
+    if role == "backend":
+        spec["volumes"] = [f"./{n.uploads_dir(name)}:{n.UPLOADS_IN_APP}"]
+    if depends:
+        spec["depends_on"] = depends
+    spec.update(
+        {
+            "healthcheck": healthcheck(node_probe(svc.port, svc.health)),
+            "networks": [n.network(name)],
+            "read_only": True,
+            "tmpfs": ["/tmp", f"{n.APP_WORKDIR}/.next/cache"] if role == "frontend" else ["/tmp"],
+            **hardening(),
+            "logging": LOGGING,
+        }
+    )
+    return spec
+
+
+def base(manifest: Manifest) -> dict[str, Any]:
+    services = {
+        "nginx": nginx_service(manifest),
+        "certbot": certbot_service(manifest),
+        "database": database_service(manifest),
+        "redis": redis_service(manifest),
+    }
+    for name, app in manifest.apps.items():
+        for role in app.services():
+            services[n.service(name, role)] = app_service(manifest, name, app, role)
+    networks = {"edge": {}} | {n.network(name): {} for name in manifest.apps}
+    return {"name": manifest.name, "include": [n.CUSTOM_COMPOSE], "services": services, "networks": networks}
+
+
+def published(bind: str, host: int, container: int) -> str:
+    return f"{bind}:{host}:{container}"
+
+
+def dev(manifest: Manifest) -> dict[str, Any]:
+    d = manifest.dev
+    services: dict[str, Any] = {
+        "nginx": {"ports": [published(d.bind, d.http_port, 80), published(d.bind, d.https_port, 443)]},
+        "database": {"ports": [published(d.bind, d.database_port, 5432)]},
+        "redis": {"ports": [published(d.bind, d.redis_port, 6379)]},
+    }
+    for name, app in manifest.apps.items():
+        for role, svc in app.services().items():
+            source = n.source(name, app, role)
+            services[n.service(name, role)] = {
+                "build": {"context": source, "target": svc.dev_target},
+                "command": svc.dev_command,
+                "environment": {"NODE_ENV": "development", **DEV_WATCH_ENV, "PUBLIC_URL": f"https://{n.dev_domains(manifest, name)[0]}"},
+                # node_modules stays in the image: an anonymous volume hides the host's.
+                "volumes": [f"{source}:{n.APP_WORKDIR}", f"{n.APP_WORKDIR}/node_modules"],
+                "read_only": False,
+            }
+    return {"name": n.project(manifest, "dev"), "services": services}
+
+
+def prod(manifest: Manifest) -> dict[str, Any]:
+    p = manifest.prod
+    services: dict[str, Any] = {
+        "nginx": {"ports": [published(p.bind, p.http_port, 80), published(p.bind, p.https_port, 443)]},
+    }
+    for name, app in manifest.apps.items():
+        for role in app.services():
+            image = n.prod_image(manifest, name, role)
+            services[n.service(name, role)] = {"image": f"{image}:${{{n.tag_var(name, role)}:-latest}}"}
+    return {"services": services}
+
+
+def dump(data: dict[str, Any]) -> str:
+    from ruamel.yaml import YAML
+
+    yaml = YAML(typ="safe", pure=True)
+    yaml.default_flow_style = False
+    yaml.sort_base_mapping_type_on_output = False
+    yaml.width = 4096
+    out = io.StringIO()
+    yaml.dump(data, out)
+    return out.getvalue()
+
+
+def render(manifest: Manifest, env_values: dict[str, dict[str, str]]) -> Tree:
+    del env_values  # compose files never hold secret values, only ${VARIABLES}
+    files = {n.BASE_COMPOSE: base(manifest), n.DEV_COMPOSE: dev(manifest), n.PROD_COMPOSE: prod(manifest)}
+    tree = {path: File(with_header(path, dump(data))) for path, data in files.items()}
+    tree[n.CUSTOM_COMPOSE] = File(CUSTOM_COMPOSE_TEXT, kind=Kind.USER)
+    return tree
+
+
+CUSTOM_COMPOSE_TEXT = """\
+# Your own extra services. plano created this file once and never touches it again.
+# docker-compose.yml includes it, so plano and the plain `docker compose` commands
+# both pick it up. Services here cannot redefine plano's services; add new ones, e.g.:
+#
+# services:
+#   mailpit:
+#     image: axllent/mailpit:v1.21
+#     ports: ["127.0.0.1:8025:8025"]
+services: {}
+"""

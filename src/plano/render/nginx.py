@@ -1,0 +1,64 @@
+"""nginx.conf, one site per app, and the shared snippets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .. import naming as n
+from ..files import Tree
+from ..manifest import Manifest
+from .templating import generated
+
+T = "infra/docker/nginx"
+STATIC = ("plano/tls.conf", "plano/security-headers.conf", "plano/proxy.conf")
+SCRIPTS = ("entrypoint.d/40-plano-placeholder-certs.sh", "entrypoint.d/50-plano-reload-on-renewal.sh")
+
+
+@dataclass(frozen=True)
+class Upstream:
+    name: str
+    host: str
+    port: int
+
+
+@dataclass(frozen=True)
+class Route:
+    location: str
+    upstream: str
+
+
+def location(path: str) -> str:
+    return "/" if path == "/" else f"{path}/"
+
+
+def site(manifest: Manifest, app_name: str) -> dict[str, object]:
+    app = manifest.apps[app_name]
+    services = app.services()
+    upstreams = [Upstream(n.upstream(app_name, role), n.service(app_name, role), svc.port) for role, svc in services.items()]
+    # Longest path first reads naturally; nginx picks the longest prefix anyway.
+    routes = sorted(
+        (Route(location(svc.path), n.upstream(app_name, role)) for role, svc in services.items()),
+        key=lambda route: -len(route.location),
+    )
+    return {
+        "app": app_name,
+        "names": n.server_names(manifest, app_name),
+        "upstreams": upstreams,
+        "routes": routes,
+        "webroot": n.WEBROOT,
+        "cert_dir": n.cert_dir(app_name),
+    }
+
+
+def render(manifest: Manifest, env_values: dict[str, dict[str, str]]) -> Tree:
+    del env_values
+    tree: Tree = {}
+    tree |= generated("docker/nginx/nginx.conf", f"{T}/nginx.conf.j2", client_max_body_size="25m")
+    tree |= generated("docker/nginx/Dockerfile", f"{T}/Dockerfile.j2", name=manifest.name, image=manifest.images.nginx)
+    for name in STATIC:
+        tree |= generated(f"docker/nginx/{name}", f"{T}/{name}")
+    for name in SCRIPTS:
+        tree |= generated(f"docker/nginx/{name}", f"{T}/{name}", mode=0o755)
+    for app_name in manifest.apps:
+        tree |= generated(n.site_file(app_name), f"{T}/site.conf.j2", **site(manifest, app_name))
+    return tree

@@ -1,0 +1,53 @@
+"""Dockerfiles and scripts of the infra services: certbot, database, redis, backup."""
+
+from __future__ import annotations
+
+from .. import naming as n
+from ..files import Tree
+from ..manifest import Manifest
+from .templating import generated
+
+T = "infra/docker"
+
+
+def app_rows(manifest: Manifest) -> list[dict[str, object]]:
+    return [
+        {
+            "name": name,
+            "database": app.database,
+            "password_var": n.db_password_var(name),
+        }
+        for name, app in manifest.apps.items()
+    ]
+
+
+def redis_users(manifest: Manifest) -> list[dict[str, str]]:
+    return [
+        {"name": n.redis_user(name), "password_var": n.redis_password_var(name), "prefix": n.redis_prefix(name)}
+        for name, app in manifest.apps.items()
+        if app.redis
+    ]
+
+
+def render(manifest: Manifest, env_values: dict[str, dict[str, str]]) -> Tree:
+    del env_values
+    images = manifest.images
+    rows = app_rows(manifest)
+    tree: Tree = {}
+    tree |= generated("docker/certbot/Dockerfile", f"{T}/certbot/Dockerfile.j2", name=manifest.name, image=images.certbot)
+    for script in ("renew-loop.sh", "deploy-hook.sh"):
+        tree |= generated(f"docker/certbot/scripts/{script}", f"{T}/certbot/scripts/{script}", mode=0o755)
+    tree |= generated("docker/database/Dockerfile", f"{T}/database/Dockerfile.j2", name=manifest.name, image=images.postgres)
+    tree |= generated(
+        "docker/database/initdb/10-plano-apps.sh",
+        f"{T}/database/initdb/10-plano-apps.sh.j2",
+        mode=0o755,
+        apps=[row for row in rows if row["database"]],
+    )
+    tree |= generated("docker/redis/Dockerfile", f"{T}/redis/Dockerfile.j2", name=manifest.name, image=images.redis)
+    tree |= generated("docker/redis/redis.conf", f"{T}/redis/redis.conf")
+    tree |= generated(
+        "docker/redis/plano-entrypoint.sh", f"{T}/redis/plano-entrypoint.sh.j2", mode=0o755, users=redis_users(manifest)
+    )
+    tree |= generated("docker/shared-scripts/backup.sh", f"{T}/shared-scripts/backup.sh.j2", mode=0o755, apps=rows)
+    return tree

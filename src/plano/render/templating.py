@@ -1,0 +1,38 @@
+"""Jinja2 environment over templates/ (StrictUndefined: a missing value is a bug)."""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib import resources
+
+import jinja2
+
+from ..files import File, Tree, with_header
+
+
+@cache
+def environment() -> jinja2.Environment:
+    root = resources.files("plano") / "templates"
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(root)),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
+    )
+
+
+def render_template(template: str, **values: object) -> str:
+    if not template.endswith(".j2"):
+        return static(template)
+    return environment().get_template(template).render(**values)
+
+
+def static(name: str) -> str:
+    return (resources.files("plano") / "templates" / name).read_text()
+
+
+def generated(path: str, template: str, mode: int = 0o644, **values: object) -> Tree:
+    """One generated file at `path` from `template`, with plano's header."""
+    return {path: File(with_header(path, render_template(template, **values)), mode=mode)}

@@ -1,0 +1,54 @@
+"""The one place commands are run. Everything else builds argv lists."""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class Result:
+    argv: list[str]
+    code: int
+    out: str = ""
+    err: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.code == 0
+
+    @property
+    def output(self) -> str:
+        return (self.out + self.err).strip()
+
+
+class Runner(Protocol):
+    def run(self, argv: list[str], cwd: Path | None = None, timeout: float | None = None) -> Result: ...
+
+
+class SubprocessRunner:
+    """Runs commands for real and captures their output."""
+
+    def run(self, argv: list[str], cwd: Path | None = None, timeout: float | None = None) -> Result:
+        try:
+            proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+        except FileNotFoundError:
+            return Result(argv, 127, "", f"{argv[0]}: command not found")
+        except subprocess.TimeoutExpired:
+            return Result(argv, 124, "", f"{shlex.join(argv)}: timed out after {timeout} s")
+        return Result(argv, proc.returncode, proc.stdout, proc.stderr)
+
+
+@dataclass
+class RecordingRunner:
+    """Records commands instead of running them (dry runs and tests); answers `code`."""
+
+    code: int = 0
+    calls: list[list[str]] = field(default_factory=list)
+
+    def run(self, argv: list[str], cwd: Path | None = None, timeout: float | None = None) -> Result:
+        self.calls.append(list(argv))
+        return Result(list(argv), self.code)

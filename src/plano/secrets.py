@@ -1,0 +1,54 @@
+"""Secrets: generated once with a CSPRNG, kept in git-ignored 0600 env files.
+
+Values already on disk always win, so a re-render never rotates a password.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets as _random
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+ENV_LINE_RE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$")
+MIN_LENGTH = 32
+
+
+def new_secret() -> str:
+    """43 URL-safe characters (256 bits): safe inside postgres:// and redis:// URLs."""
+    return _random.token_urlsafe(32)
+
+
+def parse_env(text: str) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for line in text.splitlines():
+        match = ENV_LINE_RE.match(line)
+        if match and not line.lstrip().startswith("#"):
+            value = match.group(2).strip()
+            if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+                value = value[1:-1]
+            values[match.group(1)] = value
+    return values
+
+
+def read_env(path: Path) -> dict[str, str]:
+    try:
+        return parse_env(path.read_text())
+    except FileNotFoundError:
+        return {}
+
+
+def complete(
+    existing: dict[str, str],
+    secret_keys: Iterable[str],
+    defaults: dict[str, str],
+    make: Callable[[], str] = new_secret,
+) -> dict[str, str]:
+    """Existing values, plus a fresh secret for each missing secret key and defaults for the rest."""
+    values = dict(existing)
+    for key in secret_keys:
+        if not values.get(key):
+            values[key] = make()
+    for key, value in defaults.items():
+        values.setdefault(key, value)
+    return values
