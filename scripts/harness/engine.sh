@@ -15,21 +15,38 @@ PIDFILE=${PLANO_DOCKERD_PIDFILE:-/var/run/plano-dockerd.pid}
 WAIT=${PLANO_DOCKERD_WAIT:-60}
 LOCK=${PLANO_HARNESS_LOCK_DIR:-/var/lock}/plano-harness-engine.lock
 DOCKER_PIDFILE=/var/run/docker.pid
+CONTAINERD_PIDFILE=/var/run/docker/containerd/containerd.pid
 
 log() { printf 'harness: %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
 engine_answers() { timeout 15 docker info >/dev/null 2>&1; }
 
-dockerd_running() { pgrep -x dockerd >/dev/null 2>&1; }
+# A process counts as running unless it is gone or a zombie: PID 1 on these
+# machines reaps orphans only lazily, so a killed dockerd lingers as <defunct>.
+alive() {
+  local st
+  st=$(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1) || return 1
+  [[ -n $st && $st != Z ]]
+}
 
-# Poll `docker info`; optional $1 is a PID that must stay alive meanwhile.
+dockerd_pids() {
+  local p
+  for p in $(pgrep -x dockerd || true); do
+    if alive "$p"; then echo "$p"; fi
+  done
+}
+
+# Poll `docker info` for up to $WAIT s. With $1, that PID must stay alive;
+# without, some dockerd process must.
 wait_for_engine() {
   local pid=${1:-} deadline=$((SECONDS + WAIT))
   while ((SECONDS < deadline)); do
     if engine_answers; then return 0; fi
-    if [[ -n $pid ]] && ! kill -0 "$pid" 2>/dev/null; then
-      log "dockerd (pid $pid) exited during start-up"
+    if [[ -n $pid ]]; then
+      if ! alive "$pid"; then log "engine: dockerd (pid $pid) exited during start-up"; return 1; fi
+    elif [[ -z $(dockerd_pids) ]]; then
+      log "engine: the running dockerd went away"
       return 1
     fi
     sleep 0.5
@@ -76,20 +93,33 @@ DOCKERD=$(command -v dockerd || echo /usr/sbin/dockerd)
 command -v docker >/dev/null 2>&1 || die "engine: no docker client on PATH after installing docker.io"
 
 # 2. A dockerd process exists but does not answer yet: it may be starting.
-if dockerd_running; then
+running=$(dockerd_pids | tr '\n' ' ')
+if [[ -n $running ]]; then
   t=$SECONDS
-  log "engine: a dockerd process runs but does not answer; waiting up to ${WAIT}s"
+  log "engine: dockerd runs (pid ${running% }) but does not answer yet; waiting up to ${WAIT}s"
   if wait_for_engine; then
     log "engine: docker engine answers ($((SECONDS - t))s)"
     exit 0
   fi
-  fail_with_log "engine: a dockerd process runs (pids: $(pgrep -x dockerd | tr '\n' ' ')) but 'docker info' does not answer after ${WAIT}s; not starting a second one"
+  running=$(dockerd_pids | tr '\n' ' ')
+  if [[ -n $running ]]; then
+    fail_with_log "engine: dockerd (pid ${running% }) runs but 'docker info' does not answer after ${WAIT}s; not starting a second one"
+  fi
 fi
 
-# 3. Stale PID files left by a killed dockerd.
+# 3. Stale PID files left by a killed dockerd (none runs at this point).
 if [[ -e $DOCKER_PIDFILE ]]; then
   log "engine: removing stale $DOCKER_PIDFILE (no dockerd process runs)"
   rm -f "$DOCKER_PIDFILE"
+fi
+# dockerd reuses the containerd named in this file while kill(pid, 0) works,
+# which it does for a zombie: then it waits for a dead socket and gives up.
+if [[ -e $CONTAINERD_PIDFILE ]]; then
+  cpid=$(tr -dc '0-9' <"$CONTAINERD_PIDFILE" || true)
+  if [[ -z $cpid ]] || ! alive "$cpid"; then
+    log "engine: removing stale $CONTAINERD_PIDFILE (containerd ${cpid:-?} is not running)"
+    rm -f "$CONTAINERD_PIDFILE"
+  fi
 fi
 rm -f "$PIDFILE"
 

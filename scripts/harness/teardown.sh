@@ -8,6 +8,13 @@ WAIT=${PLANO_DOCKERD_STOP_WAIT:-40}
 
 log() { printf 'harness: %s\n' "$*" >&2; }
 
+# Gone or a zombie (PID 1 here reaps orphans only lazily) counts as stopped.
+alive() {
+  local st
+  st=$(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1) || return 1
+  [[ -n $st && $st != Z ]]
+}
+
 t0=$SECONDS
 if [[ ! -e $PIDFILE ]]; then
   log "teardown: no $PIDFILE; no harness dockerd to stop"
@@ -15,7 +22,7 @@ if [[ ! -e $PIDFILE ]]; then
 fi
 
 pid=$(tr -dc '0-9' <"$PIDFILE" || true)
-if [[ -z $pid ]] || ! kill -0 "$pid" 2>/dev/null; then
+if [[ -z $pid ]] || ! alive "$pid"; then
   log "teardown: harness dockerd (pid ${pid:-?}) no longer runs; removing $PIDFILE"
   rm -f "$PIDFILE"
   exit 0
@@ -32,15 +39,17 @@ fi
 log "teardown: stopping harness dockerd (pid $pid)"
 kill -TERM "$pid"
 deadline=$((SECONDS + WAIT))
-while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do
+while alive "$pid" && ((SECONDS < deadline)); do
   sleep 0.5
 done
-if kill -0 "$pid" 2>/dev/null; then
+if alive "$pid"; then
   log "teardown: dockerd (pid $pid) still runs after ${WAIT}s; sending SIGKILL"
   kill -KILL "$pid" 2>/dev/null || true
   sleep 1
   # A killed dockerd leaves its pid file behind; engine.sh also copes with that.
-  if ! pgrep -x dockerd >/dev/null 2>&1; then rm -f /var/run/docker.pid; fi
+  if ! alive "$pid" && [[ $(tr -dc '0-9' </var/run/docker.pid 2>/dev/null || true) == "$pid" ]]; then
+    rm -f /var/run/docker.pid
+  fi
 fi
 rm -f "$PIDFILE"
 log "teardown: done ($((SECONDS - t0))s)"

@@ -9,9 +9,9 @@ from __future__ import annotations
 import io
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ManifestError
 
@@ -79,6 +79,9 @@ def check_domain(value: object) -> str:
     if labels[-1].isdigit():
         raise ValueError(f"{value!r} is an IP address or ends in a number: use a domain name")
     return name
+
+
+Domain = Annotated[str, BeforeValidator(check_domain)]
 
 
 class Model(BaseModel):
@@ -176,19 +179,12 @@ class Frontend(Service):
 
 
 class App(Model):
-    domains: list[str] = Field(min_length=1)
+    domains: list[Domain] = Field(min_length=1)
     backend: Backend = Field(default_factory=Backend)
     frontend: Frontend = Field(default_factory=Frontend)
     database: bool = True
     redis: bool = True
     repo: str | None = None
-
-    @field_validator("domains", mode="before")
-    @classmethod
-    def _domains(cls, value: Any) -> Any:
-        if isinstance(value, list):
-            return [check_domain(item) for item in value]
-        return value
 
     @model_validator(mode="after")
     def _routes(self) -> "App":

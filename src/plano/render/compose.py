@@ -9,7 +9,6 @@ from .. import naming as n
 from ..files import File, Kind, Tree, with_header
 from ..manifest import App, Manifest
 
-LOGGING = {"driver": "json-file", "options": {"max-size": "10m", "max-file": "3"}}
 NGINX_CONF_DIR = "/etc/plano/nginx"
 NGINX_CMD = ["nginx", "-c", f"{NGINX_CONF_DIR}/nginx.conf", "-g", "daemon off;"]
 DEV_WATCH_ENV = {
@@ -19,6 +18,11 @@ DEV_WATCH_ENV = {
     "CHOKIDAR_USEPOLLING": "true",
     "WATCHPACK_POLLING": "true",
 }
+
+
+def logging() -> dict[str, Any]:
+    """Capped json-file logs (a fresh dict each time: the YAML has no anchors)."""
+    return {"driver": "json-file", "options": {"max-size": "10m", "max-file": "3"}}
 
 
 def required(var: str, where: str) -> str:
@@ -40,8 +44,9 @@ def built(context: str, arg: str, image: str) -> dict[str, Any]:
     return {"context": context, "args": {arg: image}}
 
 
-def app_networks(manifest: Manifest) -> list[str]:
-    return [n.network(name) for name in manifest.apps]
+def app_networks(manifest: Manifest, uses: str | None = None) -> list[str]:
+    """Networks of all apps, or of those using `uses` ("database", "redis")."""
+    return [n.network(name) for name, app in manifest.apps.items() if uses is None or getattr(app, uses)]
 
 
 def nginx_service(manifest: Manifest) -> dict[str, Any]:
@@ -54,12 +59,12 @@ def nginx_service(manifest: Manifest) -> dict[str, Any]:
             f"./data/certs:{n.CERTS_IN_NGINX}",
             f"./data/certs/webroot:{n.WEBROOT}:ro",
         ],
-        "healthcheck": healthcheck(["CMD", "curl", "-fsS", "-o", "/dev/null", "http://127.0.0.1/.plano/health"], "10s"),
+        "healthcheck": healthcheck(["CMD", "curl", "-fsS", "-o", "/dev/null", "http://127.0.0.1:8081/.plano/health"], "10s"),
         "networks": ["edge", *app_networks(manifest)],
         "read_only": True,
         "tmpfs": ["/tmp", "/var/cache/nginx", "/run"],
         **hardening("CHOWN", "SETGID", "SETUID", "NET_BIND_SERVICE"),
-        "logging": LOGGING,
+        "logging": logging(),
     }
 
 
@@ -78,7 +83,7 @@ def certbot_service(manifest: Manifest) -> dict[str, Any]:
         "read_only": True,
         "tmpfs": ["/tmp", "/var/lib/letsencrypt"],
         **hardening(),
-        "logging": LOGGING,
+        "logging": logging(),
     }
 
 
@@ -97,11 +102,11 @@ def database_service(manifest: Manifest) -> dict[str, Any]:
         # -h 127.0.0.1: the init-time server listens on the socket only, so this
         # passes only once initialisation is over.
         "healthcheck": healthcheck(["CMD", "pg_isready", "-h", "127.0.0.1", "-U", "postgres", "-d", "postgres"]),
-        "networks": app_networks(manifest) or ["edge"],
+        "networks": app_networks(manifest, "database") or ["edge"],
         "read_only": True,
         "tmpfs": ["/tmp", "/var/run/postgresql"],
         **hardening("CHOWN", "DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID"),
-        "logging": LOGGING,
+        "logging": logging(),
     }
 
 
@@ -118,11 +123,11 @@ def redis_service(manifest: Manifest) -> dict[str, Any]:
         "user": "redis",
         **({"environment": env} if env else {}),
         "healthcheck": healthcheck(["CMD", "redis-cli", "ping"], "10s"),
-        "networks": app_networks(manifest) or ["edge"],
+        "networks": app_networks(manifest, "redis") or ["edge"],
         "read_only": True,
         "tmpfs": ["/tmp", "/data"],
         **hardening(),
-        "logging": LOGGING,
+        "logging": logging(),
     }
 
 
@@ -175,7 +180,7 @@ def app_service(manifest: Manifest, name: str, app: App, role: str) -> dict[str,
             "read_only": True,
             "tmpfs": ["/tmp", f"{n.APP_WORKDIR}/.next/cache"] if role == "frontend" else ["/tmp"],
             **hardening(),
-            "logging": LOGGING,
+            "logging": logging(),
         }
     )
     return spec

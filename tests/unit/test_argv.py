@@ -1,0 +1,50 @@
+"""Exact command lines: what `plano check` (and later `plano dev/prod`) runs."""
+
+from pathlib import Path
+
+from plano import check, compose, manifest as mf
+from plano.runner import RecordingRunner
+from tests.conftest import manifest_text
+
+
+def test_dev_compose_argv():
+    ctx = compose.context(("docker", "compose"), "acme-dev", "dev")
+    assert compose.compose_argv(ctx, "config", "--quiet") == [
+        "docker", "compose", "-p", "acme-dev", "--env-file", ".env", "--env-file", ".env.dev",
+        "-f", "docker-compose.yml", "-f", "docker-compose.dev.yml", "config", "--quiet"]
+
+
+def test_prod_compose_argv():
+    ctx = compose.context(("/usr/bin/docker-compose",), "acme", "prod")
+    assert compose.compose_argv(ctx, "up", "-d", "--wait") == [
+        "/usr/bin/docker-compose", "-p", "acme", "--env-file", ".env", "--env-file", ".env.prod",
+        "-f", "docker-compose.yml", "-f", "docker-compose.prod.yml", "up", "-d", "--wait"]
+
+
+def test_nginx_check_argv(tmp_path):
+    (tmp_path / "docker/nginx").mkdir(parents=True)
+    (tmp_path / "docker/nginx/Dockerfile").write_text("FROM x\n")
+    m = mf.load_text(manifest_text(apps=1))
+    tag = check.nginx_tag(tmp_path, m)
+    assert tag.startswith("plano-check/acme-nginx:")
+    assert check.nginx_build_argv(tmp_path, m) == [
+        "docker", "build", "-q", "-t", tag, "--build-arg", "NGINX_IMAGE=nginx:1.28.0", str(tmp_path / "docker/nginx")]
+    assert check.nginx_test_argv(tmp_path, m) == [
+        "docker", "run", "--rm", "--network", "none", "-v", f"{(tmp_path / 'docker/nginx').resolve()}:/etc/plano/nginx:ro",
+        "--tmpfs", "/etc/nginx/certs", tag, "nginx", "-c", "/etc/plano/nginx/nginx.conf", "-t"]
+
+
+def test_nginx_tag_follows_the_build_inputs(tmp_path):
+    (tmp_path / "docker/nginx").mkdir(parents=True)
+    (tmp_path / "docker/nginx/Dockerfile").write_text("FROM x\n")
+    m = mf.load_text(manifest_text())
+    before = check.nginx_tag(tmp_path, m)
+    (tmp_path / "docker/nginx/Dockerfile").write_text("FROM y\n")
+    assert check.nginx_tag(tmp_path, m) != before
+
+
+def test_nginx_check_is_skipped_without_an_engine(tmp_path):
+    m = mf.load_text(manifest_text())
+    outcome = check.check_nginx(tmp_path, m, RecordingRunner(code=1))
+    assert outcome.status == check.SKIPPED and "no Docker engine" in outcome.detail
+

@@ -1,0 +1,157 @@
+import pytest
+
+from plano import manifest as mf
+from plano.errors import ManifestError
+from tests.conftest import manifest_text
+
+
+def error_of(text: str) -> str:
+    with pytest.raises(ManifestError) as caught:
+        mf.load_text(text)
+    return str(caught.value)
+
+
+def with_app(name: str, body: str = "    domains: [a.example.com]\n") -> str:
+    return manifest_text().replace("apps: {}\n", f"apps:\n  {name}:\n{body}")
+
+
+def test_defaults_fill_a_minimal_app():
+    m = mf.load_text(with_app("app1"))
+    app = m.apps["app1"]
+    assert (app.backend.port, app.backend.path, app.backend.health) == (3000, "/api", "/api/health")
+    assert (app.frontend.port, app.frontend.path, app.frontend.health) == (3000, "/", "/")
+    assert app.database and app.redis
+    assert app.backend.dev_command == ["npm", "run", "start:dev"]
+    assert m.images.nginx == "nginx:1.28.0"
+
+
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("App1", "apps/App1: app names are lower-case letters, digits and '-', start with a letter, end with a letter or digit (try 'app1')"),
+        ("../x", "apps/../x: app names are lower-case letters"),
+        ("a;b", "apps/a;b: app names are lower-case letters"),
+        ("1app", "apps/1app: app names are lower-case letters"),
+        ("-app", "apps/-app: app names are lower-case letters"),
+        ("app-", "apps/app-: app names are lower-case letters"),
+        ("a" * 31, f"apps/{'a' * 31}: app names are at most 30 characters"),
+        ("appé", "apps/appé: app names are lower-case letters"),
+        ("nginx", "apps/nginx: 'nginx' is reserved for the infra's own services"),
+        ("database", "apps/database: 'database' is reserved"),
+        ("redis", "apps/redis: 'redis' is reserved"),
+        ("certbot", "apps/certbot: 'certbot' is reserved"),
+        ("postgres", "apps/postgres: 'postgres' is reserved"),
+    ],
+)
+def test_bad_app_names(name, expected):
+    assert error_of(with_app(f'"{name}"')).startswith(expected)
+
+
+@pytest.mark.parametrize(
+    "domain, expected",
+    [
+        ("not_a_domain.com", "apps/app1/domains/0: 'not_a_domain.com' is not a valid domain"),
+        ("localhost", "apps/app1/domains/0: 'localhost' is not a valid domain"),
+        ("-a.example.com", "apps/app1/domains/0: '-a.example.com' is not a valid domain"),
+        ("10.0.0.1", "apps/app1/domains/0: '10.0.0.1' is an IP address"),
+        ("exämple.com", "apps/app1/domains/0: 'exämple.com' is not a valid domain: use its ASCII (punycode) form"),
+        ("a..example.com", "apps/app1/domains/0: 'a..example.com' is not a valid domain"),
+    ],
+)
+def test_bad_domains(domain, expected):
+    assert error_of(with_app("app1", f'    domains: ["{domain}"]\n')).startswith(expected)
+
+
+def test_domain_used_twice_ignoring_case_and_trailing_dot():
+    text = manifest_text().replace(
+        "apps: {}\n",
+        "apps:\n  app1:\n    domains: [app1.example.com]\n  app2:\n    domains: [b.example.com, APP1.Example.com.]\n",
+    )
+    assert error_of(text) == (
+        "apps/app2/domains/1: app1.example.com is already used by apps/app1/domains/0; each domain belongs to one app"
+    )
+
+
+def test_domain_twice_in_one_app():
+    assert error_of(with_app("app1", "    domains: [a.example.com, A.example.com]\n")).startswith(
+        "apps/app1/domains/1: a.example.com is already used by apps/app1/domains/0"
+    )
+
+
+def test_domains_are_normalized():
+    assert mf.load_text(with_app("app1", "    domains: [App1.Example.COM.]\n")).apps["app1"].domains == ["app1.example.com"]
+
+
+def test_unknown_key():
+    assert error_of(with_app("app1", "    domains: [a.example.com]\n    databse: true\n")) == (
+        "apps/app1/databse: unknown key; remove it or check its spelling (see README, 'plano.yml')"
+    )
+
+
+def test_unknown_top_level_key():
+    assert error_of(manifest_text(extra="colour: blue\n")).startswith("colour: unknown key")
+
+
+def test_wrong_type():
+    text = with_app("app1", "    domains: [a.example.com]\n    backend:\n      port: '3000'\n")
+    assert error_of(text) == "apps/app1/backend/port: expected an integer, got str '3000'"
+
+
+def test_wrong_type_bool():
+    assert error_of(with_app("app1", "    domains: [a.example.com]\n    redis: yes please\n")) == (
+        "apps/app1/redis: expected true or false, got str 'yes please'"
+    )
+
+
+def test_port_out_of_range():
+    text = with_app("app1", "    domains: [a.example.com]\n    backend:\n      port: 70000\n")
+    assert error_of(text) == "apps/app1/backend/port: ports are 1-65535, got 70000"
+
+
+def test_clashing_host_ports():
+    text = manifest_text().replace("  database_port: 5432", "  database_port: 443")
+    assert error_of(text) == "dev/database_port: port 443 is already used by dev/https_port; pick another port"
+
+
+def test_clashing_prod_ports():
+    text = manifest_text().replace("  https_port: 443\n\ndev:", "  https_port: 80\n\ndev:")
+    assert error_of(text) == "prod/https_port: port 80 is already used by prod/http_port; pick another port"
+
+
+def test_backend_and_frontend_on_the_same_path():
+    text = with_app("app1", "    domains: [a.example.com]\n    backend:\n      path: /\n")
+    assert error_of(text).startswith("apps/app1: backend and frontend are both served at '/'")
+
+
+def test_missing_domains():
+    assert error_of(with_app("app1", "    redis: false\n")) == "apps/app1/domains: required; add it"
+
+
+def test_empty_domains():
+    assert error_of(with_app("app1", "    domains: []\n")) == "apps/app1/domains: needs at least one entry"
+
+
+def test_yaml_syntax_error_names_the_line():
+    assert error_of("version: 1\nname: [acme\n").startswith("plano.yml:3:1: YAML syntax error")
+
+
+def test_not_a_mapping():
+    assert error_of("- a\n- b\n") == "plano.yml must be a mapping of keys (name, registry, email, apps...)"
+
+
+def test_bad_registry_and_email():
+    assert error_of(manifest_text().replace("registry: registry.example.com/acme", "registry: 'https://x'")).startswith(
+        "registry: 'https://x' is not a registry path"
+    )
+    assert error_of(manifest_text().replace("email: ops@example.com", "email: nobody")).startswith(
+        "email: 'nobody' is not an email address"
+    )
+
+
+def test_bad_version():
+    assert error_of(manifest_text().replace("version: 1", "version: 2")) == "version: must be 1, got 2"
+
+
+def test_suggested_names():
+    assert mf.suggest_app_name("My App!") == "my-app"
+    assert mf.suggest_app_name("1st") == "st"

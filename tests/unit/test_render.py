@@ -1,0 +1,105 @@
+"""Rendering is pure and deterministic: compared byte for byte with tests/golden/.
+
+Refresh the reference trees with `pytest tests/unit/test_render.py --update-golden`
+and review the diff like any other change.
+"""
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from plano import files, manifest as mf, secrets
+from plano.render import render_infra
+from plano.render.envfiles import specs
+from tests.conftest import fake_secrets, manifest_text
+
+GOLDEN = Path(__file__).parent.parent / "golden"
+
+CASES = {
+    "one-app": manifest_text(apps=1),
+    "custom-apps": manifest_text().replace(
+        "apps: {}\n",
+        """apps:
+  shop:
+    domains: [shop.example.com, www.shop.example.com]
+    backend:
+      port: 8080
+      path: /v1
+      health: /v1/healthz
+      source: ../shop-api
+      image: ghcr.io/acme/shop-api
+    frontend:
+      enabled: false
+    redis: false
+  blog:
+    domains: [blog.example.org]
+    database: false
+    frontend:
+      port: 4000
+""",
+    ),
+}
+
+
+def render_case(text: str) -> files.Tree:
+    manifest = mf.load_text(text)
+    make = fake_secrets()
+    values = {path: secrets.complete({}, spec.secrets, spec.defaults, make) for path, spec in specs(manifest).items()}
+    return render_infra(manifest, values)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_rendered_tree_matches_golden(case, update_golden):
+    tree = render_case(CASES[case])
+    folder = GOLDEN / case
+    if update_golden:
+        shutil.rmtree(folder, ignore_errors=True)
+        for rel, file in tree.items():
+            (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+            (folder / rel).write_text(file.content)
+    on_disk = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
+    assert sorted(on_disk) == sorted(tree), "files differ from the golden tree (refresh with --update-golden)"
+    for rel, file in tree.items():
+        assert file.content == (folder / rel).read_text(), f"{rel} differs from tests/golden/{case}/{rel}"
+
+
+def test_rendering_is_deterministic():
+    assert render_case(CASES["custom-apps"]) == render_case(CASES["custom-apps"])
+
+
+def test_secret_files_are_private_and_scripts_executable():
+    tree = render_case(CASES["one-app"])
+    assert {rel for rel, f in tree.items() if f.mode == 0o600} == {".env", ".env.dev", ".env.prod"}
+    assert all(f.mode == 0o755 for rel, f in tree.items() if rel.endswith(".sh"))
+
+
+def test_no_secret_value_in_a_committed_file():
+    tree = render_case(CASES["one-app"])
+    committed = [f.content for rel, f in tree.items() if not rel.startswith(".env") or rel.endswith(".example")]
+    assert not any("test-secret-" in text for text in committed)
+    assert "test-secret-" in tree[".env.prod"].content
+
+
+def test_every_generated_file_carries_a_valid_header():
+    for rel, file in render_case(CASES["one-app"]).items():
+        if file.kind is files.Kind.GENERATED:
+            assert not files.is_hand_edited(file.content), rel
+
+
+def test_removed_keys_are_kept_in_env_files():
+    manifest = mf.load_text(CASES["one-app"])
+    values = {".env": {"TZ": "Etc/UTC"}, ".env.dev": {"OLD_APP_DB_PASSWORD": "keep-me"}, ".env.prod": {}}
+    values = {p: secrets.complete(values[p], s.secrets, s.defaults, fake_secrets()) for p, s in specs(manifest).items()}
+    assert "OLD_APP_DB_PASSWORD=keep-me" in render_infra(manifest, values)[".env.dev"].content
+
+
+def test_secrets_are_never_rotated():
+    existing = {"POSTGRES_PASSWORD": "kept"}
+    assert secrets.complete(existing, ["POSTGRES_PASSWORD", "APP1_DB_PASSWORD"], {}, lambda: "new") == {
+        "POSTGRES_PASSWORD": "kept", "APP1_DB_PASSWORD": "new"}
+
+
+def test_real_secrets_are_long_and_unique():
+    values = [secrets.new_secret() for _ in range(50)]
+    assert len(set(values)) == 50 and min(map(len, values)) >= 32
