@@ -11,8 +11,20 @@ IMAGE=${PLANO_BASE_IMAGE:-plano-test/debian:sid}
 SUITE=sid
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
+export DEBIAN_FRONTEND=noninteractive NEEDRESTART_SUSPEND=1
+
 log() { printf 'harness: %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
+
+# `apt-get update`, unless the package lists were refreshed in the last hour
+# (so a harness run that installs several packages updates only once).
+apt_update() {
+  if find /var/lib/apt/lists -maxdepth 1 -name '*Release' -mmin -60 2>/dev/null | grep -q .; then
+    echo "apt lists are fresh; skipping apt-get update"
+  else
+    apt-get update -q
+  fi
+}
 
 t0=$SECONDS
 
@@ -56,9 +68,12 @@ log "base-image: building $IMAGE from $MIRROR ($SUITE)"
 if ! command -v debootstrap >/dev/null 2>&1; then
   t=$SECONDS
   log "base-image: installing debootstrap"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -q >&2
-  apt-get install -y -q debootstrap >&2
+  apt_log=${PLANO_HARNESS_LOG_DIR:-/var/log/plano-harness}/apt-debootstrap.log
+  mkdir -p "$(dirname "$apt_log")"
+  if ! { apt_update && apt-get install -y -q debootstrap; } >"$apt_log" 2>&1 </dev/null; then
+    tail -n 20 "$apt_log" | sed 's/^/harness:   | /' >&2
+    die "base-image: installing debootstrap failed (log: $apt_log)"
+  fi
   log "base-image: debootstrap installed ($((SECONDS - t))s)"
 fi
 

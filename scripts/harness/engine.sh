@@ -17,8 +17,20 @@ LOCK=${PLANO_HARNESS_LOCK_DIR:-/var/lock}/plano-harness-engine.lock
 DOCKER_PIDFILE=/var/run/docker.pid
 CONTAINERD_PIDFILE=/var/run/docker/containerd/containerd.pid
 
+export DEBIAN_FRONTEND=noninteractive NEEDRESTART_SUSPEND=1
+
 log() { printf 'harness: %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
+
+# `apt-get update`, unless the package lists were refreshed in the last hour
+# (so a harness run that installs several packages updates only once).
+apt_update() {
+  if find /var/lib/apt/lists -maxdepth 1 -name '*Release' -mmin -60 2>/dev/null | grep -q .; then
+    echo "apt lists are fresh; skipping apt-get update"
+  else
+    apt-get update -q
+  fi
+}
 
 engine_answers() { timeout 15 docker info >/dev/null 2>&1; }
 
@@ -84,9 +96,12 @@ fi
 if ! command -v dockerd >/dev/null 2>&1 && [[ ! -x /usr/sbin/dockerd ]]; then
   t=$SECONDS
   log "engine: dockerd missing, installing Debian's docker.io"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -q >&2
-  apt-get install -y -q docker.io >&2
+  apt_log=${PLANO_HARNESS_LOG_DIR:-/var/log/plano-harness}/apt-docker.io.log
+  mkdir -p "$(dirname "$apt_log")"
+  if ! { apt_update && apt-get install -y -q docker.io; } >"$apt_log" 2>&1 </dev/null; then
+    tail -n 20 "$apt_log" | sed 's/^/harness:   | /' >&2
+    die "engine: installing docker.io failed (log: $apt_log)"
+  fi
   log "engine: docker.io installed ($((SECONDS - t))s)"
 fi
 DOCKERD=$(command -v dockerd || echo /usr/sbin/dockerd)

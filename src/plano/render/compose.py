@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from typing import Any
 
 from .. import naming as n
@@ -238,15 +237,11 @@ def prod(manifest: Manifest) -> dict[str, Any]:
 
 
 def dump(data: dict[str, Any]) -> str:
-    from ruamel.yaml import YAML
+    """YAML from data, keys in the order built; libyaml's C emitter when present."""
+    import yaml
 
-    yaml = YAML(typ="safe", pure=True)
-    yaml.default_flow_style = False
-    yaml.sort_base_mapping_type_on_output = False
-    yaml.width = 4096
-    out = io.StringIO()
-    yaml.dump(data, out)
-    return out.getvalue()
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    return yaml.dump(data, Dumper=dumper, sort_keys=False, default_flow_style=False, width=4096, indent=2)
 
 
 def render(manifest: Manifest, env_values: dict[str, dict[str, str]]) -> Tree:
