@@ -92,7 +92,7 @@ class Plan:
         return sorted([*self.writes, *self.removes])
 
 
-def _read(path: Path) -> str | None:
+def read_or_none(path: Path) -> str | None:
     try:
         return path.read_text()
     except FileNotFoundError:
@@ -123,7 +123,7 @@ def _stale_generated(root: Path, tree: Tree) -> list[str]:
 def plan(root: Path, tree: Tree) -> Plan:
     result = Plan()
     for rel, new in sorted(tree.items()):
-        current = _read(root / rel)
+        current = read_or_none(root / rel)
         if new.kind is Kind.USER and current is not None:
             continue
         if current == new.content:
@@ -135,7 +135,7 @@ def plan(root: Path, tree: Tree) -> Plan:
         if new.kind is Kind.GENERATED and current is not None and is_hand_edited(current):
             result.edited.append(rel)
     for rel in _stale_generated(root, tree):
-        current = _read(root / rel) or ""
+        current = read_or_none(root / rel) or ""
         result.removes.append(rel)
         result.diffs[rel] = _diff(rel, current, "")
         if is_hand_edited(current):

@@ -56,16 +56,9 @@ def build_tree(root: Path, manifest: Manifest) -> files.Tree:
 def plan(root: Path, manifest: Manifest, manifest_text: str | None = None) -> Plan:
     tree = build_tree(root, manifest)
     result = files.plan(root, tree)
-    if manifest_text is not None and manifest_text != _read(root / mf.MANIFEST_FILE):
+    if manifest_text is not None and manifest_text != files.read_or_none(root / mf.MANIFEST_FILE):
         result.writes[mf.MANIFEST_FILE] = File(manifest_text, kind=Kind.USER)
     return result
-
-
-def _read(path: Path) -> str | None:
-    try:
-        return path.read_text()
-    except FileNotFoundError:
-        return None
 
 
 def data_dirs(manifest: Manifest) -> list[str]:

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The test command (README, "Tests"); .ci/run calls it. On a fresh machine it installs
+# and starts everything the tests need, runs pytest, then stops what it started.
+#   ./scripts/test.sh [pytest args...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+started=$SECONDS
+
+if [ ! -x .venv/bin/python ]; then
+    python3 -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[check,test]'
+echo "test.sh: python environment ready ($((SECONDS - started)) s)" >&2
+export PATH="$PWD/.venv/bin:$PATH"
+
+cleanup() { scripts/harness/teardown.sh || true; }
+trap cleanup EXIT
+scripts/harness/images.sh
+echo "test.sh: engine and images ready ($((SECONDS - started)) s)" >&2
+
+.venv/bin/python -m pytest "${@:-tests}"
