@@ -16,13 +16,15 @@ export DEBIAN_FRONTEND=noninteractive NEEDRESTART_SUSPEND=1
 log() { printf 'harness: %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
-# `apt-get update`, unless the package lists were refreshed in the last hour
-# (so a harness run that installs several packages updates only once).
+# `apt-get update`, unless a harness script did so in the last hour (so a
+# harness run that installs several packages updates only once). apt gives
+# list files the server's mtime, hence a stamp file of our own.
+APT_STAMP=/var/tmp/plano-harness-apt-update.stamp
 apt_update() {
-  if find /var/lib/apt/lists -maxdepth 1 -name '*Release' -mmin -60 2>/dev/null | grep -q .; then
-    echo "apt lists are fresh; skipping apt-get update"
+  if [[ -n $(find "$APT_STAMP" -mmin -60 2>/dev/null) ]]; then
+    echo "harness: apt-get update ran less than an hour ago; skipping it"
   else
-    apt-get update -q
+    apt-get update -q && touch "$APT_STAMP"
   fi
 }
 
@@ -62,6 +64,14 @@ find_mirror() {
   done
   echo http://deb.debian.org/debian
 }
+# One build at a time; a second caller then finds the image made.
+exec 8>"${PLANO_HARNESS_LOCK_DIR:-/var/lock}/plano-harness-base-image.lock"
+flock -w 600 8 || die "base-image: could not take the build lock"
+if [[ ${PLANO_REBUILD_BASE:-0} != 1 ]] && docker image inspect "$IMAGE" >/dev/null 2>&1; then
+  log "base-image: $IMAGE was built meanwhile ($((SECONDS - t0))s)"
+  exit 0
+fi
+
 MIRROR=${PLANO_DEBIAN_MIRROR:-$(find_mirror)}
 log "base-image: building $IMAGE from $MIRROR ($SUITE)"
 
@@ -91,9 +101,11 @@ cleanup() {
 trap cleanup EXIT
 
 t=$SECONDS
-log "base-image: debootstrap --variant=minbase $SUITE (log: $WORK/debootstrap.log)"
-if ! debootstrap --variant=minbase "$SUITE" "$ROOTFS" "$MIRROR" >"$WORK/debootstrap.log" 2>&1; then
-  tail -n 25 "$WORK/debootstrap.log" | sed 's/^/harness:   | /' >&2
+DEBOOTSTRAP_LOG=${PLANO_HARNESS_LOG_DIR:-/var/log/plano-harness}/debootstrap.log
+mkdir -p "$(dirname "$DEBOOTSTRAP_LOG")"
+log "base-image: debootstrap --variant=minbase $SUITE (log: $DEBOOTSTRAP_LOG)"
+if ! debootstrap --variant=minbase "$SUITE" "$ROOTFS" "$MIRROR" >"$DEBOOTSTRAP_LOG" 2>&1; then
+  tail -n 25 "$DEBOOTSTRAP_LOG" | sed 's/^/harness:   | /' >&2
   [[ -r $ROOTFS/debootstrap/debootstrap.log ]] &&
     tail -n 25 "$ROOTFS/debootstrap/debootstrap.log" | sed 's/^/harness:   | /' >&2
   die "base-image: debootstrap failed"

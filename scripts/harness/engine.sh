@@ -22,13 +22,15 @@ export DEBIAN_FRONTEND=noninteractive NEEDRESTART_SUSPEND=1
 log() { printf 'harness: %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
-# `apt-get update`, unless the package lists were refreshed in the last hour
-# (so a harness run that installs several packages updates only once).
+# `apt-get update`, unless a harness script did so in the last hour (so a
+# harness run that installs several packages updates only once). apt gives
+# list files the server's mtime, hence a stamp file of our own.
+APT_STAMP=/var/tmp/plano-harness-apt-update.stamp
 apt_update() {
-  if find /var/lib/apt/lists -maxdepth 1 -name '*Release' -mmin -60 2>/dev/null | grep -q .; then
-    echo "apt lists are fresh; skipping apt-get update"
+  if [[ -n $(find "$APT_STAMP" -mmin -60 2>/dev/null) ]]; then
+    echo "harness: apt-get update ran less than an hour ago; skipping it"
   else
-    apt-get update -q
+    apt-get update -q && touch "$APT_STAMP"
   fi
 }
 
@@ -143,7 +145,15 @@ t=$SECONDS
 log "engine: starting dockerd (log: $LOG)"
 mkdir -p "$(dirname "$LOG")" "$(dirname "$PIDFILE")"
 if [[ -s $LOG ]]; then mv -f "$LOG" "$LOG.1"; fi
-nohup setsid "$DOCKERD" </dev/null >"$LOG" 2>&1 &
+(
+  # dockerd must hold no inherited descriptor: not our lock (fd 9), and no pipe
+  # of a caller that would otherwise wait for EOF as long as dockerd runs.
+  for fd in /proc/"$BASHPID"/fd/*; do
+    fd=${fd##*/}
+    if [[ $fd =~ ^[0-9]+$ ]] && ((fd > 2)); then eval "exec $fd>&-"; fi
+  done
+  exec nohup setsid "$DOCKERD" </dev/null >"$LOG" 2>&1
+) &
 pid=$!
 echo "$pid" >"$PIDFILE"
 

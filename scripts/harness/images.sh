@@ -82,6 +82,10 @@ if ((${#names[@]} == 0)); then
 fi
 ((${#names[@]})) || die "images: no image folders under $IMAGES_DIR"
 
+# One build at a time (after engine.sh: dockerd must not inherit the lock).
+exec 8>"${PLANO_HARNESS_LOCK_DIR:-/var/lock}/plano-harness-images.lock"
+flock -w 600 8 || die "images: could not take the build lock"
+
 for name in "${names[@]}"; do
   build_image "$name"
 done

