@@ -9,6 +9,9 @@
 #   teardown.sh can stop exactly that process.
 # - Polls `docker info` for up to $PLANO_DOCKERD_WAIT seconds.
 set -euo pipefail
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=scripts/harness/lib.sh
+source "$HERE/lib.sh"
 
 LOG=${PLANO_DOCKERD_LOG:-/var/log/plano-dockerd.log}
 PIDFILE=${PLANO_DOCKERD_PIDFILE:-/var/run/plano-dockerd.pid}
@@ -17,22 +20,7 @@ LOCK=${PLANO_HARNESS_LOCK_DIR:-/var/lock}/plano-harness-engine.lock
 DOCKER_PIDFILE=/var/run/docker.pid
 CONTAINERD_PIDFILE=/var/run/docker/containerd/containerd.pid
 
-export DEBIAN_FRONTEND=noninteractive NEEDRESTART_SUSPEND=1
 
-log() { printf 'harness: %s\n' "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
-
-# `apt-get update`, unless a harness script did so in the last hour (so a
-# harness run that installs several packages updates only once). apt gives
-# list files the server's mtime, hence a stamp file of our own.
-APT_STAMP=/var/tmp/plano-harness-apt-update.stamp
-apt_update() {
-  if [[ -n $(find "$APT_STAMP" -mmin -60 2>/dev/null) ]]; then
-    echo "harness: apt-get update ran less than an hour ago; skipping it"
-  else
-    apt-get update -q && touch "$APT_STAMP"
-  fi
-}
 
 engine_answers() { timeout 15 docker info >/dev/null 2>&1; }
 

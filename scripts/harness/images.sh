@@ -11,14 +11,14 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=scripts/harness/lib.sh
+source "$HERE/lib.sh"
 ROOT=$(cd "$HERE/../.." && pwd)
 IMAGES_DIR=$ROOT/tests/harness/images
 BASE_IMAGE=${PLANO_BASE_IMAGE:-plano-test/debian:sid}
 LOG_DIR=${PLANO_HARNESS_LOG_DIR:-/var/log/plano-harness}
 LABEL=plano.test.hash
 
-log() { printf 'harness: %s\n' "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
 
 t0=$SECONDS
 "$HERE/engine.sh"

@@ -2,11 +2,13 @@
 # Stop the dockerd that engine.sh started (and only that one), if it runs.
 # Never touches any other process. Images in /var/lib/docker are kept.
 set -euo pipefail
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=scripts/harness/lib.sh
+source "$HERE/lib.sh"
 
 PIDFILE=${PLANO_DOCKERD_PIDFILE:-/var/run/plano-dockerd.pid}
 WAIT=${PLANO_DOCKERD_STOP_WAIT:-40}
 
-log() { printf 'harness: %s\n' "$*" >&2; }
 
 # Gone or a zombie (PID 1 here reaps orphans only lazily) counts as stopped.
 alive() {
