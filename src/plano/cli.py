@@ -208,6 +208,17 @@ def check(ctx: click.Context, as_json: bool) -> None:
         raise CheckFailed(f"failed: {', '.join(failed)}")
 
 
+def _add_stack_commands() -> None:
+    from .cli_stack import db_group, make_group
+
+    cli.add_command(make_group("dev"))
+    cli.add_command(make_group("prod"))
+    cli.add_command(db_group)
+
+
+_add_stack_commands()
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         cli.main(args=argv, prog_name="plano", standalone_mode=False)

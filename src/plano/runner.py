@@ -26,7 +26,11 @@ class Result:
 
 
 class Runner(Protocol):
-    def run(self, argv: list[str], cwd: Path | None = None, timeout: float | None = None) -> Result: ...
+    def run(self, argv: list[str], cwd: Path | None = None, timeout: float | None = None) -> Result:
+        """Run and capture the output."""
+
+    def stream(self, argv: list[str], cwd: Path | None = None, stdin: str | None = None) -> int:
+        """Run with the terminal's output (and input, unless `stdin` text is given)."""
 
 
 class SubprocessRunner:
@@ -41,6 +45,16 @@ class SubprocessRunner:
             return Result(argv, 124, "", f"{shlex.join(argv)}: timed out after {timeout} s")
         return Result(argv, proc.returncode, proc.stdout, proc.stderr)
 
+    def stream(self, argv: list[str], cwd: Path | None = None, stdin: str | None = None) -> int:
+        try:
+            if stdin is None:
+                return subprocess.run(argv, cwd=cwd).returncode
+            return subprocess.run(argv, cwd=cwd, input=stdin, text=True).returncode
+        except FileNotFoundError:
+            return 127
+        except KeyboardInterrupt:
+            return 130
+
 
 @dataclass
 class RecordingRunner:
@@ -49,6 +63,13 @@ class RecordingRunner:
     code: int = 0
     calls: list[list[str]] = field(default_factory=list)
 
+    stdin: list[str | None] = field(default_factory=list)
+
     def run(self, argv: list[str], cwd: Path | None = None, timeout: float | None = None) -> Result:
         self.calls.append(list(argv))
         return Result(list(argv), self.code)
+
+    def stream(self, argv: list[str], cwd: Path | None = None, stdin: str | None = None) -> int:
+        self.calls.append(list(argv))
+        self.stdin.append(stdin)
+        return self.code

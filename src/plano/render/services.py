@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .. import naming as n
+from .. import db, naming as n
 from ..files import Tree
 from ..manifest import Manifest
 from .templating import generated
@@ -43,6 +43,9 @@ def render(manifest: Manifest, env_values: dict[str, dict[str, str]]) -> Tree:
         f"{T}/database/initdb/10-plano-apps.sh.j2",
         mode=0o755,
         apps=[row for row in rows if row["database"]],
+        harden_sql=db.HARDEN_SQL,
+        create_sql=db.CREATE_SQL,
+        schema_sql=db.SCHEMA_SQL,
     )
     tree |= generated("docker/redis/Dockerfile", f"{T}/redis/Dockerfile.j2", name=manifest.name, image=images.redis)
     tree |= generated("docker/redis/redis.conf", f"{T}/redis/redis.conf")
