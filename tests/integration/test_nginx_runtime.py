@@ -7,10 +7,8 @@ test's own; traffic goes only to ports published on 127.0.0.1.
 """
 
 import http.client
-import socket
 import ssl
 import subprocess
-import time
 import uuid
 from pathlib import Path
 
@@ -18,6 +16,7 @@ import pytest
 
 from plano import check, manifest as mf
 from plano.runner import SubprocessRunner
+from tests.integration.net import http_get, https_request, wait_for
 from tests.integration.test_validators import make_infra
 
 STAND_IN_APP = """\
@@ -81,44 +80,6 @@ class Stack:
         docker("network", "rm", self.network, check_ok=False)
 
 
-def wait_for(predicate, message: str, seconds: float = 20) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            if predicate():
-                return
-        except OSError:
-            pass
-        time.sleep(0.25)
-    pytest.fail(message)
-
-
-def http_get(port: int, host: str, path: str) -> tuple[int, dict, bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-    try:
-        conn.request("GET", path, headers={"Host": host})
-        resp = conn.getresponse()
-        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
-    finally:
-        conn.close()
-
-
-def https_get(port: int, host: str, path: str, sni: str | None = None) -> tuple[int, dict, bytes]:
-    """GET over TLS to 127.0.0.1 with the given SNI and Host (the certificate is the
-    self-signed placeholder: nothing real to verify before ACME)."""
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-    conn.sock = context.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=5), server_hostname=sni or host)
-    try:
-        conn.request("GET", path, headers={"Host": host, "X-Forwarded-For": "6.6.6.6"})
-        resp = conn.getresponse()
-        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
-    finally:
-        conn.close()
-
-
 @pytest.fixture
 def stack(workspace, capsys, engine):
     root = make_infra(workspace, capsys, 2, engine)
@@ -150,7 +111,7 @@ def test_routes_tls_and_headers(stack):
     status, _, body = http_get(http_port, "www.app1.example.com", "/.well-known/acme-challenge/token123")
     assert (status, body) == (200, b"token123.key")
 
-    status, headers, body = https_get(https_port, "app1.example.com", "/api/users")
+    status, headers, body = https_request(https_port, "app1.example.com", "/api/users", headers={"X-Forwarded-For": "6.6.6.6"})
     assert status == 200 and b'"service":"app1-backend"' in body and b'"uri":"/api/users"' in body
     assert b'"xff":"' in body and b"6.6.6.6" not in body, "X-Forwarded-For must be replaced, not appended"
     assert b'"proto":"https"' in body
@@ -158,10 +119,10 @@ def test_routes_tls_and_headers(stack):
     assert headers["strict-transport-security"] == "max-age=63072000; includeSubDomains"
     assert headers.get("server") == "nginx" and "x-powered-by" not in headers
 
-    status, headers, body = https_get(https_port, "app1.localhost", "/")
+    status, headers, body = https_request(https_port, "app1.localhost", "/")
     assert status == 200 and b'"service":"app1-frontend"' in body
 
-    status, headers, _ = https_get(https_port, "app1.example.com", "/api/missing")
+    status, headers, _ = https_request(https_port, "app1.example.com", "/api/missing")
     assert status == 404 and all(h in headers for h in SECURITY_HEADERS)
 
 
@@ -170,15 +131,15 @@ def test_unknown_hosts_get_nothing(stack):
     with pytest.raises((http.client.RemoteDisconnected, ConnectionResetError)):
         http_get(http_port, "evil.example.net", "/")
     with pytest.raises(ssl.SSLError):
-        https_get(https_port, "evil.example.net", "/")
+        https_request(https_port, "evil.example.net", "/")
 
 
 def test_absent_app_answers_502_then_is_served_once_it_starts(stack):
     running, (_, https_port) = stack
-    status, headers, _ = https_get(https_port, "app2.example.com", "/api/x")
+    status, headers, _ = https_request(https_port, "app2.example.com", "/api/x")
     assert status == 502 and "strict-transport-security" in headers
     running.app("app2-backend")
-    wait_for(lambda: https_get(https_port, "app2.example.com", "/api/x")[0] == 200,
+    wait_for(lambda: https_request(https_port, "app2.example.com", "/api/x")[0] == 200,
              "nginx did not pick up app2-backend after it started", seconds=15)
     # app1 kept working throughout.
-    assert https_get(https_port, "app1.example.com", "/api/ok")[0] == 200
+    assert https_request(https_port, "app1.example.com", "/api/ok")[0] == 200

@@ -1,0 +1,63 @@
+"""Small HTTP(S) clients for the integration tests: loopback only, bounded waits."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import ssl
+import time
+
+import pytest
+
+
+def wait_for(predicate, message: str, seconds: float = 20, interval: float = 0.25) -> float:
+    """Poll until predicate() is true; returns the seconds it took, or fails the test."""
+    start = time.monotonic()
+    while time.monotonic() - start < seconds:
+        try:
+            if predicate():
+                return time.monotonic() - start
+        except (OSError, http.client.HTTPException):
+            pass
+        time.sleep(interval)
+    pytest.fail(message)
+
+
+def _response(conn: http.client.HTTPConnection, method: str, path: str, headers: dict, body: bytes | None):
+    try:
+        conn.request(method, path, body=body, headers=headers)
+        resp = conn.getresponse()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
+    finally:
+        conn.close()
+
+
+def http_get(port: int, host: str, path: str, method: str = "GET", body: bytes | None = None):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    return _response(conn, method, path, {"Host": host}, body)
+
+
+def https_request(port: int, host: str, path: str, method: str = "GET", body: bytes | None = None,
+                  sni: str | None = None, headers: dict | None = None):
+    """TLS to 127.0.0.1 with the given SNI and Host. Certificates are not verified here:
+    before ACME, nginx serves its self-signed placeholder."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.sock = context.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=10), server_hostname=sni or host)
+    return _response(conn, method, path, {"Host": host, **(headers or {})}, body)
+
+
+def https_json(port: int, host: str, path: str, method: str = "GET", payload: object | None = None):
+    body = json.dumps(payload).encode() if payload is not None else None
+    headers = {"Content-Type": "application/json"} if body else {}
+    status, _, raw = https_request(port, host, path, method, body, headers=headers)
+    return status, json.loads(raw) if raw else None
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

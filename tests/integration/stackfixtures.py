@@ -1,0 +1,92 @@
+"""A real workspace for end-to-end tests: infra + app1 + app2 side by side, the
+stand-in images, free loopback ports, a compose project name of the test's own."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.integration.net import free_port
+
+FIXTURE_APP = Path(__file__).parent.parent / "fixtures" / "standin-app"
+STAND_INS = {
+    "nginx": "plano-test/nginx:sid",
+    "postgres": "plano-test/postgres:sid",
+    "redis": "plano-test/redis:sid",
+    "certbot": "plano-test/certbot:sid",
+}
+REGISTRY = "127.0.0.1:5000"
+
+
+def plano(*args: str, cwd: Path, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, "-m", "plano.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    if check:
+        assert proc.returncode == 0, f"plano {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
+    return proc
+
+
+def docker(*args: str, check: bool = True, timeout: float = 900, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    proc = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout, cwd=cwd)
+    if check:
+        assert proc.returncode == 0, f"docker {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
+    return proc
+
+
+@dataclass
+class Workspace:
+    root: Path
+    name: str
+    ports: dict[str, int]
+
+    @property
+    def infra(self) -> Path:
+        return self.root / "infra"
+
+    def env(self, mode: str, infra: Path | None = None) -> dict[str, str]:
+        from plano import secrets
+
+        return secrets.read_env((infra or self.infra) / f".env.{mode}")
+
+
+def copy_app(root: Path, name: str) -> None:
+    shutil.copytree(FIXTURE_APP, root / name, ignore=shutil.ignore_patterns("node_modules"))
+
+
+def make_workspace(root: Path, apps: tuple[str, ...] = ("app1", "app2")) -> Workspace:
+    name = f"e2e-{uuid.uuid4().hex[:6]}"
+    ports = {key: free_port() for key in ("prod_http", "prod_https", "dev_http", "dev_https", "dev_db", "dev_redis")}
+    plano("init", "infra", "--name", name, "--registry", f"{REGISTRY}/{name}", "--email", "ops@example.com", cwd=root)
+    infra = root / "infra"
+    text = (infra / "plano.yml").read_text()
+    for key, image in STAND_INS.items():
+        text = text.replace(f"  {key}: ", f"  {key}: {image} # was: ", 1)
+    text = text.replace("  http_port: 80\n  https_port: 443\n\ndev:", f"  http_port: {ports['prod_http']}\n  https_port: {ports['prod_https']}\n\ndev:")
+    text = text.replace("  bind: 0.0.0.0", "  bind: 127.0.0.1")
+    text = text.replace("  http_port: 80\n  https_port: 443\n  database_port: 5432", f"  http_port: {ports['dev_http']}\n  https_port: {ports['dev_https']}\n  database_port: {ports['dev_db']}")
+    text = text.replace("  redis_port: 6379", f"  redis_port: {ports['dev_redis']}")
+    (infra / "plano.yml").write_text(text)
+    plano("render", cwd=infra)
+    for app in apps:
+        copy_app(root, app)
+        plano("app", "add", app, "--domain", f"{app}.example.com", "--domain", f"www.{app}.example.com", cwd=infra)
+    return Workspace(root, name, ports)
+
+
+def project_containers(project: str) -> list[str]:
+    out = docker("ps", "-a", "--filter", f"label=com.docker.compose.project={project}", "--format", "{{.Names}}").stdout
+    return sorted(out.split())
+
+
+def remove_project(project: str) -> None:
+    """Remove the test's own containers, networks and volumes (never data/ on the host: tmp_path goes)."""
+    names = project_containers(project)
+    if names:
+        docker("rm", "-f", "-v", *names, check=False)
+    for kind in ("network", "volume"):
+        out = docker(kind, "ls", "-q", "--filter", f"label=com.docker.compose.project={project}", check=False).stdout.split()
+        if out:
+            docker(kind, "rm", *out, check=False)
