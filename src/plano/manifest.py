@@ -35,6 +35,7 @@ DEFAULT_IMAGES = {
     "postgres": "postgres:17.6",
     "redis": "redis:7.4.5",
     "certbot": "certbot/certbot:v4.0.0",
+    "node": "node:22.20.0-bookworm-slim",
 }
 
 
@@ -104,6 +105,7 @@ class Images(Model):
     postgres: str = DEFAULT_IMAGES["postgres"]
     redis: str = DEFAULT_IMAGES["redis"]
     certbot: str = DEFAULT_IMAGES["certbot"]
+    node: str = DEFAULT_IMAGES["node"]  # NODE_IMAGE build argument of the apps' Dockerfiles
 
     @field_validator("*")
     @classmethod
@@ -379,6 +381,7 @@ images:
   postgres: {DEFAULT_IMAGES['postgres']}
   redis: {DEFAULT_IMAGES['redis']}
   certbot: {DEFAULT_IMAGES['certbot']}
+  node: {DEFAULT_IMAGES['node']}   # base of the app images (build argument NODE_IMAGE)
 
 prod:
   bind: 0.0.0.0

@@ -18,6 +18,7 @@ STAND_INS = {
     "postgres": "plano-test/postgres:sid",
     "redis": "plano-test/redis:sid",
     "certbot": "plano-test/certbot:sid",
+    "node": "plano-test/node:sid",
 }
 REGISTRY = "127.0.0.1:5000"
 

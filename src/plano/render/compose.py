@@ -214,7 +214,7 @@ def dev(manifest: Manifest) -> dict[str, Any]:
         for role, svc in app.services().items():
             source = n.source(name, app, role)
             services[n.service(name, role)] = {
-                "build": {"context": source, "target": svc.dev_target},
+                "build": {"context": source, "target": svc.dev_target, "args": {"NODE_IMAGE": manifest.images.node}},
                 "command": svc.dev_command,
                 "environment": {"NODE_ENV": "development", **DEV_WATCH_ENV, "PUBLIC_URL": f"https://{n.dev_domains(manifest, name)[0]}"},
                 # node_modules stays in the image: an anonymous volume hides the host's.
