@@ -177,7 +177,8 @@ def app_service(manifest: Manifest, name: str, app: App, role: str) -> dict[str,
             "healthcheck": healthcheck(node_probe(svc.port, svc.health)),
             "networks": [n.network(name)],
             "read_only": True,
-            "tmpfs": ["/tmp", f"{n.APP_WORKDIR}/.next/cache"] if role == "frontend" else ["/tmp"],
+            # Next.js writes its cache as the image's non-root user (uid 1000 in Node images).
+            "tmpfs": ["/tmp", f"{n.APP_WORKDIR}/.next/cache:uid=1000,gid=1000"] if role == "frontend" else ["/tmp"],
             **hardening(),
             "logging": logging(),
         }
