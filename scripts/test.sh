@@ -27,6 +27,7 @@ fi
 cleanup() { scripts/harness/teardown.sh || true; }
 trap cleanup EXIT
 scripts/harness/images.sh
+scripts/harness/registry.sh start
 echo "test.sh: engine and images ready ($((SECONDS - started)) s)" >&2
 
 .venv/bin/python -m pytest "${@:-tests}"

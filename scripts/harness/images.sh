@@ -5,7 +5,7 @@
 #
 # Runs engine.sh and base-image.sh, then builds plano-test/NAME:sid from
 # tests/harness/images/NAME/ for each NAME (default: every folder there with a
-# Dockerfile, i.e. nginx). A build is skipped when the image exists and its
+# Dockerfile). A build is skipped when the image exists and its
 # LABEL plano.test.hash equals the hash of the folder's content plus the base
 # image's ID. Uses the legacy builder: the client here has no buildx.
 set -euo pipefail
@@ -74,6 +74,18 @@ build_image() {
   log "images: built $image, $((size / 1000000)) MB ($((SECONDS - t))s; log: $buildlog)"
 }
 
+# Image folders with a host-ca/ folder get this machine's extra CAs (the ones
+# update-ca-certificates reads), so builds on top of them can reach HTTPS
+# registries through an intercepting proxy. host-ca/ is generated, not committed.
+copy_host_cas() {
+  local dir=$1/host-ca
+  [[ -d $dir ]] || return 0
+  find "$dir" -name '*.crt' -delete
+  if compgen -G '/usr/local/share/ca-certificates/*.crt' >/dev/null; then
+    cp /usr/local/share/ca-certificates/*.crt "$dir/"
+  fi
+}
+
 names=("$@")
 if ((${#names[@]} == 0)); then
   for d in "$IMAGES_DIR"/*/; do
@@ -87,6 +99,7 @@ exec 8>"${PLANO_HARNESS_LOCK_DIR:-/var/lock}/plano-harness-images.lock"
 flock -w 600 8 || die "images: could not take the build lock"
 
 for name in "${names[@]}"; do
+  copy_host_cas "$IMAGES_DIR/$name"
   build_image "$name"
 done
 log "images: done ($((SECONDS - t0))s)"

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Stop the dockerd that engine.sh started (and only that one), if it runs.
-# Never touches any other process. Images in /var/lib/docker are kept.
+# Stop what the harness started, and only that: the local registry that
+# registry.sh started, then the dockerd that engine.sh started, each if it
+# runs. Never touches any other process. Images in /var/lib/docker and the
+# registry's storage are kept.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=scripts/harness/lib.sh
@@ -18,6 +20,10 @@ alive() {
 }
 
 t0=$SECONDS
+# The registry first: it does not need the engine. Its failure must not keep
+# dockerd running.
+"$HERE/registry.sh" stop || log "teardown: registry.sh stop failed; going on"
+
 if [[ ! -e $PIDFILE ]]; then
   log "teardown: no $PIDFILE; no harness dockerd to stop"
   exit 0
