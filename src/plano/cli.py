@@ -221,7 +221,8 @@ _add_stack_commands()
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        cli.main(args=argv, prog_name="plano", standalone_mode=False)
+        # Without standalone mode, click returns the code of a click.exceptions.Exit.
+        code = cli.main(args=argv, prog_name="plano", standalone_mode=False)
     except PlanoError as exc:
         from .errors import DriftError
 
@@ -243,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         traceback.print_exc()
         click.echo("error: this is a bug in plano; please report it with the traceback above", err=True)
         return BUG
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":

@@ -55,9 +55,14 @@ def up(ctx: click.Context, mode: str, dry_run: bool, build: bool, wait: bool) ->
             emit(stack.simple_argv(st, "pull", ()) + ["--ignore-buildable"], True, runner, st.root)
         emit(stack.up_argv(st, build, wait), True, runner, st.root)
         return
+    from . import infra
+
     stack.require_engine(runner)
     warn_if_stale(st)
     stack.check_ports(st, runner)
+    # A fresh clone has no data/: Docker would create the bind sources as root,
+    # and the apps (non-root) could not write their uploads.
+    infra.ensure_data_dirs(st.root, st.manifest)
     was_running = bool(stack.running_services(st, runner))
     if mode == "prod":
         pulled = runner.run(stack.simple_argv(st, "pull", ()) + ["--ignore-buildable", "--quiet"], cwd=st.root, timeout=1800)

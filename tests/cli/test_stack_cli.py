@@ -70,3 +70,11 @@ def test_db_create_dry_run_hides_the_password(infra, capsys):
 def test_db_create_unknown_app(infra, capsys):
     code, _, err = run(capsys, "db", "create", "--dry-run", "ghost")
     assert code == 2 and "apps/ghost: no such app with a database" in err
+
+
+def test_the_command_exit_code_is_returned(infra, capsys, monkeypatch):
+    from plano import runner
+
+    monkeypatch.setattr(runner.SubprocessRunner, "stream", lambda self, argv, cwd=None, stdin=None: 7)
+    code, _, _ = run(capsys, "dev", "ps")
+    assert code == 7

@@ -54,7 +54,10 @@ def https_json(port: int, host: str, path: str, method: str = "GET", payload: ob
     body = json.dumps(payload).encode() if payload is not None else None
     headers = {"Content-Type": "application/json"} if body else {}
     status, _, raw = https_request(port, host, path, method, body, headers=headers)
-    return status, json.loads(raw) if raw else None
+    try:
+        return status, json.loads(raw)
+    except ValueError:  # nginx's own error pages (502 while an app restarts) are HTML
+        return status, None
 
 
 def free_port() -> int:
