@@ -208,6 +208,33 @@ def check(ctx: click.Context, as_json: bool) -> None:
         raise CheckFailed(f"failed: {', '.join(failed)}")
 
 
+@cli.command()
+@click.argument("directory", type=click.Path(file_okay=False), default="plano-demo")
+@click.option("--image", "images", multiple=True, metavar="NAME=REF", help="Use another image, e.g. nginx=mirror.example.com/nginx:1.28.0 (names: nginx, postgres, redis, certbot, node).")
+def demo(directory: str, images: tuple[str, ...]) -> None:
+    """Create a demo workspace (infra + app1), validate it, and start it where a
+    Docker engine answers (dev stack, https://app1.localhost)."""
+    from . import check as checks, demo as demos, infra, stack
+    from .runner import SubprocessRunner
+
+    runner = SubprocessRunner()
+    root = demos.create(Path(directory), runner, demos.parse_images(images))
+    out = console()
+    out.print(f"created {directory}/infra and {directory}/app1 (backend + frontend)")
+    loaded = infra.load(root)
+    for o in checks.run_all(root, loaded.manifest, runner):
+        out.print(f"  {o.status:8} {o.name}" + (f"  ({o.detail.splitlines()[0]})" if o.detail and o.status != checks.PASSED else ""))
+    try:
+        stack.require_engine(runner)
+    except PlanoError as exc:
+        out.print(f"not started: {exc}")
+        out.print(f"once an engine answers: cd {root} && plano dev up")
+        return
+    from .cli_stack import up
+
+    up(root, "dev", dry_run=False, build=False, wait=True)
+
+
 def _add_stack_commands() -> None:
     from .cli_stack import db_group, make_group
 

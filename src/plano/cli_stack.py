@@ -30,12 +30,17 @@ def finish(code: int) -> None:
 
 
 def load(ctx: click.Context, mode: str):
-    from . import infra, stack
     from .cli import infra_root
+
+    return load_root(infra_root(ctx), mode)
+
+
+def load_root(root: Path, mode: str):
+    from . import infra, stack
     from .runner import SubprocessRunner
 
     runner = SubprocessRunner()
-    loaded = infra.load(infra_root(ctx))
+    loaded = infra.load(root)
     return stack.open_stack(loaded.root, loaded.manifest, mode, runner), runner
 
 
@@ -46,10 +51,10 @@ def warn_if_stale(st) -> None:
         click.echo("warning: rendered files are out of date with plano.yml; run 'plano render'", err=True)
 
 
-def up(ctx: click.Context, mode: str, dry_run: bool, build: bool, wait: bool) -> None:
+def up(root: Path, mode: str, dry_run: bool, build: bool, wait: bool) -> None:
     from . import stack
 
-    st, runner = load(ctx, mode)
+    st, runner = load_root(root, mode)
     if dry_run:
         if mode == "prod":
             emit(stack.simple_argv(st, "pull", ()) + ["--ignore-buildable"], True, runner, st.root)
@@ -96,7 +101,9 @@ def make_group(mode: str) -> click.Group:
     @click.option("--no-wait", is_flag=True, help="Do not wait for healthchecks.")
     @click.pass_context
     def up_cmd(ctx, dry_run, build, no_wait):
-        up(ctx, mode, dry_run, build, not no_wait)
+        from .cli import infra_root
+
+        up(infra_root(ctx), mode, dry_run, build, not no_wait)
 
     @group.command("down", help="Stop and remove the containers. data/ is always kept.")
     @dry

@@ -99,10 +99,12 @@ def project_name(folder: Path) -> str:
     return cleaned or "infra"
 
 
-def init(root: Path, registry: str, email: str, name: str | None, force: bool, runner: Runner) -> Plan:
+def init(
+    root: Path, registry: str, email: str, name: str | None, force: bool, runner: Runner, images: dict[str, str] | None = None
+) -> Plan:
     if (root / mf.MANIFEST_FILE).exists() and not force:
         raise RefusedError(f"{root / mf.MANIFEST_FILE}: an infra already exists here; use 'plano render', or 'plano init --force' to start over (secrets are kept)")
-    text = mf.new_document(name or project_name(root), registry, email)
+    text = mf.new_document(name or project_name(root), registry, email, images)
     manifest = mf.load_text(text)
     result = sync(root, manifest, text, force=force)
     git_init(root, runner)

@@ -365,8 +365,9 @@ def find_root(start: Path) -> Path:
     raise ManifestError("", f"no {MANIFEST_FILE} in {start} or above; run 'plano init infra' or pass --dir")
 
 
-def new_document(name: str, registry: str, email: str) -> str:
+def new_document(name: str, registry: str, email: str, images: dict[str, str] | None = None) -> str:
     """The commented plano.yml that `plano init` writes."""
+    image = {**DEFAULT_IMAGES, **(images or {})}
     return f"""\
 # plano.yml: the single source of truth for this infra.
 # Edit it, then run `plano render`. Reference: README.md, section "plano.yml".
@@ -377,11 +378,11 @@ email: {email}               # Let's Encrypt account and expiry notices
 
 # Infra images, pinned. Point them at your mirror if you have one.
 images:
-  nginx: {DEFAULT_IMAGES['nginx']}
-  postgres: {DEFAULT_IMAGES['postgres']}
-  redis: {DEFAULT_IMAGES['redis']}
-  certbot: {DEFAULT_IMAGES['certbot']}
-  node: {DEFAULT_IMAGES['node']}   # base of the app images (build argument NODE_IMAGE)
+  nginx: {image['nginx']}
+  postgres: {image['postgres']}
+  redis: {image['redis']}
+  certbot: {image['certbot']}
+  node: {image['node']}   # base of the app images (build argument NODE_IMAGE)
 
 prod:
   bind: 0.0.0.0
