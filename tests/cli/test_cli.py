@@ -223,3 +223,28 @@ def test_remove_unknown_app(infra, capsys):
 def test_help_lists_exit_codes(capsys):
     code, out, _ = run(capsys, "--help")
     assert code == 0 and "Exit codes" in out
+
+
+def test_demo_without_an_engine_says_what_it_could_not_do(workspace, capsys, monkeypatch):
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    code, out, err = run(capsys, "demo", "demo-ws", "--image", "nginx=mirror.example.com/nginx:1.28.0")
+    assert code == 0, err
+    assert "passed   compose config (dev)" in out and "skipped  nginx -t" in out
+    assert "not started: no Docker engine answers" in out
+    root = workspace / "demo-ws"
+    assert (root / "app1/backend/Dockerfile").is_file() and (root / "app1/frontend/.dockerignore").is_file()
+    assert "nginx: mirror.example.com/nginx:1.28.0" in (root / "infra/plano.yml").read_text()
+    assert "NGINX_IMAGE=mirror.example.com/nginx:1.28.0" in (root / "infra/docker/nginx/Dockerfile").read_text()
+
+
+def test_demo_refuses_a_used_folder(workspace, capsys):
+    (workspace / "used").mkdir()
+    (workspace / "used/file").write_text("x")
+    code, _, err = run(capsys, "demo", "used")
+    assert code == 3 and "not empty" in err
+
+
+def test_demo_bad_image_writes_nothing(workspace, capsys):
+    code, _, err = run(capsys, "demo", "ws", "--image", "nginx=Not An Image")
+    assert code == 2 and err.startswith("error: images/nginx: 'Not An Image' is not an image reference")
+    assert not (workspace / "ws").exists()

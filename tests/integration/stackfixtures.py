@@ -3,16 +3,15 @@ stand-in images, free loopback ports, a compose project name of the test's own."
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from plano.demo import copy_demo_app
 from tests.integration.net import free_port
 
-FIXTURE_APP = Path(__file__).parent.parent / "fixtures" / "standin-app"
 STAND_INS = {
     "nginx": "plano-test/nginx:sid",
     "postgres": "plano-test/postgres:sid",
@@ -53,10 +52,6 @@ class Workspace:
         return secrets.read_env((infra or self.infra) / f".env.{mode}")
 
 
-def copy_app(root: Path, name: str) -> None:
-    shutil.copytree(FIXTURE_APP, root / name, ignore=shutil.ignore_patterns("node_modules"))
-
-
 def make_workspace(root: Path, apps: tuple[str, ...] = ("app1", "app2")) -> Workspace:
     name = f"e2e-{uuid.uuid4().hex[:6]}"
     ports = {key: free_port() for key in ("prod_http", "prod_https", "dev_http", "dev_https", "dev_db", "dev_redis")}
@@ -72,7 +67,7 @@ def make_workspace(root: Path, apps: tuple[str, ...] = ("app1", "app2")) -> Work
     (infra / "plano.yml").write_text(text)
     plano("render", cwd=infra)
     for app in apps:
-        copy_app(root, app)
+        copy_demo_app(root / app)
         plano("app", "add", app, "--domain", f"{app}.example.com", "--domain", f"www.{app}.example.com", cwd=infra)
     return Workspace(root, name, ports)
 

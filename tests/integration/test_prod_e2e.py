@@ -12,7 +12,7 @@ import time
 import pytest
 
 from tests.integration.net import http_get, https_json, https_request, wait_for
-from tests.integration.stackfixtures import REGISTRY, docker, make_workspace, plano, project_containers, remove_project
+from tests.integration.stackfixtures import REGISTRY, STAND_INS, docker, make_workspace, plano, project_containers, remove_project
 
 APPS = ("app1", "app2")
 ROLES = ("backend", "frontend")
@@ -23,7 +23,8 @@ def build_and_push(ws, version: str) -> None:
     for app in APPS:
         for role in ROLES:
             image = f"{REGISTRY}/{ws.name}/{app}-{role}:{version}"
-            build = subprocess.run(["docker", "build", "-q", "-t", image, str(ws.root / app / role)],
+            build = subprocess.run(["docker", "build", "-q", "-t", image, "--build-arg", f"NODE_IMAGE={STAND_INS['node']}",
+                                    str(ws.root / app / role)],
                                    capture_output=True, text=True, env=env, timeout=900)
             assert build.returncode == 0, build.stderr
             docker("push", image)
