@@ -32,6 +32,11 @@ def service(app: str, role: str) -> str:
     return f"{app}-{role}"
 
 
+def node_modules_volume(app: str, role: str) -> str:
+    """Dev only: the image's node_modules, kept over the source bind mount."""
+    return f"{service(app, role)}-node-modules"
+
+
 def network(app: str) -> str:
     return f"{app}-net"
 

@@ -69,3 +69,26 @@ def test_ps_and_dry_run(dev):
     assert len(project_containers(f"{ws.name}-dev")) == 8  # nginx certbot database redis + 2 x (backend, frontend)
     dry = plano("dev", "restart", "--dry-run", "app1-backend", cwd=ws.infra)
     assert dry.stdout.strip().endswith("restart app1-backend")
+
+
+def test_db_commands_provision_an_app_added_after_initialisation(dev):
+    ws, _ = dev
+    plano("app", "add", "app3", "--domain", "app3.example.com", cwd=ws.infra)
+    password = ws.env("dev")["APP3_DB_PASSWORD"]
+    for _ in range(2):  # idempotent
+        plano("db", "create", "app3", cwd=ws.infra)
+
+    def as_app3(database: str):
+        return plano("dev", "exec", "database", "--", "psql", f"postgresql://app3:{password}@127.0.0.1:5432/{database}",
+                     "-Atc", "select current_user", cwd=ws.infra, check=False)
+
+    own = as_app3("app3")
+    assert own.returncode == 0 and own.stdout.strip() == "app3", own.stderr
+    other = as_app3("app1")
+    assert other.returncode != 0 and "permission denied for database" in other.stderr
+
+    listed = json.loads(plano("db", "list", "--json", cwd=ws.infra).stdout)
+    assert {row["database"]: row["owner"] for row in listed} == {"app1": "app1", "app2": "app2", "app3": "app3"}
+    plano("db", "drop", "app3", "--yes", cwd=ws.infra)
+    assert [row["database"] for row in json.loads(plano("db", "list", "--json", cwd=ws.infra).stdout)] == ["app1", "app2"]
+    plano("app", "remove", "app3", cwd=ws.infra)

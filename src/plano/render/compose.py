@@ -218,11 +218,14 @@ def dev(manifest: Manifest) -> dict[str, Any]:
                 "build": {"context": source, "target": svc.dev_target, "args": {"NODE_IMAGE": manifest.images.node}},
                 "command": svc.dev_command,
                 "environment": {"NODE_ENV": "development", **DEV_WATCH_ENV, "PUBLIC_URL": f"https://{n.dev_domains(manifest, name)[0]}"},
-                # node_modules stays in the image: an anonymous volume hides the host's.
-                "volumes": [f"{source}:{n.APP_WORKDIR}", f"{n.APP_WORKDIR}/node_modules"],
+                # node_modules comes from the image, in a named volume over the bind mount:
+                # the host's never leaks in, and `dev down --volumes` removes it (an
+                # anonymous one is handed from container to container and outlives down).
+                "volumes": [f"{source}:{n.APP_WORKDIR}", f"{n.node_modules_volume(name, role)}:{n.APP_WORKDIR}/node_modules"],
                 "read_only": False,
             }
-    return {"name": n.project(manifest, "dev"), "services": services}
+    volumes = {n.node_modules_volume(name, role): {} for name, app in manifest.apps.items() for role in app.services()}
+    return {"name": n.project(manifest, "dev"), "services": services, **({"volumes": volumes} if volumes else {})}
 
 
 def prod(manifest: Manifest) -> dict[str, Any]:
