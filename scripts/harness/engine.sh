@@ -24,13 +24,6 @@ CONTAINERD_PIDFILE=/var/run/docker/containerd/containerd.pid
 
 engine_answers() { timeout 15 docker info >/dev/null 2>&1; }
 
-# A process counts as running unless it is gone or a zombie: PID 1 on these
-# machines reaps orphans only lazily, so a killed dockerd lingers as <defunct>.
-alive() {
-  local st
-  st=$(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1) || return 1
-  [[ -n $st && $st != Z ]]
-}
 
 dockerd_pids() {
   local p

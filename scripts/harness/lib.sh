@@ -17,3 +17,48 @@ apt_update() {
     apt-get update -q && touch "$APT_STAMP"
   fi
 }
+
+# True when PID runs and is not a zombie (killed processes linger as zombies here,
+# and pgrep / kill -0 still count those).
+alive() {
+  local st
+  st=$(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1) || return 1
+  [[ -n $st && $st != Z ]]
+}
+
+# Stop the process recorded in PIDFILE if it still runs and is named COMM (never
+# signal a reused PID): TERM, then KILL after WAIT seconds. Sets STOPPED_PID and
+# returns 0 when it stopped something; returns 1 when there was nothing to stop.
+stop_recorded() {
+  local pidfile=$1 comm=$2 label=$3 wait=$4 pid name deadline
+  if [[ ! -e $pidfile ]]; then
+    log "$label: no $pidfile; no harness $comm to stop"
+    return 1
+  fi
+  pid=$(tr -dc '0-9' <"$pidfile" || true)
+  if [[ -z $pid ]] || ! alive "$pid"; then
+    log "$label: harness $comm (pid ${pid:-?}) no longer runs; removing $pidfile"
+    rm -f "$pidfile"
+    return 1
+  fi
+  name=$(cat "/proc/$pid/comm" 2>/dev/null || true)
+  if [[ $name != "$comm" ]]; then
+    log "$label: pid $pid is '$name', not $comm; leaving it alone and removing $pidfile"
+    rm -f "$pidfile"
+    return 1
+  fi
+  log "$label: stopping harness $comm (pid $pid)"
+  kill -TERM "$pid" 2>/dev/null || true
+  deadline=$((SECONDS + wait))
+  while alive "$pid" && ((SECONDS < deadline)); do
+    sleep 0.2
+  done
+  if alive "$pid"; then
+    log "$label: pid $pid still runs after ${wait}s; sending SIGKILL"
+    kill -KILL "$pid" 2>/dev/null || true
+    sleep 1
+  fi
+  rm -f "$pidfile"
+  # shellcheck disable=SC2034  # read by the caller
+  STOPPED_PID=$pid
+}

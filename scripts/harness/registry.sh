@@ -36,12 +36,6 @@ usage() { echo "usage: $0 start|stop|url" >&2; exit 2; }
 
 answers() { curl -fsS -m 3 -o /dev/null "http://$ADDR/v2/" 2>/dev/null; }
 
-# Gone or a zombie (PID 1 here reaps orphans only lazily) counts as stopped.
-alive() {
-  local st
-  st=$(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1) || return 1
-  [[ -n $st && $st != Z ]]
-}
 
 # The PID in our PID file, if that process runs and is a docker-registry.
 our_pid() {
@@ -187,36 +181,10 @@ cmd_start() {
 }
 
 cmd_stop() {
-  local t0=$SECONDS pid comm deadline
-  if [[ ! -e $PIDFILE ]]; then
-    log "registry: no $PIDFILE; no harness registry to stop"
-    return 0
+  local t0=$SECONDS
+  if stop_recorded "$PIDFILE" docker-registry registry "$STOP_WAIT"; then
+    log "registry: stopped ($((SECONDS - t0))s)"
   fi
-  pid=$(tr -dc '0-9' <"$PIDFILE" || true)
-  if [[ -z $pid ]] || ! alive "$pid"; then
-    log "registry: harness registry (pid ${pid:-?}) no longer runs; removing $PIDFILE"
-    rm -f "$PIDFILE"
-    return 0
-  fi
-  # Guard against PID reuse: only ever signal a docker-registry.
-  comm=$(cat "/proc/$pid/comm" 2>/dev/null || true)
-  if [[ $comm != docker-registry ]]; then
-    log "registry: pid $pid is '$comm', not docker-registry; leaving it alone and removing $PIDFILE"
-    rm -f "$PIDFILE"
-    return 0
-  fi
-  log "registry: stopping harness registry (pid $pid)"
-  kill -TERM "$pid" 2>/dev/null || true
-  deadline=$((SECONDS + STOP_WAIT))
-  while alive "$pid" && ((SECONDS < deadline)); do
-    sleep 0.2
-  done
-  if alive "$pid"; then
-    log "registry: pid $pid still runs after ${STOP_WAIT}s; sending SIGKILL"
-    kill -KILL "$pid" 2>/dev/null || true
-  fi
-  rm -f "$PIDFILE"
-  log "registry: stopped ($((SECONDS - t0))s)"
 }
 
 (($# == 1)) || usage
