@@ -23,6 +23,22 @@ def environment() -> jinja2.Environment:
     )
 
 
+@cache
+def app_environment() -> jinja2.Environment:
+    """For app-repo files (CI workflows) full of `${{ }}` and `{{ }}` of their own:
+    plano's values are written [[ like_this ]]."""
+    env = environment().overlay(
+        variable_start_string="[[", variable_end_string="]]",
+        block_start_string="[%", block_end_string="%]",
+        comment_start_string="[#", comment_end_string="#]",
+    )
+    return env
+
+
+def render_app_template(template: str, **values: object) -> str:
+    return app_environment().get_template(template).render(**values)
+
+
 def render_template(template: str, **values: object) -> str:
     if not template.endswith(".j2"):
         return static(template)
