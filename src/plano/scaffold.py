@@ -1,4 +1,4 @@
-"""App repositories: the files plano adds to an app repo (CI pipelines for now).
+"""App repositories: the files plano adds to an app repo (CI pipelines, README).
 
 Every file is created only when missing: an existing file is never overwritten, so
 the same tree serves a new repo and the adoption of an existing one.
@@ -11,9 +11,10 @@ from .render.templating import render_app_template
 
 T = "app-repo"
 # Stored without the leading dot so that every packaging tool ships them.
-CI_FILES = {
+REPO_FILES = {
     ".github/workflows/ci.yml": f"{T}/github/workflows/ci.yml.j2",
     ".gitlab-ci.yml": f"{T}/gitlab-ci.yml.j2",
+    "README.md": f"{T}/README.md.j2",
 }
 
 
@@ -22,6 +23,12 @@ def registry_host(registry: str) -> str:
     return registry.split("/", 1)[0]
 
 
-def ci_tree(app: str, registry: str) -> Tree:
-    values = {"app": app, "registry": registry, "registry_host": registry_host(registry)}
-    return {path: File(render_app_template(template, **values), kind=Kind.USER) for path, template in CI_FILES.items()}
+def repo_tree(app: str, registry: str, domain: str) -> Tree:
+    values = {
+        "app": app,
+        "domain": domain,
+        "registry": registry,
+        "registry_host": registry_host(registry),
+        "var_prefix": app.upper().replace("-", "_"),
+    }
+    return {path: File(render_app_template(template, **values), kind=Kind.USER) for path, template in REPO_FILES.items()}

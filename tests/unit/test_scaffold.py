@@ -19,7 +19,7 @@ def check_jsonschema(schema: str, path: Path) -> subprocess.CompletedProcess:
 
 @pytest.fixture
 def repo(tmp_path) -> Path:
-    files.apply(tmp_path, files.plan(tmp_path, scaffold.ci_tree("app1", "registry.example.com/acme")))
+    files.apply(tmp_path, files.plan(tmp_path, scaffold.repo_tree("app1", "registry.example.com/acme", "app1.example.com")))
     return tmp_path
 
 
@@ -48,4 +48,11 @@ def test_images_are_pushed_with_the_sha_and_the_version(repo):
 
 def test_existing_ci_files_are_never_overwritten(repo):
     (repo / ".gitlab-ci.yml").write_text("# mine\n")
-    assert files.plan(repo, scaffold.ci_tree("app1", "registry.example.com/acme")).changed == []
+    assert files.plan(repo, scaffold.repo_tree("app1", "registry.example.com/acme", "app1.example.com")).changed == []
+
+
+def test_the_readme_covers_dev_tests_and_release(repo):
+    readme = (repo / "README.md").read_text()
+    for text in ("plano dev up", "plano dev exec app1-backend -- npm test", "npm run test:e2e", "git tag v1.2.3",
+                 "APP1_BACKEND_TAG=1.2.3", "https://app1.example.com"):
+        assert text in readme
