@@ -113,6 +113,21 @@ def app_add(ctx: click.Context, name: str, domains: tuple[str, ...], **opts) -> 
     console().print(f"app {name} added. Its data lives in data/uploads/{name}/ and the {name} database.")
 
 
+@app.command("new")
+@click.argument("name")
+@click.option("--domain", "domains", multiple=True, required=True, help="A domain of the app; repeat for more.")
+@click.option("--path", type=click.Path(file_okay=False), help="Where to create the app repo [../NAME, next to the infra].")
+@click.pass_context
+def app_new(ctx: click.Context, name: str, domains: tuple[str, ...], path: str | None) -> None:
+    """Create app repo NAME (NestJS backend + Next.js frontend, Dockerfiles, CI) and register it."""
+    from . import infra
+    from .runner import SubprocessRunner
+
+    repo, result = infra.new_app(infra.load(infra_root(ctx)), name, list(domains), Path(path) if path else None, SubprocessRunner())
+    summarize(result)
+    console().print(f"app repo created in {repo} (git init done). Next: cd {repo}/backend && npm ci && npm test; then plano dev up")
+
+
 @app.command("remove")
 @click.argument("name")
 @click.option("--force", is_flag=True, help="Overwrite hand edits of generated files.")

@@ -8,28 +8,20 @@ Postgres and Redis use. The end-to-end tests run it too.
 
 from __future__ import annotations
 
-import shutil
-from importlib import resources
 from pathlib import Path
 
 from . import infra
 from .errors import RefusedError, UsageError
 from .manifest import DEFAULT_IMAGES
 from .runner import Runner
+from .scaffold import copy_template
 
 DEMO_APP = "demo-app"
-# Dotfiles are stored without their dot so that every packaging tool ships them.
-DOTFILES = {"dockerignore": ".dockerignore", "gitignore": ".gitignore"}
 
 
 def copy_demo_app(dest: Path) -> None:
     """The demo app's backend/ and frontend/ into dest (e.g. workspace/app1)."""
-    source = resources.files("plano") / "templates" / DEMO_APP
-    with resources.as_file(source) as folder:
-        shutil.copytree(folder, dest, ignore=shutil.ignore_patterns("node_modules", "__pycache__"))
-    for path in dest.rglob("*"):
-        if path.name in DOTFILES:
-            path.rename(path.with_name(DOTFILES[path.name]))
+    copy_template(DEMO_APP, dest)
 
 
 def parse_images(pairs: tuple[str, ...]) -> dict[str, str]:

@@ -119,7 +119,8 @@ def git_init(root: Path, runner: Runner) -> None:
 # ---------------------------------------------------------------- apps
 
 
-def add_app(infra: Infra, name: str, entry: dict[str, Any], force: bool = False) -> Plan:
+def with_app(infra: Infra, name: str, entry: dict[str, Any]) -> tuple[str, Manifest]:
+    """plano.yml with the app added (comments kept), validated; nothing is written."""
     try:
         mf.check_app_name(name)
     except ValueError as exc:
@@ -135,7 +136,12 @@ def add_app(infra: Infra, name: str, entry: dict[str, Any], force: bool = False)
     apps.fa.set_block_style()
     apps[name] = entry
     text = mf.dump(doc)
-    return sync(infra.root, mf.load_text(text), text, force)
+    return text, mf.load_text(text)
+
+
+def add_app(infra: Infra, name: str, entry: dict[str, Any], force: bool = False) -> Plan:
+    text, manifest = with_app(infra, name, entry)
+    return sync(infra.root, manifest, text, force)
 
 
 def remove_app(infra: Infra, name: str, force: bool = False) -> Plan:
@@ -169,3 +175,23 @@ def app_entry(
     if repo:
         entry["repo"] = repo
     return entry
+
+
+def new_app(infra: Infra, name: str, domains: list[str], repo: Path | None, runner: Runner) -> tuple[Path, Plan]:
+    """Create the app repo next to the infra (git init) and register the app."""
+    from . import scaffold
+
+    repo = repo or infra.root.parent / name
+    default = (infra.root.parent / name).resolve() == repo.resolve()
+    source = None if default else os.path.relpath(repo.resolve(), infra.root.resolve())
+    entry = app_entry(
+        domains,
+        {"source": f"{source}/backend" if source else None},
+        {"source": f"{source}/frontend" if source else None},
+    )
+    text, manifest = with_app(infra, name, entry)  # bad input fails here, before any write
+    if repo.exists() and any(repo.iterdir()):
+        raise RefusedError(f"{repo}: not empty; use 'plano app adopt {repo}' for an existing repo")
+    scaffold.create_repo(repo, name, manifest.registry, manifest.apps[name].domains[0], manifest.images.node)
+    git_init(repo, runner)
+    return repo, sync(infra.root, manifest, text)

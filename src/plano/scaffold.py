@@ -6,6 +6,11 @@ the same tree serves a new repo and the adoption of an existing one.
 
 from __future__ import annotations
 
+import shutil
+from importlib import resources
+from pathlib import Path
+
+from . import files
 from .files import File, Kind, Tree
 from .render.templating import render_app_template
 
@@ -32,3 +37,33 @@ def repo_tree(app: str, registry: str, domain: str) -> Tree:
         "var_prefix": app.upper().replace("-", "_"),
     }
     return {path: File(render_app_template(template, **values), kind=Kind.USER) for path, template in REPO_FILES.items()}
+
+
+# Dotfiles are stored without their dot so that every packaging tool ships them.
+DOTFILES = {"dockerignore": ".dockerignore", "gitignore": ".gitignore", "oxlintrc.json": ".oxlintrc.json"}
+TEMPLATE_APP = "app1"  # the name the app templates are written with
+TEMPLATE_NODE_IMAGE = "node:22.20.0-bookworm-slim"  # their NODE_IMAGE default
+
+
+def copy_template(template: str, dest: Path, replace: dict[str, str] | None = None) -> None:
+    """Copy templates/<template> to dest: dotfiles get their dot back, and each
+    `replace` key is substituted in text files (e.g. the template's app name)."""
+    source = resources.files("plano") / "templates" / template
+    with resources.as_file(source) as folder:
+        shutil.copytree(folder, dest, ignore=shutil.ignore_patterns("node_modules", "__pycache__", "dist", ".next"))
+    for path in sorted(dest.rglob("*"), reverse=True):
+        if path.is_file() and replace:
+            text = path.read_text()
+            for old, new in replace.items():
+                text = text.replace(old, new)
+            path.write_text(text)
+        if path.name in DOTFILES:
+            path.rename(path.with_name(DOTFILES[path.name]))
+
+
+def create_repo(repo: Path, app: str, registry: str, domain: str, node_image: str) -> None:
+    """A new app repo: backend/ (NestJS), frontend/ (Next.js), CI pipelines, README."""
+    replace = {TEMPLATE_APP: app, TEMPLATE_NODE_IMAGE: node_image}
+    for role in ("backend", "frontend"):
+        copy_template(f"app/{role}", repo / role, replace)
+    files.apply(repo, files.plan(repo, repo_tree(app, registry, domain)))

@@ -248,3 +248,38 @@ def test_demo_bad_image_writes_nothing(workspace, capsys):
     code, _, err = run(capsys, "demo", "ws", "--image", "nginx=Not An Image")
     assert code == 2 and err.startswith("error: images/nginx: 'Not An Image' is not an image reference")
     assert not (workspace / "ws").exists()
+
+
+def test_app_new_creates_the_repo_and_registers_it(infra, capsys):
+    code, out, err = run(capsys, "app", "new", "shop", "--domain", "shop.example.com")
+    assert code == 0, err
+    repo = infra.parent / "shop"
+    assert json.loads((repo / "frontend/package.json").read_text())["name"] == "shop-frontend"
+    assert (repo / ".git").is_dir() and (repo / "backend/.oxlintrc.json").is_file()
+    assert "ARG NODE_IMAGE=node:22.20.0-bookworm-slim" in (repo / "backend/Dockerfile").read_text()
+    assert not list(repo.rglob("*app1*")) and "app1" not in (repo / "backend/package-lock.json").read_text()
+    assert (infra / "docker/nginx/sites-enabled/shop.conf").is_file()
+
+
+def test_app_new_elsewhere_records_the_source_paths(infra, capsys):
+    code, _, err = run(capsys, "app", "new", "shop", "--domain", "shop.example.com", "--path", str(infra.parent / "repos/shop"))
+    assert code == 0, err
+    row = json.loads(run(capsys, "app", "list", "--json")[1])[0]
+    assert row["backend"]["source"] == "../repos/shop/backend" and row["frontend"]["source"] == "../repos/shop/frontend"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["Shop", "--domain", "shop.example.com"], "error: apps/Shop: app names are lower-case letters"),
+        (["shop", "--domain", "not a domain"], "error: apps/shop/domains/0: 'not a domain' is not a valid domain"),
+        (["used", "--domain", "used.example.com"], "not empty; use 'plano app adopt"),
+    ],
+)
+def test_bad_app_new_writes_nothing(infra, capsys, args, message):
+    (infra.parent / "used").mkdir()
+    (infra.parent / "used/file").write_text("x")
+    before = tree_digest(infra.parent)
+    code, _, err = run(capsys, "app", "new", *args)
+    assert code in (2, 3) and message in err
+    assert tree_digest(infra.parent) == before
