@@ -73,3 +73,34 @@ def test_production_images_serve_behind_nginx(scaffolded):
     assert status == 200 and b"<html" in body.lower() and b"app1" in body
     assert "x-powered-by" not in headers
     wait_for(lambda: https_request(port, "app1.example.com", "/api/health")[0] == 200, "health flapped", 5)
+
+
+def test_dev_refuses_while_prod_runs_then_reloads_nest_and_next_edits(scaffolded):
+    ws = scaffolded
+    refused = plano("dev", "up", cwd=ws.infra, check=False)
+    assert refused.returncode == 2
+    assert "error: the prod stack of this infra is running and shares data/ with dev; run 'plano prod down' first" in refused.stderr
+    plano("prod", "down", cwd=ws.infra)
+    try:
+        plano("dev", "up", cwd=ws.infra, timeout=1500)
+        port = ws.ports["dev_https"]
+
+        def body(path: str) -> bytes:
+            status, _, raw = https_request(port, "app1.localhost", path)
+            return raw if status == 200 else b""
+
+        wait_for(lambda: b"<h1>app1</h1>" in body("/"), "the Next dev server never served /", 180, 1)
+        assert body("/api") == b"Hello World!"
+
+        service = ws.root / "app1/backend/src/app.service.ts"
+        service.write_text(service.read_text().replace("Hello World!", "Hello, reloaded!"))
+        seconds = wait_for(lambda: body("/api") == b"Hello, reloaded!", "the NestJS edit never reached the container", 90, 0.25)
+        print(f"NestJS edit visible through nginx after {seconds:.1f} s")
+
+        page = ws.root / "app1/frontend/app/page.tsx"
+        page.write_text(page.read_text().replace("<h1>app1</h1>", "<h1>app1, reloaded</h1>"))
+        seconds = wait_for(lambda: b"app1, reloaded" in body("/"), "the Next.js edit never reached the container", 90, 0.25)
+        print(f"Next.js edit visible through nginx after {seconds:.1f} s")
+    finally:
+        plano("dev", "down", "--volumes", "--yes", cwd=ws.infra, check=False)
+        remove_project(f"{ws.name}-dev")

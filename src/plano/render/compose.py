@@ -223,6 +223,8 @@ def dev(manifest: Manifest) -> dict[str, Any]:
                 # anonymous one is handed from container to container and outlives down).
                 "volumes": [f"{source}:{n.APP_WORKDIR}", f"{n.node_modules_volume(name, role)}:{n.APP_WORKDIR}/node_modules"],
                 "read_only": False,
+                # Dev servers compile on start (slowly on a busy laptop): more time before unhealthy.
+                "healthcheck": {"start_period": "180s"},
             }
     volumes = {n.node_modules_volume(name, role): {} for name, app in manifest.apps.items() for role in app.services()}
     return {"name": n.project(manifest, "dev"), "services": services, **({"volumes": volumes} if volumes else {})}
