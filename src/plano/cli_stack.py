@@ -64,7 +64,6 @@ def up(root: Path, mode: str, dry_run: bool, build: bool, wait: bool) -> None:
 
     stack.require_engine(runner)
     warn_if_stale(st)
-    stack.check_other_mode(st, runner)
     stack.check_ports(st, runner)
     # A fresh clone has no data/: Docker would create the bind sources as root,
     # and the apps (non-root) could not write their uploads.

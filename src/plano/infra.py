@@ -62,8 +62,15 @@ def plan(root: Path, manifest: Manifest, manifest_text: str | None = None) -> Pl
 
 
 def data_dirs(manifest: Manifest) -> list[str]:
-    dirs = [*n.DATA_DIRS, "data/certs/webroot", "data/certs/plano", "data/logs/certbot"]
-    return dirs + [n.uploads_dir(name) for name in manifest.apps]
+    """data/ for prod and data/dev/ for dev, with an uploads folder per app."""
+    return [
+        path
+        for mode in ("prod", "dev")
+        for path in (
+            *(f"{n.data_root(mode)}/{rel}" for rel in n.DATA_DIRS),
+            *(n.uploads_dir(name, mode) for name in manifest.apps),
+        )
+    ]
 
 
 def ensure_data_dirs(root: Path, manifest: Manifest) -> None:
@@ -73,7 +80,7 @@ def ensure_data_dirs(root: Path, manifest: Manifest) -> None:
         if path.is_dir():
             continue
         path.mkdir(parents=True, exist_ok=True)
-        if rel.startswith("data/uploads/") and os.geteuid() == 0:
+        if "/uploads/" in rel and os.geteuid() == 0:
             os.chown(path, APP_UID, APP_UID)
 
 

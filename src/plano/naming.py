@@ -24,7 +24,13 @@ ENV_BASE = ".env"
 ENV_DEV = ".env.dev"
 ENV_PROD = ".env.prod"
 ENV_PROD_EXAMPLE = ".env.prod.example"
-DATA_DIRS = ("data/database", "data/certs", "data/logs", "data/uploads", "data/backups")
+DATA_DIRS = ("database", "certs", "certs/webroot", "certs/plano", "logs", "logs/certbot", "uploads", "backups")
+
+
+def data_root(mode: str) -> str:
+    """Where a mode keeps its data: prod in the seed's data/, dev in data/dev/, so
+    the two never share a database initialised with the other's secrets."""
+    return "data" if mode == "prod" else "data/dev"
 
 
 def service(app: str, role: str) -> str:
@@ -116,8 +122,8 @@ def env_file(app: str, role: str) -> str:
     return f"env/{service(app, role)}.env"
 
 
-def uploads_dir(app: str) -> str:
-    return f"data/uploads/{app}"
+def uploads_dir(app: str, mode: str = "prod") -> str:
+    return f"{data_root(mode)}/uploads/{app}"
 
 
 def project(manifest: Manifest, mode: str) -> str:

@@ -119,21 +119,6 @@ def running_services(stack: Stack, runner: Runner) -> set[str]:
     return set(result.out.split()) if result.ok else set()
 
 
-def other_mode_running(stack: Stack, runner: Runner) -> bool:
-    """True when this infra's other stack (dev for prod, prod for dev) has running containers."""
-    other = n.project(stack.manifest, "prod" if stack.mode == "dev" else "dev")
-    result = runner.run(["docker", "ps", "-q", "--filter", f"label=com.docker.compose.project={other}"], timeout=30)
-    return result.ok and bool(result.out.strip())
-
-
-def check_other_mode(stack: Stack, runner: Runner) -> None:
-    """dev and prod of one checkout share data/: two Postgres on one data directory
-    would corrupt it, so only one of them runs at a time."""
-    if other_mode_running(stack, runner):
-        other = "prod" if stack.mode == "dev" else "dev"
-        raise UsageError(f"the {other} stack of this infra is running and shares data/ with {stack.mode}; run 'plano {other} down' first")
-
-
 def check_ports(stack: Stack, runner: Runner) -> None:
     """Refuse to start when another process holds a port the stack publishes."""
     running = running_services(stack, runner)

@@ -75,12 +75,10 @@ def test_production_images_serve_behind_nginx(scaffolded):
     wait_for(lambda: https_request(port, "app1.example.com", "/api/health")[0] == 200, "health flapped", 5)
 
 
-def test_dev_refuses_while_prod_runs_then_reloads_nest_and_next_edits(scaffolded):
+def test_dev_after_prod_in_one_checkout_reloads_nest_and_next_edits(scaffolded):
+    """dev keeps its data in data/dev/: a database that prod initialised with its own
+    secrets does not stop dev (both stacks may even run at once on other ports)."""
     ws = scaffolded
-    refused = plano("dev", "up", cwd=ws.infra, check=False)
-    assert refused.returncode == 2
-    assert "error: the prod stack of this infra is running and shares data/ with dev; run 'plano prod down' first" in refused.stderr
-    plano("prod", "down", cwd=ws.infra)
     try:
         plano("dev", "up", cwd=ws.infra, timeout=1500)
         port = ws.ports["dev_https"]

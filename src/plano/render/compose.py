@@ -48,16 +48,31 @@ def app_networks(manifest: Manifest, uses: str | None = None) -> list[str]:
     return [n.network(name) for name, app in manifest.apps.items() if uses is None or getattr(app, uses)]
 
 
+# Data mounts per mode: the dev override points the same container paths at data/dev/.
+def nginx_data(mode: str) -> list[str]:
+    data = n.data_root(mode)
+    return [f"./{data}/certs:{n.CERTS_IN_NGINX}", f"./{data}/certs/webroot:{n.WEBROOT}:ro"]
+
+
+def certbot_data(mode: str) -> list[str]:
+    data = n.data_root(mode)
+    return [f"./{data}/certs:/etc/letsencrypt", f"./{data}/certs/webroot:{n.WEBROOT}", f"./{data}/logs/certbot:/var/log/letsencrypt"]
+
+
+def database_data(mode: str) -> list[str]:
+    return [f"./{n.data_root(mode)}/database:/var/lib/postgresql/data"]
+
+
+def uploads_data(app: str, mode: str) -> list[str]:
+    return [f"./{n.uploads_dir(app, mode)}:{n.UPLOADS_IN_APP}"]
+
+
 def nginx_service(manifest: Manifest) -> dict[str, Any]:
     return {
         "build": built("./docker/nginx", "NGINX_IMAGE", manifest.images.nginx),
         "command": NGINX_CMD,
         "restart": "unless-stopped",
-        "volumes": [
-            f"./docker/nginx:{NGINX_CONF_DIR}:ro",
-            f"./data/certs:{n.CERTS_IN_NGINX}",
-            f"./data/certs/webroot:{n.WEBROOT}:ro",
-        ],
+        "volumes": [f"./docker/nginx:{NGINX_CONF_DIR}:ro", *nginx_data("prod")],
         "healthcheck": healthcheck(["CMD", "curl", "-fsS", "-o", "/dev/null", "http://127.0.0.1:8081/.plano/health"], "10s"),
         "networks": ["edge", *app_networks(manifest)],
         "read_only": True,
@@ -72,11 +87,7 @@ def certbot_service(manifest: Manifest) -> dict[str, Any]:
         "build": built("./docker/certbot", "CERTBOT_IMAGE", manifest.images.certbot),
         "restart": "unless-stopped",
         "environment": {"ACME_EMAIL": manifest.email, "RENEW_INTERVAL_SECONDS": "43200"},
-        "volumes": [
-            "./data/certs:/etc/letsencrypt",
-            f"./data/certs/webroot:{n.WEBROOT}",
-            "./data/logs/certbot:/var/log/letsencrypt",
-        ],
+        "volumes": certbot_data("prod"),
         "healthcheck": healthcheck(["CMD", "grep", "-qx", "ok", "/tmp/plano-renew-status"], "60s"),
         "networks": ["edge"],
         "read_only": True,
@@ -96,7 +107,7 @@ def database_service(manifest: Manifest) -> dict[str, Any]:
         "build": built("./docker/database", "POSTGRES_IMAGE", manifest.images.postgres),
         "restart": "unless-stopped",
         "environment": env,
-        "volumes": ["./data/database:/var/lib/postgresql/data"],
+        "volumes": database_data("prod"),
         "shm_size": "128mb",
         # -h 127.0.0.1: the init-time server listens on the socket only, so this
         # passes only once initialisation is over.
@@ -169,7 +180,7 @@ def app_service(manifest: Manifest, name: str, app: App, role: str) -> dict[str,
         "env_file": [{"path": f"./{n.env_file(name, role)}", "required": False}],
     }
     if role == "backend":
-        spec["volumes"] = [f"./{n.uploads_dir(name)}:{n.UPLOADS_IN_APP}"]
+        spec["volumes"] = uploads_data(name, "prod")
     if depends:
         spec["depends_on"] = depends
     spec.update(
@@ -207,8 +218,9 @@ def published(bind: str, host: int, container: int) -> str:
 def dev(manifest: Manifest) -> dict[str, Any]:
     d = manifest.dev
     services: dict[str, Any] = {
-        "nginx": {"ports": [published(d.bind, d.http_port, 80), published(d.bind, d.https_port, 443)]},
-        "database": {"ports": [published(d.bind, d.database_port, 5432)]},
+        "nginx": {"ports": [published(d.bind, d.http_port, 80), published(d.bind, d.https_port, 443)], "volumes": nginx_data("dev")},
+        "certbot": {"volumes": certbot_data("dev")},
+        "database": {"ports": [published(d.bind, d.database_port, 5432)], "volumes": database_data("dev")},
         "redis": {"ports": [published(d.bind, d.redis_port, 6379)]},
     }
     for name, app in manifest.apps.items():
@@ -221,7 +233,11 @@ def dev(manifest: Manifest) -> dict[str, Any]:
                 # node_modules comes from the image, in a named volume over the bind mount:
                 # the host's never leaks in, and `dev down --volumes` removes it (an
                 # anonymous one is handed from container to container and outlives down).
-                "volumes": [f"{source}:{n.APP_WORKDIR}", f"{n.node_modules_volume(name, role)}:{n.APP_WORKDIR}/node_modules"],
+                "volumes": [
+                    f"{source}:{n.APP_WORKDIR}",
+                    f"{n.node_modules_volume(name, role)}:{n.APP_WORKDIR}/node_modules",
+                    *(uploads_data(name, "dev") if role == "backend" else []),
+                ],
                 "read_only": False,
                 # Dev servers compile on start (slowly on a busy laptop): more time before unhealthy.
                 "healthcheck": {"start_period": "180s"},
