@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from plano.demo import copy_demo_app
-from tests.integration.net import free_port
+from tests.integration.net import free_ports
 
 STAND_INS = {
     "nginx": "plano-test/nginx:sid",
@@ -54,7 +54,8 @@ class Workspace:
 
 def make_workspace(root: Path, apps: tuple[str, ...] = ("app1", "app2")) -> Workspace:
     name = f"e2e-{uuid.uuid4().hex[:6]}"
-    ports = {key: free_port() for key in ("prod_http", "prod_https", "dev_http", "dev_https", "dev_db", "dev_redis")}
+    keys = ("prod_http", "prod_https", "dev_http", "dev_https", "dev_db", "dev_redis")
+    ports = dict(zip(keys, free_ports(len(keys))))
     plano("init", "infra", "--name", name, "--registry", f"{REGISTRY}/{name}", "--email", "ops@example.com", cwd=root)
     infra = root / "infra"
     text = (infra / "plano.yml").read_text()
