@@ -23,12 +23,13 @@ class Upstream:
 
 @dataclass(frozen=True)
 class Route:
-    location: str
+    path: str
     upstream: str
 
-
-def location(path: str) -> str:
-    return "/" if path == "/" else f"{path}/"
+    @property
+    def locations(self) -> list[str]:
+        """`/api` serves `/api` itself and everything under `/api/`."""
+        return ["/"] if self.path == "/" else [f"= {self.path}", f"{self.path}/"]
 
 
 def site(manifest: Manifest, app_name: str) -> dict[str, object]:
@@ -37,8 +38,8 @@ def site(manifest: Manifest, app_name: str) -> dict[str, object]:
     upstreams = [Upstream(n.upstream(app_name, role), n.service(app_name, role), svc.port) for role, svc in services.items()]
     # Longest path first reads naturally; nginx picks the longest prefix anyway.
     routes = sorted(
-        (Route(location(svc.path), n.upstream(app_name, role)) for role, svc in services.items()),
-        key=lambda route: -len(route.location),
+        (Route(svc.path, n.upstream(app_name, role)) for role, svc in services.items()),
+        key=lambda route: -len(route.path),
     )
     return {
         "app": app_name,
