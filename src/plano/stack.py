@@ -51,7 +51,7 @@ def open_stack(root: Path, manifest: Manifest, mode: str, runner: Runner) -> Sta
 
 
 def require_engine(runner: Runner) -> None:
-    if not runner.run(["docker", "info", "--format", "{{.ServerVersion}}"], timeout=20).ok:
+    if not compose.engine_answers(runner):
         raise EnvironmentProblem(
             "no Docker engine answers (docker info failed): start dockerd (e.g. 'systemctl start docker') "
             "or set DOCKER_HOST"
