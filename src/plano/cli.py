@@ -128,6 +128,28 @@ def app_new(ctx: click.Context, name: str, domains: tuple[str, ...], path: str |
     console().print(f"app repo created in {repo} (git init done). Next: cd {repo}/backend && npm ci && npm test; then plano dev up")
 
 
+@app.command("adopt")
+@click.argument("path", type=click.Path(file_okay=False))
+@click.option("--domain", "domains", multiple=True, required=True, help="A domain of the app; repeat for more.")
+@click.option("--name", help="The app's name [the repo folder's name].")
+@click.option("--backend", "backend_dir", metavar="DIR", help="The NestJS backend's folder in the repo [found by its package.json].")
+@click.option("--frontend", "frontend_dir", metavar="DIR", help="The Next.js frontend's folder in the repo [found by its package.json].")
+@click.pass_context
+def app_adopt(ctx: click.Context, path: str, domains: tuple[str, ...], name: str | None, backend_dir: str | None, frontend_dir: str | None) -> None:
+    """Register the existing app repo at PATH: add its missing Dockerfiles, .dockerignore and CI (never overwriting a file)."""
+    from . import infra
+
+    name, adoption, repo_plan, result = infra.adopt_app(infra.load(infra_root(ctx)), Path(path), name, list(domains), backend_dir, frontend_dir)
+    out = console()
+    for part in adoption.parts:
+        out.print(f"found the {part.role} in {part.dir}/")
+    summarize(repo_plan, "added")
+    summarize(result)
+    for tip in adoption.advice:
+        out.print(f"[yellow]to do:[/] {tip}", highlight=False)
+    out.print(f"app {name} adopted. Next: plano dev up")
+
+
 @app.command("remove")
 @click.argument("name")
 @click.option("--force", is_flag=True, help="Overwrite hand edits of generated files.")

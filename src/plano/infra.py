@@ -202,3 +202,20 @@ def new_app(infra: Infra, name: str, domains: list[str], repo: Path | None, runn
     scaffold.create_repo(repo, name, manifest.registry, manifest.apps[name].domains[0], manifest.images.node)
     git_init(repo, runner)
     return repo, sync(infra.root, manifest, text)
+
+
+def adopt_app(
+    infra: Infra, repo: Path, name: str | None, domains: list[str], backend_dir: str | None = None, frontend_dir: str | None = None
+):
+    """Register an existing app repo: add the files it lacks (never overwriting one), then the app."""
+    from . import adopt
+
+    name = name or repo.resolve().name
+    found = adopt.survey(repo, backend_dir, frontend_dir)
+    repo_rel = os.path.relpath(repo.resolve(), infra.root.resolve())
+    registry, node = infra.manifest.registry, infra.manifest.images.node
+    adoption = adopt.plan_adoption(name, repo_rel, found, registry, domains[0] if domains else "", node)
+    text, manifest = with_app(infra, name, app_entry(domains, adoption.backend, adoption.frontend))
+    repo_plan = files.plan(repo, adoption.files)
+    files.apply(repo, repo_plan)
+    return name, adoption, repo_plan, sync(infra.root, manifest, text)

@@ -7,6 +7,7 @@ the same tree serves a new repo and the adoption of an existing one.
 from __future__ import annotations
 
 import shutil
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -23,13 +24,39 @@ REPO_FILES = {
 }
 
 
+@dataclass(frozen=True)
+class RepoPart:
+    """One service of an app repo: its role, its folder and the commands CI runs there."""
+
+    role: str  # backend | frontend
+    dir: str
+    checks: tuple[str, ...]
+
+
+def checks_for(role: str, scripts: dict[str, str]) -> tuple[str, ...]:
+    """What CI runs for a service, from its package.json scripts: the tests it has,
+    and the build for a frontend (or when there is nothing else to run)."""
+    checks = [f"npm {'test' if name == 'test' else 'run ' + name}" for name in ("test", "test:e2e") if name in scripts]
+    if role == "frontend" or not checks:
+        checks.append("npm run build")
+    return tuple(checks)
+
+
+# What `plano app new` creates (see templates/app/*/package.json).
+NEW_PARTS = (
+    RepoPart("backend", "backend", ("npm test", "npm run test:e2e")),
+    RepoPart("frontend", "frontend", ("npm test", "npm run build")),
+)
+
+
 def registry_host(registry: str) -> str:
     """registry.example.com/acme -> registry.example.com (what `docker login` takes)."""
     return registry.split("/", 1)[0]
 
 
-def repo_tree(app: str, registry: str, domain: str) -> Tree:
+def repo_tree(app: str, registry: str, domain: str, parts: tuple[RepoPart, ...] = NEW_PARTS) -> Tree:
     values = {
+        "parts": parts,
         "app": app,
         "domain": domain,
         "registry": registry,
@@ -43,6 +70,14 @@ def repo_tree(app: str, registry: str, domain: str) -> Tree:
 DOTFILES = {"dockerignore": ".dockerignore", "gitignore": ".gitignore", "oxlintrc.json": ".oxlintrc.json"}
 TEMPLATE_APP = "app1"  # the name the app templates are written with
 TEMPLATE_NODE_IMAGE = "node:22.20.0-bookworm-slim"  # their NODE_IMAGE default
+
+
+def template_text(path: str, replace: dict[str, str]) -> str:
+    """One file of templates/, with each `replace` key substituted."""
+    text = (resources.files("plano") / "templates" / path).read_text()
+    for old, new in replace.items():
+        text = text.replace(old, new)
+    return text
 
 
 def copy_template(template: str, dest: Path, replace: dict[str, str] | None = None) -> None:

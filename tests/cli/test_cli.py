@@ -283,3 +283,41 @@ def test_bad_app_new_writes_nothing(infra, capsys, args, message):
     code, _, err = run(capsys, "app", "new", *args)
     assert code in (2, 3) and message in err
     assert tree_digest(infra.parent) == before
+
+
+def adoptable(repo: Path) -> Path:
+    """An app repo as the generators leave it: a NestJS backend and a Next.js frontend."""
+    for role, dep, scripts in (("backend", "@nestjs/core", ["build", "start:dev"]), ("frontend", "next", ["build", "dev"])):
+        (repo / role).mkdir(parents=True)
+        (repo / role / "package.json").write_text(json.dumps({"dependencies": {dep: "1"}, "scripts": dict.fromkeys(scripts, "x")}))
+        (repo / role / "package-lock.json").write_text("{}")
+    return repo
+
+
+def test_app_adopt_adds_files_and_registers(infra, capsys):
+    repo = adoptable(infra.parent / "shop")
+    (repo / "frontend/Dockerfile").write_text("FROM mine\n")
+    code, out, err = run(capsys, "app", "adopt", "../shop", "--domain", "shop.example.com")
+    assert code == 0, err
+    assert "added backend/Dockerfile" in out and "added frontend/.dockerignore" in out
+    assert (repo / "frontend/Dockerfile").read_text() == "FROM mine\n"
+    assert "to do: backend/src/main.ts:" in out
+    row = json.loads(run(capsys, "app", "list", "--json")[1])[0]
+    assert row["name"] == "shop" and row["backend"]["source"] == "../shop/backend"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["../shop", "--domain", "bad domain"], "error: apps/shop/domains/0: 'bad domain' is not a valid domain"),
+        (["../shop", "--name", "Shop", "--domain", "shop.example.com"], "error: apps/Shop: app names are lower-case"),
+        (["../nowhere", "--domain", "shop.example.com"], "error: ../nowhere: no such folder"),
+        (["../shop", "--domain", "shop.example.com", "--frontend", "web"], "error: --frontend web: no Next.js frontend there"),
+    ],
+)
+def test_bad_app_adopt_writes_nothing(infra, capsys, args, message):
+    adoptable(infra.parent / "shop")
+    before = tree_digest(infra.parent)
+    code, _, err = run(capsys, "app", "adopt", *args)
+    assert code in (2, 3) and message in err, err
+    assert tree_digest(infra.parent) == before

@@ -1,0 +1,195 @@
+"""Adopting an existing app repo: find its NestJS backend and Next.js frontend, add
+what the infra needs (Dockerfiles, .dockerignore, CI, README) without overwriting
+anything, and say what the user still has to change by hand.
+
+`survey()` reads the repo (package.json files, main.ts, next.config); everything
+after it is pure: `plan_adoption()` turns what was found into files to add, the
+manifest entry and the advice to print.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import manifest as mf
+from . import scaffold
+from .errors import UsageError
+from .files import File, Kind, Tree
+
+# The package each kind of service depends on.
+MARKERS = {"backend": "@nestjs/core", "frontend": "next"}
+KIND_NAMES = {"backend": "NestJS backend", "frontend": "Next.js frontend"}
+SKIP_DIRS = {"node_modules", "dist", "build", "coverage"}
+PREFIX_RE = re.compile(r"""setGlobalPrefix\(\s*['"`]/?([^'"`]*?)/?['"`]""")
+HEALTH_RE = re.compile(r"""@(?:Controller|Get)\(\s*['"`]/?health/?['"`]""")
+STANDALONE_RE = re.compile(r"""output\s*:\s*['"`]standalone['"`]""")
+GOOGLE_FONT = "next/font/google"
+
+
+@dataclass(frozen=True)
+class Found:
+    """One service found in the repo, and the facts about it that matter here."""
+
+    role: str
+    dir: str  # relative to the repo, "." for the repo itself
+    scripts: dict[str, str]
+    lockfile: str | None  # package-lock.json, yarn.lock, pnpm-lock.yaml
+    existing: frozenset[str] = frozenset()  # files already in the folder
+    api_prefix: str | None = None  # backend: from app.setGlobalPrefix()
+    has_health: bool = False  # backend: a controller route named health
+    standalone: bool = False  # frontend: output: 'standalone'
+    google_fonts: bool = False  # frontend: next/font/google (fetched at build time)
+
+
+@dataclass(frozen=True)
+class Adoption:
+    files: Tree
+    backend: dict | None
+    frontend: dict | None
+    parts: tuple[scaffold.RepoPart, ...]
+    advice: list[str] = field(default_factory=list)
+
+
+def role_of(package: dict) -> str | None:
+    deps = {**package.get("devDependencies", {}), **package.get("dependencies", {})}
+    return next((role for role, marker in MARKERS.items() if marker in deps), None)
+
+
+def candidates(repo: Path) -> list[Path]:
+    """The repo itself and its direct subfolders that hold a package.json."""
+    dirs = [repo] + sorted(p for p in repo.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name not in SKIP_DIRS)
+    return [d for d in dirs if (d / "package.json").is_file()]
+
+
+def read_sources(folder: Path, pattern: str) -> str:
+    return "\n".join(p.read_text(errors="replace") for p in sorted(folder.glob(pattern)) if "node_modules" not in p.parts)
+
+
+def survey_one(repo: Path, folder: Path, role: str, package: dict) -> Found:
+    lockfile = next((name for name in ("package-lock.json", "yarn.lock", "pnpm-lock.yaml") if (folder / name).is_file()), None)
+    common = {
+        "role": role,
+        "dir": folder.relative_to(repo).as_posix() or ".",
+        "scripts": dict(package.get("scripts", {})),
+        "lockfile": lockfile,
+        "existing": frozenset(p.name for p in folder.iterdir()),
+    }
+    if role == "backend":
+        sources = read_sources(folder, "src/**/*.ts")
+        prefix = PREFIX_RE.search(read_sources(folder, "src/main.ts"))
+        return Found(**common, api_prefix=prefix.group(1) if prefix else None, has_health=bool(HEALTH_RE.search(sources)))
+    config = read_sources(folder, "next.config.*")
+    sources = read_sources(folder, "app/**/*.tsx") + read_sources(folder, "src/**/*.tsx") + read_sources(folder, "pages/**/*.tsx")
+    return Found(**common, standalone=bool(STANDALONE_RE.search(config)), google_fonts=GOOGLE_FONT in sources)
+
+
+def survey(repo: Path, backend_dir: str | None = None, frontend_dir: str | None = None) -> list[Found]:
+    """The NestJS backend and the Next.js frontend of `repo` (at most one of each)."""
+    if not repo.is_dir():
+        raise UsageError(f"{repo}: no such folder; give the path of the app's repo")
+    chosen = {"backend": backend_dir, "frontend": frontend_dir}
+    found: dict[str, list[tuple[Path, dict]]] = {"backend": [], "frontend": []}
+    for folder in candidates(repo):
+        try:
+            package = json.loads((folder / "package.json").read_text())
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"{folder / 'package.json'}: not valid JSON ({exc}); fix it and run again") from None
+        role = role_of(package) if isinstance(package, dict) else None
+        if role:
+            found[role].append((folder, package))
+    result = []
+    for role, hits in found.items():
+        if chosen[role] is not None:
+            hits = [(f, p) for f, p in hits if f.resolve() == (repo / chosen[role]).resolve()]
+            if not hits:
+                raise UsageError(f"--{role} {chosen[role]}: no {KIND_NAMES[role]} there (a package.json depending on {MARKERS[role]})")
+        if len(hits) > 1:
+            names = ", ".join(f.relative_to(repo).as_posix() or "." for f, _ in hits)
+            raise UsageError(f"{repo}: found {len(hits)} {KIND_NAMES[role]}s ({names}); choose one with --{role} DIR")
+        result += [survey_one(repo, folder, role, package) for folder, package in hits]
+    if not result:
+        raise UsageError(
+            f"{repo}: no NestJS backend (package.json depending on @nestjs/core) and no Next.js frontend "
+            "(depending on next), in the folder or its direct subfolders; point at the app's repo"
+        )
+    return result
+
+
+def health_path(found: Found) -> str:
+    prefix = f"/{found.api_prefix}" if found.api_prefix else ""
+    if found.has_health:
+        return f"{prefix}/health"
+    return prefix or "/"
+
+
+def check_usable(found: Found) -> None:
+    where = f"{found.dir}/"
+    if found.lockfile is None:
+        raise UsageError(f"{where}: no package-lock.json; run `npm install` there and commit the lock file, then adopt again")
+    if found.lockfile != "package-lock.json":
+        raise UsageError(f"{where}: uses {found.lockfile}; plano's Dockerfiles install with `npm ci` from package-lock.json")
+    needed = ["build"] + (["start:dev"] if found.role == "backend" else ["dev"])
+    missing = [name for name in needed if name not in found.scripts]
+    if missing:
+        raise UsageError(f"{where}package.json: no script {', '.join(missing)}; the Dockerfile runs `npm run {missing[0]}`, add it")
+
+
+def dockerfiles(app: str, found: Found, node_image: str, health: str) -> Tree:
+    """Dockerfile and .dockerignore from the templates `plano app new` uses, where missing."""
+    replace = {scaffold.TEMPLATE_APP: app, scaffold.TEMPLATE_NODE_IMAGE: node_image}
+    if found.role == "backend":
+        replace["'/api/health'"] = repr(health)
+    prefix = "" if found.dir == "." else f"{found.dir}/"
+    tree: Tree = {}
+    for name, template in (("Dockerfile", "Dockerfile"), (".dockerignore", "dockerignore")):
+        if name not in found.existing:
+            tree[prefix + name] = File(scaffold.template_text(f"app/{found.role}/{template}", replace), kind=Kind.USER)
+    return tree
+
+
+def advice_for(found: Found) -> list[str]:
+    where = f"{found.dir}/"
+    if found.role == "backend":
+        tips = []
+        if not found.api_prefix:
+            tips.append(f"{where}src/main.ts: nginx sends /api/... to the backend unchanged; add app.setGlobalPrefix('api')")
+        if not found.has_health:
+            tips.append(f"{where}: no health route found; the healthcheck uses {health_path(found)}. A route that checks "
+                        "the database and Redis is better (see `plano app new`)")
+        return tips
+    tips = []
+    if not found.standalone:
+        tips.append(f"{where}next.config: add output: 'standalone' (the Dockerfile sets it by default meanwhile)")
+    if found.google_fonts:
+        tips.append(f"{where}: next/font/google downloads fonts at build time; image builds need fonts.googleapis.com")
+    return tips
+
+
+def defaults(app: str, role: str) -> dict[str, str]:
+    model = mf.Backend if role == "backend" else mf.Frontend
+    fields = model.model_fields
+    return {"source": f"../{app}/{role}", "health": fields["health"].default, "path": fields["path"].default}
+
+
+def plan_adoption(app: str, repo_rel: str, found: list[Found], registry: str, domain: str, node_image: str) -> Adoption:
+    """Files to add (never over existing ones), the manifest entry and advice."""
+    for one in found:
+        check_usable(one)
+    tree: Tree = {}
+    services: dict[str, dict | None] = {"backend": {"enabled": False}, "frontend": {"enabled": False}}
+    for one in found:
+        health = health_path(one) if one.role == "backend" else "/"
+        tree.update(dockerfiles(app, one, node_image, health))
+        values = {
+            "source": repo_rel if one.dir == "." else f"{repo_rel}/{one.dir}",
+            "health": health,
+            "path": f"/{one.api_prefix}" if one.api_prefix else None,
+        }
+        services[one.role] = {key: value for key, value in values.items() if value not in (None, defaults(app, one.role)[key])}
+    parts = tuple(scaffold.RepoPart(f.role, f.dir, scaffold.checks_for(f.role, f.scripts)) for f in found)
+    tree.update(scaffold.repo_tree(app, registry, domain, parts))
+    advice = [tip for one in found for tip in advice_for(one)]
+    return Adoption(tree, services["backend"], services["frontend"], parts, advice)

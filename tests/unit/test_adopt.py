@@ -1,0 +1,122 @@
+"""`plano app adopt`: what it finds in a repo and what it plans to add (pure parts)."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from plano import adopt, scaffold
+from plano.errors import UsageError
+
+NEST = {"scripts": {"build": "nest build", "start:dev": "nest start --watch", "test": "vitest run",
+                    "test:e2e": "vitest run --config ./vitest.config.e2e.ts"},
+        "dependencies": {"@nestjs/core": "^12.0.1"}}
+NEXT = {"scripts": {"dev": "next dev", "build": "next build"}, "dependencies": {"next": "16.4.3", "react": "19"}}
+
+
+def package(folder: Path, content: dict, lockfile: str | None = "package-lock.json", **files: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "package.json").write_text(json.dumps(content))
+    if lockfile:
+        (folder / lockfile).write_text("{}")
+    for rel, text in files.items():
+        path = folder / rel.replace("__", "/")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return folder
+
+
+def plan(repo: Path, **kwargs) -> adopt.Adoption:
+    return adopt.plan_adoption("shop", "../shop", adopt.survey(repo, **kwargs), "reg.example.com/acme", "shop.example.com",
+                               "node:22.20.0-bookworm-slim")
+
+
+def test_role_of_reads_dependencies():
+    assert adopt.role_of(NEST) == "backend"
+    assert adopt.role_of(NEXT) == "frontend"
+    assert adopt.role_of({"devDependencies": {"@nestjs/core": "1"}}) == "backend"
+    assert adopt.role_of({"dependencies": {"express": "5"}}) is None
+
+
+def test_a_fresh_pair_gets_dockerfiles_ci_and_readme(tmp_path):
+    package(tmp_path / "backend", NEST, **{"src__main.ts": "await NestFactory.create(AppModule);"})
+    package(tmp_path / "frontend", NEXT, **{"next.config.ts": "export default {};", "app__layout.tsx": "import { Geist } from 'next/font/google';"})
+    result = plan(tmp_path)
+    assert sorted(result.files) == [".github/workflows/ci.yml", ".gitlab-ci.yml", "README.md", "backend/.dockerignore",
+                                    "backend/Dockerfile", "frontend/.dockerignore", "frontend/Dockerfile"]
+    assert result.backend == {"health": "/"}
+    assert result.frontend == {}
+    assert result.parts == (scaffold.RepoPart("backend", "backend", ("npm test", "npm run test:e2e")),
+                            scaffold.RepoPart("frontend", "frontend", ("npm run build",)))
+    assert "fetch('http://127.0.0.1:'+(process.env.PORT||3000)+'/'," in result.files["backend/Dockerfile"].content
+    assert "ARG NODE_IMAGE=node:22.20.0-bookworm-slim" in result.files["frontend/Dockerfile"].content
+    assert "# shop backend (NestJS)" in result.files["backend/Dockerfile"].content
+    assert result.advice == [
+        "backend/src/main.ts: nginx sends /api/... to the backend unchanged; add app.setGlobalPrefix('api')",
+        "backend/: no health route found; the healthcheck uses /. A route that checks the database and Redis is "
+        "better (see `plano app new`)",
+        "frontend/next.config: add output: 'standalone' (the Dockerfile sets it by default meanwhile)",
+        "frontend/: next/font/google downloads fonts at build time; image builds need fonts.googleapis.com",
+    ]
+
+
+def test_prefix_health_route_and_standalone_are_detected(tmp_path):
+    package(tmp_path / "api", NEST, **{"src__main.ts": "app.setGlobalPrefix('v1');",
+                                       "src__health__health.controller.ts": "@Controller('health')"})
+    package(tmp_path / "web", NEXT, **{"next.config.mjs": "export default { output: 'standalone' }"})
+    result = plan(tmp_path)
+    assert result.backend == {"source": "../shop/api", "path": "/v1", "health": "/v1/health"}
+    assert result.frontend == {"source": "../shop/web"}
+    assert result.advice == []
+    assert "'/v1/health'" in result.files["api/Dockerfile"].content
+    ci = result.files[".github/workflows/ci.yml"].content
+    assert "          - service: backend\n            dir: api\n" in ci and "dir: web" in ci
+
+
+def test_existing_files_are_left_out_of_the_plan(tmp_path):
+    package(tmp_path / "backend", NEST, Dockerfile="FROM mine\n", **{"src__main.ts": "app.setGlobalPrefix('api')"})
+    (tmp_path / "README.md").write_text("mine\n")
+    result = plan(tmp_path)
+    assert "backend/Dockerfile" not in result.files and "backend/.dockerignore" in result.files
+    assert result.frontend == {"enabled": False}
+    from plano import files
+
+    assert sorted(files.plan(tmp_path, result.files).writes) == [
+        ".github/workflows/ci.yml", ".gitlab-ci.yml", "backend/.dockerignore"]
+
+
+def test_a_single_service_repo_is_adopted_at_its_root(tmp_path):
+    package(tmp_path, NEXT)
+    result = plan(tmp_path)
+    assert result.frontend == {"source": "../shop"} and result.backend == {"enabled": False}
+    assert "Dockerfile" in result.files and "frontend/Dockerfile" not in result.files
+
+
+@pytest.mark.parametrize(("setup", "message"), [
+    (lambda r: (r / "x").mkdir(), "no NestJS backend (package.json depending on @nestjs/core) and no Next.js frontend"),
+    (lambda r: package(r / "backend", NEST, lockfile=None), "backend/: no package-lock.json; run `npm install` there"),
+    (lambda r: package(r / "backend", NEST, lockfile="yarn.lock"), "backend/: uses yarn.lock; plano's Dockerfiles install"),
+    (lambda r: package(r / "web", {"dependencies": {"next": "16"}, "scripts": {"build": "next build"}}),
+     "web/package.json: no script dev; the Dockerfile runs `npm run dev`, add it"),
+    (lambda r: (package(r / "a", NEST), package(r / "b", NEST)), "found 2 NestJS backends (a, b); choose one with --backend DIR"),
+    (lambda r: (r / "package.json").write_text("{oops"), "package.json: not valid JSON"),
+])
+def test_bad_repos_get_one_line_errors(tmp_path, setup, message):
+    setup(tmp_path)
+    with pytest.raises(UsageError) as err:
+        plan(tmp_path)
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_choosing_a_folder_that_holds_no_service(tmp_path):
+    package(tmp_path / "a", NEST)
+    with pytest.raises(UsageError, match=r"--backend b: no NestJS backend there"):
+        plan(tmp_path, backend_dir="b")
+    package(tmp_path / "b", NEST)
+    assert plan(tmp_path, backend_dir="b").backend["source"] == "../shop/b"
+
+
+def test_checks_follow_the_scripts():
+    assert scaffold.checks_for("backend", {"test": "x"}) == ("npm test",)
+    assert scaffold.checks_for("backend", {}) == ("npm run build",)
+    assert scaffold.checks_for("frontend", {"test": "x", "test:e2e": "y"}) == ("npm test", "npm run test:e2e", "npm run build")
