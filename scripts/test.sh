@@ -28,6 +28,7 @@ cleanup() { scripts/harness/teardown.sh || true; }
 trap cleanup EXIT
 scripts/harness/images.sh
 scripts/harness/registry.sh start
+scripts/harness/pebble.sh install  # the ACME server of tests/integration/test_certs_e2e.py
 echo "test.sh: engine and images ready ($((SECONDS - started)) s)" >&2
 
 .venv/bin/python -m pytest "${@:-tests}"

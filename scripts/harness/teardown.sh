@@ -15,6 +15,7 @@ t0=$SECONDS
 # The registry first: it does not need the engine. Its failure must not keep
 # dockerd running.
 "$HERE/registry.sh" stop || log "teardown: registry.sh stop failed; going on"
+"$HERE/pebble.sh" stop || log "teardown: pebble.sh stop failed; going on"
 
 if stop_recorded "$PIDFILE" dockerd teardown "$WAIT"; then
   # A killed dockerd leaves its pid file behind; engine.sh also copes with that.

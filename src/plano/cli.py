@@ -273,11 +273,13 @@ def demo(directory: str, images: tuple[str, ...]) -> None:
 
 
 def _add_stack_commands() -> None:
+    from .cli_certs import certs_group
     from .cli_stack import db_group, make_group
 
     cli.add_command(make_group("dev"))
     cli.add_command(make_group("prod"))
     cli.add_command(db_group)
+    cli.add_command(certs_group)
 
 
 _add_stack_commands()

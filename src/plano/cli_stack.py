@@ -68,7 +68,9 @@ def up(root: Path, mode: str, dry_run: bool, build: bool, wait: bool) -> None:
     # A fresh clone has no data/: Docker would create the bind sources as root,
     # and the apps (non-root) could not write their uploads.
     infra.ensure_data_dirs(st.root, st.manifest)
-    was_running = bool(stack.running_services(st, runner))
+    running = stack.running_services(st, runner)
+    was_running = bool(running)
+    renewed = dev_certificates(st) if mode == "dev" else []
     if mode == "prod":
         pulled = runner.run(stack.simple_argv(st, "pull", ()) + ["--ignore-buildable", "--quiet"], cwd=st.root, timeout=1800)
         if not pulled.ok:
@@ -79,8 +81,37 @@ def up(root: Path, mode: str, dry_run: bool, build: bool, wait: bool) -> None:
             click.echo("stopping what this attempt started (data is kept)", err=True)
             runner.run(stack.down_argv(st), cwd=st.root, timeout=300)
         raise PlanoError(f"{mode} up failed (compose exit code {code}); see the output above and 'plano {mode} logs'")
+    if renewed and "nginx" in running:
+        from .certs import reload_nginx
+
+        reload_nginx(st, runner)
     for app, url in stack.urls(st.manifest, mode).items():
         click.echo(f"{app}: {url}")
+    if mode == "prod":
+        hint_placeholders(st)
+
+
+def hint_placeholders(st) -> None:
+    from .certs import installed_facts
+
+    waiting = [app for app in sorted(st.manifest.apps) if (facts := installed_facts(st.root, "prod", app)) is None or facts.placeholder]
+    if waiting:
+        click.echo(f"HTTPS of {', '.join(waiting)} uses a self-signed placeholder: run 'plano certs issue --all'", err=True)
+
+
+def dev_certificates(st) -> list[str]:
+    """dev serves https://APP.localhost with certificates of the local dev CA (never in prod)."""
+    from . import devca, naming
+
+    domains = {app: naming.dev_domains(st.manifest, app) for app in st.manifest.apps}
+    if not all(devca.allowed(name) for names in domains.values() for name in names):
+        click.echo(f"warning: dev/domain_suffix is not {devca.PERMITTED}: dev keeps self-signed placeholder certificates", err=True)
+        return []
+    ca, created, renewed = devca.install_dev_certs(st.root, domains)
+    if created:
+        click.echo(f"created the plano development CA: {ca.path}", err=True)
+        click.echo(devca.trust_hint(ca.path), err=True)
+    return renewed
 
 
 def last_line(text: str) -> str:

@@ -148,13 +148,13 @@ def refuse_hand_edits(result: Plan) -> None:
         raise DriftError(result.edited, "".join(result.diffs[rel] for rel in result.edited))
 
 
-def write_atomic(path: Path, content: str, mode: int) -> None:
+def write_atomic(path: Path, content: str | bytes, mode: int) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.plano-tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(content)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(content.encode() if isinstance(content, str) else content)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, mode)

@@ -180,6 +180,21 @@ class Frontend(Service):
     dev_command: list[str] = Field(default_factory=lambda: ["npm", "run", "dev"])
 
 
+class Tls(Model):
+    """Your own certificate for an app, used instead of Let's Encrypt: PEM files,
+    relative to the infra folder or absolute. `plano certs issue` installs them."""
+
+    certificate: str  # the certificate, then its intermediates (fullchain)
+    key: str  # its private key
+
+    @field_validator("certificate", "key")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("give the path of a PEM file, e.g. certs/app1/fullchain.pem")
+        return value
+
+
 class App(Model):
     domains: list[Domain] = Field(min_length=1)
     backend: Backend = Field(default_factory=Backend)
@@ -187,6 +202,7 @@ class App(Model):
     database: bool = True
     redis: bool = True
     repo: str | None = None
+    tls: Tls | None = None  # your own certificate instead of ACME
 
     @model_validator(mode="after")
     def _routes(self) -> "App":
@@ -201,12 +217,30 @@ class App(Model):
         return {role: svc for role, svc in roles.items() if svc.enabled}
 
 
+LETSENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
+
+
+class Acme(Model):
+    """Where certificates come from: Let's Encrypt unless you run your own ACME CA."""
+
+    server: str = LETSENCRYPT  # the ACME directory URL (`plano certs issue --server` overrides it once)
+    ca_bundle: str | None = None  # a CA file certbot trusts for the server's HTTPS (a private ACME CA)
+
+    @field_validator("server")
+    @classmethod
+    def _server(cls, value: str) -> str:
+        if not re.match(r"^https://[^\s/]+(/\S*)?$", value):
+            raise ValueError(f"{value!r} is not an ACME directory URL; write https://host/path, e.g. {LETSENCRYPT}")
+        return value
+
+
 class Manifest(Model):
     version: Literal[1] = 1
     name: str
     registry: str
     email: str
     images: Images = Field(default_factory=Images)
+    acme: Acme = Field(default_factory=Acme)
     prod: ProdSettings = Field(default_factory=ProdSettings)
     dev: DevSettings = Field(default_factory=DevSettings)
     apps: dict[str, App] = Field(default_factory=dict)
@@ -383,6 +417,11 @@ images:
   redis: {image['redis']}
   certbot: {image['certbot']}
   node: {image['node']}   # base of the app images (build argument NODE_IMAGE)
+
+# Certificates for prod: `plano certs issue --all` once `plano prod up` runs.
+acme:
+  server: {LETSENCRYPT}
+  # ca_bundle: acme-ca.pem   # only for a private ACME CA: the CA of its HTTPS
 
 prod:
   bind: 0.0.0.0

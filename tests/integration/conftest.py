@@ -26,3 +26,11 @@ def engine() -> str:
     image = subprocess.run(["docker", "image", "inspect", NGINX_IMAGE], capture_output=True, text=True)
     assert image.returncode == 0, f"{NGINX_IMAGE} is missing: run scripts/harness/images.sh"
     return NGINX_IMAGE
+
+
+@pytest.fixture(scope="session", autouse=True)
+def dev_ca_dir(tmp_path_factory):
+    """The dev CA that `plano dev up` makes goes to a folder of this session, not ~/.local/share."""
+    folder = tmp_path_factory.mktemp("dev-ca")
+    os.environ["PLANO_DEV_CA_DIR"] = str(folder)
+    return folder

@@ -39,6 +39,22 @@ def test_up_prints_urls_and_routes_each_app(dev):
         assert "strict-transport-security" in headers
 
 
+def test_dev_https_is_signed_by_the_local_dev_ca(dev, dev_ca_dir):
+    import socket
+    import ssl
+
+    ws, up = dev
+    ca = dev_ca_dir / "ca.pem"
+    assert ca.is_file()  # made by the first `dev up` of this test session, with how to trust it
+    context = ssl.create_default_context(cafile=str(ca))  # verifies the chain and the name
+    for app in ("app1", "app2"):
+        with socket.create_connection(("127.0.0.1", ws.ports["dev_https"]), timeout=5) as sock, \
+                context.wrap_socket(sock, server_hostname=f"{app}.localhost") as tls:
+            assert tls.getpeercert()["subjectAltName"] == (("DNS", f"{app}.localhost"),)
+    again = plano("dev", "up", cwd=ws.infra, timeout=600)
+    assert "created the plano development CA" not in again.stderr
+
+
 def test_unknown_host_is_refused(dev):
     ws, _ = dev
     import ssl

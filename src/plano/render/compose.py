@@ -82,12 +82,21 @@ def nginx_service(manifest: Manifest) -> dict[str, Any]:
     }
 
 
+ACME_CA_IN_CERTBOT = "/etc/plano/acme-ca.pem"
+
+
 def certbot_service(manifest: Manifest) -> dict[str, Any]:
+    environment = {"ACME_EMAIL": manifest.email, "RENEW_INTERVAL_SECONDS": "43200"}
+    volumes = certbot_data("prod")
+    bundle = manifest.acme.ca_bundle
+    if bundle:  # a private ACME CA: certbot (python-requests) trusts this file
+        environment["REQUESTS_CA_BUNDLE"] = ACME_CA_IN_CERTBOT
+        volumes = [*volumes, f"{bundle if bundle.startswith('/') else './' + bundle}:{ACME_CA_IN_CERTBOT}:ro"]
     return {
         "build": built("./docker/certbot", "CERTBOT_IMAGE", manifest.images.certbot),
         "restart": "unless-stopped",
-        "environment": {"ACME_EMAIL": manifest.email, "RENEW_INTERVAL_SECONDS": "43200"},
-        "volumes": certbot_data("prod"),
+        "environment": environment,
+        "volumes": volumes,
         "healthcheck": healthcheck(["CMD", "grep", "-qx", "ok", "/tmp/plano-renew-status"], "60s"),
         "networks": ["edge"],
         "read_only": True,

@@ -1,0 +1,238 @@
+"""HTTPS for real: certificates from a real ACME server (Debian's pebble, HTTP-01
+validated through the rendered nginx, no PEBBLE_VA_ALWAYS_VALID), installed with
+a graceful reload, renewed under load, failures explained, TLS checked by sslyze."""
+
+import datetime as dt
+import json
+import os
+import socket
+import ssl
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.integration.net import http_get
+from tests.integration.stackfixtures import REGISTRY, make_workspace, plano, remove_project
+from tests.integration.test_prod_e2e import build_and_push, set_env
+
+ROOT = Path(__file__).resolve().parents[2]
+PEBBLE = ROOT / "scripts/harness/pebble.sh"
+NAMES = {"app1": ["app1.example.com", "www.app1.example.com"], "app2": ["app2.example.com", "www.app2.example.com"]}
+BLOCKED = "blocked-domain.example"  # pebble's blocklist (scripts/harness/pebble.sh)
+VALIDITY = 90 * 86400  # like Let's Encrypt; sslyze's Mozilla check wants <= 366 days
+
+
+def pebble(*args: str, env: dict | None = None) -> str:
+    proc = subprocess.run(["bash", str(PEBBLE), *args], capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, f"pebble.sh {' '.join(args)}:\n{proc.stdout}\n{proc.stderr}"
+    return proc.stdout
+
+
+def pebble_env() -> dict[str, str]:
+    return dict(line.split("=", 1) for line in pebble("env").split())
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory, engine):
+    ws = make_workspace(tmp_path_factory.mktemp("certs"))
+    env = {**os.environ, "PLANO_PEBBLE_VALIDITY": str(VALIDITY)}
+    pebble("start", str(ws.ports["prod_http"]), env=env)
+    settings = pebble_env()
+    manifest = ws.infra / "plano.yml"
+    text = manifest.read_text().replace(
+        "  server: https://acme-v02.api.letsencrypt.org/directory\n",
+        f"  server: {settings['PLANO_PEBBLE_URL']}\n  ca_bundle: {settings['PLANO_PEBBLE_CA']}\n")
+    manifest.write_text(text)
+    plano("render", cwd=ws.infra)
+    # A third app whose only name pebble refuses; it reuses app1's frontend image.
+    plano("app", "add", "blocked", "--domain", BLOCKED, "--no-backend", "--no-database", "--no-redis",
+          "--frontend-image", f"{REGISTRY}/{ws.name}/app1-frontend", cwd=ws.infra)
+    build_and_push(ws, "1.0.0")
+    set_env(ws.infra / ".env.prod", APP1_BACKEND_TAG="1.0.0", APP1_FRONTEND_TAG="1.0.0", APP2_BACKEND_TAG="1.0.0",
+            APP2_FRONTEND_TAG="1.0.0", BLOCKED_FRONTEND_TAG="1.0.0")
+    try:
+        plano("prod", "up", cwd=ws.infra, timeout=1200)
+        yield ws
+    finally:
+        plano("prod", "down", cwd=ws.infra, check=False)
+        remove_project(ws.name)
+        pebble("stop")
+
+
+def verified(port: int, name: str) -> dict:
+    """A TLS handshake that must verify against pebble's current root, for `name`."""
+    context = ssl.create_default_context(cadata=pebble("root"))
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock, \
+            context.wrap_socket(sock, server_hostname=name) as tls:
+        tls.sendall(f"GET / HTTP/1.1\r\nHost: {name}\r\nConnection: close\r\n\r\n".encode())
+        head = tls.recv(64)
+        cert = tls.getpeercert()
+    assert head.startswith(b"HTTP/1.1 200"), head
+    return cert
+
+
+def status(ws) -> dict[str, dict]:
+    return {row["domain"]: row for row in json.loads(plano("certs", "status", "--json", cwd=ws.infra).stdout)}
+
+
+def test_1_issue_for_two_apps_one_certificate_each(site):
+    ws = site
+    before = status(ws)
+    assert before["app1.example.com"]["source"] == "placeholder" and before["app1.example.com"]["serving"]
+    out = plano("certs", "issue", "app1", "app2", cwd=ws.infra, timeout=600)
+    assert "nginx tested and reloaded gracefully" in out.stdout
+    rows = status(ws)
+    for app, names in NAMES.items():
+        for name in names:
+            cert = verified(ws.ports["prod_https"], name)
+            assert sorted(v for k, v in cert["subjectAltName"]) == sorted(names)
+            row = rows[name]
+            assert row["source"] == "acme" and row["serving"] and row["covers_domain"] and "Pebble" in row["issuer"], row
+            served_until = dt.datetime.fromtimestamp(ssl.cert_time_to_seconds(cert["notAfter"]), dt.UTC)
+            assert dt.datetime.fromisoformat(row["not_after"]) == served_until
+            assert row["days_left"] in (89, 90)
+    assert (ws.infra / "data/certs/live/app1/fullchain.pem").is_file()
+    assert oct((ws.infra / "data/certs/plano/app1/privkey.pem").stat().st_mode & 0o777) == "0o600"
+
+
+def test_2_a_refused_name_is_explained_and_the_others_are_unaffected(site):
+    ws = site
+    serials = {name: status(ws)[name]["serial"] for name in ("app1.example.com", "app2.example.com")}
+    proc = plano("certs", "issue", "--all", cwd=ws.infra, check=False, timeout=600)
+    assert proc.returncode == 1
+    assert f"error: blocked: {BLOCKED}: the ACME server refuses to issue for this name" in proc.stderr
+    assert "no new certificate for blocked" in proc.stderr
+    rows = status(ws)
+    assert rows[BLOCKED]["source"] == "placeholder"
+    for name, serial in serials.items():
+        assert rows[name]["serial"] == serial and rows[name]["serving"]
+        verified(ws.ports["prod_https"], name)
+
+
+def test_3_forced_renewal_under_load_fails_no_request(site):
+    ws = site
+    port = ws.ports["prod_https"]
+    context = ssl.create_default_context(cadata=pebble("root"))
+    before = status(ws)["app1.example.com"]["serial"]
+    stop = threading.Event()
+    results: list[tuple[bool, str]] = []
+
+    def load() -> None:
+        deadline = time.monotonic() + 240  # bounded even if the test fails
+        while not stop.is_set() and time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=5) as sock, \
+                        context.wrap_socket(sock, server_hostname="app1.example.com") as tls:
+                    tls.sendall(b"GET / HTTP/1.1\r\nHost: app1.example.com\r\nConnection: close\r\n\r\n")
+                    head = tls.recv(16)
+                    serial = format(int(tls.getpeercert()["serialNumber"], 16), "x")
+                results.append((head.startswith(b"HTTP/1.1 200"), serial))
+            except OSError as exc:
+                results.append((False, repr(exc)))
+
+    threads = [threading.Thread(target=load) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    try:
+        time.sleep(1)
+        out = plano("certs", "renew", "--force", cwd=ws.infra, timeout=600)
+        time.sleep(2)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=30)
+    after = status(ws)["app1.example.com"]["serial"]
+    failures = [detail for ok, detail in results if not ok]
+    serials = {detail for ok, detail in results if ok}
+    print(f"renewal under load: {len(results)} requests, {len(failures)} failed, serials seen {len(serials)}")
+    assert "app1/fullchain.pem (success)" in out.stdout and "app2/fullchain.pem (success)" in out.stdout
+    assert after != before and {before, after} <= serials
+    assert len(results) > 50 and failures == []
+
+
+def test_4_tls_quality(site):
+    ws = site
+    https, http = ws.ports["prod_https"], ws.ports["prod_http"]
+    sslyze = Path(os.sys.executable).parent / "sslyze"
+    root = ws.root / "pebble-root.pem"  # trusted for certificate_path_validation
+    root.write_text(pebble("root"))
+    for name in (n for names in NAMES.values() for n in names):
+        proc = subprocess.run([str(sslyze), "--mozilla_config=intermediate", "--certinfo_ca_file", str(root),
+                               f"{name}:{https}{{127.0.0.1}}"],
+                              capture_output=True, text=True, timeout=300)
+        # sslyze exits 0 when it cannot connect: prove it did.
+        assert "Connectivity errors" not in proc.stdout and "SCAN RESULTS FOR" in proc.stdout, proc.stdout[-2000:]
+        assert proc.returncode == 0 and f"{name}:{https}: OK - Compliant." in proc.stdout, proc.stdout[-3000:]
+    # HTTP: a 308 to HTTPS, except for ACME challenges.
+    status_code, headers, _ = http_get(http, "app1.example.com", "/some/page?x=1")
+    assert status_code == 308 and headers["location"] == "https://app1.example.com/some/page?x=1"
+    challenge = ws.infra / "data/certs/webroot/.well-known/acme-challenge/probe-token"
+    challenge.parent.mkdir(parents=True, exist_ok=True)
+    challenge.write_text("probe-content")
+    status_code, _, body = http_get(http, "app1.example.com", "/.well-known/acme-challenge/probe-token")
+    assert status_code == 200 and body == b"probe-content"
+    # An unknown Host gets no app content; an unknown SNI gets no handshake.
+    with pytest.raises((ConnectionError, OSError)):
+        http_get(http, "unknown.example.net", "/")
+    context = ssl.create_default_context(cadata=pebble("root"))
+    with pytest.raises(ssl.SSLError), socket.create_connection(("127.0.0.1", https), timeout=5) as sock:
+        context.wrap_socket(sock, server_hostname="unknown.example.net")
+    # Security headers on every response, 404s included; no versions, no X-Powered-By.
+    for path in ("/", "/no-such-page", "/api/no-such-route"):
+        with socket.create_connection(("127.0.0.1", https), timeout=5) as sock, \
+                context.wrap_socket(sock, server_hostname="app1.example.com") as tls:
+            tls.sendall(f"GET {path} HTTP/1.1\r\nHost: app1.example.com\r\nConnection: close\r\n\r\n".encode())
+            raw = b""
+            while chunk := tls.recv(65536):
+                raw += chunk
+        head = raw.split(b"\r\n\r\n", 1)[0].decode().lower()
+        assert "strict-transport-security: max-age=" in head, (path, head)
+        for header in ("x-content-type-options: nosniff", "referrer-policy:", "x-frame-options:"):
+            assert header in head, (path, header, head)
+        assert "x-powered-by" not in head and "server: nginx\r\n" in head + "\r\n", (path, head)
+
+
+def test_5_with_the_acme_server_down_the_error_is_clear_and_the_site_keeps_serving(site):
+    ws = site
+    serial = status(ws)["app1.example.com"]["serial"]
+    root = pebble("root")
+    pebble("stop")
+    proc = plano("certs", "issue", "app1", "--force", cwd=ws.infra, check=False, timeout=600)
+    assert proc.returncode == 1
+    assert "error: app1: app1.example.com, www.app1.example.com: the ACME server" in proc.stderr
+    assert "is unreachable; check --server and this machine's network, then run again" in proc.stderr
+    context = ssl.create_default_context(cadata=root)
+    with socket.create_connection(("127.0.0.1", ws.ports["prod_https"]), timeout=5) as sock, \
+            context.wrap_socket(sock, server_hostname="app1.example.com") as tls:
+        assert format(int(tls.getpeercert()["serialNumber"], 16), "x") == serial
+
+
+def test_6_your_own_certificate_is_used_instead_of_acme(site):
+    from tests.unit.test_certs import self_signed
+
+    ws = site
+    chain, key = self_signed(NAMES["app2"], now=dt.datetime.now(dt.UTC))
+    (ws.infra / "own").mkdir()
+    (ws.infra / "own/app2.pem").write_bytes(chain)
+    (ws.infra / "own/app2.key").write_bytes(key)
+    manifest = ws.infra / "plano.yml"
+    text = manifest.read_text()
+    assert "  app2:\n    domains:\n" in text
+    manifest.write_text(text.replace("  app2:\n", "  app2:\n    tls:\n      certificate: own/app2.pem\n      key: own/app2.key\n", 1))
+    out = plano("certs", "issue", "app2", cwd=ws.infra)
+    assert "app2: installed your certificate (issuer app2.example.com" in out.stdout
+    context = ssl.create_default_context(cadata=chain.decode())
+    for name in NAMES["app2"]:
+        with socket.create_connection(("127.0.0.1", ws.ports["prod_https"]), timeout=5) as sock, \
+                context.wrap_socket(sock, server_hostname=name) as tls:
+            assert format(int(tls.getpeercert()["serialNumber"], 16), "x") == "abc"
+        row = status(ws)[name]
+        assert row["source"] == "own" and row["serving"] and row["serial"] == "abc"
+    # A key that does not match is refused before anything is installed.
+    (ws.infra / "own/app2.key").write_bytes(self_signed(["x.example.com"])[1])
+    bad = plano("certs", "issue", "app2", cwd=ws.infra, check=False)
+    assert bad.returncode == 1 and "error: apps/app2/tls/key: does not belong to the certificate" in bad.stderr
+    assert status(ws)["app2.example.com"]["serial"] == "abc"
