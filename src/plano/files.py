@@ -48,7 +48,7 @@ def checksum(body: str) -> str:
 
 
 def _comment(path: str, text: str) -> str:
-    return f"<!-- {text} -->" if path.endswith(".md") else f"# {text}"
+    return f"<!-- {text} -->" if path.endswith((".md", ".html")) else f"# {text}"
 
 
 def with_header(path: str, body: str) -> str:

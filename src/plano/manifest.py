@@ -143,6 +143,7 @@ class Service(Model):
     dev_target: str = "dev"
     dev_command: list[str]
     image: str | None = None  # default: <registry>/<app>-<role>
+    release: list[str] | None = None  # run once per deploy in the new image, before traffic switches (migrations)
 
     _port = field_validator("port")(check_port)
 
@@ -153,9 +154,11 @@ class Service(Model):
             raise ValueError(f"{value!r} is not a URL path; start it with '/', e.g. /api")
         return value if value == "/" else value.rstrip("/")
 
-    @field_validator("dev_command")
+    @field_validator("dev_command", "release")
     @classmethod
-    def _command(cls, value: list[str]) -> list[str]:
+    def _command(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return value
         if not value or not all(value):
             raise ValueError("give the command as a list of non-empty words, e.g. [npm, run, start:dev]")
         return value

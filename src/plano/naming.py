@@ -13,6 +13,8 @@ ROLES = ("backend", "frontend")
 APP_WORKDIR = "/usr/src/app"
 CERTS_IN_NGINX = "/etc/nginx/certs"
 WEBROOT = "/var/www/certbot"
+# nginx state that plano changes at run time (deploys, maintenance): data/nginx/.
+RUNTIME_IN_NGINX = "/etc/plano/runtime"
 UPLOADS_IN_APP = "/data/uploads"
 
 # Files in the infra repo.
@@ -24,7 +26,8 @@ ENV_BASE = ".env"
 ENV_DEV = ".env.dev"
 ENV_PROD = ".env.prod"
 ENV_PROD_EXAMPLE = ".env.prod.example"
-DATA_DIRS = ("database", "certs", "certs/webroot", "certs/plano", "logs", "logs/certbot", "uploads", "backups")
+DATA_DIRS = ("database", "certs", "certs/webroot", "certs/plano", "logs", "logs/certbot", "uploads", "backups",
+             "nginx", "nginx/upstreams", "nginx/maintenance")
 
 
 def data_root(mode: str) -> str:
@@ -106,6 +109,17 @@ def server_names(manifest: Manifest, app_name: str) -> list[str]:
 def cert_dir(app: str) -> str:
     """Where nginx reads the app's certificate (ACME, your own, or a placeholder)."""
     return f"{CERTS_IN_NGINX}/plano/{app}"
+
+
+def upstream_file(upstream_name: str) -> str:
+    """The `server` line of one upstream: rendered here, copied to data/nginx/upstreams/
+    when nginx starts, and pointed at one container during a deploy."""
+    return f"docker/nginx/upstreams/{upstream_name}.conf"
+
+
+def maintenance_flag(app: str, mode: str = "prod") -> str:
+    """While this file exists, nginx answers the app's requests with its 503 page."""
+    return f"{data_root(mode)}/nginx/maintenance/{app}"
 
 
 def site_file(app: str) -> str:

@@ -64,7 +64,7 @@ class Stack:
         name = f"{self.network}-nginx"
         docker("run", "-d", "--name", name, "--network", self.network, "-p", "127.0.0.1::80", "-p", "127.0.0.1::443",
                "--read-only", "--tmpfs", "/tmp", "--tmpfs", "/var/cache/nginx", "--tmpfs", "/run",
-               "--tmpfs", "/etc/nginx/certs", "-v", f"{(root / 'docker/nginx').resolve()}:/etc/plano/nginx:ro",
+               "--tmpfs", "/etc/nginx/certs", "--tmpfs", "/etc/plano/runtime", "-v", f"{(root / 'docker/nginx').resolve()}:/etc/plano/nginx:ro",
                "-v", f"{webroot}:/var/www/certbot:ro", tag, "nginx", "-c", check.NGINX_CONF, "-g", "daemon off;")
         self.containers.append(name)
         ports = [int(docker("port", name, f"{p}/tcp").splitlines()[0].rsplit(":", 1)[1]) for p in (80, 443)]

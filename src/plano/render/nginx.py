@@ -10,8 +10,12 @@ from ..manifest import Manifest
 from .templating import generated
 
 T = "infra/docker/nginx"
-STATIC = ("plano/tls.conf", "plano/security-headers.conf", "plano/proxy.conf")
-SCRIPTS = ("entrypoint.d/40-plano-placeholder-certs.sh", "entrypoint.d/50-plano-reload-on-renewal.sh")
+STATIC = ("plano/tls.conf", "plano/security-headers.conf", "plano/proxy.conf", "plano/maintenance.html")
+SCRIPTS = (
+    "entrypoint.d/40-plano-placeholder-certs.sh",
+    "entrypoint.d/45-plano-upstreams.sh",
+    "entrypoint.d/50-plano-reload-on-renewal.sh",
+)
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,7 @@ def site(manifest: Manifest, app_name: str) -> dict[str, object]:
         "routes": routes,
         "webroot": n.WEBROOT,
         "cert_dir": n.cert_dir(app_name),
+        "runtime": n.RUNTIME_IN_NGINX,
     }
 
 
@@ -61,5 +66,8 @@ def render(manifest: Manifest, env_values: dict[str, dict[str, str]]) -> Tree:
     for name in SCRIPTS:
         tree |= generated(f"docker/nginx/{name}", f"{T}/{name}", mode=0o755)
     for app_name in manifest.apps:
-        tree |= generated(n.site_file(app_name), f"{T}/site.conf.j2", **site(manifest, app_name))
+        values = site(manifest, app_name)
+        tree |= generated(n.site_file(app_name), f"{T}/site.conf.j2", **values)
+        for up in values["upstreams"]:
+            tree |= generated(n.upstream_file(up.name), f"{T}/upstream.conf.j2", upstream=up)
     return tree

@@ -1,0 +1,188 @@
+"""`plano deploy` for real: new tags of app1's backend and frontend replace the
+running containers under constant load through nginx with 0 failed requests; an
+image that never gets healthy is rolled back by itself; `plano rollback`; one
+deploy of an app at a time; maintenance mode."""
+
+import json
+import os
+import subprocess
+import time
+
+import pytest
+
+from tests.integration.loadgen import Load
+from tests.integration.net import https_request, wait_for
+from tests.integration.stackfixtures import REGISTRY, STAND_INS, docker, make_workspace, plano, remove_project
+from tests.integration.test_prod_e2e import set_env
+
+ROLES = ("backend", "frontend")
+
+
+def build(ws, role: str, version: str) -> None:
+    """app1's stand-in image whose answers carry `version`, pushed to the local registry."""
+    source = ws.root / "app1" / role
+    (source / "VERSION").write_text(f"{version}\n")
+    image = f"{REGISTRY}/{ws.name}/app1-{role}:{version}"
+    result = subprocess.run(["docker", "build", "-q", "-t", image, "--build-arg", f"NODE_IMAGE={STAND_INS['node']}", str(source)],
+                            capture_output=True, text=True, env={**os.environ, "DOCKER_BUILDKIT": "0"}, timeout=900)
+    assert result.returncode == 0, result.stderr
+    docker("push", image)
+
+
+def build_broken(ws) -> None:
+    """Starts and listens, but its health endpoint answers 500: it never gets healthy."""
+    image = f"{REGISTRY}/{ws.name}/app1-backend"
+    context = ws.root / "broken"
+    context.mkdir()
+    (context / "Dockerfile").write_text(
+        f"FROM {image}:1.0.0\n"
+        "CMD [\"node\", \"-e\", \"require('http').createServer((q, s) => { console.log('broken: ' + q.url); "
+        "s.statusCode = 500; s.end('broken'); }).listen(3000, () => console.log('broken build listening'))\"]\n")
+    result = subprocess.run(["docker", "build", "-q", "-t", f"{image}:broken", str(context)], capture_output=True, text=True,
+                            env={**os.environ, "DOCKER_BUILDKIT": "0"}, timeout=300)
+    assert result.returncode == 0, result.stderr
+    docker("push", f"{image}:broken")
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory, engine):
+    ws = make_workspace(tmp_path_factory.mktemp("deploy"), apps=("app1",))
+    for version in ("1.0.0", "2.0.0"):
+        for role in ROLES:
+            build(ws, role, version)
+    build_broken(ws)
+    set_env(ws.infra / ".env.prod", APP1_BACKEND_TAG="1.0.0", APP1_FRONTEND_TAG="1.0.0")
+    try:
+        plano("prod", "up", cwd=ws.infra, timeout=1200)
+        yield ws
+    finally:
+        plano("prod", "down", cwd=ws.infra, check=False)
+        remove_project(ws.name)
+
+
+def load(ws) -> Load:
+    return Load(ws.ports["prod_https"], "app1.example.com", workers=6).start()
+
+
+def versions_now(ws, count: int = 30) -> set[str]:
+    seen = set()
+    for _ in range(count):
+        _, _, body = https_request(ws.ports["prod_https"], "app1.example.com", "/api/version")
+        seen.add("backend " + json.loads(body)["version"])
+        _, _, body = https_request(ws.ports["prod_https"], "app1.example.com", "/")
+        seen.add("frontend " + body.split(b'id="version">frontend ')[1].split(b"<")[0].decode())
+    return seen
+
+
+def running(ws) -> list[str]:
+    out = docker("ps", "--filter", f"label=com.docker.compose.project={ws.name}", "--format", "{{.Names}}").stdout
+    return sorted(name for name in out.split() if "app1-" in name)
+
+
+def test_1_deploy_backend_then_frontend_under_load(stack):
+    ws = stack
+    assert versions_now(ws, 3) == {"backend 1.0.0", "frontend 1.0.0"}
+    traffic = load(ws)
+    try:
+        time.sleep(2)
+        started = time.monotonic()
+        out = plano("deploy", "app1", "--service", "backend", "--tag", "2.0.0", cwd=ws.infra)
+        plano("deploy", "app1", "--service", "frontend", "--tag", "2.0.0", cwd=ws.infra)
+        seconds = time.monotonic() - started
+        wait_for(lambda: len(traffic.results) >= 5000, "the load made fewer than 5,000 requests", 240, 0.5)
+    finally:
+        traffic.stop()
+    print(f"deploy of backend + frontend under load: {traffic.summary()}, {seconds:.1f} s")
+    assert "app1-backend: 1.0.0 -> 2.0.0, done" in out.stdout
+    assert traffic.failures == [], traffic.failures[:5]
+    assert len(traffic.results) >= 5000
+    assert {r.version for r in traffic.results[-200:] if r.version} == {"backend 2.0.0", "frontend 2.0.0"}
+    assert versions_now(ws) == {"backend 2.0.0", "frontend 2.0.0"}
+    env = (ws.infra / ".env.prod").read_text()
+    assert "APP1_BACKEND_TAG=2.0.0" in env and "APP1_FRONTEND_TAG=2.0.0" in env
+    assert len(running(ws)) == 2  # one container per service again
+    log = [json.loads(line) for line in (ws.infra / "data/logs/deploys.jsonl").read_text().splitlines()]
+    assert [(r["service"], r["from_tag"], r["to_tag"], r["result"]) for r in log] == [
+        ("app1-backend", "1.0.0", "2.0.0", "ok"), ("app1-frontend", "1.0.0", "2.0.0", "ok")]
+    assert log[0]["user"] and log[0]["time"].endswith("+00:00")
+    # The upstream is back to the service name: a plain `compose up -d` changes nothing.
+    default = (ws.infra / "docker/nginx/upstreams/app1_backend.conf").read_text()
+    assert (ws.infra / "data/nginx/upstreams/app1_backend.conf").read_text() == default
+
+
+def tree(path) -> dict[str, bytes]:
+    return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+def test_2_an_image_that_never_gets_healthy_is_rolled_back(stack):
+    ws = stack
+    env_before = (ws.infra / ".env.prod").read_bytes()
+    nginx_before = tree(ws.infra / "docker/nginx") | tree(ws.infra / "data/nginx")
+    traffic = load(ws)
+    try:
+        proc = plano("deploy", "app1", "--service", "backend", "--tag", "broken", "--timeout", "25",
+                     cwd=ws.infra, check=False, timeout=300)
+    finally:
+        traffic.stop()
+    print(f"failed deploy under load: {traffic.summary()}")
+    assert proc.returncode == 1
+    assert "error: the new container" in proc.stderr and "is starting after 25 s" in proc.stderr
+    assert "its last healthchecks:" in proc.stderr and "exit 1" in proc.stderr
+    assert "its last log lines:" in proc.stderr and "broken build listening" in proc.stderr
+    assert traffic.failures == [], traffic.failures[:5]
+    assert versions_now(ws, 5) == {"backend 2.0.0", "frontend 2.0.0"}
+    assert (ws.infra / ".env.prod").read_bytes() == env_before
+    assert tree(ws.infra / "docker/nginx") | tree(ws.infra / "data/nginx") == nginx_before
+    assert len(running(ws)) == 2
+    last = json.loads((ws.infra / "data/logs/deploys.jsonl").read_text().splitlines()[-1])
+    assert last["to_tag"] == "broken" and last["result"].startswith("failed: the new container")
+
+
+def test_3_rollback_restores_the_previous_version(stack):
+    ws = stack
+    traffic = load(ws)
+    try:
+        time.sleep(1)
+        out = plano("rollback", "app1", "--service", "backend", cwd=ws.infra)
+    finally:
+        traffic.stop()
+    print(f"rollback under load: {traffic.summary()}")
+    assert "app1-backend: 2.0.0 -> 1.0.0, done" in out.stdout
+    assert traffic.failures == [], traffic.failures[:5]
+    assert versions_now(ws, 5) == {"backend 1.0.0", "frontend 2.0.0"}
+    releases = json.loads(plano("releases", "app1", "--json", cwd=ws.infra).stdout)
+    assert releases[-1]["action"] == "rollback" and releases[-1]["to_tag"] == "1.0.0"
+
+
+def test_4_one_deploy_of_an_app_at_a_time(stack):
+    ws = stack
+    import sys
+
+    first = subprocess.Popen([sys.executable, "-m", "plano.cli", "deploy", "app1", "--service", "frontend", "--tag", "1.0.0"],
+                             cwd=ws.infra, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lock = ws.infra / "data/logs/.deploy-app1.lock"
+    wait_for(lambda: lock.is_file() and "pid" in lock.read_text(), "the first deploy never took the lock", 60, 0.1)
+    second = plano("deploy", "app1", "--service", "backend", "--tag", "2.0.0", cwd=ws.infra, check=False)
+    out, err = first.communicate(timeout=600)
+    assert second.returncode == 3, second.stderr
+    assert f"error: a deploy of app1 is already running (pid {first.pid} by" in second.stderr
+    assert first.returncode == 0, err
+    assert versions_now(ws, 5) == {"backend 1.0.0", "frontend 1.0.0"}
+
+
+def test_5_maintenance_mode_for_one_app(stack):
+    ws = stack
+    port = ws.ports["prod_https"]
+    plano("maintenance", "on", "app1", cwd=ws.infra)
+    try:
+        for path in ("/", "/api/version"):
+            status, headers, body = https_request(port, "app1.example.com", path)
+            assert status == 503 and b"Down for maintenance" in body and headers["retry-after"] == "120"
+            assert "strict-transport-security" in headers
+        # ACME challenges still work and the containers stay healthy.
+        assert https_request(port, "app1.example.com", "/")[0] == 503
+        health = docker("inspect", "--format", "{{.State.Health.Status}}", f"{ws.name}-nginx-1").stdout.strip()
+        assert health == "healthy"
+    finally:
+        plano("maintenance", "off", "app1", cwd=ws.infra)
+    assert https_request(port, "app1.example.com", "/")[0] == 200

@@ -1,0 +1,100 @@
+"""Deploys: exact argv, reading docker inspect, the env file edit, the audit log and
+the lock (pure parts; the real switch under load is tests/integration/test_deploy_e2e.py)."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from plano import deploy, manifest as mf
+from plano.compose import ComposeContext
+from plano.errors import RefusedError, UsageError
+from plano.stack import Stack
+
+COMPOSE = ["docker", "compose", "-p", "acme", "--env-file", ".env.prod", "-f", "docker-compose.yml", "-f", "docker-compose.prod.yml"]
+
+
+@pytest.fixture
+def stack(tmp_path) -> Stack:
+    text = mf.new_document("acme", "registry.example.com/acme", "ops@example.com").replace(
+        "apps: {}", "apps:\n  app1:\n    domains: [app1.example.com]\n    backend:\n      release: [npm, run, migrate]\n"
+        "  site:\n    domains: [site.example.com]\n    backend: {enabled: false}\n")
+    ctx = ComposeContext(("docker", "compose"), "acme", ("docker-compose.yml", "docker-compose.prod.yml"), (".env.prod",))
+    return Stack(tmp_path, mf.load_text(text), "prod", ctx)
+
+
+def test_targets(stack):
+    assert deploy.targets(stack, "app1", None, "1.2.3") == [deploy.Target("app1", "backend", "1.2.3"),
+                                                             deploy.Target("app1", "frontend", "1.2.3")]
+    assert deploy.targets(stack, "site", None, "abc") == [deploy.Target("site", "frontend", "abc")]
+    for app, role, tag, message in (("nope", None, "1", "apps/nope: no such app"),
+                                    ("site", "backend", "1", "--service backend: app site has no backend; it has frontend"),
+                                    ("app1", None, "a b", "--tag 'a b': not an image tag")):
+        with pytest.raises(UsageError, match=message):
+            deploy.targets(stack, app, role, tag)
+
+
+def test_argv(stack):
+    target = deploy.Target("app1", "backend", "2.0.0")
+    env = ["env", "APP1_BACKEND_TAG=2.0.0"]
+    assert deploy.pull_argv(stack, target) == [*env, *COMPOSE, "pull", "--quiet", "app1-backend"]
+    assert deploy.release_argv(stack, target, ["npm", "run", "migrate"]) == [
+        *env, *COMPOSE, "run", "--rm", "--no-deps", "-T", "app1-backend", "npm", "run", "migrate"]
+    assert deploy.scale_up_argv(stack, target) == [
+        *env, *COMPOSE, "up", "-d", "--no-deps", "--no-recreate", "--scale", "app1-backend=2", "app1-backend"]
+    assert deploy.containers_argv(stack, target) == [
+        "docker", "ps", "-q", "--no-trunc", "--filter", "label=com.docker.compose.project=acme",
+        "--filter", "label=com.docker.compose.service=app1-backend"]
+    assert deploy.stop_argv("c1") == ["docker", "stop", "--time", "30", "c1"]
+    assert deploy.pin_lines(["acme-app1-backend-2"], 3000) == (
+        "# plano deploy: these containers only, until the deploy ends\nserver acme-app1-backend-2:3000 resolve;\n")
+    assert stack.manifest.apps["app1"].backend.release == ["npm", "run", "migrate"]
+
+
+def test_reading_docker_inspect():
+    assert deploy.health_of({"Running": False}) == "exited"
+    assert deploy.health_of({"Running": True}) == "running"
+    assert deploy.health_of({"Running": True, "Health": {"Status": "starting"}}) == "starting"
+    state = {"Running": True, "Health": {"Status": "unhealthy", "Log": [
+        {"ExitCode": 1, "Output": "a"}, {"ExitCode": 1, "Output": "b\n  c"}, {"ExitCode": 1, "Output": ""}, {"ExitCode": 1, "Output": "d"}]}}
+    assert deploy.health_output(state) == ["exit 1: b c", "exit 1: ", "exit 1: d"]
+
+
+def test_env_file_edit_keeps_everything_else():
+    text = "# note\nAPP1_DB_PASSWORD=s3cret\nAPP1_BACKEND_TAG=1.0.0\nOTHER=x\n"
+    assert deploy.set_env_value(text, "APP1_BACKEND_TAG", "2.0.0") == "# note\nAPP1_DB_PASSWORD=s3cret\nAPP1_BACKEND_TAG=2.0.0\nOTHER=x\n"
+    assert deploy.set_env_value("A=1\n", "B", "2") == "A=1\nB=2\n"
+
+
+def record(service, from_tag, to_tag, result="ok", action="deploy"):
+    return deploy.Record("2026-11-29T10:00:00+00:00", "ops", "app1", service, from_tag, to_tag, action, result)
+
+
+def test_previous_tag_follows_the_log():
+    log = [record("app1-backend", "1.0.0", "2.0.0"), record("app1-backend", "2.0.0", "3.0.0", "failed: x"),
+           record("app1-frontend", "1.0.0", "2.0.0"), record("app1-backend", "2.0.0", "2.1.0")]
+    assert deploy.previous_tag(log, "app1-backend", "2.1.0") == "2.0.0"
+    assert deploy.previous_tag(log, "app1-backend", "2.0.0") == "1.0.0"
+    assert deploy.previous_tag(log, "app1-backend", "3.0.0") is None  # never ran
+    assert deploy.previous_tag(log, "app1-frontend", "9") is None
+
+
+def test_audit_log_round_trip_skips_torn_lines(tmp_path):
+    deploy.append_log(tmp_path, record("app1-backend", "1", "2"))
+    with (tmp_path / "data/logs/deploys.jsonl").open("a") as handle:
+        handle.write('{"torn": \n')
+    deploy.append_log(tmp_path, record("app1-backend", "2", "3"))
+    assert [r.to_tag for r in deploy.read_log(tmp_path)] == ["2", "3"]
+    assert json.loads((tmp_path / "data/logs/deploys.jsonl").read_text().splitlines()[0])["from_tag"] == "1"
+
+
+def test_one_deploy_per_app_at_a_time(tmp_path):
+    with deploy.deploy_lock(tmp_path, "app1"):
+        with pytest.raises(RefusedError, match=r"a deploy of app1 is already running \(pid \d+ by .+ since .+ UTC\); wait"):
+            with deploy.deploy_lock(tmp_path, "app1"):
+                pass
+        with deploy.deploy_lock(tmp_path, "app2"):  # other apps are free
+            pass
+    with deploy.deploy_lock(tmp_path, "app1"):  # released
+        pass
+    assert Path(tmp_path / "data/logs/.deploy-app1.lock").read_text() == ""
