@@ -144,6 +144,7 @@ class Service(Model):
     dev_command: list[str]
     image: str | None = None  # default: <registry>/<app>-<role>
     release: list[str] | None = None  # run once per deploy in the new image, before traffic switches (migrations)
+    test: list[str] = Field(default_factory=lambda: ["npm", "test"])  # `plano dev test`, in the dev container
 
     _port = field_validator("port")(check_port)
 
@@ -154,7 +155,7 @@ class Service(Model):
             raise ValueError(f"{value!r} is not a URL path; start it with '/', e.g. /api")
         return value if value == "/" else value.rstrip("/")
 
-    @field_validator("dev_command", "release")
+    @field_validator("dev_command", "release", "test")
     @classmethod
     def _command(cls, value: list[str] | None) -> list[str] | None:
         if value is None:
@@ -237,6 +238,37 @@ class Acme(Model):
         return value
 
 
+class Restic(Model):
+    """An encrypted offsite copy of every backup (restic; s3:, sftp:, rest: or a path)."""
+
+    repository: str  # e.g. s3:s3.example.com/acme-backups, or /mnt/offsite/restic
+    password_file: str  # a file holding the repository password, relative to the infra or absolute
+
+    @field_validator("repository", "password_file")
+    @classmethod
+    def _given(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("give a value, e.g. repository: s3:s3.example.com/acme-backups")
+        return value
+
+
+class Backup(Model):
+    """The backup service: a daily run at `time` (UTC), then retention, then offsite."""
+
+    time: str = "03:30"
+    keep_daily: int = Field(default=7, ge=1)
+    keep_weekly: int = Field(default=4, ge=0)
+    keep_monthly: int = Field(default=6, ge=0)
+    restic: Restic | None = None
+
+    @field_validator("time")
+    @classmethod
+    def _time(cls, value: str) -> str:
+        if not re.match(r"^([01][0-9]|2[0-3]):[0-5][0-9]$", value):
+            raise ValueError(f"{value!r} is not a time of day; write HH:MM in UTC, e.g. 03:30")
+        return value
+
+
 class Manifest(Model):
     version: Literal[1] = 1
     name: str
@@ -244,6 +276,7 @@ class Manifest(Model):
     email: str
     images: Images = Field(default_factory=Images)
     acme: Acme = Field(default_factory=Acme)
+    backup: Backup = Field(default_factory=Backup)
     prod: ProdSettings = Field(default_factory=ProdSettings)
     dev: DevSettings = Field(default_factory=DevSettings)
     apps: dict[str, App] = Field(default_factory=dict)
@@ -425,6 +458,14 @@ images:
 acme:
   server: {LETSENCRYPT}
   # ca_bundle: acme-ca.pem   # only for a private ACME CA: the CA of its HTTPS
+
+# Backups: daily at `time` (UTC) into data/backups/, then retention. Optional offsite
+# copy: restic: {{repository: s3:s3.example.com/acme-backups, password_file: restic-password}}
+backup:
+  time: "03:30"
+  keep_daily: 7
+  keep_weekly: 4
+  keep_monthly: 6
 
 prod:
   bind: 0.0.0.0

@@ -59,6 +59,57 @@ def certbot_data(mode: str) -> list[str]:
     return [f"./{data}/certs:/etc/letsencrypt", f"./{data}/certs/webroot:{n.WEBROOT}", f"./{data}/logs/certbot:/var/log/letsencrypt"]
 
 
+def backup_data(mode: str) -> list[str]:
+    data = n.data_root(mode)
+    return [f"./{data}/backups:/backups", f"./{data}/uploads:/uploads"]
+
+
+def host_path(path: str) -> str:
+    """A path from plano.yml as compose wants it: absolute, or ./relative to the infra."""
+    return path if path.startswith("/") else f"./{path}"
+
+
+RESTIC_PASSWORD_IN_BACKUP = "/run/secrets/restic-password"
+
+
+def backup_service(manifest: Manifest) -> dict[str, Any]:
+    settings = manifest.backup
+    where = f"{n.ENV_DEV} or {n.ENV_PROD}"
+    env: dict[str, str] = {
+        "PGHOST": "database",
+        "PGUSER": "postgres",
+        "PGDATABASE": "postgres",
+        "PGPASSWORD": required("POSTGRES_PASSWORD", where),
+        "BACKUP_APPS": " ".join(sorted(manifest.apps)),
+        "BACKUP_DB_APPS": " ".join(sorted(name for name, app in manifest.apps.items() if app.database)),
+        "BACKUP_TIME": settings.time,
+        "KEEP_DAILY": str(settings.keep_daily),
+        "KEEP_WEEKLY": str(settings.keep_weekly),
+        "KEEP_MONTHLY": str(settings.keep_monthly),
+    }
+    volumes = backup_data("prod")
+    if settings.restic:
+        env |= {"RESTIC_REPOSITORY": settings.restic.repository, "RESTIC_PASSWORD_FILE": RESTIC_PASSWORD_IN_BACKUP,
+                "RESTIC_CACHE_DIR": "/tmp/restic-cache"}
+        volumes = [*volumes, f"{host_path(settings.restic.password_file)}:{RESTIC_PASSWORD_IN_BACKUP}:ro"]
+        if settings.restic.repository.startswith("/"):  # a local repository: the same path inside
+            volumes.append(f"{settings.restic.repository}:{settings.restic.repository}")
+    return {
+        "build": built("./docker/backup", "POSTGRES_IMAGE", manifest.images.postgres),
+        "restart": "unless-stopped",
+        "environment": env,
+        "volumes": volumes,
+        "depends_on": {"database": {"condition": "service_healthy"}},
+        "healthcheck": {"test": ["CMD", "backup-health.sh"], "interval": "15s", "timeout": "10s", "retries": 1, "start_period": "10s"},
+        "networks": ["backup"],
+        "read_only": True,
+        "tmpfs": ["/tmp"],
+        # Reads and restores the apps' uploads (uid 1000) as root.
+        **hardening("CHOWN", "DAC_OVERRIDE", "FOWNER"),
+        "logging": logging(),
+    }
+
+
 def database_data(mode: str) -> list[str]:
     return [f"./{n.data_root(mode)}/database:/var/lib/postgresql/data"]
 
@@ -121,7 +172,7 @@ def database_service(manifest: Manifest) -> dict[str, Any]:
         # -h 127.0.0.1: the init-time server listens on the socket only, so this
         # passes only once initialisation is over.
         "healthcheck": healthcheck(["CMD", "pg_isready", "-h", "127.0.0.1", "-U", "postgres", "-d", "postgres"]),
-        "networks": app_networks(manifest, "database") or ["edge"],
+        "networks": [*app_networks(manifest, "database"), "backup"],
         "read_only": True,
         "tmpfs": ["/tmp", "/var/run/postgresql"],
         **hardening("CHOWN", "DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID"),
@@ -212,11 +263,12 @@ def base(manifest: Manifest) -> dict[str, Any]:
         "certbot": certbot_service(manifest),
         "database": database_service(manifest),
         "redis": redis_service(manifest),
+        "backup": backup_service(manifest),
     }
     for name, app in manifest.apps.items():
         for role in app.services():
             services[n.service(name, role)] = app_service(manifest, name, app, role)
-    networks = {"edge": {}} | {n.network(name): {} for name in manifest.apps}
+    networks = {"edge": {}, "backup": {}} | {n.network(name): {} for name in manifest.apps}
     return {"name": manifest.name, "include": [n.CUSTOM_COMPOSE], "services": services, "networks": networks}
 
 
@@ -229,6 +281,7 @@ def dev(manifest: Manifest) -> dict[str, Any]:
     services: dict[str, Any] = {
         "nginx": {"ports": [published(d.bind, d.http_port, 80), published(d.bind, d.https_port, 443)], "volumes": nginx_data("dev")},
         "certbot": {"volumes": certbot_data("dev")},
+        "backup": {"volumes": backup_data("dev")},
         "database": {"ports": [published(d.bind, d.database_port, 5432)], "volumes": database_data("dev")},
         "redis": {"ports": [published(d.bind, d.redis_port, 6379)]},
     }

@@ -52,5 +52,8 @@ def render(manifest: Manifest, env_values: dict[str, dict[str, str]]) -> Tree:
     tree |= generated(
         "docker/redis/plano-entrypoint.sh", f"{T}/redis/plano-entrypoint.sh.j2", mode=0o755, users=redis_users(manifest)
     )
-    tree |= generated("docker/shared-scripts/backup.sh", f"{T}/shared-scripts/backup.sh.j2", mode=0o755, apps=rows)
+    tree |= generated("docker/shared-scripts/backup.sh", f"{T}/shared-scripts/backup.sh.j2", mode=0o755, project=manifest.name)
+    tree |= generated("docker/backup/Dockerfile", f"{T}/backup/Dockerfile.j2", name=manifest.name, image=images.postgres)
+    for script in ("plano-backup.sh", "backup-loop.sh", "backup-health.sh"):
+        tree |= generated(f"docker/backup/scripts/{script}", f"{T}/backup/scripts/{script}", mode=0o755)
     return tree

@@ -1,0 +1,91 @@
+"""plano's backup of a database of a few hundred MB against a raw `pg_dump -Fc` of the
+same database, in the same run, and the restore time.
+
+    python bench/backup.py [--rows 2500000] [--rounds 2]
+
+Needs what ./scripts/test.sh starts (engine, stand-in images, local registry).
+Creates a temporary workspace with app1, `plano prod up`, fills app1's database with
+a generated table (--rows rows of ~110 bytes), then alternates, --rounds times:
+
+    raw    pg_dump -Fc -d app1 -f /backups/raw.dump, in a one-off container of the
+           backup service (same image, same network: only the work differs)
+    plano  plano backup run app1: pg_dump -Fc and per-table counts and checksums in one
+           snapshot, pg_restore -l, sha256, manifest, rename, retention
+
+and times `plano backup restore <id> app1 --to-scratch bench_restore`. Prints each
+time, the ratio plano/raw of the medians (goal: <= 1.10) and the restore time.
+Removes its containers and workspace at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.integration.stackfixtures import make_workspace, plano, remove_project  # noqa: E402
+from tests.integration.test_deploy_e2e import ROLES, build  # noqa: E402
+from tests.integration.test_prod_e2e import set_env  # noqa: E402
+
+COMPOSE = ["docker", "compose", "--env-file", ".env.prod", "-f", "docker-compose.yml", "-f", "docker-compose.prod.yml"]
+
+
+def timed(argv: list[str], cwd: Path) -> float:
+    started = time.monotonic()
+    subprocess.run(argv, cwd=cwd, check=True, capture_output=True, timeout=3600)
+    return time.monotonic() - started
+
+
+def psql(ws, query: str) -> str:
+    return subprocess.run([*COMPOSE, "exec", "-T", "database", "psql", "-U", "postgres", "-d", "app1", "-At", "-c", query],
+                          cwd=ws.infra, check=True, capture_output=True, text=True, timeout=3600).stdout.strip()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=2_500_000)
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    folder = Path(tempfile.mkdtemp(prefix="bench-backup-"))
+    ws = make_workspace(folder, apps=("app1",))
+    try:
+        for role in ROLES:
+            build(ws, role, "1.0.0")
+        set_env(ws.infra / ".env.prod", APP1_BACKEND_TAG="1.0.0", APP1_FRONTEND_TAG="1.0.0")
+        plano("prod", "up", cwd=ws.infra, timeout=1200)
+        psql(ws, f"CREATE TABLE bench AS SELECT g, md5(g::text) AS a, md5((g * 2)::text) AS b, now() AS t "
+                 f"FROM generate_series(1, {args.rows}) g")
+        size = psql(ws, "SELECT pg_size_pretty(pg_database_size('app1'))")
+        raw_argv = [*COMPOSE, "run", "--rm", "--no-deps", "-T", "--entrypoint", "pg_dump", "backup",
+                    "-Fc", "-d", "app1", "-f", "/backups/raw.dump"]
+        ours_argv = [sys.executable, "-m", "plano.cli", "backup", "run", "app1"]
+        raw, ours = [], []
+        for _ in range(args.rounds):
+            raw.append(timed(raw_argv, ws.infra))
+            ours.append(timed(ours_argv, ws.infra))
+        ids = sorted(p.name for p in (ws.infra / "data/backups").iterdir() if p.name[:1].isdigit())
+        restore = timed([sys.executable, "-m", "plano.cli", "backup", "restore", ids[-1], "app1", "--to-scratch",
+                         "bench_restore", "--yes"], ws.infra)
+        dump_mb = (ws.infra / "data/backups" / ids[-1] / "app1.dump").stat().st_size / 1e6
+        print(f"database app1: {size} ({args.rows} rows); dump {dump_mb:.0f} MB")
+        print(f"{'':8} " + " ".join(f"round {i + 1:>2}" for i in range(args.rounds)) + "   median")
+        for name, times in (("raw", raw), ("plano", ours)):
+            print(f"{name:8} " + " ".join(f"{t:7.1f} s" for t in times) + f" {statistics.median(times):7.1f} s")
+        print(f"ratio plano/raw (medians): {statistics.median(ours) / statistics.median(raw):.2f} (goal <= 1.10)")
+        print(f"restore into a scratch database: {restore:.1f} s")
+    finally:
+        plano("prod", "down", cwd=ws.infra, check=False)
+        remove_project(ws.name)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,287 @@
+#!/bin/sh
+# plano's backups, run inside the backup service (the stack's Postgres image, plus
+# restic). One implementation for `plano backup ...`, docker/shared-scripts/backup.sh
+# (cron without plano) and the daily schedule (backup-loop).
+#
+#   plano-backup run [--no-prune] [APP...]  back up every app (or these), then retention, then offsite
+#   plano-backup verify [ID]         restore into scratch databases and compare (newest if no ID)
+#   plano-backup restore ID [APP] [--to-scratch NAME]
+#   plano-backup prune               apply the retention policy now
+#   plano-backup list                one line per backup: id, size, apps
+#
+# A backup is data/backups/<ID>/ (ID = UTC time, e.g. 20261129T033000Z) holding
+# globals.sql, <app>.dump (pg_dump -Fc), <app>.stats (per-table row counts and a
+# content checksum, taken in the dump's own snapshot), <app>-uploads.tar,
+# manifest.json and SHA256SUMS. It is built in .partial-<ID>/ and renamed when
+# complete: a failed or killed run leaves no final-named backup, and nothing older
+# is deleted unless this run succeeded.
+#
+# Environment (set by the compose service): PGHOST, PGUSER, PGPASSWORD;
+# BACKUP_APPS (apps with uploads), BACKUP_DB_APPS (apps with a database);
+# KEEP_DAILY, KEEP_WEEKLY, KEEP_MONTHLY; optional RESTIC_REPOSITORY and
+# RESTIC_PASSWORD_FILE.
+set -eu
+
+BACKUPS=${BACKUPS_DIR:-/backups}
+UPLOADS=${UPLOADS_DIR:-/uploads}
+STATUS=$BACKUPS/.status
+
+say() { echo "plano-backup: $*" >&2; }
+die() { say "$*"; exit 1; }
+
+contains() { # word list
+    case " $2 " in *" $1 "*) return 0 ;; esac
+    return 1
+}
+
+# Per-table row counts and a content checksum (order-independent), one line per
+# table: schema.table <TAB> rows <TAB> checksum. Run inside the dump's snapshot.
+STATS_SQL="SELECT format('SELECT %L, count(*), coalesce(sum(hashtext(t::text)::bigint), 0) FROM %s t',
+                n.nspname || '.' || c.relname, c.oid::regclass)
+           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+           WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+             AND n.nspname NOT LIKE 'pg_toast%'
+           ORDER BY 1"
+
+stats_of() { # database outfile
+    printf '%s \\gexec\n' "$STATS_SQL" | psql -X -q -v ON_ERROR_STOP=1 -At -F "$(printf '\t')" -d "$1" -o "$2"
+}
+
+# pg_dump and the stats in one REPEATABLE READ snapshot: the stats describe
+# exactly what the dump holds, even while the app writes.
+dump_app() { # app workdir
+    app=$1 work=$2
+    PLANO_DUMP=$work/$app.dump.partial
+    export PLANO_DUMP
+    rm -f "$PLANO_DUMP.rc"
+    psql -X -q -v ON_ERROR_STOP=1 -At -F "$(printf '\t')" -d "$app" <<SQL
+BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
+SELECT pg_export_snapshot() AS snapshot \gset
+\setenv PLANO_SNAPSHOT :snapshot
+\! (pg_dump -Fc --snapshot="\$PLANO_SNAPSHOT" -d "$app" -f "\$PLANO_DUMP"; echo \$? > "\$PLANO_DUMP.rc") &
+\o $work/$app.stats.partial
+$STATS_SQL \gexec
+\o
+\! while [ ! -e "\$PLANO_DUMP.rc" ]; do sleep 0.1; done
+COMMIT;
+SQL
+    [ "$(cat "$PLANO_DUMP.rc" 2>/dev/null)" = 0 ] || die "$app: pg_dump failed"
+    rm -f "$PLANO_DUMP.rc"
+    pg_restore -l "$PLANO_DUMP" > /dev/null || die "$app: the dump does not read back (pg_restore -l)"
+    mv "$PLANO_DUMP" "$work/$app.dump"
+    mv "$work/$app.stats.partial" "$work/$app.stats"
+}
+
+json_string() { printf '"%s"' "$(printf '%s' "$1" | sed 's/\\/\\\\/g; s/"/\\"/g')"; }
+
+write_manifest() { # workdir id
+    work=$1 id=$2
+    {
+        printf '{\n  "id": %s,\n' "$(json_string "$id")"
+        printf '  "created": %s,\n' "$(json_string "$(date -u +%Y-%m-%dT%H:%M:%SZ)")"
+        printf '  "postgres": %s,\n' "$(json_string "$(psql -X -At -d postgres -c 'SHOW server_version')")"
+        printf '  "pg_dump": %s,\n' "$(json_string "$(pg_dump --version)")"
+        printf '  "files": ['
+        sep=""
+        for file in "$work"/*; do
+            name=${file##*/}
+            printf '%s\n    {"name": %s, "bytes": %s, "sha256": %s}' "$sep" "$(json_string "$name")" \
+                "$(wc -c < "$file" | tr -d ' ')" "$(json_string "$(sha256sum "$file" | cut -d' ' -f1)")"
+            sep=","
+        done
+        printf '\n  ]\n}\n'
+    } > "$work/manifest.json.partial"
+    mv "$work/manifest.json.partial" "$work/manifest.json"
+}
+
+record() { # ok|failed message
+    printf '%s %s %s\n' "$1" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$2" >> "$STATUS"
+}
+
+cmd_run() {
+    prune=yes
+    if [ "${1:-}" = --no-prune ]; then  # a safety backup before a restore keeps everything
+        prune=no
+        shift
+    fi
+    apps=${*:-${BACKUP_APPS:-}}
+    id=$(date -u +%Y%m%dT%H%M%SZ)
+    work=$BACKUPS/.partial-$id
+    [ ! -e "$BACKUPS/$id" ] || die "$id exists already; run again in a second"
+    mkdir -p "$work"
+    trap 'rm -rf "$work"; record failed "run $id did not complete"' EXIT
+    # Older runs that were killed leave .partial-* folders: never a backup, remove them.
+    find "$BACKUPS" -maxdepth 1 -name '.partial-*' ! -name ".partial-$id" -exec rm -rf {} +
+    pg_dumpall --globals-only > "$work/globals.sql.partial"
+    mv "$work/globals.sql.partial" "$work/globals.sql"
+    for app in $apps; do
+        if contains "$app" "${BACKUP_DB_APPS:-}"; then
+            say "$app: pg_dump"
+            dump_app "$app" "$work"
+        fi
+        if [ -d "$UPLOADS/$app" ]; then
+            tar -C "$UPLOADS" -cf "$work/$app-uploads.tar.partial" "$app"
+            mv "$work/$app-uploads.tar.partial" "$work/$app-uploads.tar"
+        fi
+    done
+    (cd "$work" && sha256sum -- * > SHA256SUMS.partial && mv SHA256SUMS.partial SHA256SUMS)
+    write_manifest "$work" "$id"
+    sync
+    mv "$work" "$BACKUPS/$id"
+    trap - EXIT
+    record ok "$id"
+    say "backup $id complete ($(du -sh "$BACKUPS/$id" | cut -f1))"
+    if [ "$prune" = yes ]; then
+        cmd_prune
+    fi
+    if [ -n "${RESTIC_REPOSITORY:-}" ] && ! offsite "$id"; then
+        record failed "offsite copy of $id"
+        die "$id is complete here, but its offsite copy to $RESTIC_REPOSITORY failed"
+    fi
+    echo "$id"
+}
+
+offsite() { # id
+    restic cat config > /dev/null 2>&1 || restic init
+    (cd "$BACKUPS" && restic backup --quiet --tag plano --host plano "$1")
+    restic forget --quiet --tag plano --host plano --prune \
+        --keep-daily "${KEEP_DAILY:-7}" --keep-weekly "${KEEP_WEEKLY:-4}" --keep-monthly "${KEEP_MONTHLY:-6}"
+    restic check --quiet
+    record ok "offsite $1"
+    say "offsite copy of $1 in $RESTIC_REPOSITORY checked"
+}
+
+# The IDs to keep: the newest backup of each of the last KEEP_DAILY days, of the
+# last KEEP_WEEKLY ISO weeks and of the last KEEP_MONTHLY months that have one.
+keep_list() {
+    ids=$(find "$BACKUPS" -mindepth 1 -maxdepth 1 -type d -name '[0-9]*T[0-9]*Z' -printf '%f\n' | sort -r)
+    for rule in "day:${KEEP_DAILY:-7}" "week:${KEEP_WEEKLY:-4}" "month:${KEEP_MONTHLY:-6}"; do
+        kind=${rule%%:*} count=${rule#*:} seen=""
+        for id in $ids; do
+            case $kind in
+                day) key=$(echo "$id" | cut -c1-8) ;;
+                month) key=$(echo "$id" | cut -c1-6) ;;
+                week) key=$(date -u -d "$(echo "$id" | cut -c1-8)" +%G%V) ;;
+            esac
+            contains "$key" "$seen" && continue
+            [ "$(echo "$seen" | wc -w)" -lt "$count" ] || break
+            seen="$seen $key"
+            echo "$id"
+        done
+    done | sort -u
+}
+
+cmd_prune() {
+    keep=$(keep_list | tr '\n' ' ')
+    [ -n "$keep" ] || return 0  # never prune everything
+    find "$BACKUPS" -mindepth 1 -maxdepth 1 -type d -name '[0-9]*T[0-9]*Z' -printf '%f\n' | sort | while read -r id; do
+        if ! contains "$id" "$keep"; then
+            rm -rf "${BACKUPS:?}/$id"
+            say "retention: removed $id"
+        fi
+    done
+}
+
+resolve_id() { # [id] -> the backup folder
+    if [ -n "${1:-}" ]; then
+        [ -d "$BACKUPS/$1" ] || die "$1: no such backup in data/backups/ (see plano backup list)"
+        echo "$BACKUPS/$1"
+    else
+        last=$(find "$BACKUPS" -mindepth 1 -maxdepth 1 -type d -name '[0-9]*T[0-9]*Z' -printf '%f\n' | sort | tail -n1)
+        [ -n "$last" ] || die "no backups yet: plano backup run"
+        echo "$BACKUPS/$last"
+    fi
+}
+
+cmd_verify() {
+    dir=$(resolve_id "${1:-}")
+    id=${dir##*/}
+    (cd "$dir" && sha256sum --quiet -c SHA256SUMS) || die "$id: checksums do not match SHA256SUMS: the backup was changed or damaged"
+    failed=0
+    for dump in "$dir"/*.dump; do
+        [ -e "$dump" ] || continue
+        app=$(basename "$dump" .dump)
+        scratch="plano_verify_$app"
+        psql -X -q -d postgres -c "DROP DATABASE IF EXISTS \"$scratch\"" -c "CREATE DATABASE \"$scratch\""
+        if ! pg_restore --no-owner --no-acl -d "$scratch" "$dump"; then
+            say "$id/$app: pg_restore failed"
+            failed=1
+        else
+            stats_of "$scratch" "/tmp/$app.stats"
+            if ! cmp -s "/tmp/$app.stats" "$dir/$app.stats"; then
+                say "$id/$app: restored rows differ from the dump's (table, rows, checksum):"
+                diff "$dir/$app.stats" "/tmp/$app.stats" >&2 || true
+                failed=1
+            else
+                say "$id/$app: $(wc -l < "$dir/$app.stats" | tr -d ' ') tables restored, rows and checksums match"
+            fi
+        fi
+        psql -X -q -d postgres -c "DROP DATABASE IF EXISTS \"$scratch\""
+    done
+    for tarball in "$dir"/*-uploads.tar; do
+        [ -e "$tarball" ] || continue
+        tar -tf "$tarball" > /dev/null || { say "$id: ${tarball##*/} does not read back"; failed=1; }
+    done
+    [ "$failed" = 0 ] || die "$id: verification FAILED"
+    record ok "verify $id"
+    say "$id: verified"
+}
+
+cmd_restore() { # id [app] [--to-scratch name]
+    dir=$(resolve_id "$1")
+    shift
+    app="" scratch=""
+    while [ $# -gt 0 ]; do
+        case $1 in
+            --to-scratch) scratch=$2; shift 2 ;;
+            *) app=$1; shift ;;
+        esac
+    done
+    apps=$app
+    [ -n "$apps" ] || apps=$(find "$dir" -maxdepth 1 \( -name '*.dump' -o -name '*-uploads.tar' \) -printf '%f\n' \
+        | sed 's/\.dump$//; s/-uploads\.tar$//' | sort -u)
+    (cd "$dir" && sha256sum --quiet -c SHA256SUMS) || die "${dir##*/}: checksums do not match; not restoring a damaged backup"
+    for one in $apps; do
+        if [ -e "$dir/$one.dump" ]; then
+            if [ -n "$scratch" ]; then
+                psql -X -q -v ON_ERROR_STOP=1 -d postgres -c "CREATE DATABASE \"$scratch\""
+                pg_restore --exit-on-error -d "$scratch" "$dir/$one.dump"
+                say "$one: restored into scratch database $scratch"
+                continue
+            fi
+            psql -X -q -v ON_ERROR_STOP=1 -d postgres -c "DROP DATABASE IF EXISTS \"$one\" WITH (FORCE)"
+            pg_restore --exit-on-error --create -d postgres "$dir/$one.dump"
+            say "$one: database restored"
+        fi
+        if [ -z "$scratch" ] && [ -e "$dir/$one-uploads.tar" ]; then
+            tmp=$UPLOADS/.restore-$one
+            rm -rf "$tmp" && mkdir -p "$tmp"
+            tar -C "$tmp" -xpf "$dir/$one-uploads.tar"
+            if [ -d "$UPLOADS/$one" ]; then
+                mv "$UPLOADS/$one" "$UPLOADS/.replaced-$one"
+            fi
+            mv "$tmp/$one" "$UPLOADS/$one"
+            rm -rf "$tmp" "$UPLOADS/.replaced-$one"
+            say "$one: uploads restored"
+        fi
+    done
+}
+
+cmd_list() {
+    find "$BACKUPS" -mindepth 1 -maxdepth 1 -type d -name '[0-9]*T[0-9]*Z' -printf '%f\n' | sort | while read -r id; do
+        printf '%s\t%s\n' "$id" "$(du -sb "$BACKUPS/$id" | cut -f1)"
+    done
+}
+
+[ $# -ge 1 ] || die "usage: plano-backup run [APP...] | verify [ID] | restore ID [APP] [--to-scratch NAME] | prune | list"
+command=$1
+shift
+mkdir -p "$BACKUPS"
+case $command in
+    run) exec 9> "$BACKUPS/.lock"; flock -n 9 || die "another backup runs; wait for it"; cmd_run "$@" ;;
+    verify) cmd_verify "$@" ;;
+    restore) [ $# -ge 1 ] || die "restore: which backup? give its ID (plano backup list)"; cmd_restore "$@" ;;
+    prune) cmd_prune ;;
+    list) cmd_list ;;
+    *) die "unknown command $command" ;;
+esac
