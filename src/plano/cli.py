@@ -276,6 +276,7 @@ def _add_stack_commands() -> None:
     from .cli_backup import backup_group
     from .cli_certs import certs_group
     from .cli_deploy import deploy_cmd, maintenance_cmd, releases_cmd, rollback_cmd
+    from .cli_ops import clone_cmd, doctor_cmd, status_cmd
     from .cli_stack import db_group, make_group
 
     cli.add_command(make_group("dev"))
@@ -283,7 +284,7 @@ def _add_stack_commands() -> None:
     cli.add_command(db_group)
     cli.add_command(certs_group)
     cli.add_command(backup_group)
-    for command in (deploy_cmd, rollback_cmd, releases_cmd, maintenance_cmd):
+    for command in (deploy_cmd, rollback_cmd, releases_cmd, maintenance_cmd, clone_cmd, doctor_cmd, status_cmd):
         cli.add_command(command)
 
 

@@ -114,6 +114,38 @@ def dev_certificates(st) -> list[str]:
     return renewed
 
 
+def dev_test(ctx: click.Context, app: str, role: str | None, args: tuple[str, ...], dry_run: bool) -> None:
+    from . import db, devtest, naming as n, secrets, stack
+
+    st, runner = load(ctx, "dev")
+    role = devtest.role_of(st, app, role)
+    with_db = st.manifest.apps[app].database
+    running = n.service(app, role) in stack.running_services(st, runner) if not dry_run else True
+    argv = devtest.test_argv(st, app, role, running, args, with_db)
+    if dry_run:
+        click.echo(shlex.join(argv))
+        return
+    stack.require_engine(runner)
+    env = None
+    if with_db:
+        password = db.checked_password(app, secrets.read_env(st.root / n.ENV_DEV).get(n.db_password_var(app)), n.ENV_DEV)
+        if "database" not in stack.running_services(st, runner):
+            code = runner.stream(st.argv("up", "-d", "--wait", "database"), cwd=st.root)
+            if code:
+                raise PlanoError("the dev database did not start; see plano dev logs database")
+        if runner.stream(devtest.create_db_argv(st), cwd=st.root, stdin=devtest.create_db_script(app)):
+            raise PlanoError(f"could not create the test database {devtest.test_db(app)}; is {app}'s role provisioned? (plano db create {app})")
+        env = {"DATABASE_URL": devtest.test_db_url(app, password)}
+        click.echo(f"{app}: tests get the throwaway database {devtest.test_db(app)}", err=True)
+    try:
+        click.echo(f"$ {shlex.join(argv)}", err=True)
+        code = runner.stream(argv, cwd=st.root, env=env)
+    finally:
+        if with_db:  # throwaway: dropped whatever the result
+            runner.stream(devtest.create_db_argv(st), cwd=st.root, stdin=devtest.drop_db_script(app))
+    finish(code)
+
+
 def last_line(text: str) -> str:
     lines = [line for line in text.strip().splitlines() if line.strip()]
     return lines[-1].strip() if lines else "no output"
@@ -190,6 +222,17 @@ def make_group(mode: str) -> click.Group:
 
         st, runner = load(ctx, mode)
         finish(emit(stack.simple_argv(st, "restart", services), dry_run, runner, st.root))
+
+    if mode == "dev":
+        @group.command("test", help="Run APP's tests in its dev container (the service's `test` command, default npm test), "
+                       "with a throwaway database APP_test; exits with the tests' exit code. ARGS go after --.")
+        @dry
+        @click.option("--service", "role", type=click.Choice(["backend", "frontend"]), help="Which service [backend].")
+        @click.argument("app")
+        @click.argument("args", nargs=-1)
+        @click.pass_context
+        def test_cmd(ctx, dry_run, role, app, args):
+            dev_test(ctx, app, role, args, dry_run)
 
     verb, verb_help = ("build", "Build the images (apps from ../<app>/<role>).") if mode == "dev" else ("pull", "Pull the images from the registry.")
 

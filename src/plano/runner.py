@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 import subprocess
 from dataclasses import dataclass, field
@@ -29,8 +30,10 @@ class Runner(Protocol):
     def run(self, argv: list[str], cwd: Path | None = None, timeout: float | None = None) -> Result:
         """Run and capture the output."""
 
-    def stream(self, argv: list[str], cwd: Path | None = None, stdin: str | None = None) -> int:
-        """Run with the terminal's output (and input, unless `stdin` text is given)."""
+    def stream(self, argv: list[str], cwd: Path | None = None, stdin: str | None = None,
+               env: dict[str, str] | None = None) -> int:
+        """Run with the terminal's output (and input, unless `stdin` text is given);
+        `env` adds variables (secrets that must not appear in argv)."""
 
 
 class SubprocessRunner:
@@ -45,11 +48,13 @@ class SubprocessRunner:
             return Result(argv, 124, "", f"{shlex.join(argv)}: timed out after {timeout} s")
         return Result(argv, proc.returncode, proc.stdout, proc.stderr)
 
-    def stream(self, argv: list[str], cwd: Path | None = None, stdin: str | None = None) -> int:
+    def stream(self, argv: list[str], cwd: Path | None = None, stdin: str | None = None,
+               env: dict[str, str] | None = None) -> int:
+        full_env = {**os.environ, **env} if env else None
         try:
             if stdin is None:
-                return subprocess.run(argv, cwd=cwd).returncode
-            return subprocess.run(argv, cwd=cwd, input=stdin, text=True).returncode
+                return subprocess.run(argv, cwd=cwd, env=full_env).returncode
+            return subprocess.run(argv, cwd=cwd, input=stdin, text=True, env=full_env).returncode
         except FileNotFoundError:
             return 127
         except KeyboardInterrupt:
@@ -69,7 +74,8 @@ class RecordingRunner:
         self.calls.append(list(argv))
         return Result(list(argv), self.code)
 
-    def stream(self, argv: list[str], cwd: Path | None = None, stdin: str | None = None) -> int:
+    def stream(self, argv: list[str], cwd: Path | None = None, stdin: str | None = None,
+               env: dict[str, str] | None = None) -> int:
         self.calls.append(list(argv))
         self.stdin.append(stdin)
         return self.code

@@ -5,7 +5,6 @@ import shlex
 
 import pytest
 
-from plano.cli import main
 from tests.cli.test_cli import INIT, run
 
 

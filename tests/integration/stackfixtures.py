@@ -6,6 +6,8 @@ from __future__ import annotations
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,3 +89,14 @@ def remove_project(project: str) -> None:
         out = docker(kind, "ls", "-q", "--filter", f"label=com.docker.compose.project={project}", check=False).stdout.split()
         if out:
             docker(kind, "rm", *out, check=False)
+
+
+@contextmanager
+def prod_running(ws: Workspace) -> Iterator[Workspace]:
+    """`plano prod up` for the test's lifetime; then down, and the project's containers removed."""
+    try:
+        plano("prod", "up", cwd=ws.infra, timeout=1200)
+        yield ws
+    finally:
+        plano("prod", "down", cwd=ws.infra, check=False)
+        remove_project(ws.name)

@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from tests.integration.net import https_json, https_request, wait_for
-from tests.integration.stackfixtures import docker, make_workspace, plano, remove_project
+from tests.integration.stackfixtures import docker, make_workspace, plano, prod_running
 from tests.integration.test_prod_e2e import build_and_push, set_env
 
 APPS = ("app1", "app2")
@@ -24,12 +24,8 @@ def site(tmp_path_factory, engine):
     ws = make_workspace(tmp_path_factory.mktemp("backup"))
     build_and_push(ws, "1.0.0")
     set_env(ws.infra / ".env.prod", **{f"{a.upper()}_{r.upper()}_TAG": "1.0.0" for a in APPS for r in ("BACKEND", "FRONTEND")})
-    try:
-        plano("prod", "up", cwd=ws.infra, timeout=1200)
+    with prod_running(ws):
         yield ws
-    finally:
-        plano("prod", "down", cwd=ws.infra, check=False)
-        remove_project(ws.name)
 
 
 def compose(ws, *args: str, check: bool = True) -> subprocess.CompletedProcess:

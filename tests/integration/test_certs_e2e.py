@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.net import http_get
-from tests.integration.stackfixtures import REGISTRY, make_workspace, plano, remove_project
+from tests.integration.stackfixtures import REGISTRY, make_workspace, plano, prod_running
 from tests.integration.test_prod_e2e import build_and_push, set_env
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,11 +54,9 @@ def site(tmp_path_factory, engine):
     set_env(ws.infra / ".env.prod", APP1_BACKEND_TAG="1.0.0", APP1_FRONTEND_TAG="1.0.0", APP2_BACKEND_TAG="1.0.0",
             APP2_FRONTEND_TAG="1.0.0", BLOCKED_FRONTEND_TAG="1.0.0")
     try:
-        plano("prod", "up", cwd=ws.infra, timeout=1200)
-        yield ws
+        with prod_running(ws):
+            yield ws
     finally:
-        plano("prod", "down", cwd=ws.infra, check=False)
-        remove_project(ws.name)
         pebble("stop")
 
 

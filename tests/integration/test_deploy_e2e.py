@@ -12,7 +12,7 @@ import pytest
 
 from tests.integration.loadgen import Load
 from tests.integration.net import https_request, wait_for
-from tests.integration.stackfixtures import REGISTRY, STAND_INS, docker, make_workspace, plano, remove_project
+from tests.integration.stackfixtures import REGISTRY, STAND_INS, docker, make_workspace, plano, prod_running
 from tests.integration.test_prod_e2e import set_env
 
 ROLES = ("backend", "frontend")
@@ -52,12 +52,8 @@ def stack(tmp_path_factory, engine):
             build(ws, role, version)
     build_broken(ws)
     set_env(ws.infra / ".env.prod", APP1_BACKEND_TAG="1.0.0", APP1_FRONTEND_TAG="1.0.0")
-    try:
-        plano("prod", "up", cwd=ws.infra, timeout=1200)
+    with prod_running(ws):
         yield ws
-    finally:
-        plano("prod", "down", cwd=ws.infra, check=False)
-        remove_project(ws.name)
 
 
 def load(ws) -> Load:
@@ -186,3 +182,26 @@ def test_5_maintenance_mode_for_one_app(stack):
     finally:
         plano("maintenance", "off", "app1", cwd=ws.infra)
     assert https_request(port, "app1.example.com", "/")[0] == 200
+
+
+def test_6_release_commands_run_before_the_switch_and_abort_it_on_failure(stack):
+    ws = stack
+    manifest = ws.infra / "plano.yml"
+    original = manifest.read_text()
+    env_before = (ws.infra / ".env.prod").read_bytes()
+    failing = "[sh, -c, 'echo migrating to $APP_VERSION; echo migration failed >&2; exit 4']"
+    manifest.write_text(original.replace("  app1:\n", f"  app1:\n    backend:\n      release: {failing}\n", 1))
+    try:
+        proc = plano("deploy", "app1", "--service", "backend", "--tag", "2.0.0", cwd=ws.infra, check=False, timeout=600)
+        assert proc.returncode == 1
+        assert "error: the release command failed (exit 4); nothing was switched" in proc.stderr
+        assert "migration failed" in proc.stderr
+        assert versions_now(ws, 3) == {"backend 1.0.0", "frontend 1.0.0"}
+        assert (ws.infra / ".env.prod").read_bytes() == env_before
+        marker = "/data/uploads/released-2.0.0"
+        manifest.write_text(original.replace("  app1:\n", f"  app1:\n    backend:\n      release: [sh, -c, 'touch {marker}']\n", 1))
+        plano("deploy", "app1", "--service", "backend", "--tag", "2.0.0", cwd=ws.infra, timeout=600)
+        assert (ws.infra / "data/uploads/app1/released-2.0.0").is_file()  # ran once, in the new image, with the app's mounts
+        assert versions_now(ws, 3) == {"backend 2.0.0", "frontend 1.0.0"}
+    finally:
+        manifest.write_text(original)

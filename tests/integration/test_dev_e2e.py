@@ -3,6 +3,7 @@ app1.localhost and app2.localhost, and an edit in ../app1/backend reaches the
 running container through the bind mount (hot reload) without a rebuild."""
 
 import json
+import subprocess
 
 import pytest
 
@@ -82,7 +83,7 @@ def test_backend_edit_reloads_through_the_bind_mount(dev):
 
 def test_ps_and_dry_run(dev):
     ws, _ = dev
-    assert len(project_containers(f"{ws.name}-dev")) == 8  # nginx certbot database redis + 2 x (backend, frontend)
+    assert len(project_containers(f"{ws.name}-dev")) == 9  # nginx certbot database redis backup + 2 x (backend, frontend)
     dry = plano("dev", "restart", "--dry-run", "app1-backend", cwd=ws.infra)
     assert dry.stdout.strip().endswith("restart app1-backend")
 
@@ -108,3 +109,32 @@ def test_db_commands_provision_an_app_added_after_initialisation(dev):
     plano("db", "drop", "app3", "--yes", cwd=ws.infra)
     assert [row["database"] for row in json.loads(plano("db", "list", "--json", cwd=ws.infra).stdout)] == ["app1", "app2"]
     plano("app", "remove", "app3", cwd=ws.infra)
+
+
+def test_dev_test_runs_the_apps_tests_in_its_container(dev):
+    ws, _ = dev
+    passed = plano("dev", "test", "app1", cwd=ws.infra, check=False, timeout=600)
+    assert passed.returncode == 0, passed.stdout + passed.stderr
+    assert "exec -T -e DATABASE_URL app1-backend npm test" in passed.stderr
+    assert "tests get the throwaway database app1_test" in passed.stderr
+
+
+def test_dev_test_propagates_failure_and_never_touches_dev_data(dev):
+    ws, _ = dev
+    manifest = ws.infra / "plano.yml"
+    original = manifest.read_text()
+    script = 'echo "url=$DATABASE_URL"; exit 3'
+    manifest.write_text(original.replace("  app2:\n", f"  app2:\n    backend:\n      test: [sh, -c, '{script}']\n", 1))
+    try:
+        failed = plano("dev", "test", "app2", cwd=ws.infra, check=False, timeout=600)
+        assert failed.returncode == 3, failed.stdout + failed.stderr
+        assert "@database:5432/app2_test" in failed.stdout and "@database:5432/app2\n" not in failed.stdout
+        # Not running: a one-off container, same result.
+        subprocess.run(["docker", "stop", f"{ws.name}-dev-app2-backend-1"], check=True, capture_output=True)
+        oneoff = plano("dev", "test", "app2", "--service", "backend", cwd=ws.infra, check=False, timeout=600)
+        assert oneoff.returncode == 3 and "run --rm -T -e DATABASE_URL app2-backend sh -c" in oneoff.stderr
+        listed = [row["database"] for row in json.loads(plano("db", "list", "--json", cwd=ws.infra).stdout)]
+        assert "app2_test" not in listed and "app2" in listed  # dropped after the run; dev data kept
+    finally:
+        manifest.write_text(original)
+        subprocess.run(["docker", "start", f"{ws.name}-dev-app2-backend-1"], capture_output=True)

@@ -1,6 +1,5 @@
 """Exact command lines: what `plano check` (and later `plano dev/prod`) runs."""
 
-from pathlib import Path
 
 from plano import check, compose, manifest as mf
 from plano.runner import RecordingRunner

@@ -1,0 +1,98 @@
+"""`plano clone`: the seed's workspace (infra, app1, app2 side by side) from a
+cloned infra: every app repo named in plano.yml that is missing is cloned where
+the manifest expects it; present ones are reported (branch, dirty, ahead/behind).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from . import naming as n
+from .errors import UsageError
+from .manifest import Manifest
+from .runner import Runner
+
+
+@dataclass(frozen=True)
+class RepoState:
+    app: str
+    path: str  # relative to the infra, as in plano.yml
+    repo: str | None
+    state: str  # cloned | present | failed | no repo
+    branch: str | None = None
+    dirty: bool | None = None
+    ahead: int | None = None
+    behind: int | None = None
+    detail: str = ""
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def repo_dir(manifest: Manifest, app_name: str) -> str:
+    """Where the app's repo lives: the common folder of its services' sources
+    (../app1 for ../app1/backend and ../app1/frontend)."""
+    app = manifest.apps[app_name]
+    sources = [n.source(app_name, app, role) for role in app.services()]
+    if len(sources) == 1:
+        only = sources[0].rstrip("/")
+        head, tail = os.path.split(only)
+        return head if tail in ("backend", "frontend") and head not in ("", "..") else only
+    return os.path.commonpath(sources)
+
+
+def chosen(manifest: Manifest, app: str | None) -> list[str]:
+    if app is not None and app not in manifest.apps:
+        raise UsageError(f"--app {app}: no such app in plano.yml; see plano app list")
+    return [app] if app else sorted(manifest.apps)
+
+
+def clone_argv(url: str, target: Path) -> list[str]:
+    return ["git", "clone", "--quiet", url, str(target)]
+
+
+def status_argv(target: Path) -> list[str]:
+    return ["git", "-C", str(target), "status", "--porcelain=v2", "--branch"]
+
+
+def parse_status(output: str) -> dict:
+    """branch, dirty, ahead, behind from `git status --porcelain=v2 --branch`."""
+    facts: dict = {"branch": None, "dirty": False, "ahead": None, "behind": None}
+    for line in output.splitlines():
+        if line.startswith("# branch.head "):
+            facts["branch"] = line.split(" ", 2)[2]
+        elif line.startswith("# branch.ab "):
+            ahead, behind = line.split(" ")[2:4]
+            facts["ahead"], facts["behind"] = int(ahead), -int(behind)
+        elif line and not line.startswith("#"):
+            facts["dirty"] = True
+    return facts
+
+
+def clone(root: Path, manifest: Manifest, apps: list[str], runner: Runner) -> list[RepoState]:
+    states = []
+    for app in apps:
+        rel = repo_dir(manifest, app)
+        target = (root / rel).resolve()
+        url = manifest.apps[app].repo
+        if target.exists() and any(target.iterdir()):
+            got = runner.run(status_argv(target), timeout=60)
+            if got.ok:
+                states.append(RepoState(app, rel, url, "present", **parse_status(got.out)))
+            else:
+                states.append(RepoState(app, rel, url, "present", detail="not a git repository"))
+            continue
+        if not url:
+            states.append(RepoState(app, rel, None, "no repo",
+                                    detail=f"missing; set apps/{app}/repo in plano.yml (git URL) or put the code at {rel}"))
+            continue
+        result = runner.run(clone_argv(url, target), timeout=1800)
+        if result.ok:
+            facts = parse_status(runner.run(status_argv(target), timeout=60).out)
+            states.append(RepoState(app, rel, url, "cloned", **facts))
+        else:
+            reason = next((line.strip() for line in result.output.splitlines() if line.strip().startswith("fatal:")), result.output.strip())
+            states.append(RepoState(app, rel, url, "failed", detail=reason.removeprefix("fatal: ")))
+    return states

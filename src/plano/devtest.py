@@ -1,0 +1,67 @@
+"""`plano dev test`: an app's own tests inside its dev container (the seed's "tests
+on the host and in the container"), against a throwaway database of their own.
+
+The service's `test` command (plano.yml, default `npm test`) runs with `compose exec`
+when the service runs, else in a one-off `compose run --rm` container. When the app
+has a database, `<app>_test` is created fresh (owned by the app's role) before the
+run and dropped after it; DATABASE_URL points there, never at the app's dev data.
+"""
+
+from __future__ import annotations
+
+from . import naming as n
+from .db import psql_argv, with_vars
+from .errors import UsageError
+from .stack import Stack
+
+CREATE_TEST_DB_SQL = """\
+SELECT format('DROP DATABASE IF EXISTS %I WITH (FORCE)', :'db') \\gexec
+SELECT format('CREATE DATABASE %I OWNER %I', :'db', :'app') \\gexec
+SELECT format('REVOKE ALL ON DATABASE %I FROM PUBLIC', :'db') \\gexec
+"""
+
+DROP_TEST_DB_SQL = """\
+SELECT format('DROP DATABASE IF EXISTS %I WITH (FORCE)', :'db') \\gexec
+"""
+
+
+def test_db(app: str) -> str:
+    return f"{n.db_name(app)}_test"
+
+
+def test_db_url(app: str, password: str) -> str:
+    return f"postgres://{n.db_role(app)}:{password}@database:5432/{test_db(app)}"
+
+
+def role_of(stack: Stack, app: str, role: str | None) -> str:
+    if app not in stack.manifest.apps:
+        raise UsageError(f"apps/{app}: no such app in plano.yml; see plano app list")
+    services = stack.manifest.apps[app].services()
+    if role is None:
+        return "backend" if "backend" in services else next(iter(services))
+    if role not in services:
+        raise UsageError(f"--service {role}: app {app} has no {role}; it has {', '.join(services)}")
+    return role
+
+
+def create_db_argv(stack: Stack) -> list[str]:
+    return stack.argv("exec", "-T", "database", *psql_argv("postgres"))
+
+
+def create_db_script(app: str) -> str:
+    return with_vars(CREATE_TEST_DB_SQL, db=test_db(app), app=n.db_role(app))
+
+
+def drop_db_script(app: str) -> str:
+    return with_vars(DROP_TEST_DB_SQL, db=test_db(app))
+
+
+def test_argv(stack: Stack, app: str, role: str, running: bool, args: tuple[str, ...], with_db: bool) -> list[str]:
+    """DATABASE_URL is passed by name: its value (a password) comes from plano's
+    environment, never from the command line."""
+    command = [*stack.manifest.apps[app].services()[role].test, *args]
+    env = ["-e", "DATABASE_URL"] if with_db else []
+    service = n.service(app, role)
+    if running:
+        return stack.argv("exec", "-T", *env, service, *command)
+    return stack.argv("run", "--rm", "-T", *env, service, *command)

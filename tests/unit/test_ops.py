@@ -1,0 +1,95 @@
+"""Day-to-day operations, pure parts: doctor's decisions, clone's reading of git,
+status rows, dev test argv. The real runs are in tests/integration/test_ops_e2e.py,
+test_clone_e2e.py and test_dev_e2e.py."""
+
+import datetime as dt
+
+import pytest
+
+from plano import clone, devtest, doctor, manifest as mf, status
+from plano.compose import ComposeContext
+from plano.errors import UsageError
+from plano.stack import Stack
+
+NOW = dt.datetime(2026, 11, 29, 12, 0, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def stack(tmp_path) -> Stack:
+    text = mf.new_document("acme", "registry.example.com/acme", "ops@example.com").replace(
+        "apps: {}", "apps:\n  app1:\n    domains: [app1.example.com]\n"
+        "  site:\n    domains: [site.example.com]\n    backend: {enabled: false}\n    database: false\n"
+        "  api:\n    domains: [api.example.com]\n    frontend: {enabled: false}\n    backend: {source: ../repos/api/backend}\n")
+    ctx = ComposeContext(("docker", "compose"), "acme-dev", ("docker-compose.yml", "docker-compose.dev.yml"), (".env.dev",))
+    return Stack(tmp_path, mf.load_text(text), "dev", ctx)
+
+
+def test_doctor_decisions():
+    assert doctor.decide_engine(None, None).status == "fail"
+    assert doctor.decide_engine("20.10", None).reason == "Docker 20.10, but no compose v2"
+    assert doctor.decide_engine("20.10", "2.40.3") == doctor.Finding("engine", "ok", "Docker 20.10, compose 2.40.3")
+    assert doctor.decide_rendered(["a"], ["docker/nginx/nginx.conf"]).reason == "edited by hand: docker/nginx/nginx.conf"
+    assert doctor.decide_rendered(["a", "b"], []).reason == "2 out of date with plano.yml: a, b"
+    assert doctor.decide_secret_files({".env.prod": 0o644}, {".env.prod": True}).fix == "chmod 600 .env.prod"
+    assert doctor.decide_secret_files({".env.prod": 0o600}, {".env.prod": False}).status == "fail"
+    assert doctor.decide_secret_files({".env.prod": 0o600}, {".env.prod": True}).status == "ok"
+    assert doctor.decide_dns({"a.example.com": ["192.0.2.1"]}, {"192.0.2.9"}).status == "fail"
+    assert doctor.decide_dns({"a.example.com": None}, {"192.0.2.9"}).reason == "a.example.com do not resolve"
+    assert doctor.decide_dns({"a.example.com": ["192.0.2.9"]}, {"192.0.2.9"}).status == "ok"
+    assert doctor.decide_ports([(80, False), (443, True)], ours_running=False).reason == "80 held by another process"
+    assert doctor.decide_ports([(80, False), (443, False)], ours_running=True).reason == "held by our nginx"
+    assert doctor.decide_disk(50 * 10**9, 100 * 10**9).status == "ok"
+    assert doctor.decide_disk(10 * 10**9, 100 * 10**9).status == "warn"
+    assert doctor.decide_disk(3 * 10**9, 100 * 10**9).status == "fail"
+    assert doctor.decide_certs({"a": 9, "b": 20, "c": 80}, []).reason == "a expires in 9 days (+1 more)"
+    assert doctor.decide_certs({"c": 80}, ["d"]).status == "warn"
+    assert doctor.decide_backup(None, None, NOW).status == "warn"
+    assert doctor.decide_backup("2026-11-29T03:30:00Z", None, NOW).reason == "last success 8.5 h ago"
+    assert doctor.decide_backup("2026-11-27T03:30:00Z", None, NOW).reason == "the last success is 56 h old (daily schedule)"
+    assert doctor.decide_backup("2026-11-29T03:30:00Z", "2026-11-29T04:00:00Z", NOW).status == "fail"
+    assert doctor.decide_restarts({"x-1": (False, 0), "y-1": (False, 5)}).reason == "restarting in a loop: y-1"
+    assert doctor.exit_code([doctor.Finding("a", "warn", "")]) == 0
+    assert doctor.exit_code([doctor.Finding("a", "fail", "")]) == 1
+
+
+def test_clone_reads_git_status_and_finds_the_repo_folder(stack):
+    out = "# branch.oid abc\n# branch.head main\n# branch.upstream origin/main\n# branch.ab +2 -1\n1 .M N... 100644 a b\n"
+    assert clone.parse_status(out) == {"branch": "main", "dirty": True, "ahead": 2, "behind": 1}
+    assert clone.parse_status("# branch.head dev\n") == {"branch": "dev", "dirty": False, "ahead": None, "behind": None}
+    assert clone.repo_dir(stack.manifest, "app1") == "../app1"
+    assert clone.repo_dir(stack.manifest, "site") == "../site"
+    assert clone.repo_dir(stack.manifest, "api") == "../repos/api"
+    assert clone.clone_argv("git@example.com:acme/app1.git", stack.root / "x") == [
+        "git", "clone", "--quiet", "git@example.com:acme/app1.git", str(stack.root / "x")]
+    with pytest.raises(UsageError, match="--app nope: no such app"):
+        clone.chosen(stack.manifest, "nope")
+
+
+def test_dev_test_argv(stack):
+    compose = ["docker", "compose", "-p", "acme-dev", "--env-file", ".env.dev", "-f", "docker-compose.yml", "-f", "docker-compose.dev.yml"]
+    assert devtest.test_argv(stack, "app1", "backend", True, ("--grep", "x"), True) == [
+        *compose, "exec", "-T", "-e", "DATABASE_URL", "app1-backend", "npm", "test", "--grep", "x"]
+    assert devtest.test_argv(stack, "site", "frontend", False, (), False) == [*compose, "run", "--rm", "-T", "site-frontend", "npm", "test"]
+    assert devtest.role_of(stack, "site", None) == "frontend"
+    assert devtest.test_db_url("app1", "pw") == "postgres://app1:pw@database:5432/app1_test"
+    assert "CREATE DATABASE %I OWNER %I" in devtest.create_db_script("app1") and "\\set db 'app1_test'" in devtest.create_db_script("app1")
+    with pytest.raises(UsageError, match="--service backend: app site has no backend"):
+        devtest.role_of(stack, "site", "backend")
+
+
+def test_status_rows():
+    info = {"Config": {"Image": "127.0.0.1:5000/acme/app1-backend:1.2.0"},
+            "State": {"Status": "running", "Running": True, "StartedAt": "2026-11-29T11:00:00.123456789Z", "Health": {"Status": "healthy"}},
+            "RestartCount": 1}
+    row = status.service_row("app1", "backend", info, "1.2.0", "https://app1.example.com", NOW)
+    assert row == {"app": "app1", "service": "app1-backend", "state": "running", "image": "127.0.0.1:5000/acme/app1-backend:1.2.0",
+                   "tag": "1.2.0", "recorded_tag": "1.2.0", "matches": True, "health": "healthy", "uptime_seconds": 3600,
+                   "restarts": 1, "url": "https://app1.example.com"}
+    assert status.service_row("app1", "backend", info, "1.3.0", "u", NOW)["matches"] is False
+    assert status.service_row("app1", "backend", None, "1.3.0", "u", NOW)["state"] == "absent"
+    assert status.parse_started("0001-01-01T00:00:00Z") is None
+    assert [status.uptime(s) for s in (None, 65, 3700, 90000)] == ["-", "1m05s", "1h01m", "1d1h"]
+
+
+def test_plain_text_table():
+    assert status.text_table(("a", "bb"), [("xxx", "y"), ("z", "")]) == "a    bb\nxxx  y\nz"
