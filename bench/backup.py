@@ -7,13 +7,15 @@ Needs what ./scripts/test.sh starts (engine, stand-in images, local registry).
 Creates a temporary workspace with app1, `plano prod up`, fills app1's database with
 a generated table (--rows rows of ~110 bytes), then alternates, --rounds times:
 
-    raw    pg_dump -Fc -d app1 -f /backups/raw.dump, in a one-off container of the
-           backup service (same image, same network: only the work differs)
-    plano  plano backup run app1: pg_dump -Fc and per-table counts and checksums in one
-           snapshot, pg_restore -l, sha256, manifest, rename, retention
+    raw gzip  pg_dump -Fc -d app1 -f /backups/raw.dump, in a one-off container of the
+              backup service (same image, same network: only the work differs)
+    raw zstd  the same with -Z zstd, the compression plano uses when pg_dump has it
+    plano     plano backup run app1: pg_dump -Fc -Z zstd and per-table counts and
+              checksums in one snapshot, pg_restore -l, sha256, manifest, rename, retention
 
 and times `plano backup restore <id> app1 --to-scratch bench_restore`. Prints each
-time, the ratio plano/raw of the medians (goal: <= 1.10) and the restore time.
+time, the ratios plano/raw of the medians (goal: <= 1.10 against the seed's plain
+`pg_dump -Fc`; also against raw with the same compression) and the restore time.
 Removes its containers and workspace at the end.
 """
 
@@ -66,10 +68,12 @@ def main() -> None:
         size = psql(ws, "SELECT pg_size_pretty(pg_database_size('app1'))")
         raw_argv = [*COMPOSE, "run", "--rm", "--no-deps", "-T", "--entrypoint", "pg_dump", "backup",
                     "-Fc", "-d", "app1", "-f", "/backups/raw.dump"]
+        zstd_argv = [*raw_argv[:-2], "-Z", "zstd", *raw_argv[-2:]]
         ours_argv = [sys.executable, "-m", "plano.cli", "backup", "run", "app1"]
-        raw, ours = [], []
+        raw, raw_zstd, ours = [], [], []
         for _ in range(args.rounds):
             raw.append(timed(raw_argv, ws.infra))
+            raw_zstd.append(timed(zstd_argv, ws.infra))
             ours.append(timed(ours_argv, ws.infra))
         ids = sorted(p.name for p in (ws.infra / "data/backups").iterdir() if p.name[:1].isdigit())
         restore = timed([sys.executable, "-m", "plano.cli", "backup", "restore", ids[-1], "app1", "--to-scratch",
@@ -77,9 +81,11 @@ def main() -> None:
         dump_mb = (ws.infra / "data/backups" / ids[-1] / "app1.dump").stat().st_size / 1e6
         print(f"database app1: {size} ({args.rows} rows); dump {dump_mb:.0f} MB")
         print(f"{'':8} " + " ".join(f"round {i + 1:>2}" for i in range(args.rounds)) + "   median")
-        for name, times in (("raw", raw), ("plano", ours)):
+        for name, times in (("raw gzip", raw), ("raw zstd", raw_zstd), ("plano", ours)):
             print(f"{name:8} " + " ".join(f"{t:7.1f} s" for t in times) + f" {statistics.median(times):7.1f} s")
-        print(f"ratio plano/raw (medians): {statistics.median(ours) / statistics.median(raw):.2f} (goal <= 1.10)")
+        print(f"ratio plano/raw pg_dump -Fc (medians): {statistics.median(ours) / statistics.median(raw):.2f} (goal <= 1.10)")
+        print(f"ratio plano/raw pg_dump -Fc -Z zstd, the same compression (medians): "
+              f"{statistics.median(ours) / statistics.median(raw_zstd):.2f}")
         print(f"restore into a scratch database: {restore:.1f} s")
     finally:
         plano("prod", "down", cwd=ws.infra, check=False)

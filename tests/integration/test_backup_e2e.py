@@ -92,6 +92,9 @@ def test_2_backup_wipe_restore_gives_identical_contents(site):
         "app2.dump", "app2.stats", "app2-uploads.tar"])
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["id"] == backup_id and manifest["postgres"] and "pg_dump" in manifest["pg_dump"]
+    assert manifest["compression"] == "zstd"  # this pg_dump has it (PostgreSQL >= 16)
+    sums = dict(reversed(line.split()) for line in (folder / "SHA256SUMS").read_text().splitlines())
+    assert {f["name"]: f["sha256"] for f in manifest["files"]} == sums
     sizes = {f["name"]: f["bytes"] for f in manifest["files"]}
     assert sizes["app1.dump"] == (folder / "app1.dump").stat().st_size
     assert "public.items\t50\t" in (folder / "app1.stats").read_text()

@@ -47,10 +47,26 @@ stats_of() { # database outfile
     printf '%s \\gexec\n' "$STATS_SQL" | psql -X -q -v ON_ERROR_STOP=1 -At -F "$(printf '\t')" -d "$1" -o "$2"
 }
 
+# zstd when this pg_dump has it (PostgreSQL 16+): faster and smaller than the
+# default gzip, still the custom format every pg_restore >= 16 reads.
+compression() {
+    if [ -z "${PLANO_COMPRESS:-}" ]; then
+        if pg_dump -Fc -Z zstd --no-sync -s -d postgres -f /tmp/plano-probe.dump 2>/dev/null; then
+            PLANO_COMPRESS=zstd
+        else
+            PLANO_COMPRESS=gzip
+        fi
+        rm -f /tmp/plano-probe.dump
+    fi
+    echo "$PLANO_COMPRESS"
+}
+
 # pg_dump and the stats in one REPEATABLE READ snapshot: the stats describe
 # exactly what the dump holds, even while the app writes.
 dump_app() { # app workdir
     app=$1 work=$2
+    PLANO_COMPRESS=$(compression)
+    export PLANO_COMPRESS
     PLANO_DUMP=$work/$app.dump.partial
     export PLANO_DUMP
     rm -f "$PLANO_DUMP.rc"
@@ -58,7 +74,7 @@ dump_app() { # app workdir
 BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 SELECT pg_export_snapshot() AS snapshot \gset
 \setenv PLANO_SNAPSHOT :snapshot
-\! (pg_dump -Fc --snapshot="\$PLANO_SNAPSHOT" -d "$app" -f "\$PLANO_DUMP"; echo \$? > "\$PLANO_DUMP.rc") &
+\! (pg_dump -Fc -Z "\$PLANO_COMPRESS" --snapshot="\$PLANO_SNAPSHOT" -d "$app" -f "\$PLANO_DUMP"; echo \$? > "\$PLANO_DUMP.rc") &
 \o $work/$app.stats.partial
 $STATS_SQL \gexec
 \o
@@ -81,12 +97,15 @@ write_manifest() { # workdir id
         printf '  "created": %s,\n' "$(json_string "$(date -u +%Y-%m-%dT%H:%M:%SZ)")"
         printf '  "postgres": %s,\n' "$(json_string "$(psql -X -At -d postgres -c 'SHOW server_version')")"
         printf '  "pg_dump": %s,\n' "$(json_string "$(pg_dump --version)")"
+        printf '  "compression": %s,\n' "$(json_string "${PLANO_COMPRESS:-gzip}")"
         printf '  "files": ['
         sep=""
         for file in "$work"/*; do
             name=${file##*/}
+            [ "$name" != SHA256SUMS ] || continue
+            # The checksum SHA256SUMS already holds: each file is read once.
             printf '%s\n    {"name": %s, "bytes": %s, "sha256": %s}' "$sep" "$(json_string "$name")" \
-                "$(wc -c < "$file" | tr -d ' ')" "$(json_string "$(sha256sum "$file" | cut -d' ' -f1)")"
+                "$(wc -c < "$file" | tr -d ' ')" "$(json_string "$(awk -v f="$name" '$2 == f {print $1}' "$work/SHA256SUMS")")"
             sep=","
         done
         printf '\n  ]\n}\n'
