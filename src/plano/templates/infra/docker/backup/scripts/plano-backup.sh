@@ -102,7 +102,7 @@ write_manifest() { # workdir id
         sep=""
         for file in "$work"/*; do
             name=${file##*/}
-            [ "$name" != SHA256SUMS ] || continue
+            case $name in SHA256SUMS | *.partial) continue ;; esac  # not itself, nor the checksum list
             # The checksum SHA256SUMS already holds: each file is read once.
             printf '%s\n    {"name": %s, "bytes": %s, "sha256": %s}' "$sep" "$(json_string "$name")" \
                 "$(wc -c < "$file" | tr -d ' ')" "$(json_string "$(awk -v f="$name" '$2 == f {print $1}' "$work/SHA256SUMS")")"
