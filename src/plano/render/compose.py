@@ -123,6 +123,7 @@ def nginx_service(manifest: Manifest) -> dict[str, Any]:
         "build": built("./docker/nginx", "NGINX_IMAGE", manifest.images.nginx),
         "command": NGINX_CMD,
         "restart": "unless-stopped",
+        "environment": {"PLANO_RELOAD_POLL_SECONDS": "${PLANO_RELOAD_POLL_SECONDS:-30}"},
         "volumes": [f"./docker/nginx:{NGINX_CONF_DIR}:ro", *nginx_data("prod")],
         "healthcheck": healthcheck(["CMD", "curl", "-fsS", "-o", "/dev/null", "http://127.0.0.1:8081/.plano/health"], "10s"),
         "networks": ["edge", *app_networks(manifest)],
@@ -137,7 +138,8 @@ ACME_CA_IN_CERTBOT = "/etc/plano/acme-ca.pem"
 
 
 def certbot_service(manifest: Manifest) -> dict[str, Any]:
-    environment = {"ACME_EMAIL": manifest.email, "RENEW_INTERVAL_SECONDS": "43200"}
+    # Tunable from the env file (a short-lived test CA renews in seconds).
+    environment = {"ACME_EMAIL": manifest.email, "RENEW_INTERVAL_SECONDS": "${PLANO_RENEW_INTERVAL_SECONDS:-43200}"}
     volumes = certbot_data("prod")
     bundle = manifest.acme.ca_bundle
     if bundle:  # a private ACME CA: certbot (python-requests) trusts this file

@@ -1,0 +1,72 @@
+"""Renewal with no human: pebble issues 2-minute certificates, the stack's certbot
+service (its renew loop, every few seconds here) renews when due, its deploy hook
+installs the new certificate, and nginx's watcher reloads: the served serial changes
+while nobody runs a command, and no request fails meanwhile."""
+
+import os
+import socket
+import ssl
+import time
+
+import pytest
+
+from tests.integration.loadgen import Load
+from tests.integration.stackfixtures import docker, make_workspace, plano, prod_running
+from tests.integration.test_certs_e2e import pebble, pebble_env
+from tests.integration.test_deploy_e2e import ROLES, build
+from tests.integration.test_prod_e2e import set_env
+
+LIFETIME = 120  # seconds: certbot renews such a certificate in its last third
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory, engine):
+    ws = make_workspace(tmp_path_factory.mktemp("renewal"), apps=("app1",))
+    pebble("start", str(ws.ports["prod_http"]), env={**os.environ, "PLANO_PEBBLE_VALIDITY": str(LIFETIME)})
+    settings = pebble_env()
+    manifest = ws.infra / "plano.yml"
+    manifest.write_text(manifest.read_text().replace(
+        "  server: https://acme-v02.api.letsencrypt.org/directory\n",
+        f"  server: {settings['PLANO_PEBBLE_URL']}\n  ca_bundle: {settings['PLANO_PEBBLE_CA']}\n"))
+    plano("render", cwd=ws.infra)
+    for role in ROLES:
+        build(ws, role, "1.0.0")
+    set_env(ws.infra / ".env.prod", APP1_BACKEND_TAG="1.0.0", APP1_FRONTEND_TAG="1.0.0",
+            PLANO_RENEW_INTERVAL_SECONDS="5", PLANO_RELOAD_POLL_SECONDS="1")
+    try:
+        with prod_running(ws):
+            yield ws
+    finally:
+        pebble("stop")
+
+
+def served_serial(port: int, root: str) -> str:
+    context = ssl.create_default_context(cadata=root)
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock, \
+            context.wrap_socket(sock, server_hostname="app1.example.com") as tls:
+        return format(int(tls.getpeercert()["serialNumber"], 16), "x")
+
+
+def test_the_stack_renews_and_reloads_by_itself(site):
+    ws = site
+    port = ws.ports["prod_https"]
+    plano("certs", "issue", "app1", cwd=ws.infra, timeout=600)
+    root = pebble("root")
+    first = served_serial(port, root)
+    traffic = Load(port, "app1.example.com", workers=2, max_seconds=200).start()
+    try:
+        deadline = time.monotonic() + 2 * LIFETIME
+        current = first
+        while current == first and time.monotonic() < deadline:
+            time.sleep(1)
+            current = served_serial(port, root)
+        waited = 2 * LIFETIME - (deadline - time.monotonic())
+    finally:
+        traffic.stop()
+    print(f"renewed and served after {waited:.0f} s with no command; load: {traffic.summary()}")
+    assert current != first, "the served certificate never changed"
+    assert traffic.failures == [], traffic.failures[:5]
+    certbot = docker("logs", f"{ws.name}-certbot-1").stdout
+    nginx = docker("logs", f"{ws.name}-nginx-1").stdout + docker("logs", f"{ws.name}-nginx-1").stderr
+    assert "plano: installed the renewed certificate for app1" in certbot
+    assert "plano: certificates renewed, nginx reloaded" in nginx
