@@ -13,7 +13,7 @@ from pathlib import Path
 
 from . import naming as n
 from .errors import UsageError
-from .manifest import Manifest
+from .manifest import Manifest, require_app
 from .stack import Stack
 
 ID_RE = re.compile(r"^\d{8}T\d{6}Z$")
@@ -44,8 +44,7 @@ def chosen(manifest: Manifest, apps: tuple[str, ...], all_apps: bool) -> list[st
     if apps and all_apps:
         raise UsageError("give app names or --all, not both")
     for app in apps:
-        if app not in manifest.apps:
-            raise UsageError(f"apps/{app}: no such app in plano.yml; see plano app list")
+        require_app(manifest, app)
     return list(apps)
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from . import naming as n
 from .errors import PlanoError, UsageError
-from .manifest import App, Manifest
+from .manifest import App, Manifest, require_app
 from .runner import Runner
 from .stack import Stack
 
@@ -46,9 +46,8 @@ def chosen_apps(manifest: Manifest, names: tuple[str, ...], all_apps: bool) -> l
         raise UsageError("give app names or --all, not both")
     if not names and not all_apps:
         raise UsageError("which app? give its name (e.g. plano certs issue app1) or --all")
-    unknown = [name for name in names if name not in manifest.apps]
-    if unknown:
-        raise UsageError(f"apps/{unknown[0]}: no such app in plano.yml; see plano app list")
+    for name in names:
+        require_app(manifest, name)
     chosen = list(names) if names else sorted(manifest.apps)
     if not chosen:
         raise UsageError("no apps yet: plano app add app1 --domain app1.example.com")

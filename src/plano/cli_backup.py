@@ -117,12 +117,13 @@ def restore_cmd(ctx, backup_id, app, scratch, yes, dev) -> None:
     from . import backup, infra
     from .cli import infra_root
     from .errors import UsageError
+    from .manifest import require_app
 
     manifest = infra.load(infra_root(ctx)).manifest
     backup.check_id(backup_id)
     scratch = backup.check_scratch(scratch, manifest)
-    if app is not None and app not in manifest.apps:
-        raise UsageError(f"apps/{app}: no such app in plano.yml; see plano app list")
+    if app is not None:
+        require_app(manifest, app)
     if scratch and not app:
         raise UsageError("--to-scratch restores one app's database: give the APP")
     what = f"into the new database {scratch}" if scratch else f"over the current {'data of ' + app if app else 'data of every app in it'}"

@@ -116,11 +116,10 @@ def maintenance_cmd(ctx, state, app, dev) -> None:
     The other apps, ACME challenges and healthchecks are not affected."""
     from . import infra, naming
     from .cli import infra_root
-    from .errors import UsageError
+    from .manifest import require_app
 
     loaded = infra.load(infra_root(ctx))
-    if app not in loaded.manifest.apps:
-        raise UsageError(f"apps/{app}: no such app in plano.yml; see plano app list")
+    require_app(loaded.manifest, app)
     flag = loaded.root / naming.maintenance_flag(app, "dev" if dev else "prod")
     flag.parent.mkdir(parents=True, exist_ok=True)
     if state == "on":

@@ -10,8 +10,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from . import naming as n
-from .errors import UsageError
-from .manifest import Manifest
+from .manifest import Manifest, require_app
 from .runner import Runner
 
 
@@ -44,8 +43,8 @@ def repo_dir(manifest: Manifest, app_name: str) -> str:
 
 
 def chosen(manifest: Manifest, app: str | None) -> list[str]:
-    if app is not None and app not in manifest.apps:
-        raise UsageError(f"--app {app}: no such app in plano.yml; see plano app list")
+    if app is not None:
+        require_app(manifest, app, f"--app {app}")
     return [app] if app else sorted(manifest.apps)
 
 

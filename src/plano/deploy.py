@@ -32,6 +32,7 @@ from . import naming as n
 from .certs import reload_nginx
 from .errors import PlanoError, RefusedError, UsageError
 from .files import write_atomic
+from .manifest import require_app, require_role
 from .runner import Runner
 from .stack import Stack
 
@@ -75,11 +76,9 @@ class Record:
 
 
 def targets(stack: Stack, app: str, role: str | None, tag: str) -> list[Target]:
-    if app not in stack.manifest.apps:
-        raise UsageError(f"apps/{app}: no such app in plano.yml; see plano app list")
-    services = stack.manifest.apps[app].services()
-    if role is not None and role not in services:
-        raise UsageError(f"--service {role}: app {app} has no {role}; it has {', '.join(services)}")
+    services = require_app(stack.manifest, app).services()
+    if role is not None:
+        require_role(stack.manifest, app, role)
     if not tag or any(c in tag for c in " /:@") or len(tag) > 128:
         raise UsageError(f"--tag {tag!r}: not an image tag; give e.g. 1.2.3 or a commit SHA")
     return [Target(app, r, tag) for r in ([role] if role else list(services))]

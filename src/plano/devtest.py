@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from . import naming as n
 from .db import psql_argv, with_vars
-from .errors import UsageError
+from .manifest import require_app, require_role
 from .stack import Stack
 
 CREATE_TEST_DB_SQL = """\
@@ -34,14 +34,10 @@ def test_db_url(app: str, password: str) -> str:
 
 
 def role_of(stack: Stack, app: str, role: str | None) -> str:
-    if app not in stack.manifest.apps:
-        raise UsageError(f"apps/{app}: no such app in plano.yml; see plano app list")
-    services = stack.manifest.apps[app].services()
-    if role is None:
-        return "backend" if "backend" in services else next(iter(services))
-    if role not in services:
-        raise UsageError(f"--service {role}: app {app} has no {role}; it has {', '.join(services)}")
-    return role
+    if role is not None:
+        return require_role(stack.manifest, app, role)
+    services = require_app(stack.manifest, app).services()
+    return "backend" if "backend" in services else next(iter(services))
 
 
 def create_db_argv(stack: Stack) -> list[str]:

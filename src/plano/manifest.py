@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .errors import ManifestError
+from .errors import ManifestError, UsageError
 
 MANIFEST_FILE = "plano.yml"
 
@@ -301,6 +301,22 @@ class Manifest(Model):
         if not EMAIL_RE.match(value):
             raise ValueError(f"{value!r} is not an email address; Let's Encrypt sends expiry notices to it")
         return value
+
+
+
+def require_app(manifest: Manifest, name: str, field: str | None = None) -> App:
+    """The app named on the command line; `field` names the flag in the error (default apps/NAME)."""
+    if name not in manifest.apps:
+        raise UsageError(f"{field or 'apps/' + name}: no such app in plano.yml; see plano app list")
+    return manifest.apps[name]
+
+
+def require_role(manifest: Manifest, app: str, role: str) -> str:
+    """A --service given on the command line: one the app has."""
+    services = require_app(manifest, app).services()
+    if role not in services:
+        raise UsageError(f"--service {role}: app {app} has no {role}; it has {', '.join(services)}")
+    return role
 
 
 # ---------------------------------------------------------------- validation
