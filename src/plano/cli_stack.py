@@ -120,20 +120,21 @@ def dev_test(ctx: click.Context, app: str, role: str | None, args: tuple[str, ..
     st, runner = load(ctx, "dev")
     role = devtest.role_of(st, app, role)
     with_db = st.manifest.apps[app].database
-    running = n.service(app, role) in stack.running_services(st, runner) if not dry_run else True
-    argv = devtest.test_argv(st, app, role, running, args, with_db)
+    running = stack.running_services(st, runner) if not dry_run else {n.service(app, role)}
+    argv = devtest.test_argv(st, app, role, n.service(app, role) in running, args, with_db)
     if dry_run:
         click.echo(shlex.join(argv))
         return
     stack.require_engine(runner)
     env = None
+    psql = psql_in_database(st, *db.psql_argv("postgres")[1:])
     if with_db:
         password = db.checked_password(app, secrets.read_env(st.root / n.ENV_DEV).get(n.db_password_var(app)), n.ENV_DEV)
-        if "database" not in stack.running_services(st, runner):
+        if "database" not in running:
             code = runner.stream(st.argv("up", "-d", "--wait", "database"), cwd=st.root)
             if code:
                 raise PlanoError("the dev database did not start; see plano dev logs database")
-        if runner.stream(devtest.create_db_argv(st), cwd=st.root, stdin=devtest.create_db_script(app)):
+        if runner.stream(psql, cwd=st.root, stdin=devtest.create_db_script(app)):
             raise PlanoError(f"could not create the test database {devtest.test_db(app)}; is {app}'s role provisioned? (plano db create {app})")
         env = {"DATABASE_URL": devtest.test_db_url(app, password)}
         click.echo(f"{app}: tests get the throwaway database {devtest.test_db(app)}", err=True)
@@ -142,7 +143,7 @@ def dev_test(ctx: click.Context, app: str, role: str | None, args: tuple[str, ..
         code = runner.stream(argv, cwd=st.root, env=env)
     finally:
         if with_db:  # throwaway: dropped whatever the result
-            runner.stream(devtest.create_db_argv(st), cwd=st.root, stdin=devtest.drop_db_script(app))
+            runner.stream(psql, cwd=st.root, stdin=devtest.drop_db_script(app))
     finish(code)
 
 

@@ -10,7 +10,7 @@ run and dropped after it; DATABASE_URL points there, never at the app's dev data
 from __future__ import annotations
 
 from . import naming as n
-from .db import psql_argv, with_vars
+from .db import with_vars
 from .manifest import require_app, require_role
 from .stack import Stack
 
@@ -38,10 +38,6 @@ def role_of(stack: Stack, app: str, role: str | None) -> str:
         return require_role(stack.manifest, app, role)
     services = require_app(stack.manifest, app).services()
     return "backend" if "backend" in services else next(iter(services))
-
-
-def create_db_argv(stack: Stack) -> list[str]:
-    return stack.argv("exec", "-T", "database", *psql_argv("postgres"))
 
 
 def create_db_script(app: str) -> str:
