@@ -5,7 +5,6 @@ with a pure decision function, tested with exact expectations."""
 from __future__ import annotations
 
 import datetime as dt
-import json
 import shutil
 import socket
 import stat
@@ -164,26 +163,28 @@ def rendered_finding(root: Path, manifest: Manifest) -> Finding:
     return decide_rendered(result.changed, sorted(result.edited))
 
 
-def env_values(root: Path) -> dict[str, dict[str, str]]:
-    return {name: secrets.read_env(root / name) for name in (n.ENV_BASE, n.ENV_DEV, n.ENV_PROD)}
-
-
 def env_key_finding(root: Path, manifest: Manifest) -> Finding:
     spec = envfiles.specs(manifest)[n.ENV_PROD]
     values = secrets.read_env(root / n.ENV_PROD)
     return decide_env_keys([key for key in (*spec.secrets, *spec.defaults) if not values.get(key)])
 
 
-def secret_file_finding(root: Path, runner: Runner) -> Finding:
+def in_git(root: Path, runner: Runner) -> bool:
+    return runner.run(["git", "-C", str(root), "rev-parse", "--is-inside-work-tree"], timeout=20).ok
+
+
+def secret_file_finding(root: Path, runner: Runner, git: bool) -> Finding:
     present = [name for name in (n.ENV_BASE, n.ENV_DEV, n.ENV_PROD) if (root / name).is_file()]
     modes = {name: stat.S_IMODE((root / name).stat().st_mode) for name in present if name != n.ENV_BASE}
-    in_git = runner.run(["git", "-C", str(root), "rev-parse", "--is-inside-work-tree"], timeout=20).ok
-    ignored = {name: runner.run(["git", "-C", str(root), "check-ignore", "-q", name], timeout=20).ok for name in present} if in_git else {}
+    ignored = {}
+    if git and present:  # one call: it prints the paths that are ignored
+        listed = set(runner.run(["git", "-C", str(root), "check-ignore", *present], timeout=20).out.split())
+        ignored = {name: name in listed for name in present}
     return decide_secret_files(modes, ignored)
 
 
-def leak_finding(root: Path, manifest: Manifest, runner: Runner) -> Finding:
-    if not runner.run(["git", "-C", str(root), "rev-parse", "--is-inside-work-tree"], timeout=20).ok:
+def leak_finding(root: Path, manifest: Manifest, runner: Runner, git: bool) -> Finding:
+    if not git:
         return Finding("secrets in git", OK, "not a git repository")
     values = sorted({v for name in (n.ENV_DEV, n.ENV_PROD) for k, v in secrets.read_env(root / name).items()
                      if k in envfiles.app_secrets(manifest) and len(v) >= 16})
@@ -249,14 +250,11 @@ def backup_finding(root: Path, now: dt.datetime) -> Finding:
 
 
 def restart_finding(manifest: Manifest, runner: Runner) -> Finding:
-    containers: dict[str, tuple[bool, int]] = {}
-    for mode in ("prod", "dev"):
-        ids = runner.run(["docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project={n.project(manifest, mode)}"], timeout=30)
-        for cid in ids.out.split():
-            got = runner.run(["docker", "inspect", "--format", "{{json .}}", cid], timeout=30)
-            if got.ok:
-                info = json.loads(got.out)
-                containers[info["Name"].lstrip("/")] = (bool(info["State"].get("Restarting")), int(info.get("RestartCount", 0)))
+    containers = {
+        info["Name"].lstrip("/"): (bool(info["State"].get("Restarting")), int(info.get("RestartCount", 0)))
+        for mode in ("prod", "dev")
+        for info in stack.inspect_project(n.project(manifest, mode), runner)
+    }
     return decide_restarts(containers)
 
 
@@ -264,14 +262,15 @@ def run(root: Path, manifest: Manifest, runner: Runner, prod_dns: bool, public_i
         progress: Callable[[str], None] = lambda _: None) -> list[Finding]:
     now = dt.datetime.now(dt.UTC)
     findings = [engine_finding(runner)]
+    git = in_git(root, runner)
     engine_ok = findings[0].status == OK
     steps: list[tuple[str, Callable[[], Finding | list[Finding]]]] = [
         ("rendered files", lambda: rendered_finding(root, manifest)),
         ("compose config", lambda: [from_outcome(o.name, o) for o in check.check_compose(root, manifest, runner)]),
         ("nginx -t", lambda: from_outcome("nginx -t", check.check_nginx(root, manifest, runner))),
         (".env.prod keys", lambda: env_key_finding(root, manifest)),
-        ("secret files", lambda: secret_file_finding(root, runner)),
-        ("secrets in git", lambda: leak_finding(root, manifest, runner)),
+        ("secret files", lambda: secret_file_finding(root, runner, git)),
+        ("secrets in git", lambda: leak_finding(root, manifest, runner, git)),
     ]
     if prod_dns:
         steps.append(("dns", lambda: dns_finding(manifest, public_ip)))

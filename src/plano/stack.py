@@ -6,6 +6,7 @@ pre-flight checks that turn common failures into one clear line.
 
 from __future__ import annotations
 
+import json
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,6 +118,16 @@ def port_is_free(bind: str, port: int) -> bool:
 def running_services(stack: Stack, runner: Runner) -> set[str]:
     result = runner.run(stack.argv("ps", "--status", "running", "--services"), cwd=stack.root, timeout=60)
     return set(result.out.split()) if result.ok else set()
+
+
+def inspect_project(project: str, runner: Runner) -> list[dict]:
+    """`docker inspect` of every container of a compose project, in one call. A container
+    gone between the listing and the inspection is simply left out."""
+    ids = runner.run(["docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project={project}"], timeout=30).out.split()
+    if not ids:
+        return []
+    got = runner.run(["docker", "inspect", *ids], timeout=60)
+    return json.loads(got.out) if got.out.lstrip().startswith("[") else []
 
 
 def check_ports(stack: Stack, runner: Runner) -> None:

@@ -5,7 +5,6 @@ then certificates, the last backup and the disk usage of data/."""
 from __future__ import annotations
 
 import datetime as dt
-import json
 import shutil
 from pathlib import Path
 
@@ -49,13 +48,8 @@ def service_row(app: str, role: str, info: dict | None, recorded: str | None, ur
 
 def containers(st: stack.Stack, runner: Runner) -> dict[str, dict]:
     """service name -> docker inspect of its (newest) container."""
-    ids = runner.run(["docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project={st.ctx.project}"], timeout=30).out.split()
     found: dict[str, dict] = {}
-    for cid in ids:
-        got = runner.run(["docker", "inspect", "--format", "{{json .}}", cid], timeout=30)
-        if not got.ok:
-            continue
-        info = json.loads(got.out)
+    for info in stack.inspect_project(st.ctx.project, runner):
         labels = info["Config"].get("Labels") or {}
         if labels.get("com.docker.compose.oneoff") == "True":
             continue
