@@ -33,9 +33,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.integration.stackfixtures import make_workspace, plano, remove_project  # noqa: E402
-from tests.integration.test_deploy_e2e import ROLES, build  # noqa: E402
-from tests.integration.test_prod_e2e import set_env  # noqa: E402
+from tests.integration.stackfixtures import make_workspace, prod_running  # noqa: E402
+from tests.integration.test_deploy_e2e import publish_app1  # noqa: E402
 
 COMPOSE = ["docker", "compose", "--env-file", ".env.prod", "-f", "docker-compose.yml", "-f", "docker-compose.prod.yml"]
 
@@ -51,45 +50,45 @@ def psql(ws, query: str) -> str:
                           cwd=ws.infra, check=True, capture_output=True, text=True, timeout=3600).stdout.strip()
 
 
+def measure(ws, args) -> None:
+    psql(ws, f"CREATE TABLE bench AS SELECT g, md5(g::text) AS a, md5((g * 2)::text) AS b, now() AS t "
+             f"FROM generate_series(1, {args.rows}) g")
+    size = psql(ws, "SELECT pg_size_pretty(pg_database_size('app1'))")
+    raw_argv = [*COMPOSE, "run", "--rm", "--no-deps", "-T", "--entrypoint", "pg_dump", "backup",
+                "-Fc", "-d", "app1", "-f", "/backups/raw.dump"]
+    zstd_argv = [*raw_argv[:-2], "-Z", "zstd", *raw_argv[-2:]]
+    ours_argv = [sys.executable, "-m", "plano.cli", "backup", "run", "app1"]
+    raw, raw_zstd, ours = [], [], []
+    for _ in range(args.rounds):
+        raw.append(timed(raw_argv, ws.infra))
+        raw_zstd.append(timed(zstd_argv, ws.infra))
+        ours.append(timed(ours_argv, ws.infra))
+    ids = sorted(p.name for p in (ws.infra / "data/backups").iterdir() if p.name[:1].isdigit())
+    restore = timed([sys.executable, "-m", "plano.cli", "backup", "restore", ids[-1], "app1", "--to-scratch",
+                     "bench_restore", "--yes"], ws.infra)
+    dump_mb = (ws.infra / "data/backups" / ids[-1] / "app1.dump").stat().st_size / 1e6
+    print(f"database app1: {size} ({args.rows} rows); dump {dump_mb:.0f} MB")
+    print(f"{'':8} " + " ".join(f"round {i + 1:>2}" for i in range(args.rounds)) + "   median")
+    for name, times in (("raw gzip", raw), ("raw zstd", raw_zstd), ("plano", ours)):
+        print(f"{name:8} " + " ".join(f"{t:7.1f} s" for t in times) + f" {statistics.median(times):7.1f} s")
+    print(f"ratio plano/raw pg_dump -Fc (medians): {statistics.median(ours) / statistics.median(raw):.2f} (goal <= 1.10)")
+    print(f"ratio plano/raw pg_dump -Fc -Z zstd, the same compression (medians): "
+          f"{statistics.median(ours) / statistics.median(raw_zstd):.2f}")
+    print(f"restore into a scratch database: {restore:.1f} s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=2_500_000)
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="bench-backup-"))
-    ws = make_workspace(folder, apps=("app1",))
     try:
-        for role in ROLES:
-            build(ws, role, "1.0.0")
-        set_env(ws.infra / ".env.prod", APP1_BACKEND_TAG="1.0.0", APP1_FRONTEND_TAG="1.0.0")
-        plano("prod", "up", cwd=ws.infra, timeout=1200)
-        psql(ws, f"CREATE TABLE bench AS SELECT g, md5(g::text) AS a, md5((g * 2)::text) AS b, now() AS t "
-                 f"FROM generate_series(1, {args.rows}) g")
-        size = psql(ws, "SELECT pg_size_pretty(pg_database_size('app1'))")
-        raw_argv = [*COMPOSE, "run", "--rm", "--no-deps", "-T", "--entrypoint", "pg_dump", "backup",
-                    "-Fc", "-d", "app1", "-f", "/backups/raw.dump"]
-        zstd_argv = [*raw_argv[:-2], "-Z", "zstd", *raw_argv[-2:]]
-        ours_argv = [sys.executable, "-m", "plano.cli", "backup", "run", "app1"]
-        raw, raw_zstd, ours = [], [], []
-        for _ in range(args.rounds):
-            raw.append(timed(raw_argv, ws.infra))
-            raw_zstd.append(timed(zstd_argv, ws.infra))
-            ours.append(timed(ours_argv, ws.infra))
-        ids = sorted(p.name for p in (ws.infra / "data/backups").iterdir() if p.name[:1].isdigit())
-        restore = timed([sys.executable, "-m", "plano.cli", "backup", "restore", ids[-1], "app1", "--to-scratch",
-                         "bench_restore", "--yes"], ws.infra)
-        dump_mb = (ws.infra / "data/backups" / ids[-1] / "app1.dump").stat().st_size / 1e6
-        print(f"database app1: {size} ({args.rows} rows); dump {dump_mb:.0f} MB")
-        print(f"{'':8} " + " ".join(f"round {i + 1:>2}" for i in range(args.rounds)) + "   median")
-        for name, times in (("raw gzip", raw), ("raw zstd", raw_zstd), ("plano", ours)):
-            print(f"{name:8} " + " ".join(f"{t:7.1f} s" for t in times) + f" {statistics.median(times):7.1f} s")
-        print(f"ratio plano/raw pg_dump -Fc (medians): {statistics.median(ours) / statistics.median(raw):.2f} (goal <= 1.10)")
-        print(f"ratio plano/raw pg_dump -Fc -Z zstd, the same compression (medians): "
-              f"{statistics.median(ours) / statistics.median(raw_zstd):.2f}")
-        print(f"restore into a scratch database: {restore:.1f} s")
+        ws = make_workspace(folder, apps=("app1",))
+        publish_app1(ws)
+        with prod_running(ws):
+            measure(ws, args)
     finally:
-        plano("prod", "down", cwd=ws.infra, check=False)
-        remove_project(ws.name)
         shutil.rmtree(folder, ignore_errors=True)
 
 

@@ -34,8 +34,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.integration.loadgen import Load  # noqa: E402
-from tests.integration.stackfixtures import make_workspace, plano, remove_project  # noqa: E402
-from tests.integration.test_deploy_e2e import ROLES, build  # noqa: E402
+from tests.integration.stackfixtures import make_workspace, plano, prod_running  # noqa: E402
+from tests.integration.test_deploy_e2e import ROLES, publish_app1  # noqa: E402
 from tests.integration.test_prod_e2e import set_env  # noqa: E402
 
 
@@ -67,28 +67,27 @@ def main() -> None:
     parser.add_argument("--settle", type=float, default=3.0)
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="bench-deploy-"))
-    ws = make_workspace(folder, apps=("app1",))
     try:
-        for version in ("1.0.0", "2.0.0"):
-            for role in ROLES:
-                build(ws, role, version)
-        set_env(ws.infra / ".env.prod", APP1_BACKEND_TAG="1.0.0", APP1_FRONTEND_TAG="1.0.0")
-        plano("prod", "up", cwd=ws.infra, timeout=1200)
-        seed, seed_seconds = measured(ws, args.workers, args.settle, lambda: seed_update(ws, "2.0.0"))
-        ours, our_seconds = measured(ws, args.workers, args.settle,
-                                     lambda: plano("deploy", "app1", "--tag", "1.0.0", cwd=ws.infra, timeout=900))
-        rows = [("(a) seed: compose up -d", seed, seed_seconds), ("(b) plano deploy", ours, our_seconds)]
-        print(f"{'update':26} {'requests':>9} {'failed':>7} {'max latency':>12} {'update s':>9}")
-        for name, load, seconds in rows:
-            worst = max((r.seconds for r in load.results), default=0)
-            print(f"{name:26} {len(load.results):9d} {len(load.failures):7d} {worst * 1000:9.0f} ms {seconds:9.1f}")
-        kinds = sorted({f.detail.split(" ")[0] if f.what != "connection" else "connection" for f in seed.failures})
-        print(f"failed requests, plano/seed: {len(ours.failures)}/{len(seed.failures)}"
-              + (f" (seed failures: {', '.join(kinds)})" if kinds else ""))
+        ws = make_workspace(folder, apps=("app1",))
+        publish_app1(ws, ("1.0.0", "2.0.0"))
+        with prod_running(ws):
+            compare(ws, args)
     finally:
-        plano("prod", "down", cwd=ws.infra, check=False)
-        remove_project(ws.name)
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def compare(ws, args) -> None:
+    seed, seed_seconds = measured(ws, args.workers, args.settle, lambda: seed_update(ws, "2.0.0"))
+    ours, our_seconds = measured(ws, args.workers, args.settle,
+                                 lambda: plano("deploy", "app1", "--tag", "1.0.0", cwd=ws.infra, timeout=900))
+    rows = [("(a) seed: compose up -d", seed, seed_seconds), ("(b) plano deploy", ours, our_seconds)]
+    print(f"{'update':26} {'requests':>9} {'failed':>7} {'max latency':>12} {'update s':>9}")
+    for name, load, seconds in rows:
+        worst = max((r.seconds for r in load.results), default=0)
+        print(f"{name:26} {len(load.results):9d} {len(load.failures):7d} {worst * 1000:9.0f} ms {seconds:9.1f}")
+    kinds = sorted({f.detail.split(" ")[0] if f.what != "connection" else "connection" for f in seed.failures})
+    print(f"failed requests, plano/seed: {len(ours.failures)}/{len(seed.failures)}"
+          + (f" (seed failures: {', '.join(kinds)})" if kinds else ""))
 
 
 if __name__ == "__main__":

@@ -29,6 +29,14 @@ def build(ws, role: str, version: str) -> None:
     docker("push", image)
 
 
+def publish_app1(ws, versions: tuple[str, ...] = ("1.0.0",)) -> None:
+    """app1's images of each version in the local registry; .env.prod runs the first."""
+    for version in versions:
+        for role in ROLES:
+            build(ws, role, version)
+    set_env(ws.infra / ".env.prod", APP1_BACKEND_TAG=versions[0], APP1_FRONTEND_TAG=versions[0])
+
+
 def build_broken(ws) -> None:
     """Starts and listens, but its health endpoint answers 500: it never gets healthy."""
     image = f"{REGISTRY}/{ws.name}/app1-backend"
@@ -47,11 +55,8 @@ def build_broken(ws) -> None:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, engine):
     ws = make_workspace(tmp_path_factory.mktemp("deploy"), apps=("app1",))
-    for version in ("1.0.0", "2.0.0"):
-        for role in ROLES:
-            build(ws, role, version)
+    publish_app1(ws, ("1.0.0", "2.0.0"))
     build_broken(ws)
-    set_env(ws.infra / ".env.prod", APP1_BACKEND_TAG="1.0.0", APP1_FRONTEND_TAG="1.0.0")
     with prod_running(ws):
         yield ws
 

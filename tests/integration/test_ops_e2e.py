@@ -14,7 +14,7 @@ import pytest
 from tests.integration.net import wait_for
 from tests.integration.stackfixtures import docker, make_workspace, plano, prod_running
 from tests.integration.test_certs_e2e import pebble, pebble_env
-from tests.integration.test_deploy_e2e import ROLES, build
+from tests.integration.test_deploy_e2e import ROLES, publish_app1
 from tests.integration.test_prod_e2e import set_env
 from tests.unit.test_certs import self_signed
 
@@ -31,9 +31,7 @@ def site(tmp_path_factory, engine):
         "  server: https://acme-v02.api.letsencrypt.org/directory\n",
         f"  server: {settings['PLANO_PEBBLE_URL']}\n  ca_bundle: {settings['PLANO_PEBBLE_CA']}\n"))
     plano("render", cwd=ws.infra)
-    for role in ROLES:
-        build(ws, role, "1.0.0")
-    set_env(ws.infra / ".env.prod", APP1_BACKEND_TAG="1.0.0", APP1_FRONTEND_TAG="1.0.0")
+    publish_app1(ws)
     subprocess.run([*GIT, "-C", str(ws.infra), "add", "-A"], check=True)
     subprocess.run([*GIT, "-C", str(ws.infra), "commit", "-qm", "infra"], check=True)
     try:

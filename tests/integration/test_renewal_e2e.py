@@ -13,7 +13,7 @@ import pytest
 from tests.integration.loadgen import Load
 from tests.integration.stackfixtures import docker, make_workspace, plano, prod_running
 from tests.integration.test_certs_e2e import pebble, pebble_env
-from tests.integration.test_deploy_e2e import ROLES, build
+from tests.integration.test_deploy_e2e import publish_app1
 from tests.integration.test_prod_e2e import set_env
 
 LIFETIME = 120  # seconds: certbot renews such a certificate in its last third
@@ -29,10 +29,8 @@ def site(tmp_path_factory, engine):
         "  server: https://acme-v02.api.letsencrypt.org/directory\n",
         f"  server: {settings['PLANO_PEBBLE_URL']}\n  ca_bundle: {settings['PLANO_PEBBLE_CA']}\n"))
     plano("render", cwd=ws.infra)
-    for role in ROLES:
-        build(ws, role, "1.0.0")
-    set_env(ws.infra / ".env.prod", APP1_BACKEND_TAG="1.0.0", APP1_FRONTEND_TAG="1.0.0",
-            PLANO_RENEW_INTERVAL_SECONDS="5", PLANO_RELOAD_POLL_SECONDS="1")
+    publish_app1(ws)
+    set_env(ws.infra / ".env.prod", PLANO_RENEW_INTERVAL_SECONDS="5", PLANO_RELOAD_POLL_SECONDS="1")
     try:
         with prod_running(ws):
             yield ws
