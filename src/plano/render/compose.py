@@ -103,7 +103,10 @@ def backup_service(manifest: Manifest) -> dict[str, Any]:
         "healthcheck": {"test": ["CMD", "backup-health.sh"], "interval": "15s", "timeout": "10s", "retries": 1, "start_period": "10s"},
         "networks": ["backup"],
         "read_only": True,
-        "tmpfs": ["/tmp"],
+        # The Postgres image declares its data folder a VOLUME (/var/lib/postgresql/data up
+        # to 17, /var/lib/postgresql from 18): unmounted, each new backup container would
+        # leave an anonymous volume behind. This service runs no server there.
+        "tmpfs": ["/tmp", "/var/lib/postgresql", "/var/lib/postgresql/data"],
         # Reads and restores the apps' uploads (uid 1000) as root.
         **hardening("CHOWN", "DAC_OVERRIDE", "FOWNER"),
         "logging": logging(),
