@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
-# Build the offline base image plano-test/debian:sid with debootstrap.
+# Build an offline base image plano-test/debian:SUITE with debootstrap.
+#
+#   scripts/harness/base-image.sh [SUITE]   # sid (default) or bookworm
 #
 # No container registry is reachable from these machines, so the base image is
-# made from Debian's package archive: debootstrap --variant=minbase sid into a
+# made from Debian's package archive: debootstrap --variant=minbase SUITE into a
 # temp dir, trim it, and `docker import` it. Skipped when the image exists
-# (rebuild with PLANO_REBUILD_BASE=1).
+# (rebuild with PLANO_REBUILD_BASE=1). The stand-ins build FROM sid (nginx >=
+# 1.27.3); the engine-in-a-container image FROM bookworm, this machine's own
+# Debian, so that its dockerd is the one CI's machine installs.
 set -euo pipefail
 
-IMAGE=${PLANO_BASE_IMAGE:-plano-test/debian:sid}
-SUITE=sid
+SUITE=${1:-sid}
+[[ $SUITE =~ ^[a-z]+$ ]] || { echo "usage: $0 [SUITE]" >&2; exit 2; }
+IMAGE=plano-test/debian:$SUITE
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=scripts/harness/lib.sh
 source "$HERE/lib.sh"
@@ -52,7 +57,7 @@ find_mirror() {
   echo http://deb.debian.org/debian
 }
 # One build at a time; a second caller then finds the image made.
-exec 8>"${PLANO_HARNESS_LOCK_DIR:-/var/lock}/plano-harness-base-image.lock"
+exec 8>"$HARNESS_LOCK_DIR/plano-harness-base-image-$SUITE.lock"
 flock -w 600 8 || die "base-image: could not take the build lock"
 if [[ ${PLANO_REBUILD_BASE:-0} != 1 ]] && docker image inspect "$IMAGE" >/dev/null 2>&1; then
   log "base-image: $IMAGE was built meanwhile ($((SECONDS - t0))s)"
@@ -62,17 +67,7 @@ fi
 MIRROR=${PLANO_DEBIAN_MIRROR:-$(find_mirror)}
 log "base-image: building $IMAGE from $MIRROR ($SUITE)"
 
-if ! command -v debootstrap >/dev/null 2>&1; then
-  t=$SECONDS
-  log "base-image: installing debootstrap"
-  apt_log=${PLANO_HARNESS_LOG_DIR:-/var/log/plano-harness}/apt-debootstrap.log
-  mkdir -p "$(dirname "$apt_log")"
-  if ! { apt_update && apt-get install -y -q debootstrap; } >"$apt_log" 2>&1 </dev/null; then
-    tail -n 20 "$apt_log" | sed 's/^/harness:   | /' >&2
-    die "base-image: installing debootstrap failed (log: $apt_log)"
-  fi
-  log "base-image: debootstrap installed ($((SECONDS - t))s)"
-fi
+command -v debootstrap >/dev/null 2>&1 || apt_install base-image debootstrap
 
 WORK=$(mktemp -d /var/tmp/plano-base-image.XXXXXX)
 ROOTFS=$WORK/rootfs
@@ -88,7 +83,7 @@ cleanup() {
 trap cleanup EXIT
 
 t=$SECONDS
-DEBOOTSTRAP_LOG=${PLANO_HARNESS_LOG_DIR:-/var/log/plano-harness}/debootstrap.log
+DEBOOTSTRAP_LOG=$HARNESS_LOG_DIR/debootstrap-$SUITE.log
 mkdir -p "$(dirname "$DEBOOTSTRAP_LOG")"
 log "base-image: debootstrap --variant=minbase $SUITE (log: $DEBOOTSTRAP_LOG)"
 if ! debootstrap --variant=minbase "$SUITE" "$ROOTFS" "$MIRROR" >"$DEBOOTSTRAP_LOG" 2>&1; then

@@ -16,7 +16,7 @@ source "$HERE/lib.sh"
 LOG=${PLANO_DOCKERD_LOG:-/var/log/plano-dockerd.log}
 PIDFILE=${PLANO_DOCKERD_PIDFILE:-/var/run/plano-dockerd.pid}
 WAIT=${PLANO_DOCKERD_WAIT:-60}
-LOCK=${PLANO_HARNESS_LOCK_DIR:-/var/lock}/plano-harness-engine.lock
+LOCK=$HARNESS_LOCK_DIR/plano-harness-engine.lock
 DOCKER_PIDFILE=/var/run/docker.pid
 CONTAINERD_PIDFILE=/var/run/docker/containerd/containerd.pid
 
@@ -65,7 +65,6 @@ if engine_answers; then
 fi
 
 # Serialise concurrent callers (two harness scripts starting at once).
-mkdir -p "$(dirname "$LOCK")"
 exec 9>"$LOCK"
 flock -w $((WAIT + 120)) 9 || die "engine: could not take lock $LOCK"
 
@@ -77,15 +76,7 @@ fi
 
 # 1. Install the engine when missing.
 if ! command -v dockerd >/dev/null 2>&1 && [[ ! -x /usr/sbin/dockerd ]]; then
-  t=$SECONDS
-  log "engine: dockerd missing, installing Debian's docker.io"
-  apt_log=${PLANO_HARNESS_LOG_DIR:-/var/log/plano-harness}/apt-docker.io.log
-  mkdir -p "$(dirname "$apt_log")"
-  if ! { apt_update && apt-get install -y -q docker.io; } >"$apt_log" 2>&1 </dev/null; then
-    tail -n 20 "$apt_log" | sed 's/^/harness:   | /' >&2
-    die "engine: installing docker.io failed (log: $apt_log)"
-  fi
-  log "engine: docker.io installed ($((SECONDS - t))s)"
+  apt_install engine docker.io
 fi
 DOCKERD=$(command -v dockerd || echo /usr/sbin/dockerd)
 command -v docker >/dev/null 2>&1 || die "engine: no docker client on PATH after installing docker.io"

@@ -3,11 +3,13 @@
 #
 #   scripts/harness/images.sh [NAME...]
 #
-# Runs engine.sh and base-image.sh, then builds plano-test/NAME:sid from
+# Runs engine.sh, then base-image.sh for each Debian suite the Dockerfiles build
+# FROM (plano-test/debian:SUITE), then builds plano-test/NAME:SUITE from
 # tests/harness/images/NAME/ for each NAME (default: every folder there with a
-# Dockerfile). A build is skipped when the image exists and its
-# LABEL plano.test.hash equals the hash of the folder's content plus the base
-# image's ID. Uses the legacy builder: the client here has no buildx.
+# Dockerfile), all at once, each logging to its own file. A build is skipped when
+# the image exists and its LABEL plano.test.hash equals the hash of the folder's
+# content plus its base image's ID. Uses the legacy builder: the client here has
+# no buildx.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -15,21 +17,24 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$HERE/lib.sh"
 ROOT=$(cd "$HERE/../.." && pwd)
 IMAGES_DIR=$ROOT/tests/harness/images
-BASE_IMAGE=${PLANO_BASE_IMAGE:-plano-test/debian:sid}
-LOG_DIR=${PLANO_HARNESS_LOG_DIR:-/var/log/plano-harness}
+LOG_DIR=$HARNESS_LOG_DIR
 LABEL=plano.test.hash
 
+# The Debian suite a folder's Dockerfile builds FROM (plano-test/debian:SUITE).
+suite_of() {
+  local from
+  from=$(sed -n 's/^FROM[[:space:]]\+plano-test\/debian:\([a-z]\+\).*/\1/p' "$IMAGES_DIR/$1/Dockerfile" | head -n 1)
+  [[ -n $from ]] || die "images: $IMAGES_DIR/$1/Dockerfile does not build FROM plano-test/debian:SUITE"
+  echo "$from"
+}
 
 t0=$SECONDS
 "$HERE/engine.sh"
-"$HERE/base-image.sh"
-
-base_id=$(docker image inspect -f '{{.Id}}' "$BASE_IMAGE") || die "images: no $BASE_IMAGE after base-image.sh"
 
 # Hash of a build context: each file's path, executable bit and content, plus
 # the base image it builds FROM (a rebuilt base rebuilds everything on top).
 context_hash() {
-  local dir=$1 f x
+  local dir=$1 base_id=$2 f x
   {
     (
       cd "$dir"
@@ -44,10 +49,12 @@ context_hash() {
 }
 
 build_image() {
-  local name=$1 dir=$IMAGES_DIR/$1 image=plano-test/$1:sid t=$SECONDS
-  local hash have old_id buildlog
-  [[ -f $dir/Dockerfile ]] || die "images: no Dockerfile in $dir"
-  hash=$(context_hash "$dir")
+  local name=$1 dir=$IMAGES_DIR/$1 suite t=$SECONDS
+  local hash have old_id buildlog image base_id
+  suite=$(suite_of "$name")
+  image=plano-test/$name:$suite
+  base_id=$(docker image inspect -f '{{.Id}}' "plano-test/debian:$suite") || die "images: no plano-test/debian:$suite"
+  hash=$(context_hash "$dir" "$base_id")
   have=$(docker image inspect -f "{{ index .Config.Labels \"$LABEL\" }}" "$image" 2>/dev/null || true)
   if [[ $have == "$hash" ]]; then
     log "images: $image is up to date ($((SECONDS - t))s)"
@@ -93,13 +100,29 @@ if ((${#names[@]} == 0)); then
   done
 fi
 ((${#names[@]})) || die "images: no image folders under $IMAGES_DIR"
-
-# One build at a time (after engine.sh: dockerd must not inherit the lock).
-exec 8>"${PLANO_HARNESS_LOCK_DIR:-/var/lock}/plano-harness-images.lock"
-flock -w 600 8 || die "images: could not take the build lock"
-
 for name in "${names[@]}"; do
-  copy_host_cas "$IMAGES_DIR/$name"
-  build_image "$name"
+  [[ -f $IMAGES_DIR/$name/Dockerfile ]] || die "images: no Dockerfile in $IMAGES_DIR/$name"
 done
+
+# One run at a time (after engine.sh: dockerd must not inherit the lock).
+exec 8>"$HARNESS_LOCK_DIR/plano-harness-images.lock"
+flock -w 900 8 || die "images: could not take the build lock"
+
+# Run "$@" once per word of the list on stdin, all at once; fail if any failed.
+all_at_once() {
+  local item pids=() failed=0 pid
+  while read -r item; do
+    "$@" "$item" &
+    pids+=($!)
+  done
+  for pid in "${pids[@]}"; do
+    wait "$pid" || failed=1
+  done
+  return "$failed"
+}
+
+for name in "${names[@]}"; do suite_of "$name"; done | sort -u |
+  all_at_once "$HERE/base-image.sh" || die "images: a base image failed (see above)"
+for name in "${names[@]}"; do copy_host_cas "$IMAGES_DIR/$name"; done
+printf '%s\n' "${names[@]}" | all_at_once build_image || die "images: a build failed (see above)"
 log "images: done ($((SECONDS - t0))s)"

@@ -18,6 +18,39 @@ apt_update() {
   fi
 }
 
+HARNESS_LOG_DIR=${PLANO_HARNESS_LOG_DIR:-/var/log/plano-harness}
+# Locks that harness scripts started at once take turns with. /var/lock is a
+# symlink to /run/lock, which a fresh tmpfs /run (a container's) does not have yet.
+HARNESS_LOCK_DIR=${PLANO_HARNESS_LOCK_DIR:-/var/lock}
+mkdir -p -- "$(readlink -f -- "$HARNESS_LOCK_DIR")"
+
+# True when the Debian package is installed.
+installed() { [[ $(dpkg-query -W -f='${Status}' "$1" 2>/dev/null) == "install ok installed" ]]; }
+
+# apt_install LABEL PACKAGE...: install those of the packages that are missing, in
+# one apt run; harness scripts started at once take turns (apt holds one lock).
+# On failure: the log's last lines, then exit.
+apt_install() {
+  local label=$1 missing=() pkg t=$SECONDS apt_log
+  shift
+  for pkg in "$@"; do installed "$pkg" || missing+=("$pkg"); done
+  ((${#missing[@]})) || return 0
+  apt_log=$HARNESS_LOG_DIR/apt-$label.log
+  mkdir -p "$HARNESS_LOG_DIR"
+  log "$label: installing Debian's ${missing[*]} (log: $apt_log)"
+  if ! (
+    flock -w 900 7 || { echo "apt: could not take the harness's apt lock"; exit 1; }
+    still=()  # another harness script may have installed some meanwhile
+    for pkg in "$@"; do installed "$pkg" || still+=("$pkg"); done
+    ((${#still[@]})) || exit 0
+    apt_update && apt-get install -y -q -o DPkg::Lock::Timeout=300 "${still[@]}"
+  ) 7>"$HARNESS_LOCK_DIR/plano-harness-apt.lock" >"$apt_log" 2>&1 </dev/null; then
+    tail -n 20 "$apt_log" | sed 's/^/harness:   | /' >&2
+    die "$label: installing ${missing[*]} failed (log: $apt_log)"
+  fi
+  log "$label: ${missing[*]} installed ($((SECONDS - t))s)"
+}
+
 # True when PID runs and is not a zombie (killed processes linger as zombies here,
 # and pgrep / kill -0 still count those).
 alive() {

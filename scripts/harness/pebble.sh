@@ -10,27 +10,33 @@
 # Uses Debian's pebble (2.4), installed with apt when missing. The package ships
 # no config and no certificates, so `start` makes, once, under $PLANO_PEBBLE_DIR:
 # a small CA (ca.pem) and a certificate for pebble's own HTTPS (server.pem; SANs
-# localhost, host.docker.internal, 127.0.0.1 and the gateway of Docker's default
-# bridge), then writes config.json and runs, each in its own session:
+# localhost, host.docker.internal, 127.0.0.1 and the listen address below), then
+# writes config.json and runs, each in its own session:
 #
 # - pebble-challtestsrv as the DNS server pebble asks: every name is 127.0.0.1
-#   (no AAAA); DNS on 127.0.0.1:8053, management on 127.0.0.1:8055, nothing else.
-# - pebble, with its ACME directory on <bridge gateway>:14000, so that a
-#   container reaches it as https://host.docker.internal:14000/dir (with
-#   `extra_hosts: host.docker.internal:host-gateway`) and the host as
-#   https://<gateway>:14000/dir; management API on 127.0.0.1:15000. It checks
-#   HTTP-01 challenges for real, at http://<name>:HTTP_PORT/ = 127.0.0.1:HTTP_PORT,
-#   where nginx's port 80 is published. No sleeps, no nonce rejections.
+#   (no AAAA); DNS on 127.0.0.1:$PLANO_PEBBLE_DNS_PORT, management on
+#   127.0.0.1:$PLANO_PEBBLE_CHALL_PORT, nothing else.
+# - pebble, with its ACME directory on <host address>:$PLANO_PEBBLE_PORT, where
+#   the host address is the one containers reach as host.docker.internal (with
+#   `extra_hosts: host.docker.internal:host-gateway`): the IPv4 address of the
+#   default bridge's interface (docker0). Management API on
+#   127.0.0.1:$PLANO_PEBBLE_MGMT_PORT. It checks HTTP-01 challenges for real, at
+#   http://<name>:HTTP_PORT/ = 127.0.0.1:HTTP_PORT, where nginx's port 80 is
+#   published. No sleeps, no nonce rejections.
 #
-# `start` with the same settings as the running pair does nothing; with other
-# ports (or a changed config) it restarts both. The issuing root changes on
-# every restart: fetch it with `root`. PIDs and logs: $PLANO_PEBBLE_DIR/*.pid, *.log.
+# Each PLANO_PEBBLE_DIR is one instance with its own ports, so several test
+# modules can each run their own pebble at once. `start` with the same settings
+# as the running pair does nothing; with other ports (or a changed config) it
+# restarts both. The issuing root changes on every restart: fetch it with `root`.
+# PIDs and logs: $PLANO_PEBBLE_DIR/*.pid, *.log.
 #
-# Environment: PLANO_PEBBLE_DIR (/var/lib/plano-pebble), PLANO_PEBBLE_LISTEN
-# (the bridge gateway, from `docker network inspect bridge`), PLANO_PEBBLE_BLOCKLIST
-# (names pebble refuses, space-separated: blocked-domain.example),
-# PLANO_PEBBLE_VALIDITY (issued certificates' lifetime in seconds; empty:
-# pebble's default of 5 years), PLANO_PEBBLE_WAIT (20 s), PLANO_PEBBLE_STOP_WAIT (10 s).
+# Environment: PLANO_PEBBLE_DIR (/var/lib/plano-pebble), PLANO_PEBBLE_PORT (ACME,
+# 14000), PLANO_PEBBLE_MGMT_PORT (15000), PLANO_PEBBLE_DNS_PORT (8053),
+# PLANO_PEBBLE_CHALL_PORT (8055), PLANO_PEBBLE_LISTEN (the host address above;
+# set it where the engine has no docker0), PLANO_PEBBLE_BLOCKLIST (names pebble
+# refuses, space-separated: blocked-domain.example), PLANO_PEBBLE_VALIDITY (issued
+# certificates' lifetime in seconds; empty: pebble's default of 5 years),
+# PLANO_PEBBLE_WAIT (20 s), PLANO_PEBBLE_STOP_WAIT (10 s).
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=scripts/harness/lib.sh
@@ -46,31 +52,49 @@ PEBBLE_PIDFILE=$DIR/pebble.pid
 PEBBLE_LOG=$DIR/pebble.log
 CHALL_PIDFILE=$DIR/challtestsrv.pid
 CHALL_LOG=$DIR/challtestsrv.log
-ACME_PORT=14000
-MGMT_ADDR=127.0.0.1:15000
-DNS_ADDR=127.0.0.1:8053
-CHALL_MGMT_ADDR=127.0.0.1:8055
+ACME_PORT=${PLANO_PEBBLE_PORT:-14000}
+MGMT_ADDR=127.0.0.1:${PLANO_PEBBLE_MGMT_PORT:-15000}
+DNS_ADDR=127.0.0.1:${PLANO_PEBBLE_DNS_PORT:-8053}
+CHALL_MGMT_ADDR=127.0.0.1:${PLANO_PEBBLE_CHALL_PORT:-8055}
 BLOCKLIST=${PLANO_PEBBLE_BLOCKLIST-blocked-domain.example}
 VALIDITY=${PLANO_PEBBLE_VALIDITY:-}
 WAIT=${PLANO_PEBBLE_WAIT:-20}
 STOP_WAIT=${PLANO_PEBBLE_STOP_WAIT:-10}
-LOCK=${PLANO_HARNESS_LOCK_DIR:-/var/lock}/plano-harness-pebble.lock
+LOCK=$DIR.lock
 # /proc/PID/comm holds at most 15 characters.
 PEBBLE_COMM=pebble
 CHALL_COMM=pebble-challtes
 
 usage() { echo "usage: $0 install | start HTTP_PORT [TLS_PORT] | stop | root | env" >&2; exit 2; }
 
-# The address pebble's ACME API listens on: the default bridge's gateway, which
-# containers reach as host.docker.internal (host-gateway).
+is_ipv4() { [[ $1 =~ ^[0-9]{1,3}(\.[0-9]{1,3}){3}$ ]]; }
+
+# The address pebble's ACME API listens on: the one containers reach as
+# host.docker.internal (host-gateway), which dockerd takes from the default
+# bridge's interface. On an engine's first start `docker network inspect bridge`
+# shows the subnet but no Gateway (seen with Debian's dockerd 20.10 right after
+# `apt-get install docker.io`), so the interface itself is asked first.
 listen_ip() {
-  local ip=${PLANO_PEBBLE_LISTEN:-}
-  if [[ -z $ip ]]; then
-    ip=$(timeout 15 docker network inspect bridge -f '{{(index .IPAM.Config 0).Gateway}}' 2>/dev/null) ||
-      die "pebble: cannot read the gateway of Docker's bridge network (start the engine with scripts/harness/engine.sh, or set PLANO_PEBBLE_LISTEN)"
+  local ip=${PLANO_PEBBLE_LISTEN:-} bridge tried=()
+  if [[ -n $ip ]]; then
+    is_ipv4 "$ip" || die "pebble: PLANO_PEBBLE_LISTEN='$ip' is no IPv4 address"
+    echo "$ip"
+    return
   fi
-  [[ $ip =~ ^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$ ]] || die "pebble: '$ip' is no IPv4 address to listen on"
-  echo "$ip"
+  bridge=$(timeout 15 docker network inspect bridge -f '{{index .Options "com.docker.network.bridge.name"}}' 2>/dev/null || true)
+  bridge=${bridge:-docker0}
+  if command -v ip >/dev/null 2>&1; then
+    ip=$(ip -4 -o addr show dev "$bridge" 2>/dev/null | awk '{ split($4, a, "/"); print a[1]; exit }')
+    is_ipv4 "$ip" && { echo "$ip"; return; }
+    tried+=("the IPv4 address of interface $bridge ('ip -4 addr show dev $bridge': ${ip:-none})")
+  else
+    tried+=("the IPv4 address of interface $bridge (no 'ip' command: install iproute2)")
+  fi
+  ip=$(timeout 15 docker network inspect bridge -f '{{range .IPAM.Config}}{{.Gateway}} {{end}}' 2>/dev/null | awk '{ print $1 }' || true)
+  is_ipv4 "$ip" && { echo "$ip"; return; }
+  tried+=("the Gateway of Docker's bridge network ('docker network inspect bridge': ${ip:-empty})")
+  local IFS=';'
+  die "pebble: found no address where containers reach this host; tried ${tried[*]}. Start the engine with scripts/harness/engine.sh, or set PLANO_PEBBLE_LISTEN=IP"
 }
 
 dir_url() { echo "https://$1:$ACME_PORT/dir"; }
@@ -103,16 +127,12 @@ tail_log() {
   done
 }
 
-install_pebble() {
-  local t=$SECONDS apt_log
-  log "pebble: pebble missing, installing Debian's package"
-  apt_log=${PLANO_HARNESS_LOG_DIR:-/var/log/plano-harness}/apt-pebble.log
-  mkdir -p "$(dirname "$apt_log")"
-  if ! { apt_update && apt-get install -y -q -o DPkg::Lock::Timeout=300 pebble; } >"$apt_log" 2>&1 </dev/null; then
-    tail -n 20 "$apt_log" | sed 's/^/harness:   | /' >&2
-    die "pebble: installing pebble failed (log: $apt_log)"
-  fi
-  log "pebble: pebble installed ($((SECONDS - t))s)"
+
+# Install once, whichever instance asks first.
+ensure_installed() {
+  command -v pebble >/dev/null 2>&1 && command -v pebble-challtestsrv >/dev/null 2>&1 && return 0
+  apt_install pebble pebble
+  command -v pebble >/dev/null 2>&1 || die "pebble: no pebble on PATH after installing it"
 }
 
 # True when $CERT is signed by $CA, valid for another day and names IP.
@@ -217,14 +237,11 @@ cmd_start() {
   command -v openssl >/dev/null 2>&1 || die "pebble: openssl is missing"
   ip=$(listen_ip)
 
-  mkdir -p "$(dirname "$LOCK")"
+  mkdir -p "$(dirname "$DIR")"
   exec 9>"$LOCK"
   flock -w $((WAIT + 330)) 9 || die "pebble: could not take lock $LOCK"
 
-  if ! command -v pebble >/dev/null 2>&1 || ! command -v pebble-challtestsrv >/dev/null 2>&1; then
-    install_pebble
-    command -v pebble >/dev/null 2>&1 || die "pebble: no pebble on PATH after installing it"
-  fi
+  ensure_installed
   if make_certs "$ip"; then new_cert=1; fi
   render_config "$ip" "$http_port" "$tls_port" >"$CONFIG.new"
 
@@ -265,7 +282,7 @@ cmd_start() {
       alive "$chall_pid" || log "pebble: pebble-challtestsrv (pid $chall_pid) exited during start-up"
       tail_log "$PEBBLE_LOG" "$CHALL_LOG"
       stop_both
-      die "pebble: start-up failed (is port $ACME_PORT, 15000, 8053 or 8055 taken?)"
+      die "pebble: start-up failed (is port $ACME_PORT, ${MGMT_ADDR##*:}, ${DNS_ADDR##*:} or ${CHALL_MGMT_ADDR##*:} taken?)"
     fi
     sleep 0.3
   done
@@ -296,7 +313,7 @@ cmd_env() {
 
 (($# >= 1)) || usage
 case $1 in
-  install) (($# == 1)) || usage; command -v pebble >/dev/null 2>&1 || install_pebble ;;
+  install) (($# == 1)) || usage; ensure_installed ;;
   start) (($# == 2 || $# == 3)) || usage; cmd_start "${@:2}" ;;
   stop) (($# == 1)) || usage; cmd_stop ;;
   root) (($# == 1)) || usage; cmd_root ;;

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # A local Docker registry for the tests (no public registry is reachable here).
 #
+#   scripts/harness/registry.sh install # apt-get install docker-registry when missing
+#   scripts/harness/registry.sh stop-packaged  # stop the service the package's install started
 #   scripts/harness/registry.sh start   # idempotent; waits until /v2/ answers
 #   scripts/harness/registry.sh stop    # stops only the registry `start` started
 #   scripts/harness/registry.sh url     # prints the address, e.g. 127.0.0.1:5000
@@ -29,10 +31,10 @@ PIDFILE=${PLANO_REGISTRY_PIDFILE:-/var/run/plano-registry.pid}
 LOG=${PLANO_REGISTRY_LOG:-/var/log/plano-registry.log}
 WAIT=${PLANO_REGISTRY_WAIT:-20}
 STOP_WAIT=${PLANO_REGISTRY_STOP_WAIT:-10}
-LOCK=${PLANO_HARNESS_LOCK_DIR:-/var/lock}/plano-harness-registry.lock
+LOCK=$HARNESS_LOCK_DIR/plano-harness-registry.lock
 RUN_USER=docker-registry
 
-usage() { echo "usage: $0 start|stop|url" >&2; exit 2; }
+usage() { echo "usage: $0 install|stop-packaged|start|stop|url" >&2; exit 2; }
 
 answers() { curl -fsS -m 3 -o /dev/null "http://$ADDR/v2/" 2>/dev/null; }
 
@@ -54,24 +56,21 @@ tail_log() {
 }
 
 install_registry() {
-  local t=$SECONDS apt_log pkg_pid
-  log "registry: docker-registry missing, installing Debian's package"
-  apt_log=${PLANO_HARNESS_LOG_DIR:-/var/log/plano-harness}/apt-docker-registry.log
-  mkdir -p "$(dirname "$apt_log")"
-  if ! { apt_update && apt-get install -y -q -o DPkg::Lock::Timeout=300 docker-registry; } >"$apt_log" 2>&1 </dev/null; then
-    tail -n 20 "$apt_log" | sed 's/^/harness:   | /' >&2
-    die "registry: installing docker-registry failed (log: $apt_log)"
+  apt_install registry docker-registry
+  stop_packaged_service
+}
+
+# Where no policy-rc.d forbids it, installing the package starts its own service
+# (with htpasswd auth, on :5000), recorded in the package's PID file: stop that
+# one, which the harness's install started.
+stop_packaged_service() {
+  local pkg_pid
+  [[ -s /var/run/docker-registry.pid ]] || return 0
+  pkg_pid=$(tr -dc '0-9' </var/run/docker-registry.pid || true)
+  if [[ -n $pkg_pid ]] && alive "$pkg_pid" && [[ $(cat "/proc/$pkg_pid/comm" 2>/dev/null) == docker-registry ]]; then
+    log "registry: stopping the packaged service the install started (pid $pkg_pid)"
+    kill -TERM "$pkg_pid" 2>/dev/null || true
   fi
-  # Where no policy-rc.d forbids it, the package starts its own service (with
-  # htpasswd auth, on :5000): stop that one, which this install just started.
-  if [[ -s /var/run/docker-registry.pid ]]; then
-    pkg_pid=$(tr -dc '0-9' </var/run/docker-registry.pid || true)
-    if [[ -n $pkg_pid ]] && alive "$pkg_pid" && [[ $(cat "/proc/$pkg_pid/comm" 2>/dev/null) == docker-registry ]]; then
-      log "registry: stopping the packaged service the install started (pid $pkg_pid)"
-      kill -TERM "$pkg_pid" 2>/dev/null || true
-    fi
-  fi
-  log "registry: docker-registry installed ($((SECONDS - t))s)"
 }
 
 write_config() {
@@ -112,7 +111,6 @@ cmd_start() {
     log "registry: http://$ADDR/v2/ already answers ($((SECONDS - t0))s)"
     return 0
   fi
-  mkdir -p "$(dirname "$LOCK")"
   exec 9>"$LOCK"
   flock -w $((WAIT + 330)) 9 || die "registry: could not take lock $LOCK"
   if answers; then
@@ -184,11 +182,29 @@ cmd_stop() {
   local t0=$SECONDS
   if stop_recorded "$PIDFILE" docker-registry registry "$STOP_WAIT"; then
     log "registry: stopped ($((SECONDS - t0))s)"
+    collect_garbage
   fi
+}
+
+# With the registry stopped: free the blobs no tagged manifest uses any more (the
+# tests delete their own tags when their run ends: tests/testrun.py).
+collect_garbage() {
+  local t0=$SECONDS before after gc_log=$HARNESS_LOG_DIR/registry-gc.log
+  [[ -s $CONFIG && -d $STORAGE ]] || return 0
+  mkdir -p "$HARNESS_LOG_DIR"
+  before=$(du -sm "$STORAGE" | cut -f1)
+  if ! docker-registry garbage-collect --delete-untagged "$CONFIG" >"$gc_log" 2>&1; then
+    log "registry: garbage collection failed (log: $gc_log); the storage is kept as it is"
+    return 0
+  fi
+  after=$(du -sm "$STORAGE" | cut -f1)
+  log "registry: garbage collected, storage $before MB -> $after MB ($((SECONDS - t0))s)"
 }
 
 (($# == 1)) || usage
 case $1 in
+  install) command -v docker-registry >/dev/null 2>&1 || install_registry ;;
+  stop-packaged) stop_packaged_service ;;
   start) cmd_start ;;
   stop) cmd_stop ;;
   url) echo "$ADDR" ;;

@@ -14,55 +14,46 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.acme import acme_server
 from tests.integration.net import http_get
 from tests.integration.stackfixtures import REGISTRY, make_workspace, plano, prod_running
 from tests.integration.test_prod_e2e import build_and_push, set_env
 
-ROOT = Path(__file__).resolve().parents[2]
-PEBBLE = ROOT / "scripts/harness/pebble.sh"
+pytestmark = pytest.mark.expected_seconds(150)  # on a 2-core machine
+
 NAMES = {"app1": ["app1.example.com", "www.app1.example.com"], "app2": ["app2.example.com", "www.app2.example.com"]}
 BLOCKED = "blocked-domain.example"  # pebble's blocklist (scripts/harness/pebble.sh)
 VALIDITY = 90 * 86400  # like Let's Encrypt; sslyze's Mozilla check wants <= 366 days
 
 
-def pebble(*args: str, env: dict | None = None) -> str:
-    proc = subprocess.run(["bash", str(PEBBLE), *args], capture_output=True, text=True, timeout=300, env=env)
-    assert proc.returncode == 0, f"pebble.sh {' '.join(args)}:\n{proc.stdout}\n{proc.stderr}"
-    return proc.stdout
-
-
-def pebble_env() -> dict[str, str]:
-    return dict(line.split("=", 1) for line in pebble("env").split())
+@pytest.fixture(scope="module")
+def workspace_with_acme(tmp_path_factory, engine):
+    ws = make_workspace(tmp_path_factory.mktemp("certs"))
+    with acme_server(ws, tmp_path_factory.mktemp("pebble"), VALIDITY) as server:
+        yield ws, server
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory, engine):
-    ws = make_workspace(tmp_path_factory.mktemp("certs"))
-    env = {**os.environ, "PLANO_PEBBLE_VALIDITY": str(VALIDITY)}
-    pebble("start", str(ws.ports["prod_http"]), env=env)
-    settings = pebble_env()
-    manifest = ws.infra / "plano.yml"
-    text = manifest.read_text().replace(
-        "  server: https://acme-v02.api.letsencrypt.org/directory\n",
-        f"  server: {settings['PLANO_PEBBLE_URL']}\n  ca_bundle: {settings['PLANO_PEBBLE_CA']}\n")
-    manifest.write_text(text)
-    plano("render", cwd=ws.infra)
+def pebble(workspace_with_acme):
+    return workspace_with_acme[1]
+
+
+@pytest.fixture(scope="module")
+def site(workspace_with_acme):
+    ws, _ = workspace_with_acme
     # A third app whose only name pebble refuses; it reuses app1's frontend image.
     plano("app", "add", "blocked", "--domain", BLOCKED, "--no-backend", "--no-database", "--no-redis",
           "--frontend-image", f"{REGISTRY}/{ws.name}/app1-frontend", cwd=ws.infra)
     build_and_push(ws, "1.0.0")
     set_env(ws.infra / ".env.prod", APP1_BACKEND_TAG="1.0.0", APP1_FRONTEND_TAG="1.0.0", APP2_BACKEND_TAG="1.0.0",
             APP2_FRONTEND_TAG="1.0.0", BLOCKED_FRONTEND_TAG="1.0.0")
-    try:
-        with prod_running(ws):
-            yield ws
-    finally:
-        pebble("stop")
+    with prod_running(ws):
+        yield ws
 
 
-def verified(port: int, name: str) -> dict:
+def verified(port: int, name: str, root: str) -> dict:
     """A TLS handshake that must verify against pebble's current root, for `name`."""
-    context = ssl.create_default_context(cadata=pebble("root"))
+    context = ssl.create_default_context(cadata=root)
     with socket.create_connection(("127.0.0.1", port), timeout=5) as sock, \
             context.wrap_socket(sock, server_hostname=name) as tls:
         tls.sendall(f"GET / HTTP/1.1\r\nHost: {name}\r\nConnection: close\r\n\r\n".encode())
@@ -76,7 +67,7 @@ def status(ws) -> dict[str, dict]:
     return {row["domain"]: row for row in json.loads(plano("certs", "status", "--json", cwd=ws.infra).stdout)}
 
 
-def test_1_issue_for_two_apps_one_certificate_each(site):
+def test_1_issue_for_two_apps_one_certificate_each(site, pebble):
     ws = site
     before = status(ws)
     assert before["app1.example.com"]["source"] == "placeholder" and before["app1.example.com"]["serving"]
@@ -85,7 +76,7 @@ def test_1_issue_for_two_apps_one_certificate_each(site):
     rows = status(ws)
     for app, names in NAMES.items():
         for name in names:
-            cert = verified(ws.ports["prod_https"], name)
+            cert = verified(ws.ports["prod_https"], name, pebble.root())
             assert sorted(v for k, v in cert["subjectAltName"]) == sorted(names)
             row = rows[name]
             assert row["source"] == "acme" and row["serving"] and row["covers_domain"] and "Pebble" in row["issuer"], row
@@ -96,7 +87,7 @@ def test_1_issue_for_two_apps_one_certificate_each(site):
     assert oct((ws.infra / "data/certs/plano/app1/privkey.pem").stat().st_mode & 0o777) == "0o600"
 
 
-def test_2_a_refused_name_is_explained_and_the_others_are_unaffected(site):
+def test_2_a_refused_name_is_explained_and_the_others_are_unaffected(site, pebble):
     ws = site
     serials = {name: status(ws)[name]["serial"] for name in ("app1.example.com", "app2.example.com")}
     proc = plano("certs", "issue", "--all", cwd=ws.infra, check=False, timeout=600)
@@ -107,13 +98,13 @@ def test_2_a_refused_name_is_explained_and_the_others_are_unaffected(site):
     assert rows[BLOCKED]["source"] == "placeholder"
     for name, serial in serials.items():
         assert rows[name]["serial"] == serial and rows[name]["serving"]
-        verified(ws.ports["prod_https"], name)
+        verified(ws.ports["prod_https"], name, pebble.root())
 
 
-def test_3_forced_renewal_under_load_fails_no_request(site):
+def test_3_forced_renewal_under_load_fails_no_request(site, pebble):
     ws = site
     port = ws.ports["prod_https"]
-    context = ssl.create_default_context(cadata=pebble("root"))
+    context = ssl.create_default_context(cadata=pebble.root())
     before = status(ws)["app1.example.com"]["serial"]
     stop = threading.Event()
     results: list[tuple[bool, str]] = []
@@ -151,12 +142,12 @@ def test_3_forced_renewal_under_load_fails_no_request(site):
     assert len(results) > 50 and failures == []
 
 
-def test_4_tls_quality(site):
+def test_4_tls_quality(site, pebble):
     ws = site
     https, http = ws.ports["prod_https"], ws.ports["prod_http"]
     sslyze = Path(os.sys.executable).parent / "sslyze"
     root = ws.root / "pebble-root.pem"  # trusted for certificate_path_validation
-    root.write_text(pebble("root"))
+    root.write_text(pebble.root())
     for name in (n for names in NAMES.values() for n in names):
         proc = subprocess.run([str(sslyze), "--mozilla_config=intermediate", "--certinfo_ca_file", str(root),
                                f"{name}:{https}{{127.0.0.1}}"],
@@ -175,7 +166,7 @@ def test_4_tls_quality(site):
     # An unknown Host gets no app content; an unknown SNI gets no handshake.
     with pytest.raises((ConnectionError, OSError)):
         http_get(http, "unknown.example.net", "/")
-    context = ssl.create_default_context(cadata=pebble("root"))
+    context = ssl.create_default_context(cadata=pebble.root())
     with pytest.raises(ssl.SSLError), socket.create_connection(("127.0.0.1", https), timeout=5) as sock:
         context.wrap_socket(sock, server_hostname="unknown.example.net")
     # Security headers on every response, 404s included; no versions, no X-Powered-By.
@@ -193,11 +184,11 @@ def test_4_tls_quality(site):
         assert "x-powered-by" not in head and "server: nginx\r\n" in head + "\r\n", (path, head)
 
 
-def test_5_with_the_acme_server_down_the_error_is_clear_and_the_site_keeps_serving(site):
+def test_5_with_the_acme_server_down_the_error_is_clear_and_the_site_keeps_serving(site, pebble):
     ws = site
     serial = status(ws)["app1.example.com"]["serial"]
-    root = pebble("root")
-    pebble("stop")
+    root = pebble.root()
+    pebble.stop()
     proc = plano("certs", "issue", "app1", "--force", cwd=ws.infra, check=False, timeout=600)
     assert proc.returncode == 1
     assert "error: app1: app1.example.com, www.app1.example.com: the ACME server" in proc.stderr

@@ -5,18 +5,19 @@ then all ok on a healthy stack; `status --json` matches what runs."""
 
 import datetime as dt
 import json
-import os
 import socket
 import subprocess
 
 import pytest
 
+from tests.integration.acme import acme_server
 from tests.integration.net import wait_for
 from tests.integration.stackfixtures import docker, make_workspace, plano, prod_running
-from tests.integration.test_certs_e2e import pebble, pebble_env
 from tests.integration.test_deploy_e2e import ROLES, publish_app1
 from tests.integration.test_prod_e2e import set_env
 from tests.unit.test_certs import self_signed
+
+pytestmark = pytest.mark.expected_seconds(130)  # on a 2-core machine
 
 GIT = ["git", "-c", "user.name=test", "-c", "user.email=test@example.com"]
 
@@ -24,21 +25,12 @@ GIT = ["git", "-c", "user.name=test", "-c", "user.email=test@example.com"]
 @pytest.fixture(scope="module")
 def site(tmp_path_factory, engine):
     ws = make_workspace(tmp_path_factory.mktemp("ops"), apps=("app1",))
-    pebble("start", str(ws.ports["prod_http"]), env={**os.environ, "PLANO_PEBBLE_VALIDITY": str(10 * 86400)})
-    settings = pebble_env()
-    manifest = ws.infra / "plano.yml"
-    manifest.write_text(manifest.read_text().replace(
-        "  server: https://acme-v02.api.letsencrypt.org/directory\n",
-        f"  server: {settings['PLANO_PEBBLE_URL']}\n  ca_bundle: {settings['PLANO_PEBBLE_CA']}\n"))
-    plano("render", cwd=ws.infra)
-    publish_app1(ws)
-    subprocess.run([*GIT, "-C", str(ws.infra), "add", "-A"], check=True)
-    subprocess.run([*GIT, "-C", str(ws.infra), "commit", "-qm", "infra"], check=True)
-    try:
+    with acme_server(ws, tmp_path_factory.mktemp("pebble"), validity=10 * 86400):
+        publish_app1(ws)
+        subprocess.run([*GIT, "-C", str(ws.infra), "add", "-A"], check=True)
+        subprocess.run([*GIT, "-C", str(ws.infra), "commit", "-qm", "infra"], check=True)
         with prod_running(ws):
             yield ws
-    finally:
-        pebble("stop")
 
 
 def doctor(ws) -> tuple[int, dict[str, dict]]:

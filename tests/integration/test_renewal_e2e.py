@@ -3,18 +3,19 @@ service (its renew loop, every few seconds here) renews when due, its deploy hoo
 installs the new certificate, and nginx's watcher reloads: the served serial changes
 while nobody runs a command, and no request fails meanwhile."""
 
-import os
 import socket
 import ssl
 import time
 
 import pytest
 
+from tests.integration.acme import acme_server
 from tests.integration.loadgen import Load
 from tests.integration.stackfixtures import docker, make_workspace, plano, prod_running
-from tests.integration.test_certs_e2e import pebble, pebble_env
 from tests.integration.test_deploy_e2e import publish_app1
 from tests.integration.test_prod_e2e import set_env
+
+pytestmark = pytest.mark.expected_seconds(130)  # on a 2-core machine
 
 LIFETIME = 120  # seconds: certbot renews such a certificate in its last third
 
@@ -22,20 +23,11 @@ LIFETIME = 120  # seconds: certbot renews such a certificate in its last third
 @pytest.fixture(scope="module")
 def site(tmp_path_factory, engine):
     ws = make_workspace(tmp_path_factory.mktemp("renewal"), apps=("app1",))
-    pebble("start", str(ws.ports["prod_http"]), env={**os.environ, "PLANO_PEBBLE_VALIDITY": str(LIFETIME)})
-    settings = pebble_env()
-    manifest = ws.infra / "plano.yml"
-    manifest.write_text(manifest.read_text().replace(
-        "  server: https://acme-v02.api.letsencrypt.org/directory\n",
-        f"  server: {settings['PLANO_PEBBLE_URL']}\n  ca_bundle: {settings['PLANO_PEBBLE_CA']}\n"))
-    plano("render", cwd=ws.infra)
-    publish_app1(ws)
-    set_env(ws.infra / ".env.prod", PLANO_RENEW_INTERVAL_SECONDS="5", PLANO_RELOAD_POLL_SECONDS="1")
-    try:
+    with acme_server(ws, tmp_path_factory.mktemp("pebble"), validity=LIFETIME) as pebble:
+        publish_app1(ws)
+        set_env(ws.infra / ".env.prod", PLANO_RENEW_INTERVAL_SECONDS="5", PLANO_RELOAD_POLL_SECONDS="1")
         with prod_running(ws):
-            yield ws
-    finally:
-        pebble("stop")
+            yield ws, pebble
 
 
 def served_serial(port: int, root: str) -> str:
@@ -46,10 +38,10 @@ def served_serial(port: int, root: str) -> str:
 
 
 def test_the_stack_renews_and_reloads_by_itself(site):
-    ws = site
+    ws, pebble = site
     port = ws.ports["prod_https"]
     plano("certs", "issue", "app1", cwd=ws.infra, timeout=600)
-    root = pebble("root")
+    root = pebble.root()
     first = served_serial(port, root)
     traffic = Load(port, "app1.example.com", workers=2, max_seconds=200).start()
     try:
