@@ -11,10 +11,11 @@ import http.client
 import json
 import re
 import socket
-import ssl
 import threading
 import time
 from dataclasses import dataclass, field
+
+from tests.integration.net import unverified_tls
 
 VERSION_RE = re.compile(rb'<h1 id="version">frontend ([^<]+)</h1>')
 
@@ -44,11 +45,8 @@ class Load:
 
     def connect(self) -> http.client.HTTPConnection:
         """A fresh TLS connection with the app's SNI, for one request."""
-        context = ssl.create_default_context()
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-        conn.sock = context.wrap_socket(socket.create_connection(("127.0.0.1", self.port), timeout=10), server_hostname=self.host)
+        conn.sock = unverified_tls().wrap_socket(socket.create_connection(("127.0.0.1", self.port), timeout=10), server_hostname=self.host)
         return conn
 
     def one(self, conn: http.client.HTTPConnection, n: int) -> Outcome:
