@@ -6,6 +6,18 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 started=$SECONDS
 
+# The engine, the stand-in images and the local registry (scripts/harness/setup.sh)
+# get ready while pip installs; the end stops what the harness started.
+setup_pid=
+# shellcheck disable=SC2329  # run by the EXIT trap
+cleanup() {
+    if [[ -n $setup_pid ]]; then wait "$setup_pid" || true; fi
+    scripts/harness/teardown.sh || true
+}
+trap cleanup EXIT
+scripts/harness/setup.sh &
+setup_pid=$!
+
 if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
@@ -24,11 +36,22 @@ if ! docker compose version >/dev/null 2>&1; then
     fi
 fi
 
-cleanup() { scripts/harness/teardown.sh || true; }
-trap cleanup EXIT
-scripts/harness/images.sh
-scripts/harness/registry.sh start
-scripts/harness/pebble.sh install  # the ACME server of tests/integration/test_certs_e2e.py
-echo "test.sh: engine and images ready ($((SECONDS - started)) s)" >&2
+status=0
+wait "$setup_pid" || status=$?
+setup_pid=
+if ((status != 0)); then
+    echo "test.sh: the harness could not set up the engine, images or registry (above)" >&2
+    exit "$status"
+fi
+echo "test.sh: engine, images and registry ready ($((SECONDS - started)) s); pebble: one per test module" >&2
 
-.venv/bin/python -m pytest "${@:-tests}"
+# Independent modules run at once, each whole on one worker, the longest first
+# (tests/conftest.py); the slowest 15 tests are listed at the end (pyproject.toml).
+# PLANO_TEST_WORKERS=1 runs everything in this process, in that order.
+workers=${PLANO_TEST_WORKERS:-4}
+[[ $workers =~ ^[1-9][0-9]?$ ]] || { echo "test.sh: PLANO_TEST_WORKERS='$workers' is not a number of workers (1-99)" >&2; exit 2; }
+parallel=()
+if ((workers > 1)); then parallel=(-n "$workers" --dist loadscope --no-loadscope-reorder); fi
+.venv/bin/python -m pytest "${parallel[@]}" "${@:-tests}" || status=$?
+echo "test.sh: done in $((SECONDS - started)) s" >&2
+exit "$status"

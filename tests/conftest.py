@@ -1,13 +1,58 @@
 import itertools
+import sys
 from pathlib import Path
 
 import pytest
 
 from plano import manifest as mf
+from tests import testrun
+
+RUN = pytest.StashKey[testrun.Run]()
 
 
 def pytest_addoption(parser):
     parser.addoption("--update-golden", action="store_true", help="Rewrite tests/golden/ from the current rendering.")
+
+
+def pytest_configure(config):
+    """The controlling process owns the test run (xdist workers inherit its id) and
+    first removes what earlier, killed runs left behind."""
+    if hasattr(config, "workerinput"):
+        return
+    config.stash[RUN] = run = testrun.start()
+    for line in testrun.sweep_abandoned(run):
+        print(f"tests: removed what an earlier run left: {line}", file=sys.stderr)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session):
+    run = session.config.stash.get(RUN, None)
+    if run is not None:
+        removed = testrun.finish(run)
+        print(f"\ntests: removed this run's {', '.join(removed) or 'nothing (none left)'}", file=sys.stderr)
+
+
+def pytest_collection_modifyitems(items):
+    """The longest integration modules first, by the seconds each declares
+    (`pytestmark = pytest.mark.expected_seconds(N)`, measured on a 2-core machine), then
+    the fast tests fill the gaps. scripts/test.sh runs modules at once with xdist's
+    `--dist loadscope --no-loadscope-reorder`: each module whole on one worker (its
+    module fixtures are one stack), in this order."""
+    for item in items:
+        if item.nodeid.startswith("tests/integration/"):
+            item.add_marker(pytest.mark.engine)
+    items.sort(key=lambda item: -expected_seconds(item))  # stable: a module keeps its order
+
+
+def expected_seconds(item) -> float:
+    marker = item.get_closest_marker("expected_seconds")
+    return marker.args[0] if marker else 0
+
+
+@pytest.fixture(scope="session")
+def test_run() -> str:
+    """The run's id, for the label `plano.test.run` of what a test makes outside compose."""
+    return testrun.current()
 
 
 @pytest.fixture

@@ -9,12 +9,6 @@ import pytest
 NGINX_IMAGE = os.environ.get("PLANO_TEST_NGINX_IMAGE", "plano-test/nginx:sid")
 
 
-def pytest_collection_modifyitems(items):
-    for item in items:
-        if "integration" in item.nodeid:
-            item.add_marker(pytest.mark.engine)
-
-
 @pytest.fixture(scope="session")
 def engine() -> str:
     """The stand-in nginx image, after proving the engine answers and holds it.

@@ -3,6 +3,7 @@ stand-in images, free loopback ports, a compose project name of the test's own."
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import uuid
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from plano.demo import copy_demo_app
+from tests import testrun
 from tests.integration.net import free_ports
 
 STAND_INS = {
@@ -31,11 +33,21 @@ def plano(*args: str, cwd: Path, check: bool = True, timeout: float = 900) -> su
     return proc
 
 
-def docker(*args: str, check: bool = True, timeout: float = 900, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    proc = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout, cwd=cwd)
+def docker(*args: str, check: bool = True, timeout: float = 900, cwd: Path | None = None,
+           input_text: str | None = None) -> subprocess.CompletedProcess:
+    proc = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout, cwd=cwd, input=input_text)
     if check:
         assert proc.returncode == 0, f"docker {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
     return proc
+
+
+def build_image(image: str, context: Path, timeout: float = 900) -> None:
+    """`docker build` of a test image (the legacy builder: no buildx here), on the
+    stand-in Node image, labelled with the test run so that its end removes it."""
+    proc = subprocess.run(["docker", "build", "-q", "--label", f"{testrun.LABEL}={testrun.current()}", "-t", image,
+                           "--build-arg", f"NODE_IMAGE={STAND_INS['node']}", str(context)],
+                          capture_output=True, text=True, timeout=timeout, env={**os.environ, "DOCKER_BUILDKIT": "0"})
+    assert proc.returncode == 0, f"docker build -t {image} {context}:\n{proc.stderr[-3000:]}"
 
 
 @dataclass
@@ -56,6 +68,7 @@ class Workspace:
 
 def make_workspace(root: Path, apps: tuple[str, ...] = ("app1", "app2")) -> Workspace:
     name = f"e2e-{uuid.uuid4().hex[:6]}"
+    testrun.record_project(name)
     keys = ("prod_http", "prod_https", "dev_http", "dev_https", "dev_db", "dev_redis")
     ports = dict(zip(keys, free_ports(len(keys))))
     plano("init", "infra", "--name", name, "--registry", f"{REGISTRY}/{name}", "--email", "ops@example.com", cwd=root)

@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 
 from tests.integration.net import https_request
-from tests.integration.stackfixtures import REGISTRY, STAND_INS, docker, make_workspace, plano, remove_project
+from tests.integration.stackfixtures import REGISTRY, build_image, docker, make_workspace, plano, remove_project
 from tests.unit.test_scaffold import SCHEMAS, check_jsonschema
+
+pytestmark = pytest.mark.expected_seconds(250)  # on a 2-core machine
 
 NEST_CLI = "@nestjs/cli@12.0.8"
 CREATE_NEXT_APP = "create-next-app@16.4.3"
@@ -91,12 +93,9 @@ def test_the_added_ci_files_validate(adopted, path):
 
 def test_the_adopted_app_runs_in_prod_behind_nginx(adopted):
     ws, repo, _, _ = adopted
-    env = {**os.environ, "DOCKER_BUILDKIT": "0"}
     for role in ("backend", "frontend"):
         image = f"{REGISTRY}/{ws.name}/shop-{role}:1.0.0"
-        build = subprocess.run(["docker", "build", "-q", "-t", image, "--build-arg", f"NODE_IMAGE={STAND_INS['node']}",
-                                str(repo / role)], capture_output=True, text=True, env=env, timeout=1200)
-        assert build.returncode == 0, build.stderr[-3000:]
+        build_image(image, repo / role, timeout=1200)
         docker("push", image)
     prod_env = ws.infra / ".env.prod"
     prod_env.write_text(prod_env.read_text().replace("SHOP_BACKEND_TAG=latest", "SHOP_BACKEND_TAG=1.0.0")

@@ -16,6 +16,8 @@ from tests.integration.net import https_json, https_request, wait_for
 from tests.integration.stackfixtures import docker, make_workspace, plano, prod_running
 from tests.integration.test_prod_e2e import build_and_push, set_env
 
+pytestmark = pytest.mark.expected_seconds(170)  # on a 2-core machine
+
 APPS = ("app1", "app2")
 
 

@@ -4,8 +4,12 @@ one is cloned, an unreachable one fails alone, present ones are reported."""
 import json
 import subprocess
 
+import pytest
+
 from plano.demo import copy_demo_app
 from tests.integration.stackfixtures import plano
+
+pytestmark = pytest.mark.expected_seconds(6)  # on a 2-core machine
 
 GIT = ["git", "-c", "user.name=test", "-c", "user.email=test@example.com", "-c", "init.defaultBranch=main"]
 

@@ -4,7 +4,6 @@ image that never gets healthy is rolled back by itself; `plano rollback`; one
 deploy of an app at a time; maintenance mode."""
 
 import json
-import os
 import subprocess
 import time
 
@@ -12,8 +11,10 @@ import pytest
 
 from tests.integration.loadgen import Load
 from tests.integration.net import https_request, wait_for
-from tests.integration.stackfixtures import REGISTRY, STAND_INS, docker, make_workspace, plano, prod_running
+from tests.integration.stackfixtures import REGISTRY, build_image, docker, make_workspace, plano, prod_running
 from tests.integration.test_prod_e2e import set_env
+
+pytestmark = pytest.mark.expected_seconds(180)  # on a 2-core machine
 
 ROLES = ("backend", "frontend")
 
@@ -23,9 +24,7 @@ def build(ws, role: str, version: str) -> None:
     source = ws.root / "app1" / role
     (source / "VERSION").write_text(f"{version}\n")
     image = f"{REGISTRY}/{ws.name}/app1-{role}:{version}"
-    result = subprocess.run(["docker", "build", "-q", "-t", image, "--build-arg", f"NODE_IMAGE={STAND_INS['node']}", str(source)],
-                            capture_output=True, text=True, env={**os.environ, "DOCKER_BUILDKIT": "0"}, timeout=900)
-    assert result.returncode == 0, result.stderr
+    build_image(image, source)
     docker("push", image)
 
 
@@ -46,9 +45,7 @@ def build_broken(ws) -> None:
         f"FROM {image}:1.0.0\n"
         "CMD [\"node\", \"-e\", \"require('http').createServer((q, s) => { console.log('broken: ' + q.url); "
         "s.statusCode = 500; s.end('broken'); }).listen(3000, () => console.log('broken build listening'))\"]\n")
-    result = subprocess.run(["docker", "build", "-q", "-t", f"{image}:broken", str(context)], capture_output=True, text=True,
-                            env={**os.environ, "DOCKER_BUILDKIT": "0"}, timeout=300)
-    assert result.returncode == 0, result.stderr
+    build_image(f"{image}:broken", context, timeout=300)
     docker("push", f"{image}:broken")
 
 

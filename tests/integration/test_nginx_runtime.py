@@ -19,6 +19,8 @@ from plano.runner import SubprocessRunner
 from tests.integration.net import http_get, https_request, wait_for
 from tests.integration.test_validators import make_infra
 
+pytestmark = pytest.mark.expected_seconds(12)  # on a 2-core machine
+
 STAND_IN_APP = """\
 events {}
 http {

@@ -3,6 +3,7 @@ the infra alone with only .env.prod added, `plano prod up` pulling and serving o
 HTTPS before any real certificate; persistence, isolation and faults on that stack;
 then the seed's raw compose commands without plano."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -12,21 +13,19 @@ import time
 import pytest
 
 from tests.integration.net import http_get, https_json, https_request, wait_for
-from tests.integration.stackfixtures import REGISTRY, STAND_INS, docker, make_workspace, plano, project_containers, remove_project
+from tests.integration.stackfixtures import REGISTRY, build_image, docker, make_workspace, plano, project_containers, remove_project
+
+pytestmark = pytest.mark.expected_seconds(200)  # on a 2-core machine
 
 APPS = ("app1", "app2")
 ROLES = ("backend", "frontend")
 
 
 def build_and_push(ws, version: str) -> None:
-    env = {**os.environ, "DOCKER_BUILDKIT": "0"}
     for app in APPS:
         for role in ROLES:
             image = f"{REGISTRY}/{ws.name}/{app}-{role}:{version}"
-            build = subprocess.run(["docker", "build", "-q", "-t", image, "--build-arg", f"NODE_IMAGE={STAND_INS['node']}",
-                                    str(ws.root / app / role)],
-                                   capture_output=True, text=True, env=env, timeout=900)
-            assert build.returncode == 0, build.stderr
+            build_image(image, ws.root / app / role)
             docker("push", image)
             docker("rmi", image)  # prod must pull it back from the registry
 
@@ -78,6 +77,17 @@ def test_prod_up_pulls_and_serves_https_before_any_certificate(prod):
         assert status == 308 and headers["location"] == f"https://{app}.example.com/x?y=1"
     cert = (clone / "data/certs/plano/app1/fullchain.pem")
     assert cert.is_file(), "the placeholder certificate lives under data/certs"
+
+
+def test_prod_keeps_its_state_in_data_only(prod):
+    """No container mounts a Docker volume: every image-declared VOLUME is covered by a
+    bind mount into data/ or a tmpfs, so `prod down` leaves no anonymous volume behind."""
+    ws, _, _ = prod
+    volumes = []
+    for name in project_containers(ws.name):
+        mounts = json.loads(docker("inspect", "-f", "{{json .Mounts}}", name).stdout)
+        volumes += [(name, m["Destination"]) for m in mounts if m["Type"] == "volume"]
+    assert volumes == []
 
 
 def test_persistence_across_down_up_and_a_database_restart(prod):

@@ -6,6 +6,8 @@ import pytest
 
 from tests.integration.stackfixtures import make_workspace, plano, project_containers, remove_project
 
+pytestmark = pytest.mark.expected_seconds(10)  # on a 2-core machine
+
 
 @pytest.fixture
 def ws(tmp_path, engine):

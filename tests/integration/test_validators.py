@@ -9,6 +9,8 @@ import pytest
 
 from plano.cli import main
 
+pytestmark = pytest.mark.expected_seconds(15)  # on a 2-core machine
+
 VALIDATORS = ["compose config (dev)", "compose config (prod)", "nginx -t", "gixy", "shellcheck", "hadolint"]
 
 
