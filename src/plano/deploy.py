@@ -9,7 +9,9 @@ The steps (`deploy()`), each a pure argv run by the one Runner:
   5. point nginx's upstream for the service at the new container only and reload
      gracefully: new requests go to it, old workers finish what they hold;
   6. let the old container drain, then stop it (SIGTERM, grace period) and remove it;
-  7. put the upstream back to the service name (now only the new container) and reload;
+  7. once nginx's answer for the service name no longer holds the removed container
+     (the resolver's `valid`), put the upstream back to the service name (now only the
+     new container) and reload;
   8. record the tag in .env.prod and append a line to data/logs/deploys.jsonl.
 A new container that is not healthy in time is removed; nginx and the env file
 were not touched, and the old container never stopped serving.
@@ -39,6 +41,10 @@ from .stack import Stack
 LOG = "logs/deploys.jsonl"  # under data/
 DRAIN_SECONDS = 3.0
 STOP_GRACE_SECONDS = 30
+# After a container is removed, how long until nginx's kept answer for the service
+# name (the `down` server of pin_lines) cannot hold it any more: the resolver's
+# `valid`, and a margin for the re-resolution itself.
+SETTLE_SECONDS = n.RESOLVER_VALID_SECONDS + 1.5
 
 
 class DeployFailed(PlanoError):
@@ -125,9 +131,23 @@ def remove_argv(container: str) -> list[str]:
     return ["docker", "rm", "--force", container]
 
 
-def pin_lines(container_names: list[str], port: int) -> str:
-    servers = "".join(f"server {name}:{port} resolve;\n" for name in container_names)
-    return f"# plano deploy: these containers only, until the deploy ends\n{servers}"
+def pin_lines(addresses: list[str], port: int, service: str) -> str:
+    """The upstream's servers while a deploy holds it: the containers by address, so
+    that a new nginx worker has them from its first request (a name that the previous
+    configuration did not hold leaves the upstream empty, "no live upstreams" and a
+    502, until the worker has resolved it); and the service's own name, down, so that
+    nginx keeps it resolved and the rendered file, put back, starts with its addresses."""
+    servers = "".join(f"server {address}:{port};\n" for address in addresses)
+    return (f"# plano deploy: these containers only, until the deploy ends\n{servers}"
+            f"server {service}:{port} resolve down;\n")
+
+
+def network_address(details: dict, network: str) -> str:
+    """A container's IPv4 address on one network, from its `docker inspect`."""
+    address = (details["NetworkSettings"]["Networks"].get(network) or {}).get("IPAddress")
+    if not address:
+        raise DeployFailed(f"{details['Name'].lstrip('/')} has no address on the network {network}, which nginx uses")
+    return address
 
 
 # ---------------------------------------------------------------- health (pure reading of docker inspect)
@@ -232,6 +252,8 @@ class Deployer:
     say: Callable[[str], None]
     timeout: float = 180
     drain: float = DRAIN_SECONDS
+    settle: float = SETTLE_SECONDS
+    removed_at: float | None = None
 
     @property
     def root(self) -> Path:
@@ -249,8 +271,10 @@ class Deployer:
     def inspect(self, container: str) -> dict:
         return json.loads(self.run(inspect_argv(container), 60, "docker inspect"))
 
-    def names(self, containers: list[str]) -> list[str]:
-        return [self.inspect(c)["Name"].lstrip("/") for c in containers]
+    def addresses(self, target: Target, containers: list[str]) -> list[str]:
+        """The containers' addresses on the app's network, the one nginx shares with them."""
+        network = n.engine_network(self.stack.ctx.project, target.app)
+        return [network_address(self.inspect(c), network) for c in containers]
 
     def current_tag(self, target: Target) -> str:
         env = (self.root / n.ENV_PROD).read_text()
@@ -277,6 +301,18 @@ class Deployer:
                 raise DeployFailed(report)
             time.sleep(1)
 
+    def remove(self, container: str) -> None:
+        self.runner.run(remove_argv(container), cwd=self.root, timeout=120)
+        self.removed_at = time.monotonic()
+
+    def unpin(self, target: Target) -> None:
+        """Back to the rendered file, the service's name. nginx's new workers start with
+        the addresses it kept for that name while pinned: first let that answer lose the
+        containers just removed, or requests would go to an address nobody holds."""
+        if self.removed_at is not None:
+            time.sleep(max(0.0, self.removed_at + self.settle - time.monotonic()))
+        self.pin(target, None)
+
     def pin(self, target: Target, content: str | None) -> None:
         """Point the service's upstream at one container (content), or back to the rendered default (None)."""
         upstream = n.upstream(target.app, target.role)
@@ -300,8 +336,8 @@ class Deployer:
         if not old:
             raise DeployFailed(f"{target.service} is not running; start the stack with plano prod up first")
         # The new container joins the service's DNS name at once, healthy or not:
-        # nginx is first pinned to the old containers by name.
-        self.pin(target, pin_lines(self.names(old), service.port))
+        # nginx is first pinned to the old containers (pin_lines).
+        self.pin(target, pin_lines(self.addresses(target, old), service.port, target.service))
         try:
             self.run(scale_up_argv(self.stack, target), 600, f"starting a new {target.service}")
             new = [c for c in self.containers(target) if c not in old]
@@ -311,16 +347,16 @@ class Deployer:
                 self.say(f"{target.service}: waiting for the new container's healthcheck (up to {self.timeout:.0f} s)")
                 self.wait_healthy(new[0])
             except BaseException:
-                self.runner.run(remove_argv(new[0]), cwd=self.root, timeout=120)
+                self.remove(new[0])
                 raise
-            self.pin(target, pin_lines(self.names(new), service.port))
+            self.pin(target, pin_lines(self.addresses(target, new), service.port, target.service))
             self.say(f"{target.service}: nginx sends new requests to the new container; draining the old one")
             time.sleep(self.drain)
             for container in old:
                 self.runner.run(stop_argv(container), cwd=self.root, timeout=STOP_GRACE_SECONDS + 60)
-                self.runner.run(remove_argv(container), cwd=self.root, timeout=120)
+                self.remove(container)
         finally:
-            self.pin(target, None)  # the service name: the containers that are left
+            self.unpin(target)  # the service name: the containers that are left
         env_path = self.root / n.ENV_PROD
         write_atomic(env_path, set_env_value(env_path.read_text(), target.variable, target.tag), 0o600)
         return Record(now(), who(), target.app, target.service, from_tag, target.tag, action, "ok")

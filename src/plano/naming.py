@@ -50,6 +50,15 @@ def network(app: str) -> str:
     return f"{app}-net"
 
 
+# How long nginx keeps an answer of Docker's DNS (the `resolver ... valid=` of nginx.conf).
+RESOLVER_VALID_SECONDS = 2
+
+
+def engine_network(project: str, app: str) -> str:
+    """The app's network as the engine names it: compose prefixes the project."""
+    return f"{project}_{network(app)}"
+
+
 def variable(app: str, key: str) -> str:
     """Env variable for an app: ('app-one', 'DB_PASSWORD') -> APP_ONE_DB_PASSWORD."""
     return f"{app.upper().replace('-', '_')}_{key}"

@@ -46,8 +46,14 @@ def test_argv(stack):
         "docker", "ps", "-q", "--no-trunc", "--filter", "label=com.docker.compose.project=acme",
         "--filter", "label=com.docker.compose.service=app1-backend"]
     assert deploy.stop_argv("c1") == ["docker", "stop", "--time", "30", "c1"]
-    assert deploy.pin_lines(["acme-app1-backend-2"], 3000) == (
-        "# plano deploy: these containers only, until the deploy ends\nserver acme-app1-backend-2:3000 resolve;\n")
+    assert deploy.pin_lines(["172.18.0.5", "172.18.0.7"], 3000, "app1-backend") == (
+        "# plano deploy: these containers only, until the deploy ends\n"
+        "server 172.18.0.5:3000;\nserver 172.18.0.7:3000;\nserver app1-backend:3000 resolve down;\n")
+    details = {"Name": "/acme-app1-backend-2", "NetworkSettings": {"Networks": {
+        "acme_edge": {"IPAddress": "172.20.0.3"}, "acme_app1-net": {"IPAddress": "172.18.0.5"}}}}
+    assert deploy.network_address(details, "acme_app1-net") == "172.18.0.5"
+    with pytest.raises(deploy.DeployFailed, match="acme-app1-backend-2 has no address on the network acme_app2-net"):
+        deploy.network_address(details, "acme_app2-net")
     assert stack.manifest.apps["app1"].backend.release == ["npm", "run", "migrate"]
 
 

@@ -59,7 +59,8 @@ def site(manifest: Manifest, app_name: str) -> dict[str, object]:
 def render(manifest: Manifest, env_values: dict[str, dict[str, str]]) -> Tree:
     del env_values
     tree: Tree = {}
-    tree |= generated("docker/nginx/nginx.conf", f"{T}/nginx.conf.j2", client_max_body_size="25m")
+    tree |= generated("docker/nginx/nginx.conf", f"{T}/nginx.conf.j2", client_max_body_size="25m",
+                      resolver_valid=n.RESOLVER_VALID_SECONDS)
     tree |= generated("docker/nginx/Dockerfile", f"{T}/Dockerfile.j2", name=manifest.name, image=manifest.images.nginx)
     for name in STATIC:
         tree |= generated(f"docker/nginx/{name}", f"{T}/{name}")
