@@ -11,6 +11,7 @@ import http.client
 import json
 import re
 import socket
+import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ class Outcome:
     version: str | None
     seconds: float
     detail: str = ""
+    at: str = field(default_factory=lambda: time.strftime("%H:%M:%S"))  # to read beside nginx's log
 
 
 @dataclass
@@ -108,6 +110,12 @@ class Load:
     @property
     def failures(self) -> list[Outcome]:
         return [r for r in self.results if not r.ok]
+
+    def explain(self, nginx_container: str) -> str:
+        """The first failed requests, and what nginx logged as errors or warnings meanwhile."""
+        logs = subprocess.run(["docker", "logs", "--since", "15m", nginx_container], capture_output=True, text=True, timeout=60)
+        said = [line for line in (logs.stdout + logs.stderr).splitlines() if "[error]" in line or "[warn]" in line]
+        return "\n".join([*map(repr, self.failures[:5]), f"nginx's errors and warnings ({len(said)}):", *said[-20:]])
 
     def summary(self) -> str:
         worst = max((r.seconds for r in self.results), default=0)

@@ -92,7 +92,7 @@ def test_1_deploy_backend_then_frontend_under_load(stack):
         traffic.stop()
     print(f"deploy of backend + frontend under load: {traffic.summary()}, {seconds:.1f} s")
     assert "app1-backend: 1.0.0 -> 2.0.0, done" in out.stdout
-    assert traffic.failures == [], traffic.failures[:5]
+    assert traffic.failures == [], traffic.explain(f"{ws.name}-nginx-1")
     assert len(traffic.results) >= 5000
     assert {r.version for r in traffic.results[-200:] if r.version} == {"backend 2.0.0", "frontend 2.0.0"}
     assert versions_now(ws) == {"backend 2.0.0", "frontend 2.0.0"}
@@ -127,7 +127,7 @@ def test_2_an_image_that_never_gets_healthy_is_rolled_back(stack):
     assert "error: the new container" in proc.stderr and "is starting after 25 s" in proc.stderr
     assert "its last healthchecks:" in proc.stderr and "exit 1" in proc.stderr
     assert "its last log lines:" in proc.stderr and "broken build listening" in proc.stderr
-    assert traffic.failures == [], traffic.failures[:5]
+    assert traffic.failures == [], traffic.explain(f"{ws.name}-nginx-1")
     assert versions_now(ws, 5) == {"backend 2.0.0", "frontend 2.0.0"}
     assert (ws.infra / ".env.prod").read_bytes() == env_before
     assert tree(ws.infra / "docker/nginx") | tree(ws.infra / "data/nginx") == nginx_before
@@ -146,7 +146,7 @@ def test_3_rollback_restores_the_previous_version(stack):
         traffic.stop()
     print(f"rollback under load: {traffic.summary()}")
     assert "app1-backend: 2.0.0 -> 1.0.0, done" in out.stdout
-    assert traffic.failures == [], traffic.failures[:5]
+    assert traffic.failures == [], traffic.explain(f"{ws.name}-nginx-1")
     assert versions_now(ws, 5) == {"backend 1.0.0", "frontend 2.0.0"}
     releases = json.loads(plano("releases", "app1", "--json", cwd=ws.infra).stdout)
     assert releases[-1]["action"] == "rollback" and releases[-1]["to_tag"] == "1.0.0"

@@ -55,7 +55,7 @@ def test_the_stack_renews_and_reloads_by_itself(site):
         traffic.stop()
     print(f"renewed and served after {waited:.0f} s with no command; load: {traffic.summary()}")
     assert current != first, "the served certificate never changed"
-    assert traffic.failures == [], traffic.failures[:5]
+    assert traffic.failures == [], traffic.explain(f"{ws.name}-nginx-1")
     certbot = docker("logs", f"{ws.name}-certbot-1").stdout
     nginx = docker("logs", f"{ws.name}-nginx-1").stdout + docker("logs", f"{ws.name}-nginx-1").stderr
     assert "plano: installed the renewed certificate for app1" in certbot
