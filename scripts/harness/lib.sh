@@ -43,7 +43,8 @@ apt_install() {
     still=()  # another harness script may have installed some meanwhile
     for pkg in "$@"; do installed "$pkg" || still+=("$pkg"); done
     ((${#still[@]})) || exit 0
-    apt_update && apt-get install -y -q -o DPkg::Lock::Timeout=300 "${still[@]}"
+    # 7>&-: a service a package's script starts must not hold the lock
+    { apt_update && apt-get install -y -q -o DPkg::Lock::Timeout=300 "${still[@]}"; } 7>&-
   ) 7>"$HARNESS_LOCK_DIR/plano-harness-apt.lock" >"$apt_log" 2>&1 </dev/null; then
     tail -n 20 "$apt_log" | sed 's/^/harness:   | /' >&2
     die "$label: installing ${missing[*]} failed (log: $apt_log)"

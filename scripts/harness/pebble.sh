@@ -227,9 +227,9 @@ stop_both() {
 
 cmd_start() {
   local http_port=$1 tls_port=${2:-5001} t0=$SECONDS t ip new_cert=0 pebble_pid chall_pid deadline port
-  for port in "$http_port" "$tls_port"; do
+  for port in "$http_port" "$tls_port" "$ACME_PORT" "${MGMT_ADDR##*:}" "${DNS_ADDR##*:}" "${CHALL_MGMT_ADDR##*:}"; do
     if ! [[ $port =~ ^[1-9][0-9]{0,4}$ ]] || ((port > 65535)); then
-      die "pebble: '$port' is no port number (1-65535)"
+      die "pebble: '$port' is no port number (1-65535; HTTP_PORT, TLS_PORT and the PLANO_PEBBLE_*_PORT settings)"
     fi
   done
   [[ -z $VALIDITY || $VALIDITY =~ ^[0-9]+$ ]] || die "pebble: PLANO_PEBBLE_VALIDITY='$VALIDITY' is not a number of seconds"
