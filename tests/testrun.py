@@ -80,7 +80,7 @@ def _record(kind: str, lines: str) -> None:
 def finish(run: Run) -> list[str]:
     """Remove what this run made; returns a summary line per kind removed."""
     removed = sweep(run.id, run.folder)
-    if removed is not None:
+    if removed is not None or _nothing_recorded(run.folder):
         shutil.rmtree(run.folder, ignore_errors=True)
     fcntl.flock(run.lock, fcntl.LOCK_UN)
     run.lock.close()
@@ -88,9 +88,10 @@ def finish(run: Run) -> list[str]:
 
 
 def sweep_abandoned(run: Run) -> list[str]:
-    """Remove what earlier runs left when they ended without `finish` (their lock is free)."""
+    """Remove what earlier runs (next to this one) left when they ended without `finish`:
+    those whose lock is free."""
     summary: list[str] = []
-    for folder in sorted(RUNS_DIR.iterdir()) if RUNS_DIR.is_dir() else []:
+    for folder in sorted(run.folder.parent.iterdir()):
         if folder == run.folder or not (folder / "lock").is_file():
             continue
         with (folder / "lock").open("a") as lock:
@@ -99,14 +100,15 @@ def sweep_abandoned(run: Run) -> list[str]:
             except BlockingIOError:
                 continue  # that run still runs
             removed = sweep(folder.name, folder)
-        if removed is not None:
-            summary += [f"{folder.name}: {line}" for line in removed]
+        if removed is not None or _nothing_recorded(folder):
+            summary += [f"{folder.name}: {line}" for line in removed or []]
             shutil.rmtree(folder, ignore_errors=True)
     return summary
 
 
 def sweep(run_id: str, folder: Path) -> list[str] | None:
-    """Remove the run's objects; None when no engine answers (the ledger is kept for later)."""
+    """Remove the run's objects; None when no engine answers (the ledger is then kept for a
+    later run, unless it is empty)."""
     stopped = sum(_stop_pebble(Path(path)) for path in _ledger(folder, "pebbles"))
     if _docker("info", "--format", "{{.ServerVersion}}").returncode != 0:
         return None
@@ -126,6 +128,11 @@ def sweep(run_id: str, folder: Path) -> list[str] | None:
 def _ledger(folder: Path, kind: str) -> list[str]:
     path = folder / kind
     return sorted(set(path.read_text().split())) if path.is_file() else []
+
+
+def _nothing_recorded(folder: Path) -> bool:
+    """True for a run that made no project and no pebble (a run without an engine)."""
+    return not _ledger(folder, "projects") and not _ledger(folder, "pebbles")
 
 
 def _stop_pebble(folder: Path) -> bool:

@@ -1,6 +1,7 @@
 """The end of a test run removes what that run made, found by its ledger and its
 label, and nothing else: not another run's objects, not the stand-in images."""
 
+import fcntl
 import json
 import urllib.request
 
@@ -60,3 +61,25 @@ def test_a_runs_sweep_removes_its_own_objects_only(tmp_path, engine, test_run):
     finally:
         (folder / "projects").write_text(f"{ours}\n{theirs}\n")
         testrun.sweep("another-run", folder)
+
+
+def test_a_killed_run_is_swept_by_the_next_one_and_a_live_run_is_not(tmp_path, engine):
+    runs = tmp_path / "runs"
+    folders = {name: runs / name for name in ("killed", "live", "now")}
+    for name, folder in folders.items():
+        folder.mkdir(parents=True)
+        (folder / "lock").touch()
+        (folder / "projects").write_text(f"sweep-{tmp_path.name[-6:]}-{name}\n")
+    containers = {name: docker("create", "--label", f"com.docker.compose.project=sweep-{tmp_path.name[-6:]}-{name}",
+                                BASE, "true").stdout.strip() for name in folders}
+    with (folders["live"] / "lock").open("a") as held, (folders["now"] / "lock").open("a") as ours:
+        fcntl.flock(held, fcntl.LOCK_EX)  # that run still runs
+        fcntl.flock(ours, fcntl.LOCK_EX)
+        try:
+            removed = testrun.sweep_abandoned(testrun.Run("now", folders["now"], ours))
+            assert removed == ["killed: 1 containers"]
+            assert not folders["killed"].exists() and not exists("container", containers["killed"])
+            assert folders["live"].is_dir() and exists("container", containers["live"])
+            assert folders["now"].is_dir() and exists("container", containers["now"])
+        finally:
+            docker("rm", "-f", containers["live"], containers["now"], check=False)
