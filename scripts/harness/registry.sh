@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # A local Docker registry for the tests (no public registry is reachable here).
 #
-#   scripts/harness/registry.sh install # apt-get install docker-registry when missing
 #   scripts/harness/registry.sh stop-packaged  # stop the service the package's install started
 #   scripts/harness/registry.sh start   # idempotent; waits until /v2/ answers
 #   scripts/harness/registry.sh stop    # stops only the registry `start` started
@@ -34,7 +33,7 @@ STOP_WAIT=${PLANO_REGISTRY_STOP_WAIT:-10}
 LOCK=$HARNESS_LOCK_DIR/plano-harness-registry.lock
 RUN_USER=docker-registry
 
-usage() { echo "usage: $0 install|stop-packaged|start|stop|url" >&2; exit 2; }
+usage() { echo "usage: $0 stop-packaged|start|stop|url" >&2; exit 2; }
 
 answers() { curl -fsS -m 3 -o /dev/null "http://$ADDR/v2/" 2>/dev/null; }
 
@@ -203,7 +202,6 @@ collect_garbage() {
 
 (($# == 1)) || usage
 case $1 in
-  install) command -v docker-registry >/dev/null 2>&1 || install_registry ;;
   stop-packaged) stop_packaged_service ;;
   start) cmd_start ;;
   stop) cmd_stop ;;

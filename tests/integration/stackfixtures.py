@@ -23,7 +23,7 @@ STAND_INS = {
     "certbot": "plano-test/certbot:sid",
     "node": "plano-test/node:sid",
 }
-REGISTRY = "127.0.0.1:5000"
+REGISTRY = testrun.REGISTRY  # scripts/harness/registry.sh
 
 
 def plano(*args: str, cwd: Path, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess:

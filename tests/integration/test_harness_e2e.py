@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import testrun
 from tests.integration.stackfixtures import docker
 
 pytestmark = pytest.mark.expected_seconds(45)  # on a 2-core machine
@@ -28,7 +29,7 @@ ENGINE_IN_A_CONTAINER = ["--cap-add", "ALL", "--cap-drop", "SYS_RESOURCE", "--se
 @pytest.fixture(scope="module")
 def node(engine, test_run):
     name = f"e2e-harness-{uuid.uuid4().hex[:6]}"
-    docker("run", "-d", "--init", "--name", name, "--label", f"plano.test.run={test_run}", *ENGINE_IN_A_CONTAINER,
+    docker("run", "-d", "--init", "--name", name, "--label", f"{testrun.LABEL}={test_run}", *ENGINE_IN_A_CONTAINER,
            "-v", f"{ROOT / 'scripts/harness'}:/harness:ro", NODE_IMAGE)
     try:
         yield name
