@@ -39,10 +39,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the e2e tests' workspace helpers live in tests/
 
-from plano import compose  # noqa: E402
-from plano.cli_stack import load_root  # noqa: E402
+from plano.cli.stack import load_root  # noqa: E402
+from plano.engine import compose  # noqa: E402
 from tests.integration.net import http_get, https_request  # noqa: E402
-from tests.integration.stackfixtures import Workspace, make_workspace, plano, remove_project  # noqa: E402
+from tests.integration.stackfixtures import (  # noqa: E402
+    Workspace,
+    make_workspace,
+    plano,
+    remove_project,
+)
 
 APP = "app1"
 HOST = f"{APP}.localhost"

@@ -13,7 +13,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from plano import infra, manifest as mf
+from plano.core import manifest as mf
+from plano.ops import infra
 
 
 def manifest_text(apps: int) -> str:

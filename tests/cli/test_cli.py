@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from plano.cli import main
-from plano.files import tree_digest
+from plano.core.files import tree_digest
 
 INIT = ["init", "infra", "--registry", "registry.example.com/acme", "--email", "ops@example.com"]
 

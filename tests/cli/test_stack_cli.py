@@ -72,7 +72,7 @@ def test_db_create_unknown_app(infra, capsys):
 
 
 def test_the_command_exit_code_is_returned(infra, capsys, monkeypatch):
-    from plano import runner
+    from plano.core import runner
 
     monkeypatch.setattr(runner.SubprocessRunner, "stream", lambda self, argv, cwd=None, stdin=None: 7)
     code, _, _ = run(capsys, "dev", "ps")

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from plano.demo import copy_demo_app
+from plano.ops.demo import copy_demo_app
 from tests import testrun
 from tests.integration.net import free_ports
 
@@ -61,7 +61,7 @@ class Workspace:
         return self.root / "infra"
 
     def env(self, mode: str, infra: Path | None = None) -> dict[str, str]:
-        from plano import secrets
+        from plano.core import secrets
 
         return secrets.read_env((infra or self.infra) / f".env.{mode}")
 

@@ -11,7 +11,14 @@ from pathlib import Path
 import pytest
 
 from tests.integration.net import https_request
-from tests.integration.stackfixtures import REGISTRY, build_image, docker, make_workspace, plano, remove_project
+from tests.integration.stackfixtures import (
+    REGISTRY,
+    build_image,
+    docker,
+    make_workspace,
+    plano,
+    remove_project,
+)
 from tests.unit.test_scaffold import SCHEMAS, check_jsonschema
 
 pytestmark = pytest.mark.expected_seconds(250)  # on a 2-core machine

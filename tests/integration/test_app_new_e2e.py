@@ -9,7 +9,14 @@ import subprocess
 import pytest
 
 from tests.integration.net import https_request, wait_for
-from tests.integration.stackfixtures import REGISTRY, build_image, docker, make_workspace, plano, remove_project
+from tests.integration.stackfixtures import (
+    REGISTRY,
+    build_image,
+    docker,
+    make_workspace,
+    plano,
+    remove_project,
+)
 
 pytestmark = pytest.mark.expected_seconds(300)  # on a 2-core machine
 

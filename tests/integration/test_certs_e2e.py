@@ -16,7 +16,12 @@ import pytest
 
 from tests.integration.acme import acme_server
 from tests.integration.net import http_get
-from tests.integration.stackfixtures import REGISTRY, make_workspace, plano, prod_running
+from tests.integration.stackfixtures import (
+    REGISTRY,
+    make_workspace,
+    plano,
+    prod_running,
+)
 from tests.integration.test_prod_e2e import build_and_push, set_env
 
 pytestmark = pytest.mark.expected_seconds(150)  # on a 2-core machine

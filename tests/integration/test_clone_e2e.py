@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from plano.demo import copy_demo_app
+from plano.ops.demo import copy_demo_app
 from tests.integration.stackfixtures import plano
 
 pytestmark = pytest.mark.expected_seconds(6)  # on a 2-core machine

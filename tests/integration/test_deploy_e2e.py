@@ -11,7 +11,14 @@ import pytest
 
 from tests.integration.loadgen import Load
 from tests.integration.net import https_request, wait_for
-from tests.integration.stackfixtures import REGISTRY, build_image, docker, make_workspace, plano, prod_running
+from tests.integration.stackfixtures import (
+    REGISTRY,
+    build_image,
+    docker,
+    make_workspace,
+    plano,
+    prod_running,
+)
 from tests.integration.test_prod_e2e import set_env
 
 pytestmark = pytest.mark.expected_seconds(180)  # on a 2-core machine

@@ -8,7 +8,12 @@ import subprocess
 import pytest
 
 from tests.integration.net import https_request, wait_for
-from tests.integration.stackfixtures import make_workspace, plano, project_containers, remove_project
+from tests.integration.stackfixtures import (
+    make_workspace,
+    plano,
+    project_containers,
+    remove_project,
+)
 
 pytestmark = pytest.mark.expected_seconds(70)  # on a 2-core machine
 

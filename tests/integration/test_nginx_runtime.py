@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from plano import check, manifest as mf
-from plano.runner import SubprocessRunner
+from plano.core import manifest as mf
+from plano.core.runner import SubprocessRunner
+from plano.ops import check
 from tests.integration.net import http_get, https_request, wait_for
 from tests.integration.test_validators import make_infra
 

@@ -13,7 +13,15 @@ import time
 import pytest
 
 from tests.integration.net import http_get, https_json, https_request, wait_for
-from tests.integration.stackfixtures import REGISTRY, build_image, docker, make_workspace, plano, project_containers, remove_project
+from tests.integration.stackfixtures import (
+    REGISTRY,
+    build_image,
+    docker,
+    make_workspace,
+    plano,
+    project_containers,
+    remove_project,
+)
 
 pytestmark = pytest.mark.expected_seconds(200)  # on a 2-core machine
 
@@ -185,8 +193,9 @@ def test_database_restart_under_light_load(prod):
 
 
 def test_nginx_serves_the_other_apps_when_one_is_absent(prod):
-    from plano import infra, stack
-    from plano.runner import SubprocessRunner
+    from plano.core.runner import SubprocessRunner
+    from plano.engine import stack
+    from plano.ops import infra
 
     ws, clone, _ = prod
     plano("prod", "down", cwd=clone)

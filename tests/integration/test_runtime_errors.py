@@ -4,7 +4,12 @@ import socket
 
 import pytest
 
-from tests.integration.stackfixtures import make_workspace, plano, project_containers, remove_project
+from tests.integration.stackfixtures import (
+    make_workspace,
+    plano,
+    project_containers,
+    remove_project,
+)
 
 pytestmark = pytest.mark.expected_seconds(10)  # on a 2-core machine
 

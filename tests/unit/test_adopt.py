@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from plano import adopt, scaffold
-from plano.errors import UsageError
+from plano.core.errors import UsageError
+from plano.ops import adopt, scaffold
 
 NEST = {"scripts": {"build": "nest build", "start:dev": "nest start --watch", "test": "vitest run",
                     "test:e2e": "vitest run --config ./vitest.config.e2e.ts"},
@@ -79,7 +79,7 @@ def test_existing_files_are_left_out_of_the_plan(tmp_path):
     result = plan(tmp_path)
     assert "backend/Dockerfile" not in result.files and "backend/.dockerignore" in result.files
     assert result.frontend == {"enabled": False}
-    from plano import files
+    from plano.core import files
 
     assert sorted(files.plan(tmp_path, result.files).writes) == [
         ".github/workflows/ci.yml", ".gitlab-ci.yml", "backend/.dockerignore"]

@@ -1,8 +1,10 @@
 """Exact command lines: what `plano check` (and later `plano dev/prod`) runs."""
 
 
-from plano import check, compose, manifest as mf
-from plano.runner import RecordingRunner
+from plano.core import manifest as mf
+from plano.core.runner import RecordingRunner
+from plano.engine import compose
+from plano.ops import check
 from tests.conftest import manifest_text
 
 

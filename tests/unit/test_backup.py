@@ -5,10 +5,11 @@ import json
 
 import pytest
 
-from plano import backup, manifest as mf
-from plano.compose import ComposeContext
-from plano.errors import UsageError
-from plano.stack import Stack
+from plano.core import manifest as mf
+from plano.core.errors import UsageError
+from plano.engine.compose import ComposeContext
+from plano.engine.stack import Stack
+from plano.ops import backup
 
 COMPOSE = ["docker", "compose", "-p", "acme", "--env-file", ".env.prod", "-f", "docker-compose.yml", "-f", "docker-compose.prod.yml"]
 SCRIPT = [*COMPOSE, "run", "--rm", "--no-deps", "-T", "--entrypoint", "plano-backup.sh", "backup"]

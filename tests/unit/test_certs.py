@@ -11,10 +11,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from plano import certs, devca, manifest as mf
-from plano.compose import ComposeContext
-from plano.errors import UsageError
-from plano.stack import Stack
+from plano.core import manifest as mf
+from plano.core.errors import UsageError
+from plano.engine.compose import ComposeContext
+from plano.engine.stack import Stack
+from plano.ops import certs, devca
 
 NOW = dt.datetime(2026, 11, 29, 12, 0, tzinfo=dt.UTC)
 COMPOSE = ["docker", "compose", "-p", "acme", "--env-file", ".env.prod", "-f", "docker-compose.yml", "-f", "docker-compose.prod.yml"]

@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from plano import deploy, manifest as mf
-from plano.compose import ComposeContext
-from plano.errors import RefusedError, UsageError
-from plano.stack import Stack
+from plano.core import manifest as mf
+from plano.core.errors import RefusedError, UsageError
+from plano.engine.compose import ComposeContext
+from plano.engine.stack import Stack
+from plano.ops import deploy
 
 COMPOSE = ["docker", "compose", "-p", "acme", "--env-file", ".env.prod", "-f", "docker-compose.yml", "-f", "docker-compose.prod.yml"]
 

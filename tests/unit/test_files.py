@@ -1,8 +1,8 @@
-from plano import files
-from plano.errors import DriftError
-from plano.files import File, Kind
-
 import pytest
+
+from plano.core import files
+from plano.core.errors import DriftError
+from plano.core.files import File, Kind
 
 
 def test_header_goes_after_a_shebang_and_carries_the_body_checksum():

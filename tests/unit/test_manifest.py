@@ -1,7 +1,7 @@
 import pytest
 
-from plano import manifest as mf
-from plano.errors import ManifestError
+from plano.core import manifest as mf
+from plano.core.errors import ManifestError
 from tests.conftest import manifest_text
 
 

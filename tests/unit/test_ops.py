@@ -6,10 +6,11 @@ import datetime as dt
 
 import pytest
 
-from plano import clone, devtest, doctor, manifest as mf, status
-from plano.compose import ComposeContext
-from plano.errors import UsageError
-from plano.stack import Stack
+from plano.core import manifest as mf
+from plano.core.errors import UsageError
+from plano.engine.compose import ComposeContext
+from plano.engine.stack import Stack
+from plano.ops import clone, devtest, doctor, status
 
 NOW = dt.datetime(2026, 11, 29, 12, 0, tzinfo=dt.UTC)
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from plano import files, manifest as mf, secrets
+from plano.core import files, secrets
+from plano.core import manifest as mf
 from plano.render import render_infra
 from plano.render.envfiles import specs
 from tests.conftest import fake_secrets, manifest_text

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from plano import files, scaffold
+from plano.core import files
+from plano.ops import scaffold
 
 SCHEMAS = {".github/workflows/ci.yml": "vendor.github-workflows", ".gitlab-ci.yml": "vendor.gitlab-ci"}
 

@@ -4,9 +4,11 @@ from pathlib import Path
 
 import pytest
 
-from plano import db, manifest as mf, stack
-from plano.compose import ComposeContext
-from plano.errors import ManifestError, PlanoError
+from plano.core import manifest as mf
+from plano.core.errors import ManifestError, PlanoError
+from plano.engine import stack
+from plano.engine.compose import ComposeContext
+from plano.ops import db
 from tests.conftest import manifest_text
 
 BIN = ("docker", "compose")

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from ..files import Tree
-from ..manifest import Manifest
-from . import compose, envfiles, nginx, repo, services
+from plano.core.files import Tree
+from plano.core.manifest import Manifest
+from plano.render import compose, envfiles, nginx, repo, services
 
 
 def render_infra(manifest: Manifest, env_values: dict[str, dict[str, str]]) -> Tree:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import naming as n
-from ..files import File, Kind, Tree, with_header
-from ..manifest import App, Manifest
+from plano.core import naming as n
+from plano.core.files import File, Kind, Tree, with_header
+from plano.core.manifest import App, Manifest
 
 NGINX_CONF_DIR = "/etc/plano/nginx"
 NGINX_CMD = ["nginx", "-c", f"{NGINX_CONF_DIR}/nginx.conf", "-g", "daemon off;"]

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .. import naming as n
-from ..files import File, Kind, Tree, with_header
-from ..manifest import Manifest
+from plano.core import naming as n
+from plano.core.files import File, Kind, Tree, with_header
+from plano.core.manifest import Manifest
 
 SECRET_NOTE = (
     "# Secrets for the {mode} stack: keep this file out of git (mode 0600).\n"

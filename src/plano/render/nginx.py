@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .. import naming as n
-from ..files import Tree
-from ..manifest import Manifest
-from .templating import generated
+from plano.core import naming as n
+from plano.core.files import Tree
+from plano.core.manifest import Manifest
+from plano.render.templating import generated
 
 T = "infra/docker/nginx"
 STATIC = ("plano/tls.conf", "plano/security-headers.conf", "plano/proxy.conf", "plano/maintenance.html")

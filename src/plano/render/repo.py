@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from .. import naming as n
-from ..files import File, Kind, Tree
-from ..manifest import Manifest
-from .templating import generated, render_template
+from plano.core import naming as n
+from plano.core.files import File, Kind, Tree
+from plano.core.manifest import Manifest
+from plano.render.templating import generated, render_template
 
 
 def service_summary(path: str, port: int, enabled: bool) -> str:

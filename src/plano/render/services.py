@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from .. import db, naming as n
-from ..files import Tree
-from ..manifest import Manifest
-from .templating import generated
+from plano.core import naming as n
+from plano.core.files import Tree
+from plano.core.manifest import Manifest
+from plano.render import sql
+from plano.render.templating import generated
 
 T = "infra/docker"
 
@@ -43,9 +44,9 @@ def render(manifest: Manifest, env_values: dict[str, dict[str, str]]) -> Tree:
         f"{T}/database/initdb/10-plano-apps.sh.j2",
         mode=0o755,
         apps=[row for row in rows if row["database"]],
-        harden_sql=db.HARDEN_SQL,
-        create_sql=db.CREATE_SQL,
-        schema_sql=db.SCHEMA_SQL,
+        harden_sql=sql.HARDEN_SQL,
+        create_sql=sql.CREATE_SQL,
+        schema_sql=sql.SCHEMA_SQL,
     )
     tree |= generated("docker/redis/Dockerfile", f"{T}/redis/Dockerfile.j2", name=manifest.name, image=images.redis)
     tree |= generated("docker/redis/redis.conf", f"{T}/redis/redis.conf")

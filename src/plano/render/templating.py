@@ -7,7 +7,7 @@ from importlib import resources
 
 import jinja2
 
-from ..files import File, Tree, with_header
+from plano.core.files import File, Tree, with_header
 
 
 @cache

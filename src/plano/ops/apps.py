@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import naming as n
-from .manifest import Manifest
+from plano.core import naming as n
+from plano.core.manifest import Manifest
 
 
 def app_rows(manifest: Manifest) -> list[dict[str, Any]]:

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from . import files
-from .files import File, Kind, Tree
-from .render.templating import render_app_template
+from plano.core import files
+from plano.core.files import File, Kind, Tree
+from plano.render.templating import render_app_template
 
 T = "app-repo"
 # Stored without the leading dot so that every packaging tool ships them.

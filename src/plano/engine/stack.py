@@ -11,11 +11,12 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import compose, naming as n
-from .compose import ComposeContext
-from .errors import EnvironmentProblem, PlanoError, UsageError
-from .manifest import Manifest
-from .runner import Runner
+from plano.core import naming as n
+from plano.core.errors import EnvironmentProblem, PlanoError, UsageError
+from plano.core.manifest import Manifest
+from plano.core.runner import Runner
+from plano.engine import compose
+from plano.engine.compose import ComposeContext
 
 MODES = ("dev", "prod")
 WAIT_SECONDS = 300

@@ -11,10 +11,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import naming as n
-from .errors import UsageError
-from .manifest import Manifest, require_app
-from .stack import Stack
+from plano.core import naming as n
+from plano.core.errors import UsageError
+from plano.core.manifest import Manifest, require_app
+from plano.engine.stack import Stack
 
 ID_RE = re.compile(r"^\d{8}T\d{6}Z$")
 

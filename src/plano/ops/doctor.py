@@ -12,10 +12,13 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from . import backup, certs, check, compose, infra, naming as n, secrets, stack
-from .manifest import Manifest
-from .render import envfiles
-from .runner import Runner
+from plano.core import naming as n
+from plano.core import secrets
+from plano.core.manifest import Manifest
+from plano.core.runner import Runner
+from plano.engine import compose, stack
+from plano.ops import backup, certs, check, infra
+from plano.render import envfiles
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 CERT_DAYS = 21

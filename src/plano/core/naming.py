@@ -5,7 +5,7 @@ If you wonder "where is the prod image name decided?", it is here.
 
 from __future__ import annotations
 
-from .manifest import App, Manifest
+from plano.core.manifest import App, Manifest
 
 ROLES = ("backend", "frontend")
 

@@ -7,7 +7,7 @@ import shlex
 
 import click
 
-from .cli_stack import load
+from plano.cli.stack import load
 
 DEV = click.option("--dev", is_flag=True, help="The dev stack's backups (data/dev/backups/) instead of prod's.")
 
@@ -18,8 +18,8 @@ def mode_of(dev: bool) -> str:
 
 def execute(ctx: click.Context, dev: bool, build_argv, dry_run: bool = False, what: str = "backup") -> str:
     """Run the backup script in a one-off container of the backup service; its output streams by."""
-    from . import stack
-    from .errors import PlanoError
+    from plano.core.errors import PlanoError
+    from plano.engine import stack
 
     st, runner = load(ctx, mode_of(dev))
     argv = build_argv(st)
@@ -50,8 +50,8 @@ def backup_group() -> None:
 @click.pass_context
 def run_cmd(ctx, apps, all_apps, dev, dry_run) -> None:
     """Back up every app (or APPS) now, then apply retention and copy offsite."""
-    from . import backup, infra
-    from .cli import infra_root
+    from plano.cli.main import infra_root
+    from plano.ops import backup, infra
 
     chosen = backup.chosen(infra.load(infra_root(ctx)).manifest, apps, all_apps)
     out = execute(ctx, dev, lambda st: backup.run_argv(st, chosen), dry_run)
@@ -65,8 +65,8 @@ def run_cmd(ctx, apps, all_apps, dev, dry_run) -> None:
 @click.pass_context
 def list_cmd(ctx, dev, as_json) -> None:
     """The backups, their size and apps, and when the last run succeeded or failed."""
-    from . import backup, infra
-    from .cli import console, infra_root
+    from plano.cli.main import console, infra_root
+    from plano.ops import backup, infra
 
     loaded = infra.load(infra_root(ctx))
     folder = backup.backups_dir(loaded.root, mode_of(dev))
@@ -96,7 +96,7 @@ def list_cmd(ctx, dev, as_json) -> None:
 def verify_cmd(ctx, backup_id, dev) -> None:
     """Restore BACKUP_ID (default: the newest) into scratch databases and compare per-table
     row counts and content checksums with those taken at dump time; then drop them."""
-    from . import backup
+    from plano.ops import backup
 
     if backup_id:
         backup.check_id(backup_id)
@@ -114,10 +114,10 @@ def verify_cmd(ctx, backup_id, dev) -> None:
 def restore_cmd(ctx, backup_id, app, scratch, yes, dev) -> None:
     """Restore BACKUP_ID (every app in it, or APP): its databases and uploads replace the
     current ones. A safety backup of the current state is taken first."""
-    from . import backup, infra
-    from .cli import infra_root
-    from .errors import UsageError
-    from .manifest import require_app
+    from plano.cli.main import infra_root
+    from plano.core.errors import UsageError
+    from plano.core.manifest import require_app
+    from plano.ops import backup, infra
 
     manifest = infra.load(infra_root(ctx)).manifest
     backup.check_id(backup_id)
@@ -141,6 +141,6 @@ def restore_cmd(ctx, backup_id, app, scratch, yes, dev) -> None:
 @click.pass_context
 def prune_cmd(ctx, dev) -> None:
     """Apply the retention policy of plano.yml (backup: keep_daily, keep_weekly, keep_monthly) now."""
-    from . import backup
+    from plano.ops import backup
 
     execute(ctx, dev, backup.prune_argv, what="retention")

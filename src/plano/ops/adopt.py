@@ -14,10 +14,10 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import manifest as mf
-from . import scaffold
-from .errors import UsageError
-from .files import File, Kind, Tree
+from plano.core import manifest as mf
+from plano.core.errors import UsageError
+from plano.core.files import File, Kind, Tree
+from plano.ops import scaffold
 
 # The package each kind of service depends on.
 MARKERS = {"backend": "@nestjs/core", "frontend": "next"}

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from .errors import PlanoError
+from plano.core.errors import PlanoError
 
 
 def emit(argv: list[str], dry_run: bool, runner, root: Path, stdin: str | None = None) -> int:
@@ -30,14 +30,15 @@ def finish(code: int) -> None:
 
 
 def load(ctx: click.Context, mode: str):
-    from .cli import infra_root
+    from plano.cli.main import infra_root
 
     return load_root(infra_root(ctx), mode)
 
 
 def load_root(root: Path, mode: str):
-    from . import infra, stack
-    from .runner import SubprocessRunner
+    from plano.core.runner import SubprocessRunner
+    from plano.engine import stack
+    from plano.ops import infra
 
     runner = SubprocessRunner()
     loaded = infra.load(root)
@@ -45,14 +46,14 @@ def load_root(root: Path, mode: str):
 
 
 def warn_if_stale(st) -> None:
-    from . import infra
+    from plano.ops import infra
 
     if infra.plan(st.root, st.manifest).changed:
         click.echo("warning: rendered files are out of date with plano.yml; run 'plano render'", err=True)
 
 
 def up(root: Path, mode: str, dry_run: bool, build: bool, wait: bool) -> None:
-    from . import stack
+    from plano.engine import stack
 
     st, runner = load_root(root, mode)
     if dry_run:
@@ -60,7 +61,7 @@ def up(root: Path, mode: str, dry_run: bool, build: bool, wait: bool) -> None:
             emit(stack.simple_argv(st, "pull", ()) + ["--ignore-buildable"], True, runner, st.root)
         emit(stack.up_argv(st, build, wait), True, runner, st.root)
         return
-    from . import infra
+    from plano.ops import infra
 
     stack.require_engine(runner)
     warn_if_stale(st)
@@ -82,7 +83,7 @@ def up(root: Path, mode: str, dry_run: bool, build: bool, wait: bool) -> None:
             runner.run(stack.down_argv(st), cwd=st.root, timeout=300)
         raise PlanoError(f"{mode} up failed (compose exit code {code}); see the output above and 'plano {mode} logs'")
     if renewed and "nginx" in running:
-        from .certs import reload_nginx
+        from plano.ops.certs import reload_nginx
 
         reload_nginx(st, runner)
     for app, url in stack.urls(st.manifest, mode).items():
@@ -92,7 +93,7 @@ def up(root: Path, mode: str, dry_run: bool, build: bool, wait: bool) -> None:
 
 
 def hint_placeholders(st) -> None:
-    from .certs import installed_facts
+    from plano.ops.certs import installed_facts
 
     waiting = [app for app in sorted(st.manifest.apps) if (facts := installed_facts(st.root, "prod", app)) is None or facts.placeholder]
     if waiting:
@@ -101,7 +102,8 @@ def hint_placeholders(st) -> None:
 
 def dev_certificates(st) -> list[str]:
     """dev serves https://APP.localhost with certificates of the local dev CA (never in prod)."""
-    from . import devca, naming
+    from plano.core import naming
+    from plano.ops import devca
 
     domains = {app: naming.dev_domains(st.manifest, app) for app in st.manifest.apps}
     if not all(devca.allowed(name) for names in domains.values() for name in names):
@@ -115,7 +117,10 @@ def dev_certificates(st) -> list[str]:
 
 
 def dev_test(ctx: click.Context, app: str, role: str | None, args: tuple[str, ...], dry_run: bool) -> None:
-    from . import db, devtest, naming as n, secrets, stack
+    from plano.core import naming as n
+    from plano.core import secrets
+    from plano.engine import stack
+    from plano.ops import db, devtest
 
     st, runner = load(ctx, "dev")
     role = devtest.role_of(st, app, role)
@@ -165,7 +170,7 @@ def make_group(mode: str) -> click.Group:
     @click.option("--no-wait", is_flag=True, help="Do not wait for healthchecks.")
     @click.pass_context
     def up_cmd(ctx, dry_run, build, no_wait):
-        from .cli import infra_root
+        from plano.cli.main import infra_root
 
         up(infra_root(ctx), mode, dry_run, build, not no_wait)
 
@@ -175,7 +180,7 @@ def make_group(mode: str) -> click.Group:
     @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
     @click.pass_context
     def down_cmd(ctx, dry_run, volumes, yes):
-        from . import stack
+        from plano.engine import stack
 
         st, runner = load(ctx, mode)
         if volumes and not dry_run and not yes:
@@ -186,7 +191,7 @@ def make_group(mode: str) -> click.Group:
     @dry
     @click.pass_context
     def ps_cmd(ctx, dry_run):
-        from . import stack
+        from plano.engine import stack
 
         st, runner = load(ctx, mode)
         finish(emit(stack.simple_argv(st, "ps"), dry_run, runner, st.root))
@@ -198,7 +203,7 @@ def make_group(mode: str) -> click.Group:
     @click.argument("services", nargs=-1)
     @click.pass_context
     def logs_cmd(ctx, dry_run, follow, tail, services):
-        from . import stack
+        from plano.engine import stack
 
         st, runner = load(ctx, mode)
         finish(emit(stack.logs_argv(st, services, follow, tail), dry_run, runner, st.root))
@@ -209,7 +214,7 @@ def make_group(mode: str) -> click.Group:
     @click.argument("command", nargs=-1, required=True)
     @click.pass_context
     def exec_cmd(ctx, dry_run, service, command):
-        from . import stack
+        from plano.engine import stack
 
         st, runner = load(ctx, mode)
         finish(emit(stack.exec_argv(st, service, command, sys.stdin.isatty()), dry_run, runner, st.root))
@@ -219,7 +224,7 @@ def make_group(mode: str) -> click.Group:
     @click.argument("services", nargs=-1)
     @click.pass_context
     def restart_cmd(ctx, dry_run, services):
-        from . import stack
+        from plano.engine import stack
 
         st, runner = load(ctx, mode)
         finish(emit(stack.simple_argv(st, "restart", services), dry_run, runner, st.root))
@@ -242,7 +247,7 @@ def make_group(mode: str) -> click.Group:
     @click.argument("services", nargs=-1)
     @click.pass_context
     def verb_cmd(ctx, dry_run, services):
-        from . import stack
+        from plano.engine import stack
 
         st, runner = load(ctx, mode)
         extra = ["--ignore-buildable"] if verb == "pull" else []
@@ -263,12 +268,12 @@ def db_group() -> None:
 
 
 def db_context(ctx: click.Context, prod: bool, app: str | None):
-    from . import secrets
+    from plano.core import secrets
 
     mode = "prod" if prod else "dev"
     st, runner = load(ctx, mode)
     if app is not None and (app not in st.manifest.apps or not st.manifest.apps[app].database):
-        from .errors import ManifestError
+        from plano.core.errors import ManifestError
 
         raise ManifestError(f"apps/{app}", "no such app with a database in plano.yml; add it first with 'plano app add'")
     env_name = st.ctx.env_files[-1]
@@ -276,7 +281,7 @@ def db_context(ctx: click.Context, prod: bool, app: str | None):
 
 
 def psql_in_database(st, *psql_args: str) -> list[str]:
-    from . import stack
+    from plano.engine import stack
 
     return stack.exec_argv(st, "database", ("psql", *psql_args), tty=False)
 
@@ -288,7 +293,8 @@ def psql_in_database(st, *psql_args: str) -> list[str]:
 @click.pass_context
 def db_create(ctx, prod, dry_run, app):
     """Create APP's role and database (idempotent), with nothing granted to PUBLIC."""
-    from . import db, naming as n
+    from plano.core import naming as n
+    from plano.ops import db
 
     st, runner, env, env_name = db_context(ctx, prod, app)
     password = db.checked_password(app, env.get(n.db_password_var(app)), env_name)
@@ -310,7 +316,7 @@ def db_create(ctx, prod, dry_run, app):
 @click.pass_context
 def db_drop(ctx, prod, yes, app):
     """Drop APP's database and role. Asks first: this deletes the data."""
-    from . import db
+    from plano.ops import db
 
     st, runner, _, _ = db_context(ctx, prod, None)
     if not yes:
@@ -326,7 +332,7 @@ def db_drop(ctx, prod, yes, app):
 @click.pass_context
 def db_list(ctx, prod, as_json):
     """List the app databases, their owners and sizes."""
-    from . import db
+    from plano.ops import db
 
     st, runner, _, _ = db_context(ctx, prod, None)
     argv = psql_in_database(st, *db.psql_argv("postgres", "postgres", "-At", "-c", db.LIST_SQL)[1:])
@@ -347,7 +353,8 @@ def db_list(ctx, prod, as_json):
 @click.pass_context
 def db_psql(ctx, prod, app):
     """Open psql as APP's own role in APP's database."""
-    from . import naming as n, stack
+    from plano.core import naming as n
+    from plano.engine import stack
 
     st, runner, _, _ = db_context(ctx, prod, app)
     argv = stack.exec_argv(st, "database", ("psql", "-U", n.db_role(app), "-d", n.db_name(app)), sys.stdin.isatty())

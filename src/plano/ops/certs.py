@@ -21,11 +21,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import naming as n
-from .errors import PlanoError, UsageError
-from .manifest import App, Manifest, require_app
-from .runner import Runner
-from .stack import Stack
+from plano.core import naming as n
+from plano.core.errors import PlanoError, UsageError
+from plano.core.manifest import App, Manifest, require_app
+from plano.core.runner import Runner
+from plano.engine.stack import Stack
 
 LETSENCRYPT_STAGING = "https://acme-staging-v02.api.letsencrypt.org/directory"
 WEBROOT = "/var/www/certbot"  # in the certbot and nginx containers
@@ -293,7 +293,7 @@ def reload_nginx(stack: Stack, runner: Runner) -> None:
 
 
 def require_nginx(stack: Stack, runner: Runner) -> None:
-    from .stack import running_services
+    from plano.engine.stack import running_services
 
     if "nginx" not in running_services(stack, runner):
         raise CertError(f"nginx is not running; start the stack first (plano {stack.mode} up): the ACME server checks "
@@ -313,7 +313,7 @@ def issue_acme(stack: Stack, runner: Runner, app: str, server: str, force: bool,
 
 def install_own(root: Path, mode: str, app_name: str, app: App, now: dt.datetime | None = None) -> CertFacts:
     """Check your certificate and key (they match, still valid) and install them atomically."""
-    from .files import write_atomic
+    from plano.core.files import write_atomic
 
     assert app.tls is not None
     now = now or dt.datetime.now(dt.UTC)
@@ -331,8 +331,8 @@ def install_own(root: Path, mode: str, app_name: str, app: App, now: dt.datetime
 
 
 def check_own(chain: bytes, key: bytes, domains: list[str], now: dt.datetime, where: str) -> CertFacts:
-    from cryptography.hazmat.primitives import serialization
     from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
 
     try:
         der = first_pem_der(chain)

@@ -12,11 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import files, manifest as mf, naming as n, secrets
-from .errors import ManifestError, RefusedError
-from .files import File, Kind, Plan
-from .manifest import Manifest
-from .runner import Runner
+from plano.core import files, secrets
+from plano.core import manifest as mf
+from plano.core import naming as n
+from plano.core.errors import ManifestError, RefusedError
+from plano.core.files import File, Kind, Plan
+from plano.core.manifest import Manifest
+from plano.core.runner import Runner
 
 APP_UID = 1000  # the `node` user of the official Node images, which app images run as
 
@@ -39,7 +41,7 @@ def load(root: Path) -> Infra:
 
 def env_values(root: Path, manifest: Manifest, make: Callable[[], str] = secrets.new_secret) -> dict[str, dict[str, str]]:
     """Values for each env file: what is on disk, plus fresh secrets for missing keys."""
-    from .render.envfiles import specs
+    from plano.render.envfiles import specs
 
     return {
         path: secrets.complete(secrets.read_env(root / path), spec.secrets, spec.defaults, make)
@@ -48,7 +50,7 @@ def env_values(root: Path, manifest: Manifest, make: Callable[[], str] = secrets
 
 
 def build_tree(root: Path, manifest: Manifest) -> files.Tree:
-    from .render import render_infra
+    from plano.render import render_infra
 
     return render_infra(manifest, env_values(root, manifest))
 
@@ -186,7 +188,7 @@ def app_entry(
 
 def new_app(infra: Infra, name: str, domains: list[str], repo: Path | None, runner: Runner) -> tuple[Path, Plan]:
     """Create the app repo next to the infra (git init) and register the app."""
-    from . import scaffold
+    from plano.ops import scaffold
 
     repo = repo or infra.root.parent / name
     default = (infra.root.parent / name).resolve() == repo.resolve()
@@ -208,7 +210,7 @@ def adopt_app(
     infra: Infra, repo: Path, name: str | None, domains: list[str], backend_dir: str | None = None, frontend_dir: str | None = None
 ):
     """Register an existing app repo: add the files it lacks (never overwriting one), then the app."""
-    from . import adopt
+    from plano.ops import adopt
 
     name = name or repo.resolve().name
     found = adopt.survey(repo, backend_dir, frontend_dir)

@@ -15,10 +15,10 @@ import click
 def clone_cmd(ctx, app, as_json) -> None:
     """Clone every app repo named in plano.yml (apps.<app>.repo) that is missing next to the
     infra, where the manifest expects it; report the state of those already there."""
-    from . import clone, infra
-    from .cli import console, infra_root
-    from .errors import PlanoError
-    from .runner import SubprocessRunner
+    from plano.cli.main import console, infra_root
+    from plano.core.errors import PlanoError
+    from plano.core.runner import SubprocessRunner
+    from plano.ops import clone, infra
 
     loaded = infra.load(infra_root(ctx))
     states = clone.clone(loaded.root, loaded.manifest, clone.chosen(loaded.manifest, app), SubprocessRunner())
@@ -45,9 +45,9 @@ def clone_cmd(ctx, app, as_json) -> None:
 def doctor_cmd(ctx, prod_dns, public_ip, as_json) -> None:
     """Check what commonly breaks a deployment, each with ok / warn / fail, a reason and a fix.
     Exits 1 when anything fails."""
-    from . import doctor, infra
-    from .cli import console, infra_root
-    from .runner import SubprocessRunner
+    from plano.cli.main import console, infra_root
+    from plano.core.runner import SubprocessRunner
+    from plano.ops import doctor, infra
 
     loaded = infra.load(infra_root(ctx))
     out = console(stderr=True)
@@ -76,9 +76,10 @@ def doctor_cmd(ctx, prod_dns, public_ip, as_json) -> None:
 def status_cmd(ctx, dev, as_json) -> None:
     """Per app and service: image and tag running against the tag recorded, health, uptime,
     restarts, URL; then certificates, the last backup and data/'s disk usage."""
-    from . import infra, stack, status
-    from .cli import console, infra_root
-    from .runner import SubprocessRunner
+    from plano.cli.main import console, infra_root
+    from plano.core.runner import SubprocessRunner
+    from plano.engine import stack
+    from plano.ops import infra, status
 
     loaded = infra.load(infra_root(ctx))
     runner = SubprocessRunner()

@@ -7,9 +7,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import naming as n
-from .errors import EnvironmentProblem
-from .runner import Runner
+from plano.core import naming as n
+from plano.core.errors import EnvironmentProblem
+from plano.core.runner import Runner
 
 
 @dataclass(frozen=True)

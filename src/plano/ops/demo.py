@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import infra
-from .errors import RefusedError, UsageError
-from .manifest import DEFAULT_IMAGES
-from .runner import Runner
-from .scaffold import copy_template
+from plano.core.errors import RefusedError, UsageError
+from plano.core.manifest import DEFAULT_IMAGES
+from plano.core.runner import Runner
+from plano.ops import infra
+from plano.ops.scaffold import copy_template
 
 DEMO_APP = "demo-app"
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import click
 
-from . import __version__
-from .errors import BUG, PlanoError
+from plano import __version__
+from plano.core.errors import BUG, PlanoError
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -22,7 +22,7 @@ def console(stderr: bool = False):
 
 
 def infra_root(ctx: click.Context) -> Path:
-    from .manifest import find_root
+    from plano.core.manifest import find_root
 
     given = ctx.find_root().params.get("directory")
     return Path(given) if given else find_root(Path.cwd())
@@ -60,8 +60,8 @@ def cli(directory: str | None) -> None:
 @click.option("--force", is_flag=True, help="Re-initialise an existing infra (secrets are kept).")
 def init(directory: str, registry: str, email: str, name: str | None, force: bool) -> None:
     """Create the infra repo in DIRECTORY (default: infra)."""
-    from . import infra
-    from .runner import SubprocessRunner
+    from plano.core.runner import SubprocessRunner
+    from plano.ops import infra
 
     root = Path(directory)
     result = infra.init(root, registry, email, name, force, SubprocessRunner())
@@ -95,7 +95,7 @@ def app() -> None:
 @click.pass_context
 def app_add(ctx: click.Context, name: str, domains: tuple[str, ...], **opts) -> None:
     """Register app NAME and re-render."""
-    from . import infra
+    from plano.ops import infra
 
     backend = {
         "enabled": False if opts["no_backend"] else None,
@@ -120,8 +120,8 @@ def app_add(ctx: click.Context, name: str, domains: tuple[str, ...], **opts) -> 
 @click.pass_context
 def app_new(ctx: click.Context, name: str, domains: tuple[str, ...], path: str | None) -> None:
     """Create app repo NAME (NestJS backend + Next.js frontend, Dockerfiles, CI) and register it."""
-    from . import infra
-    from .runner import SubprocessRunner
+    from plano.core.runner import SubprocessRunner
+    from plano.ops import infra
 
     repo, result = infra.new_app(infra.load(infra_root(ctx)), name, list(domains), Path(path) if path else None, SubprocessRunner())
     summarize(result)
@@ -137,7 +137,7 @@ def app_new(ctx: click.Context, name: str, domains: tuple[str, ...], path: str |
 @click.pass_context
 def app_adopt(ctx: click.Context, path: str, domains: tuple[str, ...], name: str | None, backend_dir: str | None, frontend_dir: str | None) -> None:
     """Register the existing app repo at PATH: add its missing Dockerfiles, .dockerignore and CI (never overwriting a file)."""
-    from . import infra
+    from plano.ops import infra
 
     name, adoption, repo_plan, result = infra.adopt_app(infra.load(infra_root(ctx)), Path(path), name, list(domains), backend_dir, frontend_dir)
     out = console()
@@ -156,7 +156,7 @@ def app_adopt(ctx: click.Context, path: str, domains: tuple[str, ...], name: str
 @click.pass_context
 def app_remove(ctx: click.Context, name: str, force: bool) -> None:
     """Unregister app NAME and re-render. Its data is kept."""
-    from . import infra
+    from plano.ops import infra
 
     result = infra.remove_app(infra.load(infra_root(ctx)), name, force)
     summarize(result)
@@ -171,8 +171,8 @@ def app_remove(ctx: click.Context, name: str, force: bool) -> None:
 @click.pass_context
 def app_list(ctx: click.Context, as_json: bool) -> None:
     """List the registered apps."""
-    from . import infra
-    from .views import app_rows
+    from plano.ops import infra
+    from plano.ops.apps import app_rows
 
     rows = app_rows(infra.load(infra_root(ctx)).manifest)
     if as_json:
@@ -200,8 +200,8 @@ def service_cell(svc: dict | None) -> str:
 @click.pass_context
 def render(ctx: click.Context, check: bool, diff: bool, force: bool) -> None:
     """Render every file from plano.yml."""
-    from . import infra
-    from .errors import CheckFailed
+    from plano.core.errors import CheckFailed
+    from plano.ops import infra
 
     loaded = infra.load(infra_root(ctx))
     if check:
@@ -225,9 +225,10 @@ def render(ctx: click.Context, check: bool, diff: bool, force: bool) -> None:
 @click.pass_context
 def check(ctx: click.Context, as_json: bool) -> None:
     """Run the real validators (compose, nginx -t, gixy, shellcheck, hadolint)."""
-    from . import check as checks, infra
-    from .errors import CheckFailed
-    from .runner import SubprocessRunner
+    from plano.core.errors import CheckFailed
+    from plano.core.runner import SubprocessRunner
+    from plano.ops import check as checks
+    from plano.ops import infra
 
     loaded = infra.load(infra_root(ctx))
     outcomes = checks.run_all(loaded.root, loaded.manifest, SubprocessRunner())
@@ -251,8 +252,11 @@ def check(ctx: click.Context, as_json: bool) -> None:
 def demo(directory: str, images: tuple[str, ...]) -> None:
     """Create a demo workspace (infra + app1), validate it, and start it where a
     Docker engine answers (dev stack, https://app1.localhost)."""
-    from . import check as checks, demo as demos, infra, stack
-    from .runner import SubprocessRunner
+    from plano.core.runner import SubprocessRunner
+    from plano.engine import stack
+    from plano.ops import check as checks
+    from plano.ops import demo as demos
+    from plano.ops import infra
 
     runner = SubprocessRunner()
     root = demos.create(Path(directory), runner, demos.parse_images(images))
@@ -267,17 +271,17 @@ def demo(directory: str, images: tuple[str, ...]) -> None:
         out.print(f"not started: {exc}")
         out.print(f"once an engine answers: cd {root} && plano dev up")
         return
-    from .cli_stack import up
+    from plano.cli.stack import up
 
     up(root, "dev", dry_run=False, build=False, wait=True)
 
 
 def _add_stack_commands() -> None:
-    from .cli_backup import backup_group
-    from .cli_certs import certs_group
-    from .cli_deploy import deploy_cmd, maintenance_cmd, releases_cmd, rollback_cmd
-    from .cli_ops import clone_cmd, doctor_cmd, status_cmd
-    from .cli_stack import db_group, make_group
+    from plano.cli.backup import backup_group
+    from plano.cli.certs import certs_group
+    from plano.cli.deploy import deploy_cmd, maintenance_cmd, releases_cmd, rollback_cmd
+    from plano.cli.ops import clone_cmd, doctor_cmd, status_cmd
+    from plano.cli.stack import db_group, make_group
 
     cli.add_command(make_group("dev"))
     cli.add_command(make_group("prod"))
@@ -296,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
         # Without standalone mode, click returns the code of a click.exceptions.Exit.
         code = cli.main(args=argv, prog_name="plano", standalone_mode=False)
     except PlanoError as exc:
-        from .errors import DriftError
+        from plano.core.errors import DriftError
 
         if isinstance(exc, DriftError):
             click.echo(exc.diff, err=True, nl=False)

@@ -7,7 +7,7 @@ import shlex
 
 import click
 
-from .cli_stack import load
+from plano.cli.stack import load
 
 
 @click.group("certs")
@@ -26,8 +26,9 @@ def certs_group() -> None:
 def issue_cmd(ctx, apps, all_apps, staging, server, force, dry_run) -> None:
     """Get one certificate per app covering all its domains, through the running prod nginx,
     then test and gracefully reload nginx. Apps with `tls:` in plano.yml get their own files installed."""
-    from . import certs, stack
-    from .cli import console
+    from plano.cli.main import console
+    from plano.engine import stack
+    from plano.ops import certs
 
     st, runner = load(ctx, "prod")
     chosen = certs.chosen_apps(st.manifest, apps, all_apps)
@@ -73,7 +74,8 @@ def issue_cmd(ctx, apps, all_apps, staging, server, force, dry_run) -> None:
 @click.pass_context
 def renew_cmd(ctx, force, dry_run) -> None:
     """Renew due certificates now (the certbot service also does it every 12 h), then reload nginx."""
-    from . import certs, stack
+    from plano.engine import stack
+    from plano.ops import certs
 
     st, runner = load(ctx, "prod")
     if dry_run:
@@ -99,8 +101,8 @@ def renew_cmd(ctx, force, dry_run) -> None:
 @click.pass_context
 def status_cmd(ctx, dev, as_json) -> None:
     """Per domain: issuer, expiry, days left, and whether nginx serves the installed certificate (a real TLS handshake)."""
-    from . import certs, infra
-    from .cli import console, infra_root
+    from plano.cli.main import console, infra_root
+    from plano.ops import certs, infra
 
     loaded = infra.load(infra_root(ctx))
     rows = certs.status(loaded.root, loaded.manifest, "dev" if dev else "prod")
@@ -120,7 +122,7 @@ def status_cmd(ctx, dev, as_json) -> None:
 @certs_group.command("dev-ca")
 def dev_ca_cmd() -> None:
     """Print where the local dev CA is (made on first use) and how to trust it."""
-    from . import devca
+    from plano.ops import devca
 
     ca, created = devca.ensure_ca()
     click.echo(f"{'created' if created else 'the'} plano development CA: {ca.path}")

@@ -21,9 +21,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from . import naming as n
-from .errors import UsageError
-from .files import write_atomic
+from plano.core import naming as n
+from plano.core.errors import UsageError
+from plano.core.files import write_atomic
 
 PERMITTED = "localhost"
 CA_YEARS = 10

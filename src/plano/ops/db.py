@@ -5,30 +5,9 @@ from __future__ import annotations
 
 import re
 
-from . import naming as n
-from .errors import ManifestError
-
-# psql variables: :'app' and :'password'. Idempotent: safe to run again.
-HARDEN_SQL = """\
-REVOKE CONNECT ON DATABASE postgres FROM PUBLIC;
-REVOKE CONNECT ON DATABASE template1 FROM PUBLIC;
-"""
-
-CREATE_SQL = """\
-SELECT format('CREATE ROLE %I LOGIN PASSWORD %L NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION', :'app', :'password')
-WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'app') \\gexec
-SELECT format('ALTER ROLE %I PASSWORD %L', :'app', :'password') \\gexec
-SELECT format('CREATE DATABASE %I OWNER %I', :'app', :'app')
-WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'app') \\gexec
-SELECT format('REVOKE ALL ON DATABASE %I FROM PUBLIC', :'app') \\gexec
-SELECT format('GRANT ALL ON DATABASE %I TO %I', :'app', :'app') \\gexec
-"""
-
-# Run inside the app's own database.
-SCHEMA_SQL = """\
-REVOKE ALL ON SCHEMA public FROM PUBLIC;
-SELECT format('ALTER SCHEMA public OWNER TO %I', :'app') \\gexec
-"""
+from plano.core import naming as n
+from plano.core.errors import ManifestError
+from plano.render.sql import CREATE_SQL, HARDEN_SQL, SCHEMA_SQL
 
 DROP_SQL = """\
 SELECT format('DROP DATABASE IF EXISTS %I WITH (FORCE)', :'app') \\gexec

@@ -30,13 +30,13 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from . import naming as n
-from .certs import reload_nginx
-from .errors import PlanoError, RefusedError, UsageError
-from .files import write_atomic
-from .manifest import require_app, require_role
-from .runner import Runner
-from .stack import Stack
+from plano.core import naming as n
+from plano.core.errors import PlanoError, RefusedError, UsageError
+from plano.core.files import write_atomic
+from plano.core.manifest import require_app, require_role
+from plano.core.runner import Runner
+from plano.engine.stack import Stack
+from plano.ops.certs import reload_nginx
 
 LOG = "logs/deploys.jsonl"  # under data/
 DRAIN_SECONDS = 3.0

@@ -7,15 +7,15 @@ import shlex
 
 import click
 
-from .cli_stack import load
+from plano.cli.stack import load
 
 SERVICE = click.Choice(["backend", "frontend"])
 
 
 def deployer(ctx: click.Context, timeout: float):
-    from . import stack
-    from .cli import console
-    from .deploy import Deployer
+    from plano.cli.main import console
+    from plano.engine import stack
+    from plano.ops.deploy import Deployer
 
     st, runner = load(ctx, "prod")
     stack.require_engine(runner)
@@ -24,7 +24,7 @@ def deployer(ctx: click.Context, timeout: float):
 
 
 def report(records) -> None:
-    from .deploy import LOG
+    from plano.ops.deploy import LOG
 
     for record in records:
         click.echo(f"{record.service}: {record.from_tag} -> {record.to_tag}, done; recorded in .env.prod and data/{LOG}")
@@ -41,7 +41,7 @@ def deploy_cmd(ctx, app, role, tag, timeout, dry_run) -> None:
     """Replace APP's containers with TAG with no failed request: pull, release command,
     start next to the old one, wait for health, switch nginx, drain, stop the old one.
     When the new one is not healthy in time it is removed and the old one keeps serving."""
-    from . import deploy
+    from plano.ops import deploy
 
     if dry_run:
         st, _ = load(ctx, "prod")
@@ -63,8 +63,8 @@ def deploy_cmd(ctx, app, role, tag, timeout, dry_run) -> None:
 @click.pass_context
 def rollback_cmd(ctx, app, role, timeout) -> None:
     """Deploy the tag that ran before the current one (from the deploy log), the same zero-downtime way."""
-    from . import deploy
-    from .errors import RefusedError
+    from plano.core.errors import RefusedError
+    from plano.ops import deploy
 
     d = deployer(ctx, timeout)
     records = deploy.read_log(d.stack.root)
@@ -90,8 +90,8 @@ def releases_cmd(ctx, app, as_json) -> None:
     """The deploy log: who deployed what, when, and how it ended."""
     from dataclasses import asdict
 
-    from . import deploy, infra
-    from .cli import console, infra_root
+    from plano.cli.main import console, infra_root
+    from plano.ops import deploy, infra
 
     loaded = infra.load(infra_root(ctx))
     records = [r for r in deploy.read_log(loaded.root) if app is None or r.app == app]
@@ -114,9 +114,10 @@ def releases_cmd(ctx, app, as_json) -> None:
 def maintenance_cmd(ctx, state, app, dev) -> None:
     """nginx answers APP's requests with a 503 maintenance page (on) or serves it again (off).
     The other apps, ACME challenges and healthchecks are not affected."""
-    from . import infra, naming
-    from .cli import infra_root
-    from .manifest import require_app
+    from plano.cli.main import infra_root
+    from plano.core import naming
+    from plano.core.manifest import require_app
+    from plano.ops import infra
 
     loaded = infra.load(infra_root(ctx))
     require_app(loaded.manifest, app)

@@ -9,11 +9,11 @@ import hashlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from . import compose
-from . import naming as n
-from .errors import EnvironmentProblem
-from .manifest import Manifest
-from .runner import Runner
+from plano.core import naming as n
+from plano.core.errors import EnvironmentProblem
+from plano.core.manifest import Manifest
+from plano.core.runner import Runner
+from plano.engine import compose
 
 PASSED, FAILED, SKIPPED = "passed", "failed", "skipped"
 NGINX_CONF = "/etc/plano/nginx/nginx.conf"

@@ -9,10 +9,10 @@ run and dropped after it; DATABASE_URL points there, never at the app's dev data
 
 from __future__ import annotations
 
-from . import naming as n
-from .db import with_vars
-from .manifest import require_app, require_role
-from .stack import Stack
+from plano.core import naming as n
+from plano.core.manifest import require_app, require_role
+from plano.engine.stack import Stack
+from plano.ops.db import with_vars
 
 CREATE_TEST_DB_SQL = """\
 SELECT format('DROP DATABASE IF EXISTS %I WITH (FORCE)', :'db') \\gexec

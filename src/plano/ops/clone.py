@@ -9,9 +9,9 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from . import naming as n
-from .manifest import Manifest, require_app
-from .runner import Runner
+from plano.core import naming as n
+from plano.core.manifest import Manifest, require_app
+from plano.core.runner import Runner
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,12 @@ import datetime as dt
 import shutil
 from pathlib import Path
 
-from . import backup, certs, naming as n, secrets, stack
-from .manifest import Manifest
-from .runner import Runner
+from plano.core import naming as n
+from plano.core import secrets
+from plano.core.manifest import Manifest
+from plano.core.runner import Runner
+from plano.engine import stack
+from plano.ops import backup, certs
 
 
 def parse_started(value: str) -> dt.datetime | None:
