@@ -39,8 +39,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the e2e tests' workspace helpers live in tests/
 
-from plano.cli.stack import load_root  # noqa: E402
+from plano.core.mode import Mode  # noqa: E402
+from plano.core.runner import SubprocessRunner  # noqa: E402
 from plano.engine import compose  # noqa: E402
+from plano.engine.stack import open_stack  # noqa: E402
 from tests.integration.net import http_get, https_request  # noqa: E402
 from tests.integration.stackfixtures import (  # noqa: E402
     Workspace,
@@ -48,6 +50,7 @@ from tests.integration.stackfixtures import (  # noqa: E402
     plano,
     remove_project,
 )
+from tests.scripted import session  # noqa: E402
 
 APP = "app1"
 HOST = f"{APP}.localhost"
@@ -144,7 +147,7 @@ def override(backend_port: int) -> dict:
 
 def bench_compose(ws: Workspace) -> tuple[compose.ComposeContext, int]:
     """plano's own compose context for dev, plus the override file; and the backend's port."""
-    st, _ = load_root(ws.infra, "dev")
+    st = open_stack(session(ws.infra, SubprocessRunner(), Mode.DEV))
     backend_port = st.manifest.apps[APP].backend.port
     path = ws.root / "bench.override.json"  # JSON is YAML: compose reads it as a compose file
     path.write_text(json.dumps(override(backend_port), indent=2))

@@ -217,7 +217,7 @@ def test_bad_init_writes_nothing(workspace, capsys):
 
 def test_remove_unknown_app(infra, capsys):
     code, _, err = run(capsys, "app", "remove", "ghost")
-    assert code == 2 and err.strip() == "error: apps/ghost: no such app (registered: none)"
+    assert code == 2 and err.strip() == "error: apps/ghost: no such app in plano.yml (registered: none); see plano app list"
 
 
 def test_help_lists_exit_codes(capsys):

@@ -193,14 +193,14 @@ def test_database_restart_under_light_load(prod):
 
 
 def test_nginx_serves_the_other_apps_when_one_is_absent(prod):
+    from plano.core.mode import Mode
     from plano.core.runner import SubprocessRunner
     from plano.engine import stack
-    from plano.ops import infra
+    from tests.scripted import session
 
     ws, clone, _ = prod
     plano("prod", "down", cwd=clone)
-    loaded = infra.load(clone)
-    st = stack.open_stack(clone, loaded.manifest, "prod", SubprocessRunner())
+    st = stack.open_stack(session(clone, SubprocessRunner(), Mode.PROD))
     subprocess.run(st.argv("up", "-d", "--wait", "nginx", "app1-backend", "app1-frontend"),
                    cwd=clone, check=True, capture_output=True, timeout=600)
     assert container(ws, "app2-backend") == ""

@@ -2,21 +2,22 @@
 
 
 from plano.core import manifest as mf
-from plano.core.runner import RecordingRunner
+from plano.core.mode import Mode
 from plano.engine import compose
 from plano.ops import check
 from tests.conftest import manifest_text
+from tests.scripted import Answer, ScriptedRunner
 
 
 def test_dev_compose_argv():
-    ctx = compose.context(("docker", "compose"), "acme-dev", "dev")
+    ctx = compose.ComposeContext(("docker", "compose"), "acme-dev", Mode.DEV.compose_files, Mode.DEV.env_files)
     assert compose.compose_argv(ctx, "config", "--quiet") == [
         "docker", "compose", "-p", "acme-dev", "--env-file", ".env", "--env-file", ".env.dev",
         "-f", "docker-compose.yml", "-f", "docker-compose.dev.yml", "config", "--quiet"]
 
 
 def test_prod_compose_argv():
-    ctx = compose.context(("/usr/bin/docker-compose",), "acme", "prod")
+    ctx = compose.ComposeContext(("/usr/bin/docker-compose",), "acme", Mode.PROD.compose_files, Mode.PROD.env_files)
     assert compose.compose_argv(ctx, "up", "-d", "--wait") == [
         "/usr/bin/docker-compose", "-p", "acme", "--env-file", ".env", "--env-file", ".env.prod",
         "-f", "docker-compose.yml", "-f", "docker-compose.prod.yml", "up", "-d", "--wait"]
@@ -46,6 +47,7 @@ def test_nginx_tag_follows_the_build_inputs(tmp_path):
 
 def test_nginx_check_is_skipped_without_an_engine(tmp_path):
     m = mf.load_text(manifest_text())
-    outcome = check.check_nginx(tmp_path, m, RecordingRunner(code=1))
+    runner = ScriptedRunner().query("docker", "info", answers=Answer(1, "", "Cannot connect to the Docker daemon"))
+    outcome = check.check_nginx(tmp_path, m, runner)
     assert outcome.status == check.SKIPPED and "no Docker engine" in outcome.detail
 

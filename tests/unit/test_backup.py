@@ -7,6 +7,7 @@ import pytest
 
 from plano.core import manifest as mf
 from plano.core.errors import UsageError
+from plano.core.mode import Mode
 from plano.engine.compose import ComposeContext
 from plano.engine.stack import Stack
 from plano.ops import backup
@@ -20,7 +21,7 @@ def stack(tmp_path) -> Stack:
     text = mf.new_document("acme", "registry.example.com/acme", "ops@example.com").replace(
         "apps: {}", "apps:\n  app1:\n    domains: [app1.example.com]\n")
     ctx = ComposeContext(("docker", "compose"), "acme", ("docker-compose.yml", "docker-compose.prod.yml"), (".env.prod",))
-    return Stack(tmp_path, mf.load_text(text), "prod", ctx)
+    return Stack(tmp_path, mf.load_text(text), Mode.PROD, ctx)
 
 
 def test_argv(stack):
@@ -33,12 +34,10 @@ def test_argv(stack):
 
 
 def test_input_checks(stack):
-    assert backup.chosen(stack.manifest, ("app1",), False) == ["app1"]
-    assert backup.chosen(stack.manifest, (), True) == []
-    with pytest.raises(UsageError, match="apps/nope: no such app"):
-        backup.chosen(stack.manifest, ("nope",), False)
-    with pytest.raises(UsageError, match="'latest' is not a backup ID; they look like 20261129T033000Z"):
-        backup.check_id("latest")
+    for bad in ("latest", "20261129T033000Z\n", "2026112٩T033000Z"):  # a newline, a non-ASCII digit
+        with pytest.raises(UsageError, match="is not a backup ID; they look like 20261129T033000Z"):
+            backup.check_id(bad)
+    assert backup.check_id("20261129T033000Z") == "20261129T033000Z"
     for name in ("app1", "postgres", "Bad-Name"):
         with pytest.raises(UsageError, match=f"--to-scratch {name}: give a new database name"):
             backup.check_scratch(name, stack.manifest)

@@ -13,9 +13,12 @@ from cryptography.x509.oid import NameOID
 
 from plano.core import manifest as mf
 from plano.core.errors import UsageError
+from plano.core.mode import Mode
+from plano.engine import nginx, tls
 from plano.engine.compose import ComposeContext
 from plano.engine.stack import Stack
 from plano.ops import certs, devca
+from tests import scripted
 
 NOW = dt.datetime(2026, 11, 29, 12, 0, tzinfo=dt.UTC)
 COMPOSE = ["docker", "compose", "-p", "acme", "--env-file", ".env.prod", "-f", "docker-compose.yml", "-f", "docker-compose.prod.yml"]
@@ -31,7 +34,7 @@ def manifest() -> mf.Manifest:
 @pytest.fixture
 def stack(manifest) -> Stack:
     ctx = ComposeContext(("docker", "compose"), "acme", ("docker-compose.yml", "docker-compose.prod.yml"), (".env.prod",))
-    return Stack(Path("/infra"), manifest, "prod", ctx)
+    return Stack(Path("/infra"), manifest, Mode.PROD, ctx)
 
 
 def test_certonly_argv(stack):
@@ -55,16 +58,19 @@ def test_install_renew_and_nginx_argv(stack):
         "--no-random-sleep-on-renew", "--webroot", "-w", "/var/www/certbot", "--deploy-hook", "/plano/scripts/deploy-hook.sh",
         "--force-renewal",
     ]
-    assert certs.nginx_test_argv(stack) == [*COMPOSE, "exec", "-T", "nginx", "nginx", "-c", "/etc/plano/nginx/nginx.conf", "-t", "-q"]
-    assert certs.nginx_reload_argv(stack)[-2:] == ["-s", "reload"]
+    assert nginx.test_argv(stack) == [*COMPOSE, "exec", "-T", "nginx", "nginx", "-c", "/etc/plano/nginx/nginx.conf", "-t", "-q"]
+    assert nginx.reload_argv(stack)[-2:] == ["-s", "reload"]
 
 
 def test_choosing_apps_and_server(manifest):
-    assert certs.chosen_apps(manifest, (), True) == ["app1", "app2"]
-    assert certs.chosen_apps(manifest, ("app2",), False) == ["app2"]
+    assert mf.select_apps(manifest, (), True, required=True) == ["app1", "app2"]
+    assert mf.select_apps(manifest, ("app2",), False, required=True) == ["app2"]
+    assert mf.select_apps(manifest, (), False) == ["app1", "app2"]  # without `required`, none named is every app
     for names, all_apps, message in (((), False, "which app?"), (("app1",), True, "not both"), (("app9",), False, "apps/app9: no such app")):
         with pytest.raises(UsageError, match=message):
-            certs.chosen_apps(manifest, names, all_apps)
+            mf.select_apps(manifest, names, all_apps, required=True)
+    with pytest.raises(UsageError, match="--app app9: no such app"):
+        mf.select_apps(manifest, ("app9",), False, flag="--app")
     assert certs.acme_server(manifest, None, False) == "https://acme-v02.api.letsencrypt.org/directory"
     assert certs.acme_server(manifest, None, True) == certs.LETSENCRYPT_STAGING
     with pytest.raises(UsageError, match="--server http://x: not an ACME directory URL"):
@@ -121,23 +127,23 @@ def test_own_certificate_checks():
 
 
 def test_wildcards_cover_one_level():
-    assert certs.covers(("*.example.com",), "app1.example.com")
-    assert not certs.covers(("*.example.com",), "a.b.example.com") and not certs.covers(("*.example.com",), "example.com")
+    assert tls.covers(("*.example.com",), "app1.example.com")
+    assert not tls.covers(("*.example.com",), "a.b.example.com") and not tls.covers(("*.example.com",), "example.com")
 
 
 def test_status_row_says_what_is_served(manifest):
     chain, _ = self_signed(["app1.example.com", "www.app1.example.com"])
-    installed = certs.facts(certs.first_pem_der(chain))
+    installed = tls.facts(tls.first_pem_der(chain))
     row = certs.status_row("app1", manifest.apps["app1"], "app1.example.com", installed, installed, None, NOW)
-    assert row == {
-        "app": "app1", "domain": "app1.example.com", "source": "acme", "issuer": "app1.example.com",
-        "not_after": installed.not_after.isoformat(), "days_left": 90, "serial": "abc", "covers_domain": True,
-        "serving": True, "error": None,
-    }
-    other = certs.facts(certs.first_pem_der(self_signed(["app1.example.com"])[0]))
-    assert certs.status_row("app1", manifest.apps["app1"], "app1.example.com", installed, other, None, NOW)["serving"] is False
+    assert row == certs.CertRow(
+        app="app1", domain="app1.example.com", source="acme", issuer="app1.example.com",
+        not_after=installed.not_after.isoformat(), days_left=90, serial="abc", covers_domain=True,
+        serving=True, error=None,
+    )
+    other = tls.facts(tls.first_pem_der(self_signed(["app1.example.com"])[0]))
+    assert certs.status_row("app1", manifest.apps["app1"], "app1.example.com", installed, other, None, NOW).serving is False
     down = certs.status_row("app1", manifest.apps["app1"], "app1.example.com", None, None, "no TLS handshake", NOW)
-    assert down["source"] == "placeholder" and down["serving"] is False and down["issuer"] is None
+    assert down.source == "placeholder" and down.serving is False and down.issuer is None
 
 
 def test_dev_ca_signs_localhost_names_only(tmp_path):
@@ -157,15 +163,16 @@ def test_dev_ca_signs_localhost_names_only(tmp_path):
 
 def test_dev_certificates_are_made_once_and_renewed_when_due(tmp_path):
     ca_folder, root = tmp_path / "ca", tmp_path / "infra"
-    _, created, renewed = devca.install_dev_certs(root, {"app1": ["app1.localhost"]}, ca_folder, NOW)
+    here = scripted.session(root, scripted.ScriptedRunner())
+    _, created, renewed = devca.install_dev_certs(here, {"app1": ["app1.localhost"]}, ca_folder, NOW)
     assert created and renewed == ["app1"]
     target = root / "data/dev/certs/plano/app1"
     assert oct((target / "privkey.pem").stat().st_mode & 0o777) == "0o600"
-    assert devca.install_dev_certs(root, {"app1": ["app1.localhost"]}, ca_folder, NOW)[2] == []
+    assert devca.install_dev_certs(here, {"app1": ["app1.localhost"]}, ca_folder, NOW)[2] == []
     later = NOW + dt.timedelta(days=devca.LEAF_DAYS - 10)
-    assert devca.install_dev_certs(root, {"app1": ["app1.localhost"]}, ca_folder, later)[2] == ["app1"]
+    assert devca.install_dev_certs(here, {"app1": ["app1.localhost"]}, ca_folder, later)[2] == ["app1"]
     (target / "fullchain.pem").write_text("placeholder")
-    assert devca.install_dev_certs(root, {"app1": ["app1.localhost"]}, ca_folder, NOW)[2] == ["app1"]
+    assert devca.install_dev_certs(here, {"app1": ["app1.localhost"]}, ca_folder, NOW)[2] == ["app1"]
 
 
 def test_renewed_apps_from_certbots_summary():

@@ -7,7 +7,10 @@ from pathlib import Path
 import pytest
 
 from plano.core import manifest as mf
-from plano.core.errors import RefusedError, UsageError
+from plano.core import secrets
+from plano.core.errors import PlanoError, RefusedError, UsageError
+from plano.core.mode import Mode
+from plano.engine import inspect, nginx
 from plano.engine.compose import ComposeContext
 from plano.engine.stack import Stack
 from plano.ops import deploy
@@ -21,7 +24,7 @@ def stack(tmp_path) -> Stack:
         "apps: {}", "apps:\n  app1:\n    domains: [app1.example.com]\n    backend:\n      release: [npm, run, migrate]\n"
         "  site:\n    domains: [site.example.com]\n    backend: {enabled: false}\n")
     ctx = ComposeContext(("docker", "compose"), "acme", ("docker-compose.yml", "docker-compose.prod.yml"), (".env.prod",))
-    return Stack(tmp_path, mf.load_text(text), "prod", ctx)
+    return Stack(tmp_path, mf.load_text(text), Mode.PROD, ctx)
 
 
 def test_targets(stack):
@@ -30,7 +33,8 @@ def test_targets(stack):
     assert deploy.targets(stack, "site", None, "abc") == [deploy.Target("site", "frontend", "abc")]
     for app, role, tag, message in (("nope", None, "1", "apps/nope: no such app"),
                                     ("site", "backend", "1", "--service backend: app site has no backend; it has frontend"),
-                                    ("app1", None, "a b", "--tag 'a b': not an image tag")):
+                                    ("app1", None, "a b", "--tag 'a b': not an image tag"),
+                                    ("app1", None, "1.0\nX=1", "not an image tag"), ("app1", None, "${POSTGRES_PASSWORD}", "not an image tag")):
         with pytest.raises(UsageError, match=message):
             deploy.targets(stack, app, role, tag)
 
@@ -43,34 +47,34 @@ def test_argv(stack):
         *env, *COMPOSE, "run", "--rm", "--no-deps", "-T", "app1-backend", "npm", "run", "migrate"]
     assert deploy.scale_up_argv(stack, target) == [
         *env, *COMPOSE, "up", "-d", "--no-deps", "--no-recreate", "--scale", "app1-backend=2", "app1-backend"]
-    assert deploy.containers_argv(stack, target) == [
+    assert inspect.service_argv("acme", "app1-backend") == [
         "docker", "ps", "-q", "--no-trunc", "--filter", "label=com.docker.compose.project=acme",
         "--filter", "label=com.docker.compose.service=app1-backend"]
     assert deploy.stop_argv("c1") == ["docker", "stop", "--time", "30", "c1"]
-    assert deploy.pin_lines(["172.18.0.5", "172.18.0.7"], 3000, "app1-backend") == (
+    assert nginx.pin_lines(["172.18.0.5", "172.18.0.7"], 3000, "app1-backend") == (
         "# plano deploy: these containers only, until the deploy ends\n"
         "server 172.18.0.5:3000;\nserver 172.18.0.7:3000;\nserver app1-backend:3000 resolve down;\n")
     details = {"Name": "/acme-app1-backend-2", "NetworkSettings": {"Networks": {
         "acme_edge": {"IPAddress": "172.20.0.3"}, "acme_app1-net": {"IPAddress": "172.18.0.5"}}}}
-    assert deploy.network_address(details, "acme_app1-net") == "172.18.0.5"
-    with pytest.raises(deploy.DeployFailed, match="acme-app1-backend-2 has no address on the network acme_app2-net"):
-        deploy.network_address(details, "acme_app2-net")
+    assert inspect.network_address(details, "acme_app1-net") == "172.18.0.5"
+    with pytest.raises(PlanoError, match="acme-app1-backend-2 has no address on the network acme_app2-net"):
+        inspect.network_address(details, "acme_app2-net")
     assert stack.manifest.apps["app1"].backend.release == ["npm", "run", "migrate"]
 
 
 def test_reading_docker_inspect():
-    assert deploy.health_of({"Running": False}) == "exited"
-    assert deploy.health_of({"Running": True}) == "running"
-    assert deploy.health_of({"Running": True, "Health": {"Status": "starting"}}) == "starting"
+    assert inspect.health_of({"Running": False}) == "exited"
+    assert inspect.health_of({"Running": True}) == "running"
+    assert inspect.health_of({"Running": True, "Health": {"Status": "starting"}}) == "starting"
     state = {"Running": True, "Health": {"Status": "unhealthy", "Log": [
         {"ExitCode": 1, "Output": "a"}, {"ExitCode": 1, "Output": "b\n  c"}, {"ExitCode": 1, "Output": ""}, {"ExitCode": 1, "Output": "d"}]}}
-    assert deploy.health_output(state) == ["exit 1: b c", "exit 1: ", "exit 1: d"]
+    assert inspect.health_output(state) == ["exit 1: b c", "exit 1: ", "exit 1: d"]
 
 
 def test_env_file_edit_keeps_everything_else():
     text = "# note\nAPP1_DB_PASSWORD=s3cret\nAPP1_BACKEND_TAG=1.0.0\nOTHER=x\n"
-    assert deploy.set_env_value(text, "APP1_BACKEND_TAG", "2.0.0") == "# note\nAPP1_DB_PASSWORD=s3cret\nAPP1_BACKEND_TAG=2.0.0\nOTHER=x\n"
-    assert deploy.set_env_value("A=1\n", "B", "2") == "A=1\nB=2\n"
+    assert secrets.set_env_value(text, "APP1_BACKEND_TAG", "2.0.0") == "# note\nAPP1_DB_PASSWORD=s3cret\nAPP1_BACKEND_TAG=2.0.0\nOTHER=x\n"
+    assert secrets.set_env_value("A=1\n", "B", "2") == "A=1\nB=2\n"
 
 
 def record(service, from_tag, to_tag, result="ok", action="deploy"):

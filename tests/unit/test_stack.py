@@ -6,6 +6,7 @@ import pytest
 
 from plano.core import manifest as mf
 from plano.core.errors import ManifestError, PlanoError
+from plano.core.mode import Mode
 from plano.engine import stack
 from plano.engine.compose import ComposeContext
 from plano.ops import db
@@ -14,7 +15,8 @@ from tests.conftest import manifest_text
 BIN = ("docker", "compose")
 
 
-def make(mode: str) -> stack.Stack:
+def make(name: str) -> stack.Stack:
+    mode = Mode(name)
     m = mf.load_text(manifest_text(apps=2))
     env = (".env", f".env.{mode}")
     files = ("docker-compose.yml", f"docker-compose.{mode}.yml")
@@ -46,29 +48,29 @@ def test_logs_exec_restart():
 
 def test_env_files_need_the_mode_file(tmp_path):
     (tmp_path / ".env.prod").write_text("")
-    assert stack.env_files(tmp_path, "prod") == (".env.prod",)
+    assert stack.env_files(tmp_path, Mode.PROD) == (".env.prod",)
     (tmp_path / ".env").write_text("")
-    assert stack.env_files(tmp_path, "prod") == (".env", ".env.prod")
+    assert stack.env_files(tmp_path, Mode.PROD) == (".env", ".env.prod")
     with pytest.raises(PlanoError) as caught:
-        stack.env_files(tmp_path, "dev")
+        stack.env_files(tmp_path, Mode.DEV)
     assert str(caught.value) == ".env.dev: missing; run 'plano render' to create it"
     (tmp_path / ".env.prod").unlink()
     with pytest.raises(PlanoError, match=r"^\.env\.prod: missing; copy it from the machine where plano created it"):
-        stack.env_files(tmp_path, "prod")
+        stack.env_files(tmp_path, Mode.PROD)
 
 
 def test_urls():
     m = mf.load_text(manifest_text(apps=2))
-    assert stack.urls(m, "dev") == {"app1": "https://app1.localhost", "app2": "https://app2.localhost"}
-    assert stack.urls(m, "prod") == {"app1": "https://app1.example.com", "app2": "https://app2.example.com"}
+    assert stack.urls(m, Mode.DEV) == {"app1": "https://app1.localhost", "app2": "https://app2.localhost"}
+    assert stack.urls(m, Mode.PROD) == {"app1": "https://app1.example.com", "app2": "https://app2.example.com"}
     m = mf.load_text(manifest_text(apps=1).replace("  https_port: 443\n  database_port", "  https_port: 8443\n  database_port"))
-    assert stack.urls(m, "dev") == {"app1": "https://app1.localhost:8443"}
+    assert stack.urls(m, Mode.DEV) == {"app1": "https://app1.localhost:8443"}
 
 
 def test_published_ports():
     m = mf.load_text(manifest_text())
-    assert stack.published_ports(m, "prod") == [("0.0.0.0", 80, "prod/http_port"), ("0.0.0.0", 443, "prod/https_port")]
-    assert [p[1] for p in stack.published_ports(m, "dev")] == [80, 443, 5432, 6379]
+    assert stack.published_ports(m, Mode.PROD) == [("0.0.0.0", 80, "prod/http_port"), ("0.0.0.0", 443, "prod/https_port")]
+    assert [p[1] for p in stack.published_ports(m, Mode.DEV)] == [80, 443, 5432, 6379]
 
 
 def test_port_taken_is_detected():
@@ -96,6 +98,8 @@ def test_db_password_rules():
 
 def test_db_list_parsing():
     assert db.parse_list("app1|app1|7000000\napp2|app2|8000\n") == [
-        {"database": "app1", "owner": "app1", "size_bytes": 7000000},
-        {"database": "app2", "owner": "app2", "size_bytes": 8000},
-    ]
+        db.DatabaseRow("app1", "app1", 7000000), db.DatabaseRow("app2", "app2", 8000)]
+
+
+def test_psql_variables_cannot_leave_their_quotes():
+    assert db.with_vars("SELECT 1;\n", app="it's\\") == "\\set app 'it''s\\\\'\nSELECT 1;\n"

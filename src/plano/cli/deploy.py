@@ -2,32 +2,20 @@
 
 from __future__ import annotations
 
-import json
-import shlex
-
 import click
 
-from plano.cli.stack import load
+from plano.cli.main import session
+from plano.cli.output import echo_json, table
+from plano.core.mode import Mode
 
 SERVICE = click.Choice(["backend", "frontend"])
 
 
-def deployer(ctx: click.Context, timeout: float):
-    from plano.cli.main import console
-    from plano.engine import stack
-    from plano.ops.deploy import Deployer
-
-    st, runner = load(ctx, "prod")
-    stack.require_engine(runner)
-    out = console()
-    return Deployer(st, runner, lambda line: out.print(line, highlight=False), timeout=timeout)
-
-
 def report(records) -> None:
-    from plano.ops.deploy import LOG
+    from plano.core import naming as n
 
     for record in records:
-        click.echo(f"{record.service}: {record.from_tag} -> {record.to_tag}, done; recorded in .env.prod and data/{LOG}")
+        click.echo(f"{record.service}: {record.from_tag} -> {record.to_tag}, done; recorded in .env.prod and {n.DEPLOY_LOG}")
 
 
 @click.command("deploy")
@@ -35,7 +23,8 @@ def report(records) -> None:
 @click.option("--service", "role", type=SERVICE, help="Only this service [both].")
 @click.option("--tag", required=True, help="The image tag to run, e.g. 1.2.3 or a commit SHA.")
 @click.option("--timeout", default=180.0, show_default=True, help="Seconds the new container has to become healthy.")
-@click.option("--dry-run", is_flag=True, help="Print the compose commands of the first steps instead of running them.")
+@click.option("--dry-run", is_flag=True, help="Print every command and file change of the deploy instead of making it "
+              "(it reads the running stack).")
 @click.pass_context
 def deploy_cmd(ctx, app, role, tag, timeout, dry_run) -> None:
     """Replace APP's containers with TAG with no failed request: pull, release command,
@@ -43,43 +32,24 @@ def deploy_cmd(ctx, app, role, tag, timeout, dry_run) -> None:
     When the new one is not healthy in time it is removed and the old one keeps serving."""
     from plano.ops import deploy
 
-    if dry_run:
-        st, _ = load(ctx, "prod")
-        for target in deploy.targets(st, app, role, tag):
-            click.echo(shlex.join(deploy.pull_argv(st, target)))
-            release = st.manifest.apps[app].services()[target.role].release
-            if release:
-                click.echo(shlex.join(deploy.release_argv(st, target, release)))
-            click.echo(shlex.join(deploy.scale_up_argv(st, target)))
-        return
-    d = deployer(ctx, timeout)
-    report(d.deploy(deploy.targets(d.stack, app, role, tag)))
+    records = deploy.deploy(session(ctx, Mode.PROD, dry_run), app, role, tag, timeout)
+    if not dry_run:
+        report(records)
 
 
 @click.command("rollback")
 @click.argument("app")
 @click.option("--service", "role", type=SERVICE, help="Only this service [both].")
 @click.option("--timeout", default=180.0, show_default=True, help="Seconds the old version has to become healthy.")
+@click.option("--dry-run", is_flag=True, help="Print the rollback's commands instead of running them.")
 @click.pass_context
-def rollback_cmd(ctx, app, role, timeout) -> None:
+def rollback_cmd(ctx, app, role, timeout, dry_run) -> None:
     """Deploy the tag that ran before the current one (from the deploy log), the same zero-downtime way."""
-    from plano.core.errors import RefusedError
     from plano.ops import deploy
 
-    d = deployer(ctx, timeout)
-    records = deploy.read_log(d.stack.root)
-    targets = []
-    for target in deploy.targets(d.stack, app, role, "latest"):
-        current = d.current_tag(target)
-        previous = deploy.previous_tag(records, target.service, current)
-        if previous is None:
-            if role:
-                raise RefusedError(f"{target.service}: no deploy to {current} in data/{deploy.LOG}; nothing to roll back to")
-            continue
-        targets.append(deploy.Target(target.app, target.role, previous))
-    if not targets:
-        raise RefusedError(f"{app}: no deploy in data/{deploy.LOG} led to the tags running now; nothing to roll back to")
-    report(d.deploy(targets, action="rollback"))
+    records = deploy.rollback(session(ctx, Mode.PROD, dry_run), app, role, timeout)
+    if not dry_run:
+        report(records)
 
 
 @click.command("releases")
@@ -88,22 +58,14 @@ def rollback_cmd(ctx, app, role, timeout) -> None:
 @click.pass_context
 def releases_cmd(ctx, app, as_json) -> None:
     """The deploy log: who deployed what, when, and how it ended."""
-    from dataclasses import asdict
+    from plano.ops import deploy
 
-    from plano.cli.main import console, infra_root
-    from plano.ops import deploy, infra
-
-    loaded = infra.load(infra_root(ctx))
-    records = [r for r in deploy.read_log(loaded.root) if app is None or r.app == app]
+    records = deploy.releases(session(ctx), app)
     if as_json:
-        click.echo(json.dumps([asdict(r) for r in records], indent=2))
+        echo_json(records)
         return
-    from rich.table import Table
-
-    table = Table("time", "user", "service", "from", "to", "action", "result", box=None)
-    for r in records:
-        table.add_row(r.time, r.user, r.service, r.from_tag, r.to_tag, r.action, r.result)
-    console().print(table if records else "no deploys yet")
+    table(("time", "user", "service", "from", "to", "action", "result"),
+          [(r.time, r.user, r.service, r.from_tag, r.to_tag, r.action, r.result) for r in records], "no deploys yet")
 
 
 @click.command("maintenance")
@@ -114,17 +76,11 @@ def releases_cmd(ctx, app, as_json) -> None:
 def maintenance_cmd(ctx, state, app, dev) -> None:
     """nginx answers APP's requests with a 503 maintenance page (on) or serves it again (off).
     The other apps, ACME challenges and healthchecks are not affected."""
-    from plano.cli.main import infra_root
-    from plano.core import naming
-    from plano.core.manifest import require_app
-    from plano.ops import infra
+    from plano.ops import maintenance
 
-    loaded = infra.load(infra_root(ctx))
-    require_app(loaded.manifest, app)
-    flag = loaded.root / naming.maintenance_flag(app, "dev" if dev else "prod")
-    flag.parent.mkdir(parents=True, exist_ok=True)
-    if state == "on":
-        flag.write_text("on\n")
-    else:
-        flag.unlink(missing_ok=True)
-    click.echo(f"{app}: maintenance {state} (nginx checks data/{'dev/' if dev else ''}nginx/maintenance/{app} on every request)")
+    flag = maintenance.switch(session(ctx, Mode.of(dev)), app, state == "on")
+    click.echo(f"{app}: maintenance {state} (nginx checks {flag} on every request)")
+
+
+def commands() -> list[click.Command]:
+    return [deploy_cmd, rollback_cmd, releases_cmd, maintenance_cmd]

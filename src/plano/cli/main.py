@@ -1,55 +1,46 @@
-"""Thin command layer: parse, call the library, print. Heavy imports stay lazy so
-`plano --help` starts fast."""
+"""The root command, the infra's own commands (init, app, render, check, demo) and
+the error boundary. Heavy imports stay lazy so `plano --help` starts fast."""
 
 from __future__ import annotations
 
-import json
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import click
 
 from plano import __version__
+from plano.cli.output import ConsoleOutput, console, echo_json, summarize
 from plano.core.errors import BUG, PlanoError
+from plano.core.runner import Runner, SubprocessRunner
+from plano.core.session import Output, Session
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
-def console(stderr: bool = False):
-    from rich.console import Console
-
-    return Console(stderr=stderr, highlight=False, soft_wrap=True)
-
-
-def infra_root(ctx: click.Context) -> Path:
-    from plano.core.manifest import find_root
-
-    given = ctx.find_root().params.get("directory")
-    return Path(given) if given else find_root(Path.cwd())
-
-
-def summarize(result, verb: str = "wrote") -> None:
-    out = console()
-    for rel in sorted(result.writes):
-        out.print(f"  {verb} {rel}")
-    for rel in result.removes:
-        out.print(f"  removed {rel}")
-    if not result.changed:
-        out.print("  everything up to date")
+def session(ctx: click.Context, mode=None, dry_run: bool = False) -> Session:
+    """The command's Session (made once in main), for `mode` when the command has one."""
+    made: Session = ctx.find_root().obj
+    return made.with_mode(mode, dry_run) if mode is not None else made
 
 
 @click.group(context_settings=CONTEXT)
 @click.version_option(__version__, prog_name="plano")
 @click.option("-C", "--dir", "directory", type=click.Path(file_okay=False), help="The infra folder (default: the nearest folder upwards holding plano.yml).")
-def cli(directory: str | None) -> None:
+@click.pass_context
+def cli(ctx: click.Context, directory: str | None) -> None:
     """plano: many NestJS + Next.js apps on one server, behind nginx with HTTPS,
     with a shared Postgres and Redis, as plain compose files you own.
 
     \b
     Exit codes: 0 ok; 1 a check failed or files are out of date; 2 bad input;
-    3 refused (hand-edited files, existing infra); 4 a tool or engine is missing;
-    70 a bug in plano.
+    3 refused (hand-edited files, existing infra); 4 a tool, an engine or a file is
+    not usable; 70 a bug in plano. Commands that run a tool (compose, psql, tests)
+    exit with its code.
     """
+    if directory:
+        ctx.obj.directory = Path(directory)
 
 
 @cli.command()
@@ -58,14 +49,13 @@ def cli(directory: str | None) -> None:
 @click.option("--email", required=True, help="Let's Encrypt account email (expiry notices).")
 @click.option("--name", help="Project name for compose (default: from the folder name).")
 @click.option("--force", is_flag=True, help="Re-initialise an existing infra (secrets are kept).")
-def init(directory: str, registry: str, email: str, name: str | None, force: bool) -> None:
+@click.pass_context
+def init(ctx: click.Context, directory: str, registry: str, email: str, name: str | None, force: bool) -> None:
     """Create the infra repo in DIRECTORY (default: infra)."""
-    from plano.core.runner import SubprocessRunner
     from plano.ops import infra
 
     root = Path(directory)
-    result = infra.init(root, registry, email, name, force, SubprocessRunner())
-    summarize(result)
+    summarize(infra.init(session(ctx), root, registry, email, name, force))
     console().print(f"infra ready in {root}/. Next: cd {root} && plano app add app1 --domain app1.example.com")
 
 
@@ -108,8 +98,7 @@ def app_add(ctx: click.Context, name: str, domains: tuple[str, ...], **opts) -> 
         "source": opts["frontend_source"], "image": opts["frontend_image"],
     }
     entry = infra.app_entry(list(domains), backend, frontend, not opts["no_database"], not opts["no_redis"], opts["repo"])
-    result = infra.add_app(infra.load(infra_root(ctx)), name, entry, opts["force"])
-    summarize(result)
+    summarize(infra.add_app(session(ctx), name, entry, opts["force"]))
     console().print(f"app {name} added. Its data lives in data/uploads/{name}/ and the {name} database.")
 
 
@@ -120,10 +109,9 @@ def app_add(ctx: click.Context, name: str, domains: tuple[str, ...], **opts) -> 
 @click.pass_context
 def app_new(ctx: click.Context, name: str, domains: tuple[str, ...], path: str | None) -> None:
     """Create app repo NAME (NestJS backend + Next.js frontend, Dockerfiles, CI) and register it."""
-    from plano.core.runner import SubprocessRunner
     from plano.ops import infra
 
-    repo, result = infra.new_app(infra.load(infra_root(ctx)), name, list(domains), Path(path) if path else None, SubprocessRunner())
+    repo, result = infra.new_app(session(ctx), name, list(domains), Path(path) if path else None)
     summarize(result)
     console().print(f"app repo created in {repo} (git init done). Next: cd {repo}/backend && npm ci && npm test; then plano dev up")
 
@@ -139,7 +127,7 @@ def app_adopt(ctx: click.Context, path: str, domains: tuple[str, ...], name: str
     """Register the existing app repo at PATH: add its missing Dockerfiles, .dockerignore and CI (never overwriting a file)."""
     from plano.ops import infra
 
-    name, adoption, repo_plan, result = infra.adopt_app(infra.load(infra_root(ctx)), Path(path), name, list(domains), backend_dir, frontend_dir)
+    name, adoption, repo_plan, result = infra.adopt_app(session(ctx), Path(path), name, list(domains), backend_dir, frontend_dir)
     out = console()
     for part in adoption.parts:
         out.print(f"found the {part.role} in {part.dir}/")
@@ -158,8 +146,7 @@ def app_remove(ctx: click.Context, name: str, force: bool) -> None:
     """Unregister app NAME and re-render. Its data is kept."""
     from plano.ops import infra
 
-    result = infra.remove_app(infra.load(infra_root(ctx)), name, force)
-    summarize(result)
+    summarize(infra.remove_app(session(ctx), name, force))
     console().print(
         f"app {name} removed. Kept: data/uploads/{name}/, its database and its secrets in .env.dev/.env.prod "
         "(delete them yourself when you are sure)."
@@ -171,22 +158,17 @@ def app_remove(ctx: click.Context, name: str, force: bool) -> None:
 @click.pass_context
 def app_list(ctx: click.Context, as_json: bool) -> None:
     """List the registered apps."""
-    from plano.ops import infra
+    from plano.cli.output import table
     from plano.ops.apps import app_rows
 
-    rows = app_rows(infra.load(infra_root(ctx)).manifest)
+    rows = app_rows(session(ctx).manifest)
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
+        echo_json(rows)
         return
-    from rich.table import Table
-
-    table = Table("app", "domains", "backend", "frontend", "database", "redis", box=None)
-    for row in rows:
-        table.add_row(
-            row["name"], " ".join(row["domains"]), service_cell(row["backend"]), service_cell(row["frontend"]),
-            "yes" if row["database"] else "no", "yes" if row["redis"] else "no",
-        )
-    console().print(table if rows else "no apps yet: plano app add app1 --domain app1.example.com")
+    table(("app", "domains", "backend", "frontend", "database", "redis"),
+          [(row["name"], " ".join(row["domains"]), service_cell(row["backend"]), service_cell(row["frontend"]),
+            "yes" if row["database"] else "no", "yes" if row["redis"] else "no") for row in rows],
+          "no apps yet: plano app add app1 --domain app1.example.com")
 
 
 def service_cell(svc: dict | None) -> str:
@@ -203,21 +185,17 @@ def render(ctx: click.Context, check: bool, diff: bool, force: bool) -> None:
     from plano.core.errors import CheckFailed
     from plano.ops import infra
 
-    loaded = infra.load(infra_root(ctx))
-    if check:
-        result = infra.plan(loaded.root, loaded.manifest)
-        if diff:
-            click.echo("".join(result.diffs.values()), nl=False)
-        if result.changed:
-            for rel in result.changed:
-                console().print(f"  out of date: {rel}" + (" (edited by hand)" if rel in result.edited else ""))
-            raise CheckFailed(f"{len(result.changed)} file(s) out of date; run 'plano render'")
-        console().print("  everything up to date")
-        return
-    result = infra.sync(loaded.root, loaded.manifest, force=force)
+    result = infra.check_render(session(ctx)) if check else infra.render(session(ctx), force)
     if diff:
         click.echo("".join(result.diffs.values()), nl=False)
-    summarize(result)
+    if not check:
+        summarize(result)
+        return
+    for rel in result.changed:
+        console().print(f"  out of date: {rel}" + (" (edited by hand)" if rel in result.edited else ""))
+    if result.changed:
+        raise CheckFailed(f"{len(result.changed)} file(s) out of date; run 'plano render'")
+    console().print("  everything up to date")
 
 
 @cli.command()
@@ -226,14 +204,11 @@ def render(ctx: click.Context, check: bool, diff: bool, force: bool) -> None:
 def check(ctx: click.Context, as_json: bool) -> None:
     """Run the real validators (compose, nginx -t, gixy, shellcheck, hadolint)."""
     from plano.core.errors import CheckFailed
-    from plano.core.runner import SubprocessRunner
     from plano.ops import check as checks
-    from plano.ops import infra
 
-    loaded = infra.load(infra_root(ctx))
-    outcomes = checks.run_all(loaded.root, loaded.manifest, SubprocessRunner())
+    outcomes = checks.run_all(session(ctx))
     if as_json:
-        click.echo(json.dumps([o.as_dict() for o in outcomes], indent=2))
+        echo_json(outcomes)
     else:
         out = console()
         styles = {checks.PASSED: "green", checks.FAILED: "red", checks.SKIPPED: "yellow"}
@@ -249,63 +224,49 @@ def check(ctx: click.Context, as_json: bool) -> None:
 @cli.command()
 @click.argument("directory", type=click.Path(file_okay=False), default="plano-demo")
 @click.option("--image", "images", multiple=True, metavar="NAME=REF", help="Use another image, e.g. nginx=mirror.example.com/nginx:1.28.0 (names: nginx, postgres, redis, certbot, node).")
-def demo(directory: str, images: tuple[str, ...]) -> None:
+@click.pass_context
+def demo(ctx: click.Context, directory: str, images: tuple[str, ...]) -> None:
     """Create a demo workspace (infra + app1), validate it, and start it where a
     Docker engine answers (dev stack, https://app1.localhost)."""
-    from plano.core.runner import SubprocessRunner
-    from plano.engine import stack
+    from plano.cli.stack import print_started
     from plano.ops import check as checks
     from plano.ops import demo as demos
-    from plano.ops import infra
 
-    runner = SubprocessRunner()
-    root = demos.create(Path(directory), runner, demos.parse_images(images))
+    made = demos.create(session(ctx), Path(directory), demos.parse_images(images))
     out = console()
     out.print(f"created {directory}/infra and {directory}/app1 (backend + frontend)")
-    loaded = infra.load(root)
-    for o in checks.run_all(root, loaded.manifest, runner):
+    for o in made.checks:
         out.print(f"  {o.status:8} {o.name}" + (f"  ({o.detail.splitlines()[0]})" if o.detail and o.status != checks.PASSED else ""))
-    try:
-        stack.require_engine(runner)
-    except PlanoError as exc:
-        out.print(f"not started: {exc}")
-        out.print(f"once an engine answers: cd {root} && plano dev up")
+    if made.not_started:
+        out.print(f"not started: {made.not_started}")
+        out.print(f"once an engine answers: cd {made.root} && plano dev up")
         return
-    from plano.cli.stack import up
-
-    up(root, "dev", dry_run=False, build=False, wait=True)
+    print_started(made.started, made.mode)
 
 
-def _add_stack_commands() -> None:
-    from plano.cli.backup import backup_group
-    from plano.cli.certs import certs_group
-    from plano.cli.deploy import deploy_cmd, maintenance_cmd, releases_cmd, rollback_cmd
-    from plano.cli.ops import clone_cmd, doctor_cmd, status_cmd
-    from plano.cli.stack import db_group, make_group
+def command_line() -> click.Group:
+    """The whole command tree: the root's own commands and each family's group."""
+    from plano.cli import backup, certs, deploy, ops, stack
 
-    cli.add_command(make_group("dev"))
-    cli.add_command(make_group("prod"))
-    cli.add_command(db_group)
-    cli.add_command(certs_group)
-    cli.add_command(backup_group)
-    for command in (deploy_cmd, rollback_cmd, releases_cmd, maintenance_cmd, clone_cmd, doctor_cmd, status_cmd):
+    for command in (*stack.commands(), *certs.commands(), *backup.commands(), *deploy.commands(), *ops.commands()):
         cli.add_command(command)
+    return cli
 
 
-_add_stack_commands()
-
-
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, runner: Runner | None = None, output: Output | None = None,
+         sleep: Callable[[float], None] = time.sleep) -> int:
+    """Run one command. `runner` and `output` replace the subprocess runner and the
+    terminal (tests, remote operation, the dashboard); `sleep` the waits of deploys."""
+    made = Session(runner or SubprocessRunner(), output or ConsoleOutput(), sleep=sleep)
     try:
         # Without standalone mode, click returns the code of a click.exceptions.Exit.
-        code = cli.main(args=argv, prog_name="plano", standalone_mode=False)
+        code = command_line().main(args=argv, prog_name="plano", standalone_mode=False, obj=made)
     except PlanoError as exc:
-        from plano.core.errors import DriftError
+        return report(exc)
+    except OSError as exc:  # a file plano must read or write: one line naming it
+        from plano.core.errors import FileProblem
 
-        if isinstance(exc, DriftError):
-            click.echo(exc.diff, err=True, nl=False)
-        click.echo(f"error: {exc}", err=True)
-        return exc.exit_code
+        return report(FileProblem.of(exc))
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         return 1
@@ -321,6 +282,15 @@ def main(argv: list[str] | None = None) -> int:
         click.echo("error: this is a bug in plano; please report it with the traceback above", err=True)
         return BUG
     return code if isinstance(code, int) else 0
+
+
+def report(exc: PlanoError) -> int:
+    from plano.core.errors import DriftError
+
+    if isinstance(exc, DriftError):
+        click.echo(exc.diff, err=True, nl=False)
+    click.echo(f"error: {exc}", err=True)
+    return exc.exit_code
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -315,8 +316,25 @@ class Manifest(Model):
 def require_app(manifest: Manifest, name: str, field: str | None = None) -> App:
     """The app named on the command line; `field` names the flag in the error (default apps/NAME)."""
     if name not in manifest.apps:
-        raise UsageError(f"{field or 'apps/' + name}: no such app in plano.yml; see plano app list")
+        known = ", ".join(sorted(manifest.apps)) or "none"
+        raise UsageError(f"{field or 'apps/' + name}: no such app in plano.yml (registered: {known}); see plano app list")
     return manifest.apps[name]
+
+
+def select_apps(manifest: Manifest, names: tuple[str, ...] | list[str], all_apps: bool, *,
+                required: bool = False, flag: str | None = None) -> list[str]:
+    """The one rule for "which apps": the names given (each must exist), or every app
+    with --all. Without either, every app, unless the command needs a choice (`required`)."""
+    if all_apps and names:
+        raise UsageError("give app names or --all, not both")
+    if required and not names and not all_apps:
+        raise UsageError("which app? give its name (e.g. app1) or --all")
+    for name in names:
+        require_app(manifest, name, flag and f"{flag} {name}")
+    chosen = list(names) if names else sorted(manifest.apps)
+    if required and not chosen:
+        raise UsageError("no apps yet: plano app add app1 --domain app1.example.com")
+    return chosen
 
 
 def require_role(manifest: Manifest, app: str, role: str) -> str:
@@ -449,6 +467,24 @@ def to_plain(data: Any) -> Any:
 
 def load_text(text: str, source: str = MANIFEST_FILE) -> Manifest:
     return validate(to_plain(parse(text, source)))
+
+
+@dataclass(frozen=True)
+class Infra:
+    """An infra folder and its plano.yml, as text (for round-trip edits) and as a model."""
+
+    root: Path
+    text: str
+    manifest: Manifest
+
+
+def load_infra(root: Path) -> Infra:
+    path = root / MANIFEST_FILE
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ManifestError("", f"no {MANIFEST_FILE} in {root}; run 'plano init' first or pass --dir") from None
+    return Infra(root, text, load_text(text))
 
 
 def find_root(start: Path) -> Path:

@@ -12,7 +12,10 @@ ROLES = ("backend", "frontend")
 # Container paths shared by the rendered files.
 APP_WORKDIR = "/usr/src/app"
 CERTS_IN_NGINX = "/etc/nginx/certs"
-WEBROOT = "/var/www/certbot"
+WEBROOT = "/var/www/certbot"  # the ACME HTTP-01 webroot, in the certbot and nginx containers
+NGINX_CONF_DIR = "/etc/plano/nginx"  # docker/nginx/, mounted read-only
+NGINX_CONF = f"{NGINX_CONF_DIR}/nginx.conf"
+CERTBOT_DEPLOY_HOOK = "/plano/scripts/deploy-hook.sh"
 # nginx state that plano changes at run time (deploys, maintenance): data/nginx/.
 RUNTIME_IN_NGINX = "/etc/plano/runtime"
 UPLOADS_IN_APP = "/data/uploads"
@@ -159,3 +162,27 @@ def env_files(mode: str) -> list[str]:
 
 def compose_files(mode: str) -> list[str]:
     return [BASE_COMPOSE, DEV_COMPOSE if mode == "dev" else PROD_COMPOSE]
+
+
+# ---------------------------------------------------------------- files under data/
+
+
+def installed_cert_dir(mode: str, app: str) -> str:
+    """Where plano installs the app's certificate and key for nginx (cert_dir inside it)."""
+    return f"{data_root(mode)}/certs/plano/{app}"
+
+
+def runtime_upstream(mode: str, upstream_name: str) -> str:
+    """The live copy of an upstream's file, which deploys rewrite (upstream_file is its default)."""
+    return f"{data_root(mode)}/nginx/upstreams/{upstream_name}.conf"
+
+
+DEPLOY_LOG = "data/logs/deploys.jsonl"  # prod only: the deploy log (plano releases)
+
+
+def deploy_lock(app: str) -> str:
+    return f"data/logs/.deploy-{app}.lock"
+
+
+def backups_dir(mode: str) -> str:
+    return f"{data_root(mode)}/backups"

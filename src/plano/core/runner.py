@@ -1,13 +1,23 @@
-"""The one place commands are run. Everything else builds argv lists."""
+"""The one place commands are run. Everything else builds argv lists.
+
+A Runner only runs. Whether a command is a query (always run, even in a dry run) or
+an action (run, or printed under --dry-run) is the Session's business, not the runner's.
+"""
 
 from __future__ import annotations
 
+import errno
 import os
 import shlex
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
+
+NOT_FOUND = 127
+CANNOT_RUN = 126
+TIMED_OUT = 124
+INTERRUPTED = 130
 
 
 @dataclass(frozen=True)
@@ -27,8 +37,9 @@ class Result:
 
 
 class Runner(Protocol):
-    def run(self, argv: list[str], cwd: Path | None = None, timeout: float | None = None) -> Result:
-        """Run and capture the output."""
+    def run(self, argv: list[str], cwd: Path | None = None, timeout: float | None = None,
+            stdin: str | None = None, env: dict[str, str] | None = None) -> Result:
+        """Run and capture the output; `stdin` text is its input (else none)."""
 
     def stream(self, argv: list[str], cwd: Path | None = None, stdin: str | None = None,
                env: dict[str, str] | None = None) -> int:
@@ -36,16 +47,28 @@ class Runner(Protocol):
         `env` adds variables (secrets that must not appear in argv)."""
 
 
-class SubprocessRunner:
-    """Runs commands for real and captures their output."""
+def failure(argv: list[str], exc: OSError) -> Result:
+    """Why a command could not even start, as the shell would say it."""
+    if isinstance(exc, FileNotFoundError):
+        return Result(argv, NOT_FOUND, "", f"{argv[0]}: command not found")
+    if exc.errno == errno.E2BIG:
+        return Result(argv, CANNOT_RUN, "", f"{argv[0]}: argument list too long ({len(argv)} arguments)")
+    return Result(argv, CANNOT_RUN, "", f"{argv[0]}: cannot run it: {exc.strerror or exc}")
 
-    def run(self, argv: list[str], cwd: Path | None = None, timeout: float | None = None) -> Result:
+
+class SubprocessRunner:
+    """Runs commands for real."""
+
+    def run(self, argv: list[str], cwd: Path | None = None, timeout: float | None = None,
+            stdin: str | None = None, env: dict[str, str] | None = None) -> Result:
         try:
-            proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
-        except FileNotFoundError:
-            return Result(argv, 127, "", f"{argv[0]}: command not found")
+            proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                                  input=stdin, stdin=subprocess.DEVNULL if stdin is None else None,
+                                  env={**os.environ, **env} if env else None)
+        except OSError as exc:
+            return failure(argv, exc)
         except subprocess.TimeoutExpired:
-            return Result(argv, 124, "", f"{shlex.join(argv)}: timed out after {timeout} s")
+            return Result(argv, TIMED_OUT, "", f"{shlex.join(argv[:3])} ...: timed out after {timeout} s")
         return Result(argv, proc.returncode, proc.stdout, proc.stderr)
 
     def stream(self, argv: list[str], cwd: Path | None = None, stdin: str | None = None,
@@ -55,27 +78,9 @@ class SubprocessRunner:
             if stdin is None:
                 return subprocess.run(argv, cwd=cwd, env=full_env).returncode
             return subprocess.run(argv, cwd=cwd, input=stdin, text=True, env=full_env).returncode
-        except FileNotFoundError:
-            return 127
+        except OSError as exc:
+            result = failure(argv, exc)
+            os.write(2, f"{result.err}\n".encode())
+            return result.code
         except KeyboardInterrupt:
-            return 130
-
-
-@dataclass
-class RecordingRunner:
-    """Records commands instead of running them (dry runs and tests); answers `code`."""
-
-    code: int = 0
-    calls: list[list[str]] = field(default_factory=list)
-
-    stdin: list[str | None] = field(default_factory=list)
-
-    def run(self, argv: list[str], cwd: Path | None = None, timeout: float | None = None) -> Result:
-        self.calls.append(list(argv))
-        return Result(list(argv), self.code)
-
-    def stream(self, argv: list[str], cwd: Path | None = None, stdin: str | None = None,
-               env: dict[str, str] | None = None) -> int:
-        self.calls.append(list(argv))
-        self.stdin.append(stdin)
-        return self.code
+            return INTERRUPTED

@@ -31,6 +31,19 @@ def parse_env(text: str) -> dict[str, str]:
     return values
 
 
+def set_env_value(text: str, key: str, value: str) -> str:
+    """The env file's text with KEY set to VALUE; every other line kept as it was."""
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        match = ENV_LINE_RE.match(line)
+        if match and match.group(1) == key and not line.lstrip().startswith("#"):
+            lines[i] = f"{key}={value}"
+            break
+    else:
+        lines.append(f"{key}={value}")
+    return "\n".join(lines) + "\n"
+
+
 def read_env(path: Path) -> dict[str, str]:
     try:
         return parse_env(path.read_text())

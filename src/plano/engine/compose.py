@@ -7,7 +7,6 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from plano.core import naming as n
 from plano.core.errors import EnvironmentProblem
 from plano.core.runner import Runner
 
@@ -18,10 +17,6 @@ class ComposeContext:
     project: str
     files: tuple[str, ...]
     env_files: tuple[str, ...]
-
-
-def context(binary: tuple[str, ...], project: str, mode: str) -> ComposeContext:
-    return ComposeContext(binary, project, tuple(n.compose_files(mode)), tuple(n.env_files(mode)))
 
 
 def compose_argv(ctx: ComposeContext, *args: str) -> list[str]:

@@ -1,24 +1,23 @@
-"""Running the stack: dev (base + dev override) and prod (base + prod override).
+"""A running stack: dev (base + dev override) or prod (base + prod override).
 
-Each operation is a pure argv (see `compose.compose_argv`); `Stack` adds the
-pre-flight checks that turn common failures into one clear line.
+Each command is a pure argv (see `compose.compose_argv`); the queries here read the
+engine's state and the checks turn common failures into one clear line.
 """
 
 from __future__ import annotations
 
-import json
 import socket
 from dataclasses import dataclass
 from pathlib import Path
 
-from plano.core import naming as n
 from plano.core.errors import EnvironmentProblem, PlanoError, UsageError
 from plano.core.manifest import Manifest
+from plano.core.mode import Mode
 from plano.core.runner import Runner
+from plano.core.session import Session
 from plano.engine import compose
 from plano.engine.compose import ComposeContext
 
-MODES = ("dev", "prod")
 WAIT_SECONDS = 300
 
 
@@ -26,29 +25,30 @@ WAIT_SECONDS = 300
 class Stack:
     root: Path
     manifest: Manifest
-    mode: str
+    mode: Mode
     ctx: ComposeContext
 
     def argv(self, *args: str) -> list[str]:
         return compose.compose_argv(self.ctx, *args)
 
 
-def env_files(root: Path, mode: str) -> tuple[str, ...]:
+def env_files(root: Path, mode: Mode) -> tuple[str, ...]:
     """`.env` when present (generic settings), then the mode's file, which must exist."""
-    base, own = n.env_files(mode)
+    base, own = mode.env_files
     if not (root / own).is_file():
         hint = (
-            "copy it from the machine where plano created it (it holds the prod secrets the database was initialised with)"
-            if mode == "prod"
-            else "run 'plano render' to create it"
+            "run 'plano render' to create it" if mode.is_dev
+            else "copy it from the machine where plano created it (it holds the prod secrets the database was initialised with)"
         )
         raise PlanoError(f"{own}: missing; {hint}")
     return (base, own) if (root / base).is_file() else (own,)
 
 
-def open_stack(root: Path, manifest: Manifest, mode: str, runner: Runner) -> Stack:
-    binary = compose.find_binary(runner)
-    ctx = ComposeContext(binary, n.project(manifest, mode), tuple(n.compose_files(mode)), env_files(root, mode))
+def open_stack(session: Session) -> Stack:
+    """The session's stack (its mode), with the compose binary found on this machine."""
+    mode, root, manifest = session.stack_mode, session.root, session.manifest
+    binary = compose.find_binary(session.runner)
+    ctx = ComposeContext(binary, mode.project(manifest), mode.compose_files, env_files(root, mode))
     return Stack(root, manifest, mode, ctx)
 
 
@@ -72,6 +72,11 @@ def up_argv(stack: Stack, build: bool = False, wait: bool = True) -> list[str]:
     return stack.argv(*args)
 
 
+def pull_argv(stack: Stack, services: tuple[str, ...] = (), quiet: bool = False) -> list[str]:
+    """Pull the images; those plano builds itself (nginx, database...) are left out."""
+    return stack.argv("pull", *services, "--ignore-buildable", *(["--quiet"] if quiet else []))
+
+
 def down_argv(stack: Stack, volumes: bool = False) -> list[str]:
     return stack.argv("down", *(["--volumes"] if volumes else []))
 
@@ -90,18 +95,27 @@ def exec_argv(stack: Stack, service: str, command: tuple[str, ...], tty: bool) -
 
 
 def simple_argv(stack: Stack, verb: str, services: tuple[str, ...] = ()) -> list[str]:
-    """ps, restart, build, pull: `compose VERB [SERVICE...]`."""
+    """ps, restart, build: `compose VERB [SERVICE...]`."""
     return stack.argv(verb, *services)
 
 
-# ---------------------------------------------------------------- checks and URLs
+def running_argv(stack: Stack) -> list[str]:
+    return stack.argv("ps", "--status", "running", "--services")
 
 
-def published_ports(manifest: Manifest, mode: str) -> list[tuple[str, int, str]]:
+# ---------------------------------------------------------------- queries and checks
+
+
+def running_services(stack: Stack, runner: Runner) -> set[str]:
+    result = runner.run(running_argv(stack), cwd=stack.root, timeout=60)
+    return set(result.out.split()) if result.ok else set()
+
+
+def published_ports(manifest: Manifest, mode: Mode) -> list[tuple[str, int, str]]:
     """(bind address, host port, what) for every port the mode publishes."""
-    settings = manifest.dev if mode == "dev" else manifest.prod
+    settings = mode.settings(manifest)
     ports = [(settings.bind, settings.http_port, f"{mode}/http_port"), (settings.bind, settings.https_port, f"{mode}/https_port")]
-    if mode == "dev":
+    if mode.is_dev:
         ports += [(settings.bind, manifest.dev.database_port, "dev/database_port"), (settings.bind, manifest.dev.redis_port, "dev/redis_port")]
     return ports
 
@@ -116,24 +130,8 @@ def port_is_free(bind: str, port: int) -> bool:
     return True
 
 
-def running_services(stack: Stack, runner: Runner) -> set[str]:
-    result = runner.run(stack.argv("ps", "--status", "running", "--services"), cwd=stack.root, timeout=60)
-    return set(result.out.split()) if result.ok else set()
-
-
-def inspect_project(project: str, runner: Runner) -> list[dict]:
-    """`docker inspect` of every container of a compose project, in one call. A container
-    gone between the listing and the inspection is simply left out."""
-    ids = runner.run(["docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project={project}"], timeout=30).out.split()
-    if not ids:
-        return []
-    got = runner.run(["docker", "inspect", *ids], timeout=60)
-    return json.loads(got.out) if got.out.lstrip().startswith("[") else []
-
-
-def check_ports(stack: Stack, runner: Runner) -> None:
+def check_ports(stack: Stack, running: set[str]) -> None:
     """Refuse to start when another process holds a port the stack publishes."""
-    running = running_services(stack, runner)
     for bind, port, field in published_ports(stack.manifest, stack.mode):
         owner = "database" if "database" in field else "redis" if "redis" in field else "nginx"
         if owner in running:
@@ -142,17 +140,7 @@ def check_ports(stack: Stack, runner: Runner) -> None:
             raise UsageError(f"{field}: port {port} on {bind} is taken by another process; stop it or pick another port in plano.yml")
 
 
-def urls(manifest: Manifest, mode: str) -> dict[str, str]:
-    if mode == "dev":
-        port = manifest.dev.https_port
-        suffix = "" if port == 443 else f":{port}"
-        return {name: f"https://{n.dev_domains(manifest, name)[0]}{suffix}" for name in manifest.apps}
-    port = manifest.prod.https_port
+def urls(manifest: Manifest, mode: Mode) -> dict[str, str]:
+    port = mode.settings(manifest).https_port
     suffix = "" if port == 443 else f":{port}"
-    return {name: f"https://{app.domains[0]}{suffix}" for name, app in manifest.apps.items()}
-
-
-def check_mode(mode: str) -> str:
-    if mode not in MODES:
-        raise UsageError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
-    return mode
+    return {name: f"https://{mode.domains(manifest, name)[0]}{suffix}" for name in manifest.apps}

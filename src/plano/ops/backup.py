@@ -12,11 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from plano.core import naming as n
-from plano.core.errors import UsageError
-from plano.core.manifest import Manifest, require_app
-from plano.engine.stack import Stack
+from plano.core.errors import PlanoError, UsageError
+from plano.core.manifest import Manifest, require_app, select_apps
+from plano.core.mode import Mode
+from plano.core.session import Session
+from plano.engine.stack import Stack, open_stack, require_engine, running_services
 
-ID_RE = re.compile(r"^\d{8}T\d{6}Z$")
+ID_RE = re.compile(r"\d{8}T\d{6}Z", re.ASCII)
 
 
 def script_argv(stack: Stack, *args: str) -> list[str]:
@@ -39,17 +41,8 @@ def prune_argv(stack: Stack) -> list[str]:
     return script_argv(stack, "prune")
 
 
-def chosen(manifest: Manifest, apps: tuple[str, ...], all_apps: bool) -> list[str]:
-    """[] means every app (the script's default)."""
-    if apps and all_apps:
-        raise UsageError("give app names or --all, not both")
-    for app in apps:
-        require_app(manifest, app)
-    return list(apps)
-
-
 def check_id(backup_id: str) -> str:
-    if not ID_RE.match(backup_id):
+    if not ID_RE.fullmatch(backup_id):
         raise UsageError(f"{backup_id!r} is not a backup ID; they look like 20261129T033000Z (see plano backup list)")
     return backup_id
 
@@ -79,13 +72,13 @@ class Entry:
                       | {name.removesuffix("-uploads.tar") for name in names if name.endswith("-uploads.tar")})
 
 
-def backups_dir(root: Path, mode: str) -> Path:
-    return root / n.data_root(mode) / "backups"
+def backups_dir(root: Path, mode: Mode) -> Path:
+    return root / n.backups_dir(mode)
 
 
 def entries(folder: Path) -> list[Entry]:
     found = []
-    for path in sorted(p for p in folder.glob("*") if p.is_dir() and ID_RE.match(p.name)):
+    for path in sorted(p for p in folder.glob("*") if p.is_dir() and ID_RE.fullmatch(p.name)):
         try:
             manifest = json.loads((path / "manifest.json").read_text())
         except (OSError, ValueError):
@@ -103,7 +96,7 @@ def parse_status(text: str) -> dict[str, str | None]:
         parts = line.split(" ", 2)
         if len(parts) < 2:
             continue
-        if parts[0] == "ok" and len(parts) == 3 and ID_RE.match(parts[2]):
+        if parts[0] == "ok" and len(parts) == 3 and ID_RE.fullmatch(parts[2]):
             last_ok = parts[1]
         elif parts[0] == "failed":
             last_failed, failure = parts[1], parts[2] if len(parts) == 3 else ""
@@ -118,3 +111,87 @@ def status(folder: Path) -> dict[str, object]:
         state = dict(parse_status(""))
     state["interrupted"] = sorted(p.name.removeprefix(".partial-") for p in folder.glob(".partial-*"))
     return state
+
+
+@dataclass(frozen=True)
+class BackupRow:
+    id: str
+    bytes: int
+    apps: list[str]
+    postgres: str
+
+
+@dataclass(frozen=True)
+class BackupList:
+    backups: list[BackupRow]
+    last_success: str | None
+    last_failure: str | None
+    failure: str | None
+    interrupted: list[str]
+
+
+def listing(session: Session) -> BackupList:
+    folder = backups_dir(session.root, session.stack_mode)
+    state = status(folder)
+    rows = [BackupRow(e.id, e.bytes, e.apps, e.postgres) for e in entries(folder)]
+    return BackupList(rows, state["last_success"], state["last_failure"], state["failure"], state["interrupted"])
+
+
+# ---------------------------------------------------------------- the operations
+
+
+def execute(session: Session, argv_of, what: str = "backup") -> str:
+    """Run the backup script in a one-off container of the backup service; its
+    progress (stderr) is shown, its result (stdout, the backup ID) returned."""
+    st = open_stack(session)
+    argv = argv_of(st)
+    require_engine(session.runner)
+    if "database" not in running_services(st, session.runner):
+        raise PlanoError(f"the database is not running; start the stack first (plano {st.mode} up)")
+    result = session.act(argv, timeout=6 * 3600)
+    if result.err:
+        session.out.note(result.err.rstrip("\n"))
+    if not result.ok:
+        lines = [line for line in result.err.splitlines() if line.startswith("plano-backup:")]
+        raise PlanoError(f"{what} failed: {lines[-1].removeprefix('plano-backup: ') if lines else result.output[-500:]}")
+    return result.out.split()[-1] if result.out.split() else ""
+
+
+def run(session: Session, apps: tuple[str, ...] = (), all_apps: bool = False) -> str:
+    """Back up APPS (default every app) now; returns the new backup's ID."""
+    select_apps(session.manifest, apps, all_apps)  # the names exist, not both with --all
+    return execute(session, lambda st: run_argv(st, list(apps)))  # none given: the script takes every app
+
+
+def verify(session: Session, backup_id: str | None) -> None:
+    if backup_id:
+        check_id(backup_id)
+    execute(session, lambda st: verify_argv(st, backup_id), what="verification")
+
+
+def prune(session: Session) -> None:
+    execute(session, prune_argv, what="retention")
+
+
+def check_restore(session: Session, backup_id: str, app: str | None, scratch: str | None) -> str | None:
+    """Refuse a bad restore before anything is asked or run; returns the scratch name."""
+    check_id(backup_id)
+    scratch = check_scratch(scratch, session.manifest)
+    if app is not None:
+        require_app(session.manifest, app)
+    if scratch and not app:
+        raise UsageError("--to-scratch restores one app's database: give the APP")
+    return scratch
+
+
+def restore(session: Session, backup_id: str, app: str | None, scratch: str | None) -> str | None:
+    """BACKUP_ID's databases and uploads (every app in it, or APP) replace the current
+    ones, after a safety backup of the current state (returned); or, with a scratch
+    name, APP's database is restored into a new database and nothing else changes."""
+    scratch = check_restore(session, backup_id, app, scratch)
+    safety = None
+    if not scratch:
+        safety = execute(session, lambda st: run_argv(st, [app] if app else [], prune=False), what="the safety backup")
+        session.out.note(f"safety backup of the current state: {safety}")
+    execute(session, lambda st: restore_argv(st, backup_id, app, scratch), what="restore")
+    return safety

@@ -1,57 +1,39 @@
-"""Certificates: issue and renew with certbot (webroot, through the running nginx),
-install your own, and report what nginx really serves.
-
-Layout under data/certs/ (the certbot service's /etc/letsencrypt):
-  live/, archive/, renewal/, accounts/   certbot's own
-  plano/<app>/fullchain.pem, privkey.pem what nginx serves (ACME, yours, or a placeholder)
-  webroot/.well-known/acme-challenge/    HTTP-01 answers, served by nginx on port 80
-
-The argv builders and the reading of certbot's output are pure; `issue()`,
-`renew()` and `install_own()` run them through one Runner.
-"""
+"""`plano certs ...`: certificates from an ACME server (certbot in a one-off
+container of the prod stack, HTTP-01 through the running nginx), your own per app,
+status from a real TLS handshake, and the renewal."""
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import re
-import socket
 import ssl
-from collections.abc import Callable
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from plano.core import naming as n
-from plano.core.errors import PlanoError, UsageError
-from plano.core.manifest import App, Manifest, require_app
-from plano.core.runner import Runner
-from plano.engine.stack import Stack
+from plano.core.errors import FileProblem, PlanoError, UsageError
+from plano.core.manifest import App, Manifest, select_apps
+from plano.core.mode import Mode
+from plano.core.session import Session
+from plano.engine import nginx
+from plano.engine.stack import Stack, open_stack, require_engine
+from plano.engine.tls import (
+    CertFacts,
+    cert_file,
+    covers,
+    facts,
+    first_pem_der,
+    installed_facts,
+    served_der,
+    tls_address,
+)
 
 LETSENCRYPT_STAGING = "https://acme-staging-v02.api.letsencrypt.org/directory"
-WEBROOT = "/var/www/certbot"  # in the certbot and nginx containers
-DEPLOY_HOOK = "/plano/scripts/deploy-hook.sh"
-NGINX_CONF = "/etc/plano/nginx/nginx.conf"
-PLACEHOLDER_CN = "plano placeholder"
 
 
 class CertError(PlanoError):
     """A certificate could not be obtained or installed (the message names the domain)."""
-
-
-# ---------------------------------------------------------------- choosing apps
-
-
-def chosen_apps(manifest: Manifest, names: tuple[str, ...], all_apps: bool) -> list[str]:
-    if all_apps and names:
-        raise UsageError("give app names or --all, not both")
-    if not names and not all_apps:
-        raise UsageError("which app? give its name (e.g. plano certs issue app1) or --all")
-    for name in names:
-        require_app(manifest, name)
-    chosen = list(names) if names else sorted(manifest.apps)
-    if not chosen:
-        raise UsageError("no apps yet: plano app add app1 --domain app1.example.com")
-    return chosen
 
 
 def acme_server(manifest: Manifest, server: str | None, staging: bool) -> str:
@@ -76,7 +58,7 @@ def certonly_argv(stack: Stack, app: str, domains: list[str], email: str, server
     current certificate for the same names is kept (running again is harmless)."""
     names = [item for domain in domains for item in ("-d", domain)]
     return certbot_argv(
-        stack, "certonly", "--webroot", "-w", WEBROOT, "--cert-name", app, *names,
+        stack, "certonly", "--webroot", "-w", n.WEBROOT, "--cert-name", app, *names,
         "--email", email, "--agree-tos", "--non-interactive",
         "--force-renewal" if force else "--keep-until-expiring", "--server", server,
     )
@@ -84,22 +66,14 @@ def certonly_argv(stack: Stack, app: str, domains: list[str], email: str, server
 
 def install_argv(stack: Stack, app: str) -> list[str]:
     """Copy certbot's current certificate of `app` where nginx reads it (the deploy hook)."""
-    return certbot_argv(stack, env=(f"RENEWED_LINEAGE=/etc/letsencrypt/live/{app}",), entrypoint=DEPLOY_HOOK)
+    return certbot_argv(stack, env=(f"RENEWED_LINEAGE=/etc/letsencrypt/live/{app}",), entrypoint=n.CERTBOT_DEPLOY_HOOK)
 
 
 def renew_argv(stack: Stack, force: bool) -> list[str]:
     return certbot_argv(
-        stack, "renew", "--non-interactive", "--no-random-sleep-on-renew", "--webroot", "-w", WEBROOT,
-        "--deploy-hook", DEPLOY_HOOK, *(["--force-renewal"] if force else []),
+        stack, "renew", "--non-interactive", "--no-random-sleep-on-renew", "--webroot", "-w", n.WEBROOT,
+        "--deploy-hook", n.CERTBOT_DEPLOY_HOOK, *(["--force-renewal"] if force else []),
     )
-
-
-def nginx_test_argv(stack: Stack) -> list[str]:
-    return stack.argv("exec", "-T", "nginx", "nginx", "-c", NGINX_CONF, "-t", "-q")
-
-
-def nginx_reload_argv(stack: Stack) -> list[str]:
-    return stack.argv("exec", "-T", "nginx", "nginx", "-c", NGINX_CONF, "-s", "reload")
 
 
 # ---------------------------------------------------------------- certbot's output, in one line
@@ -128,71 +102,21 @@ def renewed_apps(output: str) -> list[str]:
     return re.findall(r"/live/([^/\s]+)/fullchain\.pem \(success\)", output)
 
 
-# ---------------------------------------------------------------- facts about a certificate
+# ---------------------------------------------------------------- status rows (pure)
 
 
 @dataclass(frozen=True)
-class CertFacts:
-    subject: str
-    issuer: str
-    not_after: dt.datetime
-    serial: str
-    names: tuple[str, ...]
-    fingerprint: str  # sha256 of the DER
-
-    def days_left(self, now: dt.datetime) -> int:
-        return (self.not_after - now).days
-
-    @property
-    def placeholder(self) -> bool:
-        return self.subject.startswith(PLACEHOLDER_CN)
-
-
-def facts(der: bytes) -> CertFacts:
-    from cryptography import x509
-    from cryptography.x509.oid import NameOID
-
-    cert = x509.load_der_x509_certificate(der)
-
-    def common_name(name) -> str:
-        values = name.get_attributes_for_oid(NameOID.COMMON_NAME) or name.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
-        return str(values[0].value) if values else name.rfc4514_string()
-
-    try:
-        sans = tuple(cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName))
-    except x509.ExtensionNotFound:
-        sans = ()
-    return CertFacts(
-        subject=common_name(cert.subject),
-        issuer=common_name(cert.issuer),
-        not_after=cert.not_valid_after_utc,
-        serial=format(cert.serial_number, "x"),
-        names=sans,
-        fingerprint=hashlib.sha256(der).hexdigest(),
-    )
-
-
-def first_pem_der(pem: bytes) -> bytes:
-    match = re.search(rb"-----BEGIN CERTIFICATE-----(.+?)-----END CERTIFICATE-----", pem, re.S)
-    if not match:
-        raise ValueError("no PEM certificate in it")
-    return ssl.PEM_cert_to_DER_cert(match.group(0).decode())
-
-
-def served_der(port: int, server_name: str, host: str = "127.0.0.1", timeout: float = 5) -> bytes:
-    """The leaf certificate nginx sends for `server_name` (no verification: we only read it)."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    with socket.create_connection((host, port), timeout=timeout) as sock, \
-            context.wrap_socket(sock, server_hostname=server_name) as tls:
-        der = tls.getpeercert(binary_form=True)
-    if not der:
-        raise OSError("no certificate in the handshake")
-    return der
-
-
-# ---------------------------------------------------------------- status rows (pure)
+class CertRow:
+    app: str
+    domain: str
+    source: str  # acme | own | placeholder
+    issuer: str | None
+    not_after: str | None
+    days_left: int | None
+    serial: str | None
+    covers_domain: bool
+    serving: bool
+    error: str | None
 
 
 def source_of(app: App, installed: CertFacts | None) -> str:
@@ -204,129 +128,147 @@ def source_of(app: App, installed: CertFacts | None) -> str:
 
 
 def status_row(app_name: str, app: App, domain: str, installed: CertFacts | None,
-               served: CertFacts | None, error: str | None, now: dt.datetime) -> dict:
+               served: CertFacts | None, error: str | None, now: dt.datetime) -> CertRow:
     shown = served or installed
-    return {
-        "app": app_name,
-        "domain": domain,
-        "source": source_of(app, installed),
-        "issuer": shown.issuer if shown else None,
-        "not_after": shown.not_after.isoformat() if shown else None,
-        "days_left": shown.days_left(now) if shown else None,
-        "serial": shown.serial if shown else None,
-        "covers_domain": bool(shown) and covers(shown.names, domain),
-        "serving": bool(served and installed and served.fingerprint == installed.fingerprint),
-        "error": error,
-    }
+    return CertRow(
+        app=app_name, domain=domain, source=source_of(app, installed),
+        issuer=shown.issuer if shown else None,
+        not_after=shown.not_after.isoformat() if shown else None,
+        days_left=shown.days_left(now) if shown else None,
+        serial=shown.serial if shown else None,
+        covers_domain=bool(shown) and covers(shown.names, domain),
+        serving=bool(served and installed and served.fingerprint == installed.fingerprint),
+        error=error,
+    )
 
 
-def covers(names: tuple[str, ...], domain: str) -> bool:
-    return any(name == domain or (name.startswith("*.") and domain.split(".", 1)[-1] == name[2:]) for name in names)
-
-
-# ---------------------------------------------------------------- I/O edges
-
-
-def cert_file(root: Path, mode: str, app: str) -> Path:
-    return root / n.data_root(mode) / "certs" / "plano" / app / "fullchain.pem"
-
-
-def installed_facts(root: Path, mode: str, app: str) -> CertFacts | None:
-    path = cert_file(root, mode, app)
-    try:
-        return facts(first_pem_der(path.read_bytes()))
-    except (OSError, ValueError):
-        return None
-
-
-def tls_address(manifest: Manifest, mode: str) -> tuple[str, int]:
-    """Where this machine reaches the stack's HTTPS port."""
-    settings = manifest.prod if mode == "prod" else manifest.dev
-    host = "127.0.0.1" if settings.bind in ("0.0.0.0", "::", "") else settings.bind
-    return host, settings.https_port
-
-
-def wait_until_served(root: Path, manifest: Manifest, apps: list[str], seconds: float = 15) -> list[str]:
-    """After a reload, nginx's new workers take over within moments: wait until each
-    app's first domain is served its installed certificate. Returns the apps that are not."""
-    import time
-
-    host, port = tls_address(manifest, "prod")
-    pending = {app: installed_facts(root, "prod", app) for app in apps}
-    deadline = time.monotonic() + seconds
-    while pending and time.monotonic() < deadline:
-        for app, installed in list(pending.items()):
-            try:
-                if installed and facts(served_der(port, manifest.apps[app].domains[0], host)).fingerprint == installed.fingerprint:
-                    del pending[app]
-            except (OSError, ssl.SSLError):
-                pass
-        if pending:
-            time.sleep(0.2)
-    return sorted(pending)
-
-
-def status(root: Path, manifest: Manifest, mode: str, now: dt.datetime | None = None) -> list[dict]:
+def status(session: Session, now: dt.datetime | None = None) -> list[CertRow]:
+    """Per domain of the session's mode: what is installed and what nginx serves."""
+    mode, root, manifest = session.stack_mode, session.root, session.manifest
     now = now or dt.datetime.now(dt.UTC)
     host, port = tls_address(manifest, mode)
     rows = []
     for app_name, app in sorted(manifest.apps.items()):
         installed = installed_facts(root, mode, app_name)
-        domains = app.domains if mode == "prod" else n.dev_domains(manifest, app_name)
-        for domain in domains:
+        for domain in mode.domains(manifest, app_name):
             served, error = None, None
             try:
                 served = facts(served_der(port, domain, host))
-            except (OSError, ssl.SSLError) as exc:
+            except (OSError, ssl.SSLError, ValueError) as exc:
                 error = f"no TLS handshake on {host}:{port}: {exc}"
             rows.append(status_row(app_name, app, domain, installed, served, error, now))
     return rows
 
 
-def reload_nginx(stack: Stack, runner: Runner) -> None:
-    tested = runner.run(nginx_test_argv(stack), cwd=stack.root, timeout=60)
-    if not tested.ok:
-        raise CertError(f"nginx -t failed, nginx keeps serving the previous certificates: {tested.output.splitlines()[-1:]}")
-    reloaded = runner.run(nginx_reload_argv(stack), cwd=stack.root, timeout=60)
-    if not reloaded.ok:
-        raise CertError(f"nginx reload failed: {reloaded.output}")
+# ---------------------------------------------------------------- issuing
 
 
-def require_nginx(stack: Stack, runner: Runner) -> None:
-    from plano.engine.stack import running_services
+@dataclass
+class Issued:
+    done: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    late: list[str] = field(default_factory=list)  # installed, not yet served after the reload
 
-    if "nginx" not in running_services(stack, runner):
-        raise CertError(f"nginx is not running; start the stack first (plano {stack.mode} up): the ACME server checks "
-                        "each domain through it")
+
+def issue(session: Session, apps: tuple[str, ...], all_apps: bool, staging: bool = False, server: str | None = None,
+          force: bool = False) -> Issued:
+    """One certificate per app for all its domains; an app that fails is reported and
+    the others go on; nginx is tested and reloaded once, if anything changed."""
+    st = open_stack(session)
+    chosen = select_apps(st.manifest, apps, all_apps, required=True)
+    url = acme_server(st.manifest, server, staging)
+    require_engine(session.runner)
+    nginx.require_running(session, st, "the ACME server checks each domain through it")
+    result = Issued()
+    for app in chosen:
+        try:
+            if st.manifest.apps[app].tls:
+                own = install_own(session, app, st.manifest.apps[app])
+                session.done(f"{app}: installed your certificate (issuer {own.issuer}, until {own.not_after.date()})")
+            else:
+                issue_acme(session, st, app, url, force)
+                session.done(f"{app}: certificate installed")
+            result.done.append(app)
+        except CertError as exc:
+            result.failed.append(app)
+            session.out.note(f"error: {exc}")
+    if result.done:
+        nginx.reload(session, st)
+        result.late = [] if session.dry_run else wait_until_served(st.root, st.manifest, result.done)
+    if result.failed:
+        raise CertError(
+            f"no new certificate for {', '.join(result.failed)} (see above); nginx keeps serving what it served, "
+            "fix the cause and run the same command again"
+        )
+    return result
 
 
-def issue_acme(stack: Stack, runner: Runner, app: str, server: str, force: bool, say: Callable[[str], None]) -> None:
+def issue_acme(session: Session, stack: Stack, app: str, server: str, force: bool) -> None:
     domains = stack.manifest.apps[app].domains
-    say(f"{app}: asking {server} for {', '.join(domains)}")
-    got = runner.run(certonly_argv(stack, app, domains, stack.manifest.email, server, force), cwd=stack.root, timeout=600)
+    session.out.note(f"{app}: asking {server} for {', '.join(domains)}")
+    got = session.act(certonly_argv(stack, app, domains, stack.manifest.email, server, force), timeout=600)
     if not got.ok:
         raise CertError(f"{app}: {explain_failure(got.output, domains, server)}")
-    installed = runner.run(install_argv(stack, app), cwd=stack.root, timeout=120)
+    installed = session.act(install_argv(stack, app), timeout=120)
     if not installed.ok:
         raise CertError(f"{app}: the certificate was issued but could not be installed: {installed.output}")
 
 
-def install_own(root: Path, mode: str, app_name: str, app: App, now: dt.datetime | None = None) -> CertFacts:
-    """Check your certificate and key (they match, still valid) and install them atomically."""
-    from plano.core.files import write_atomic
+def renew(session: Session, force: bool = False) -> tuple[list[str], list[str]]:
+    """Renew what is due now; returns (certbot's renewed lines, apps not yet served)."""
+    st = open_stack(session)
+    require_engine(session.runner)
+    nginx.require_running(session, st, "renewals are checked through it")
+    result = session.act(renew_argv(st, force), timeout=1800)
+    if not result.ok:
+        raise CertError(f"renewal failed: {explain_failure(result.output, ['some domains'], 'in data/certs/renewal/')}")
+    renewed = [line.strip() for line in result.output.splitlines() if line.strip().endswith("(success)")]
+    nginx.reload(session, st)
+    apps = [app for app in renewed_apps(result.output) if app in st.manifest.apps]
+    return renewed, ([] if session.dry_run else wait_until_served(st.root, st.manifest, apps))
 
+
+def wait_until_served(root: Path, manifest: Manifest, apps: list[str], seconds: float = 15) -> list[str]:
+    """After a reload, nginx's new workers take over within moments: wait until each
+    app's first domain is served its installed certificate. Returns the apps that are not."""
+    host, port = tls_address(manifest, Mode.PROD)
+    installed = {app: installed_facts(root, Mode.PROD, app) for app in apps}
+    unreadable = [app for app, found in installed.items() if found is None]  # nothing to wait for
+    pending = {app: found for app, found in installed.items() if found is not None}
+    deadline = time.monotonic() + seconds
+    while pending and time.monotonic() < deadline:
+        for app, expected in list(pending.items()):
+            try:
+                if facts(served_der(port, manifest.apps[app].domains[0], host)).fingerprint == expected.fingerprint:
+                    del pending[app]
+            except (OSError, ssl.SSLError, ValueError):
+                pass
+        if pending:
+            time.sleep(0.2)
+    return sorted([*pending, *unreadable])
+
+
+# ---------------------------------------------------------------- your own certificate
+
+
+def install_own(session: Session, app_name: str, app: App, now: dt.datetime | None = None) -> CertFacts:
+    """Check your certificate and key (they match, still valid) and install them atomically."""
     assert app.tls is not None
     now = now or dt.datetime.now(dt.UTC)
     where = f"apps/{app_name}/tls"
+    root = session.root
     cert_path, key_path = (root / app.tls.certificate), (root / app.tls.key)
     try:
         chain, key = cert_path.read_bytes(), key_path.read_bytes()
     except OSError as exc:
         raise CertError(f"{where}: cannot read {exc.filename}: {exc.strerror}; fix the path in plano.yml") from None
     own = check_own(chain, key, app.domains, now, where)
-    target = cert_file(root, mode, app_name).parent
-    write_atomic(target / "privkey.pem", key, 0o600)
-    write_atomic(target / "fullchain.pem", chain, 0o644)
+    target = cert_file(root, session.stack_mode, app_name).parent
+    try:
+        session.write(target / "privkey.pem", key, 0o600)
+        session.write(target / "fullchain.pem", chain, 0o644)
+    except OSError as exc:
+        raise FileProblem.of(exc, "write") from None
     return own
 
 
@@ -342,11 +284,14 @@ def check_own(chain: bytes, key: bytes, domains: list[str], now: dt.datetime, wh
         private = serialization.load_pem_private_key(key, password=None)
     except (ValueError, TypeError):
         raise CertError(f"{where}/key: not an unencrypted PEM private key; give the key file without a passphrase") from None
-    cert = x509.load_der_x509_certificate(der)
+    try:
+        cert = x509.load_der_x509_certificate(der)
+        own = facts(der)
+    except ValueError:
+        raise CertError(f"{where}/certificate: not a readable X.509 certificate (corrupt PEM data); give the fullchain PEM file") from None
     public = serialization.PublicFormat.SubjectPublicKeyInfo
     if cert.public_key().public_bytes(serialization.Encoding.DER, public) != private.public_key().public_bytes(serialization.Encoding.DER, public):
         raise CertError(f"{where}/key: does not belong to the certificate; give the key the certificate was made for")
-    own = facts(der)
     if own.not_after <= now:
         raise CertError(f"{where}/certificate: expired on {own.not_after.date()}; give a current certificate")
     missing = [domain for domain in domains if not covers(own.names, domain)]

@@ -6,17 +6,18 @@ A validator that cannot run here is reported as skipped, never as passed.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from plano.core import naming as n
 from plano.core.errors import EnvironmentProblem
 from plano.core.manifest import Manifest
+from plano.core.mode import Mode
 from plano.core.runner import Runner
+from plano.core.session import Session
 from plano.engine import compose
 
 PASSED, FAILED, SKIPPED = "passed", "failed", "skipped"
-NGINX_CONF = "/etc/plano/nginx/nginx.conf"
 
 
 @dataclass(frozen=True)
@@ -25,8 +26,6 @@ class Outcome:
     status: str
     detail: str = ""
 
-    def as_dict(self) -> dict[str, str]:
-        return asdict(self)
 
 
 def scripts(root: Path) -> list[str]:
@@ -55,7 +54,7 @@ def nginx_test_argv(root: Path, manifest: Manifest) -> list[str]:
     return ["docker", "run", "--rm", "--network", "none",
             "-v", f"{(root / 'docker/nginx').resolve()}:/etc/plano/nginx:ro",
             "--tmpfs", "/etc/nginx/certs", "--tmpfs", n.RUNTIME_IN_NGINX,
-            nginx_tag(root, manifest), "nginx", "-c", NGINX_CONF, "-t"]
+            nginx_tag(root, manifest), "nginx", "-c", n.NGINX_CONF, "-t"]
 
 
 def outcome(name: str, result, ok_detail: str = "") -> Outcome:
@@ -68,10 +67,10 @@ def check_compose(root: Path, manifest: Manifest, runner: Runner) -> list[Outcom
     try:
         binary = compose.find_binary(runner)
     except EnvironmentProblem as exc:
-        return [Outcome(f"compose config ({mode})", SKIPPED, str(exc)) for mode in ("dev", "prod")]
+        return [Outcome(f"compose config ({mode})", SKIPPED, str(exc)) for mode in Mode]
     results = []
-    for mode in ("dev", "prod"):
-        ctx = compose.context(binary, n.project(manifest, mode), mode)
+    for mode in Mode:
+        ctx = compose.ComposeContext(binary, mode.project(manifest), mode.compose_files, mode.env_files)
         result = runner.run(compose.compose_argv(ctx, "config", "--quiet"), cwd=root, timeout=120)
         results.append(outcome(f"compose config ({mode})", result, " ".join(binary)))
     return results
@@ -94,7 +93,9 @@ def check_tool(name: str, tool: str, args: list[str], root: Path, runner: Runner
     return outcome(name, runner.run([path, *args], cwd=root, timeout=300))
 
 
-def run_all(root: Path, manifest: Manifest, runner: Runner) -> list[Outcome]:
+def run_all(session: Session) -> list[Outcome]:
+    """Every validator on the session's rendered tree; they only read (queries)."""
+    root, manifest, runner = session.root, session.manifest, session.runner
     return [
         *check_compose(root, manifest, runner),
         check_nginx(root, manifest, runner),

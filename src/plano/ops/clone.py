@@ -6,12 +6,13 @@ the manifest expects it; present ones are reported (branch, dirty, ahead/behind)
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from plano.core import naming as n
-from plano.core.manifest import Manifest, require_app
+from plano.core.manifest import Manifest, select_apps
 from plano.core.runner import Runner
+from plano.core.session import Session
 
 
 @dataclass(frozen=True)
@@ -26,8 +27,6 @@ class RepoState:
     behind: int | None = None
     detail: str = ""
 
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def repo_dir(manifest: Manifest, app_name: str) -> str:
@@ -42,14 +41,14 @@ def repo_dir(manifest: Manifest, app_name: str) -> str:
     return os.path.commonpath(sources)
 
 
-def chosen(manifest: Manifest, app: str | None) -> list[str]:
-    if app is not None:
-        require_app(manifest, app, f"--app {app}")
-    return [app] if app else sorted(manifest.apps)
+def clone_apps(session: Session, app: str | None = None) -> list[RepoState]:
+    """`plano clone [--app APP]`: every app's repo, or APP's."""
+    apps = select_apps(session.manifest, (app,) if app else (), False, flag="--app")
+    return clone(session.root, session.manifest, apps, session.runner)
 
 
 def clone_argv(url: str, target: Path) -> list[str]:
-    return ["git", "clone", "--quiet", url, str(target)]
+    return ["git", "clone", "--quiet", "--", url, str(target)]
 
 
 def status_argv(target: Path) -> list[str]:

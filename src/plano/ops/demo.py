@@ -8,13 +8,18 @@ Postgres and Redis use. The end-to-end tests run it too.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
-from plano.core.errors import RefusedError, UsageError
+from plano.core.errors import PlanoError, RefusedError, UsageError
 from plano.core.manifest import DEFAULT_IMAGES
-from plano.core.runner import Runner
-from plano.ops import infra
+from plano.core.mode import Mode
+from plano.core.session import Session
+from plano.engine.stack import require_engine
+from plano.ops import check, infra, stack
+from plano.ops.check import Outcome
 from plano.ops.scaffold import copy_template
+from plano.ops.stack import Started
 
 DEMO_APP = "demo-app"
 
@@ -34,12 +39,29 @@ def parse_images(pairs: tuple[str, ...]) -> dict[str, str]:
     return images
 
 
-def create(workspace: Path, runner: Runner, images: dict[str, str] | None = None) -> Path:
-    """workspace/infra + workspace/app1; returns the infra folder."""
+@dataclass
+class Demo:
+    root: Path  # the infra folder
+    checks: list[Outcome]
+    mode: Mode = Mode.DEV
+    started: Started | None = None
+    not_started: str | None = None  # why the stack was not started
+
+
+def create(session: Session, workspace: Path, images: dict[str, str] | None = None) -> Demo:
+    """workspace/infra + workspace/app1, validated, and the dev stack started where an engine answers."""
     if workspace.exists() and any(workspace.iterdir()):
         raise RefusedError(f"{workspace}: not empty; give 'plano demo' a new folder, or remove this one")
     root = workspace / "infra"
-    infra.init(root, "registry.example.com/demo", "ops@example.com", "demo", False, runner, images)
+    here = session.at(root)
+    infra.init(here, root, "registry.example.com/demo", "ops@example.com", "demo", False, images)
     copy_demo_app(workspace / "app1")
-    infra.add_app(infra.load(root), "app1", infra.app_entry(["app1.example.com"], {}, {}))
-    return root
+    infra.add_app(here, "app1", infra.app_entry(["app1.example.com"], {}, {}))
+    made = Demo(root, check.run_all(here))
+    try:
+        require_engine(here.runner)
+    except PlanoError as exc:
+        made.not_started = str(exc)
+        return made
+    made.started = stack.up(here.with_mode(Mode.DEV))
+    return made

@@ -1,20 +1,22 @@
 """Zero-downtime deploys of one app service, with automatic rollback.
 
-The steps (`deploy()`), each a pure argv run by the one Runner:
+The steps (`Deployer.deploy_one`), each an argv run through the Session:
   1. pull the new image (the tag reaches compose through the environment, which
      takes precedence over the env files, so nothing is written yet);
   2. run the service's release command, if any, in a one-off container of it;
-  3. start a second container next to the old one (`up --scale 2 --no-recreate`);
-  4. wait, within a bound, for its healthcheck;
-  5. point nginx's upstream for the service at the new container only and reload
-     gracefully: new requests go to it, old workers finish what they hold;
-  6. let the old container drain, then stop it (SIGTERM, grace period) and remove it;
-  7. once nginx's answer for the service name no longer holds the removed container
+  3. pin nginx's upstream for the service to the old containers, by address;
+  4. start a second container next to the old one (`up --scale 2 --no-recreate`);
+  5. wait, within a bound, for its healthcheck;
+  6. pin the upstream to the new container only and reload gracefully: new requests
+     go to it, old workers finish what they hold;
+  7. let the old container drain, then stop it (SIGTERM, grace period) and remove it;
+  8. once nginx's answer for the service name no longer holds the removed container
      (the resolver's `valid`), put the upstream back to the service name (now only the
      new container) and reload;
-  8. record the tag in .env.prod and append a line to data/logs/deploys.jsonl.
-A new container that is not healthy in time is removed; nginx and the env file
-were not touched, and the old container never stopped serving.
+  9. record the tag in .env.prod and append a line to data/logs/deploys.jsonl.
+A new container that is not healthy in time is removed; the env file was not
+touched, the upstream is put back, and the old container never stopped serving.
+Every deploy, failed or not, leaves a line in the deploy log.
 """
 
 from __future__ import annotations
@@ -25,26 +27,28 @@ import getpass
 import json
 import os
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from plano.core import naming as n
+from plano.core import secrets
 from plano.core.errors import PlanoError, RefusedError, UsageError
-from plano.core.files import write_atomic
-from plano.core.manifest import require_app, require_role
-from plano.core.runner import Runner
-from plano.engine.stack import Stack
-from plano.ops.certs import reload_nginx
+from plano.core.manifest import IMAGE_TAG_RE, require_app, require_role
+from plano.core.mode import Mode
+from plano.core.session import Session
+from plano.engine import inspect, nginx
+from plano.engine.stack import Stack, open_stack, require_engine
 
-LOG = "logs/deploys.jsonl"  # under data/
 DRAIN_SECONDS = 3.0
 STOP_GRACE_SECONDS = 30
 # After a container is removed, how long until nginx's kept answer for the service
 # name (the `down` server of pin_lines) cannot hold it any more: the resolver's
 # `valid`, and a margin for the re-resolution itself.
 SETTLE_SECONDS = n.RESOLVER_VALID_SECONDS + 1.5
+# What a dry run calls the container that step 4 would start.
+NEW_CONTAINER = "<new container>"
 
 
 class DeployFailed(PlanoError):
@@ -81,12 +85,18 @@ class Record:
 # ---------------------------------------------------------------- choosing what to deploy
 
 
+def check_tag(tag: str) -> str:
+    if not IMAGE_TAG_RE.fullmatch(tag):
+        raise UsageError(f"--tag {tag!r}: not an image tag; give e.g. 1.2.3 or a commit SHA "
+                         "(letters, digits, '_', '.', '-', at most 128)")
+    return tag
+
+
 def targets(stack: Stack, app: str, role: str | None, tag: str) -> list[Target]:
     services = require_app(stack.manifest, app).services()
     if role is not None:
         require_role(stack.manifest, app, role)
-    if not tag or any(c in tag for c in " /:@") or len(tag) > 128:
-        raise UsageError(f"--tag {tag!r}: not an image tag; give e.g. 1.2.3 or a commit SHA")
+    check_tag(tag)
     return [Target(app, r, tag) for r in ([role] if role else list(services))]
 
 
@@ -110,15 +120,6 @@ def scale_up_argv(stack: Stack, target: Target) -> list[str]:
     return with_tag(stack, target, "up", "-d", "--no-deps", "--no-recreate", "--scale", f"{target.service}=2", target.service)
 
 
-def containers_argv(stack: Stack, target: Target) -> list[str]:
-    return ["docker", "ps", "-q", "--no-trunc", "--filter", f"label=com.docker.compose.project={stack.ctx.project}",
-            "--filter", f"label=com.docker.compose.service={target.service}"]
-
-
-def inspect_argv(container: str) -> list[str]:
-    return ["docker", "inspect", "--format", "{{json .}}", container]
-
-
 def logs_argv(container: str, lines: int = 30) -> list[str]:
     return ["docker", "logs", "--tail", str(lines), container]
 
@@ -131,59 +132,12 @@ def remove_argv(container: str) -> list[str]:
     return ["docker", "rm", "--force", container]
 
 
-def pin_lines(addresses: list[str], port: int, service: str) -> str:
-    """The upstream's servers while a deploy holds it: the containers by address, so
-    that a new nginx worker has them from its first request (a name that the previous
-    configuration did not hold leaves the upstream empty, "no live upstreams" and a
-    502, until the worker has resolved it); and the service's own name, down, so that
-    nginx keeps it resolved and the rendered file, put back, starts with its addresses."""
-    servers = "".join(f"server {address}:{port};\n" for address in addresses)
-    return (f"# plano deploy: these containers only, until the deploy ends\n{servers}"
-            f"server {service}:{port} resolve down;\n")
-
-
-def network_address(details: dict, network: str) -> str:
-    """A container's IPv4 address on one network, from its `docker inspect`."""
-    address = (details["NetworkSettings"]["Networks"].get(network) or {}).get("IPAddress")
-    if not address:
-        raise DeployFailed(f"{details['Name'].lstrip('/')} has no address on the network {network}, which nginx uses")
-    return address
-
-
-# ---------------------------------------------------------------- health (pure reading of docker inspect)
-
-
-def health_of(state: dict) -> str:
-    """starting | healthy | unhealthy | exited | running (no healthcheck)."""
-    if not state.get("Running"):
-        return "exited"
-    health = state.get("Health")
-    return health["Status"] if health else "running"
-
-
-def health_output(state: dict, last: int = 3) -> list[str]:
-    entries = (state.get("Health") or {}).get("Log") or []
-    return [f"exit {e.get('ExitCode')}: {' '.join(str(e.get('Output', '')).split())[:300]}" for e in entries[-last:]]
-
-
-# ---------------------------------------------------------------- env file and audit log
-
-
-def set_env_value(text: str, key: str, value: str) -> str:
-    lines = text.splitlines()
-    for i, line in enumerate(lines):
-        if line.split("=", 1)[0].strip() == key:
-            lines[i] = f"{key}={value}"
-            break
-    else:
-        lines.append(f"{key}={value}")
-    return "\n".join(lines) + "\n"
+# ---------------------------------------------------------------- the deploy log and the lock
 
 
 def read_log(root: Path) -> list[Record]:
-    path = root / n.data_root("prod") / LOG
     try:
-        lines = path.read_text().splitlines()
+        lines = (root / n.DEPLOY_LOG).read_text().splitlines()
     except FileNotFoundError:
         return []
     records = []
@@ -204,23 +158,23 @@ def previous_tag(records: list[Record], service: str, current: str) -> str | Non
 
 
 def append_log(root: Path, record: Record) -> None:
-    path = root / n.data_root("prod") / LOG
+    path = root / n.DEPLOY_LOG
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as handle:  # one short line per write: appends do not interleave
         handle.write(json.dumps(asdict(record)) + "\n")
 
 
 def who() -> str:
-    user = os.environ.get("SUDO_USER") or getpass.getuser()
-    return user
+    return os.environ.get("SUDO_USER") or getpass.getuser()
 
 
-# ---------------------------------------------------------------- the lock
+def now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 @contextmanager
 def deploy_lock(root: Path, app: str) -> Iterator[None]:
-    path = root / n.data_root("prod") / "logs" / f".deploy-{app}.lock"
+    path = root / n.deploy_lock(app)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle = path.open("a+")
     try:
@@ -242,14 +196,17 @@ def deploy_lock(root: Path, app: str) -> Iterator[None]:
         handle.close()
 
 
+def current_tag(root: Path, target: Target) -> str:
+    return secrets.read_env(root / n.ENV_PROD).get(target.variable) or "latest"
+
+
 # ---------------------------------------------------------------- running it
 
 
 @dataclass
 class Deployer:
+    session: Session
     stack: Stack
-    runner: Runner
-    say: Callable[[str], None]
     timeout: float = 180
     drain: float = DRAIN_SECONDS
     settle: float = SETTLE_SECONDS
@@ -259,122 +216,186 @@ class Deployer:
     def root(self) -> Path:
         return self.stack.root
 
-    def run(self, argv: list[str], timeout: float = 600, what: str = "") -> str:
-        result = self.runner.run(argv, cwd=self.root, timeout=timeout)
+    def say(self, text: str) -> None:
+        self.session.out.note(text)
+
+    def act(self, argv: list[str], timeout: float, what: str) -> str:
+        result = self.session.act(argv, timeout=timeout)
         if not result.ok:
-            raise DeployFailed(f"{what or argv[0]} failed: {result.output.splitlines()[-1] if result.output else result.code}")
+            raise DeployFailed(f"{what} failed: {result.output.splitlines()[-1] if result.output else result.code}")
         return result.out
 
     def containers(self, target: Target) -> list[str]:
-        return self.run(containers_argv(self.stack, target), 60, "docker ps").split()
+        got = self.session.query(inspect.service_argv(self.stack.ctx.project, target.service))
+        if not got.ok:
+            raise DeployFailed(f"docker ps failed: {got.output.splitlines()[-1] if got.output else got.code}")
+        return got.out.split()
 
     def inspect(self, container: str) -> dict:
-        return json.loads(self.run(inspect_argv(container), 60, "docker inspect"))
+        got = self.session.query(inspect.inspect_argv(container))
+        if not got.ok:
+            raise DeployFailed(f"docker inspect {container[:12]} failed: {got.output.splitlines()[-1] if got.output else got.code}")
+        return inspect.parse(got.out)[0]
 
     def addresses(self, target: Target, containers: list[str]) -> list[str]:
         """The containers' addresses on the app's network, the one nginx shares with them."""
         network = n.engine_network(self.stack.ctx.project, target.app)
-        return [network_address(self.inspect(c), network) for c in containers]
+        found = []
+        for container in containers:
+            if container == NEW_CONTAINER:
+                found.append("<its address>")
+                continue
+            try:
+                found.append(inspect.network_address(self.inspect(container), network))
+            except PlanoError as exc:
+                raise DeployFailed(str(exc)) from None
+        return found
 
-    def current_tag(self, target: Target) -> str:
-        env = (self.root / n.ENV_PROD).read_text()
-        for line in env.splitlines():
-            if line.startswith(f"{target.variable}="):
-                return line.split("=", 1)[1].strip()
-        return "latest"
+    def new_container(self, target: Target, old: list[str]) -> str:
+        new = [c for c in self.containers(target) if c not in old]
+        if not new and self.session.dry_run:
+            return NEW_CONTAINER
+        if len(new) != 1:
+            raise DeployFailed(f"expected one new {target.service} container, found {len(new)}")
+        return new[0]
 
     def wait_healthy(self, container: str) -> None:
+        if container == NEW_CONTAINER:
+            return
         deadline = time.monotonic() + self.timeout
         while True:
             details = self.inspect(container)
-            status = health_of(details["State"])
+            status = inspect.health_of(details["State"])
             if status in ("healthy", "running"):
                 return
             if status in ("unhealthy", "exited") or time.monotonic() > deadline:
-                logs = self.runner.run(logs_argv(container), cwd=self.root, timeout=60).output
-                report = "\n".join([
-                    f"the new container {details['Name'].lstrip('/')} is {status}"
+                logs = self.session.query(logs_argv(container)).output
+                raise DeployFailed("\n".join([
+                    f"the new container {inspect.name(details)} is {status}"
                     + (f" after {self.timeout:.0f} s" if status == "starting" else ""),
-                    "its last healthchecks:", *("  " + line for line in health_output(details["State"]) or ["  none ran"]),
+                    "its last healthchecks:", *("  " + line for line in inspect.health_output(details["State"]) or ["  none ran"]),
                     "its last log lines:", *("  " + line for line in logs.splitlines()[-30:] or ["(none)"]),
-                ])
-                raise DeployFailed(report)
-            time.sleep(1)
+                ]))
+            self.session.sleep(1)
 
     def remove(self, container: str) -> None:
-        self.runner.run(remove_argv(container), cwd=self.root, timeout=120)
+        self.session.act(remove_argv(container), timeout=120)
         self.removed_at = time.monotonic()
+
+    def pin(self, target: Target, content: str | None) -> None:
+        """Point the service's upstream at some containers (content), or back to the rendered default (None)."""
+        nginx.write_upstream(self.session, self.stack, n.upstream(target.app, target.role), content)
+        nginx.reload(self.session, self.stack)
 
     def unpin(self, target: Target) -> None:
         """Back to the rendered file, the service's name. nginx's new workers start with
         the addresses it kept for that name while pinned: first let that answer lose the
-        containers just removed, or requests would go to an address nobody holds."""
+        containers just removed, or requests would go to an address nobody holds.
+        When nginx refuses the configuration, the rendered file is put back all the same."""
         if self.removed_at is not None:
-            time.sleep(max(0.0, self.removed_at + self.settle - time.monotonic()))
-        self.pin(target, None)
+            self.session.pause(max(0.0, self.removed_at + self.settle - time.monotonic()))
+        try:
+            self.pin(target, None)
+        except nginx.NginxError:
+            nginx.write_upstream(self.session, self.stack, n.upstream(target.app, target.role), None)
+            raise
 
-    def pin(self, target: Target, content: str | None) -> None:
-        """Point the service's upstream at one container (content), or back to the rendered default (None)."""
-        upstream = n.upstream(target.app, target.role)
-        runtime = self.root / n.data_root("prod") / "nginx" / "upstreams" / f"{upstream}.conf"
-        default = (self.root / n.upstream_file(upstream)).read_text()
-        write_atomic(runtime, content if content is not None else default, 0o644)
-        reload_nginx(self.stack, self.runner)
+    def switch(self, target: Target, port: int, old: list[str]) -> None:
+        """Steps 3 to 7: the old containers keep serving until the new one is healthy."""
+        self.pin(target, nginx.pin_lines(self.addresses(target, old), port, target.service))
+        self.act(scale_up_argv(self.stack, target), 600, f"starting a new {target.service}")
+        new = self.new_container(target, old)
+        try:
+            self.say(f"{target.service}: waiting for the new container's healthcheck (up to {self.timeout:.0f} s)")
+            self.wait_healthy(new)
+            self.pin(target, nginx.pin_lines(self.addresses(target, [new]), port, target.service))
+        except BaseException:
+            self.remove(new)
+            raise
+        self.say(f"{target.service}: nginx sends new requests to the new container; draining the old one")
+        self.session.pause(self.drain)
+        for container in old:
+            self.session.act(stop_argv(container), timeout=STOP_GRACE_SECONDS + 60)
+            self.remove(container)
 
     def deploy_one(self, target: Target, action: str = "deploy") -> Record:
-        app = self.stack.manifest.apps[target.app]
-        service = app.services()[target.role]
-        from_tag = self.current_tag(target)
+        service = self.stack.manifest.apps[target.app].services()[target.role]
+        from_tag = current_tag(self.root, target)
         self.say(f"{target.service}: {from_tag} -> {target.tag}")
-        self.run(pull_argv(self.stack, target), 1800, f"pulling {target.service}:{target.tag}")
+        self.act(pull_argv(self.stack, target), 1800, f"pulling {target.service}:{target.tag}")
         if service.release:
             self.say(f"{target.service}: release command {' '.join(service.release)}")
-            result = self.runner.run(release_argv(self.stack, target, service.release), cwd=self.root, timeout=1800)
+            result = self.session.act(release_argv(self.stack, target, service.release), timeout=1800)
             if not result.ok:
                 raise DeployFailed(f"the release command failed (exit {result.code}); nothing was switched:\n{result.output[-3000:]}")
         old = self.containers(target)
         if not old:
             raise DeployFailed(f"{target.service} is not running; start the stack with plano prod up first")
-        # The new container joins the service's DNS name at once, healthy or not:
-        # nginx is first pinned to the old containers (pin_lines).
-        self.pin(target, pin_lines(self.addresses(target, old), service.port, target.service))
         try:
-            self.run(scale_up_argv(self.stack, target), 600, f"starting a new {target.service}")
-            new = [c for c in self.containers(target) if c not in old]
-            if len(new) != 1:
-                raise DeployFailed(f"expected one new {target.service} container, found {len(new)}")
-            try:
-                self.say(f"{target.service}: waiting for the new container's healthcheck (up to {self.timeout:.0f} s)")
-                self.wait_healthy(new[0])
-            except BaseException:
-                self.remove(new[0])
-                raise
-            self.pin(target, pin_lines(self.addresses(target, new), service.port, target.service))
-            self.say(f"{target.service}: nginx sends new requests to the new container; draining the old one")
-            time.sleep(self.drain)
-            for container in old:
-                self.runner.run(stop_argv(container), cwd=self.root, timeout=STOP_GRACE_SECONDS + 60)
-                self.remove(container)
+            self.switch(target, service.port, old)
         finally:
             self.unpin(target)  # the service name: the containers that are left
         env_path = self.root / n.ENV_PROD
-        write_atomic(env_path, set_env_value(env_path.read_text(), target.variable, target.tag), 0o600)
+        self.session.write(env_path, secrets.set_env_value(env_path.read_text(), target.variable, target.tag), 0o600)
         return Record(now(), who(), target.app, target.service, from_tag, target.tag, action, "ok")
+
+    def record(self, record: Record) -> None:
+        if self.session.dry_run:
+            self.session.out.planned(f"# append to {n.DEPLOY_LOG}: {record.service} {record.from_tag} -> {record.to_tag}")
+            return
+        append_log(self.root, record)
 
     def deploy(self, targets: list[Target], action: str = "deploy") -> list[Record]:
         records = []
-        with deploy_lock(self.root, targets[0].app):
+        lock = nullcontext() if self.session.dry_run else deploy_lock(self.root, targets[0].app)
+        with lock:
             for target in targets:
                 try:
                     record = self.deploy_one(target, action)
-                except DeployFailed as exc:
-                    append_log(self.root, Record(now(), who(), target.app, target.service, self.current_tag(target),
-                                                 target.tag, action, f"failed: {str(exc).splitlines()[0]}"))
+                except PlanoError as exc:
+                    self.record(Record(now(), who(), target.app, target.service, current_tag(self.root, target),
+                                       target.tag, action, f"failed: {str(exc).splitlines()[0]}"))
+                    if isinstance(exc, nginx.NginxError):
+                        raise DeployFailed(f"{target.service}: {exc}; the old version keeps serving") from None
                     raise
-                append_log(self.root, record)
+                self.record(record)
                 records.append(record)
         return records
 
 
-def now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+# ---------------------------------------------------------------- the operations
+
+
+def deployer(session: Session, timeout: float) -> Deployer:
+    session = session.with_mode(Mode.PROD)
+    st = open_stack(session)
+    require_engine(session.runner)
+    return Deployer(session, st, timeout=timeout)
+
+
+def deploy(session: Session, app: str, role: str | None, tag: str, timeout: float = 180) -> list[Record]:
+    """`plano deploy`: APP's services (or one) to TAG, with no failed request."""
+    d = deployer(session, timeout)
+    return d.deploy(targets(d.stack, app, role, tag))
+
+
+def rollback(session: Session, app: str, role: str | None, timeout: float = 180) -> list[Record]:
+    """The tag that ran before the current one (from the deploy log), the same way."""
+    d = deployer(session, timeout)
+    records = read_log(d.root)
+    chosen = []
+    for target in targets(d.stack, app, role, "latest"):
+        current = current_tag(d.root, target)
+        previous = previous_tag(records, target.service, current)
+        if previous is None:
+            if role:
+                raise RefusedError(f"{target.service}: no deploy to {current} in {n.DEPLOY_LOG}; nothing to roll back to")
+            continue
+        chosen.append(Target(target.app, target.role, previous))
+    if not chosen:
+        raise RefusedError(f"{app}: no deploy in {n.DEPLOY_LOG} led to the tags running now; nothing to roll back to")
+    return d.deploy(chosen, action="rollback")
+
+
+def releases(session: Session, app: str | None) -> list[Record]:
+    return [r for r in read_log(session.root) if app is None or r.app == app]

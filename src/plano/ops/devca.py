@@ -13,6 +13,7 @@ import datetime as dt
 import getpass
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +25,10 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from plano.core import naming as n
 from plano.core.errors import UsageError
 from plano.core.files import write_atomic
+from plano.core.mode import Mode
+from plano.core.session import Session
 
+Write = Callable[[Path, bytes, int], None]
 PERMITTED = "localhost"
 CA_YEARS = 10
 LEAF_DAYS = 397  # what browsers accept
@@ -78,19 +82,25 @@ def make_ca(now: dt.datetime, owner: str) -> tuple[x509.Certificate, ec.Elliptic
     return cert, key
 
 
-def ensure_ca(folder: Path | None = None, now: dt.datetime | None = None) -> tuple[DevCA, bool]:
-    """The CA, made on first use. Returns (ca, created)."""
+def ensure_ca(folder: Path | None = None, now: dt.datetime | None = None, write: Write = write_atomic) -> tuple[DevCA, bool]:
+    """The CA, made on first use. Returns (ca, created). A CA file that cannot be read
+    is named, never replaced (apps' certificates and browsers trust it)."""
     folder = folder or ca_dir()
     cert_path, key_path = folder / "ca.pem", folder / "ca-key.pem"
     if cert_path.is_file() and key_path.is_file():
-        cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
-        key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+        try:
+            cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+            key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+        except (ValueError, TypeError):
+            raise UsageError(f"{folder}: the plano development CA there is not readable (ca.pem, ca-key.pem); "
+                             "move the folder away to make a new CA, or set PLANO_DEV_CA_DIR") from None
         return DevCA(cert, key, cert_path), False
     now = now or dt.datetime.now(dt.UTC)
     cert, key = make_ca(now, f"{getpass.getuser()}@{socket.gethostname()}")
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    write_atomic(key_path, key_pem(key), 0o600)
-    write_atomic(cert_path, pem(cert), 0o644)
+    if write is write_atomic:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    write(key_path, key_pem(key), 0o600)
+    write(cert_path, pem(cert), 0o644)
     return DevCA(cert, key, cert_path), True
 
 
@@ -145,14 +155,15 @@ def trust_hint(path: Path) -> str:
     )
 
 
-def install_dev_certs(root: Path, app_domains: dict[str, list[str]], folder: Path | None = None,
+def install_dev_certs(session: Session, app_domains: dict[str, list[str]], folder: Path | None = None,
                       now: dt.datetime | None = None) -> tuple[DevCA, bool, list[str]]:
     """Make sure each app's dev certificate is current; returns (ca, ca_created, apps renewed)."""
     now = now or dt.datetime.now(dt.UTC)
-    ca, created = ensure_ca(folder, now)
+    root = session.root
+    ca, created = ensure_ca(folder, now, write_atomic if not session.dry_run else session.write)
     renewed = []
     for app, names in sorted(app_domains.items()):
-        target = root / n.data_root("dev") / "certs" / "plano" / app
+        target = root / n.installed_cert_dir(Mode.DEV, app)
         try:
             current = (target / "fullchain.pem").read_bytes()
         except OSError:
@@ -160,7 +171,7 @@ def install_dev_certs(root: Path, app_domains: dict[str, list[str]], folder: Pat
         if leaf_is_current(current, ca, names, now):
             continue
         chain, key = issue_leaf(ca, names, now)
-        write_atomic(target / "privkey.pem", key, 0o600)
-        write_atomic(target / "fullchain.pem", chain, 0o644)
+        session.write(target / "privkey.pem", key, 0o600)
+        session.write(target / "fullchain.pem", chain, 0o644)
         renewed.append(app)
     return ca, created, renewed

@@ -10,8 +10,12 @@ run and dropped after it; DATABASE_URL points there, never at the app's dev data
 from __future__ import annotations
 
 from plano.core import naming as n
+from plano.core import secrets
+from plano.core.errors import PlanoError
 from plano.core.manifest import require_app, require_role
-from plano.engine.stack import Stack
+from plano.core.session import Session
+from plano.engine.stack import Stack, open_stack, require_engine, running_services
+from plano.ops import db
 from plano.ops.db import with_vars
 
 CREATE_TEST_DB_SQL = """\
@@ -57,3 +61,30 @@ def test_argv(stack: Stack, app: str, role: str, running: bool, args: tuple[str,
     if running:
         return stack.argv("exec", "-T", *env, service, *command)
     return stack.argv("run", "--rm", "-T", *env, service, *command)
+
+
+def run_tests(session: Session, app: str, role: str | None, args: tuple[str, ...]) -> int:
+    """The app's tests in its dev container (exec when it runs, else a one-off run),
+    with a fresh APP_test database when the app has one, dropped whatever the result.
+    Returns the tests' exit code."""
+    st = open_stack(session)
+    role = role_of(st, app, role)
+    require_engine(session.runner)
+    with_db = st.manifest.apps[app].database
+    running = running_services(st, session.runner)
+    argv = test_argv(st, app, role, n.service(app, role) in running, args, with_db)
+    env = None
+    psql = db.psql_in_database(st, "postgres")
+    if with_db:
+        password = db.checked_password(app, secrets.read_env(st.root / n.ENV_DEV).get(n.db_password_var(app)), n.ENV_DEV)
+        if "database" not in running and session.act_stream(st.argv("up", "-d", "--wait", "database")):
+            raise PlanoError("the dev database did not start; see plano dev logs database")
+        if session.act_stream(psql, stdin=create_db_script(app), shown=db.shown_script(psql, create_db_script(app))):
+            raise PlanoError(f"could not create the test database {test_db(app)}; is {app}'s role provisioned? (plano db create {app})")
+        env = {"DATABASE_URL": test_db_url(app, password)}
+        session.out.note(f"{app}: tests get the throwaway database {test_db(app)}")
+    try:
+        return session.act_stream(argv, env=env)
+    finally:
+        if with_db:  # throwaway: dropped whatever the result
+            session.act_stream(psql, stdin=drop_db_script(app), shown=db.shown_script(psql, drop_db_script(app)))

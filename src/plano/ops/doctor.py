@@ -9,15 +9,19 @@ import shutil
 import socket
 import stat
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from plano.core import naming as n
 from plano.core import secrets
+from plano.core.errors import EnvironmentProblem
 from plano.core.manifest import Manifest
+from plano.core.mode import Mode
 from plano.core.runner import Runner
-from plano.engine import compose, stack
-from plano.ops import backup, certs, check, infra
+from plano.core.session import Session
+from plano.engine import compose, inspect, stack
+from plano.engine.tls import installed_facts
+from plano.ops import backup, check, infra
 from plano.render import envfiles
 
 OK, WARN, FAIL = "ok", "warn", "fail"
@@ -32,8 +36,6 @@ class Finding:
     reason: str
     fix: str = ""
 
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 # ---------------------------------------------------------------- pure decisions
@@ -156,7 +158,7 @@ def engine_finding(runner: Runner) -> Finding:
         binary = compose.find_binary(runner)
         got = runner.run([*binary, "version", "--short"], timeout=20)
         version = got.out.strip() if got.ok else None
-    except Exception:  # noqa: BLE001 - any failure means: no compose
+    except EnvironmentProblem:
         version = None
     return decide_engine(server.out.strip() if server.ok else None, version)
 
@@ -193,13 +195,14 @@ def leak_finding(root: Path, manifest: Manifest, runner: Runner, git: bool) -> F
                      if k in envfiles.app_secrets(manifest) and len(v) >= 16})
     if not values:
         return Finding("secrets in git", OK, "no secrets to look for")
-    patterns = [item for v in values for item in ("-e", v)]
+    # The values go on git's stdin (-f -), never on its command line, where `ps` shows them.
+    patterns = "".join(f"{v}\n" for v in values)
     leaks = []
-    work = runner.run(["git", "-C", str(root), "grep", "-l", "-F", *patterns], timeout=120)
+    work = runner.run(["git", "-C", str(root), "grep", "-l", "-F", "-f", "-"], timeout=120, stdin=patterns)
     leaks += [f"{path} (working tree)" for path in work.out.split()]
     revs = runner.run(["git", "-C", str(root), "rev-list", "--all"], timeout=60).out.split()
     if revs:
-        history = runner.run(["git", "-C", str(root), "grep", "-l", "-F", *patterns, *revs], timeout=300)
+        history = runner.run(["git", "-C", str(root), "grep", "-l", "-F", "-f", "-", *revs], timeout=300, stdin=patterns)
         leaks += sorted({line.replace(":", " in commit ", 1)[:60] for line in history.out.splitlines()})
     return decide_leaks(leaks)
 
@@ -239,7 +242,7 @@ def disk_finding(root: Path) -> Finding:
 def cert_finding(root: Path, manifest: Manifest, now: dt.datetime) -> Finding:
     days, placeholders = {}, []
     for app in sorted(manifest.apps):
-        facts = certs.installed_facts(root, "prod", app)
+        facts = installed_facts(root, Mode.PROD, app)
         if facts is None or facts.placeholder:
             placeholders.append(app)
         else:
@@ -248,21 +251,23 @@ def cert_finding(root: Path, manifest: Manifest, now: dt.datetime) -> Finding:
 
 
 def backup_finding(root: Path, now: dt.datetime) -> Finding:
-    state = backup.status(backup.backups_dir(root, "prod"))
+    state = backup.status(backup.backups_dir(root, Mode.PROD))
     return decide_backup(state["last_success"], state["last_failure"], now)
 
 
 def restart_finding(manifest: Manifest, runner: Runner) -> Finding:
     containers = {
         info["Name"].lstrip("/"): (bool(info["State"].get("Restarting")), int(info.get("RestartCount", 0)))
-        for mode in ("prod", "dev")
-        for info in stack.inspect_project(n.project(manifest, mode), runner)
+        for mode in (Mode.PROD, Mode.DEV)
+        for info in inspect.project_containers(mode.project(manifest), runner)
     }
     return decide_restarts(containers)
 
 
-def run(root: Path, manifest: Manifest, runner: Runner, prod_dns: bool, public_ip: str | None,
+def run(session: Session, prod_dns: bool, public_ip: str | None,
         progress: Callable[[str], None] = lambda _: None) -> list[Finding]:
+    """Every check, each reported; they only read (queries)."""
+    root, manifest, runner = session.root, session.manifest, session.runner
     now = dt.datetime.now(dt.UTC)
     findings = [engine_finding(runner)]
     git = in_git(root, runner)
@@ -278,7 +283,7 @@ def run(root: Path, manifest: Manifest, runner: Runner, prod_dns: bool, public_i
     if prod_dns:
         steps.append(("dns", lambda: dns_finding(manifest, public_ip)))
     if engine_ok:
-        st = stack.open_stack(root, manifest, "prod", runner) if (root / n.ENV_PROD).is_file() else None
+        st = stack.open_stack(session.with_mode(Mode.PROD)) if (root / n.ENV_PROD).is_file() else None
         if st is not None:
             steps.append(("ports", lambda: port_finding(st, runner)))
         steps.append(("restarts", lambda: restart_finding(manifest, runner)))

@@ -8,35 +8,19 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from plano.core import files, secrets
 from plano.core import manifest as mf
 from plano.core import naming as n
-from plano.core.errors import ManifestError, RefusedError
+from plano.core.errors import ManifestError, RefusedError, UsageError
 from plano.core.files import File, Kind, Plan
-from plano.core.manifest import Manifest
+from plano.core.manifest import Manifest, require_app
 from plano.core.runner import Runner
+from plano.core.session import Session
 
 APP_UID = 1000  # the `node` user of the official Node images, which app images run as
-
-
-@dataclass(frozen=True)
-class Infra:
-    root: Path
-    text: str
-    manifest: Manifest
-
-
-def load(root: Path) -> Infra:
-    path = root / mf.MANIFEST_FILE
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise ManifestError("", f"no {mf.MANIFEST_FILE} in {root}; run 'plano init' first or pass --dir") from None
-    return Infra(root, text, mf.load_text(text))
 
 
 def env_values(root: Path, manifest: Manifest, make: Callable[[], str] = secrets.new_secret) -> dict[str, dict[str, str]]:
@@ -75,8 +59,9 @@ def data_dirs(manifest: Manifest) -> list[str]:
     ]
 
 
-def ensure_data_dirs(root: Path, manifest: Manifest) -> None:
-    """Create data/ folders (never delete them). Uploads belong to the app's user."""
+def make_data_dirs(root: Path, manifest: Manifest) -> list[str]:
+    """Create the missing data/ folders (never delete one); uploads belong to the app's user."""
+    made = []
     for rel in data_dirs(manifest):
         path = root / rel
         if path.is_dir():
@@ -84,6 +69,18 @@ def ensure_data_dirs(root: Path, manifest: Manifest) -> None:
         path.mkdir(parents=True, exist_ok=True)
         if "/uploads/" in rel and os.geteuid() == 0:
             os.chown(path, APP_UID, APP_UID)
+        made.append(rel)
+    return made
+
+
+def ensure_data_dirs(session: Session, manifest: Manifest) -> None:
+    """make_data_dirs as an action of the session (a dry run lists them)."""
+    if session.dry_run:
+        for rel in data_dirs(manifest):
+            if not (session.root / rel).is_dir():
+                session.out.planned(f"# create {rel}/")
+        return
+    make_data_dirs(session.root, manifest)
 
 
 def sync(root: Path, manifest: Manifest, manifest_text: str | None = None, force: bool = False) -> Plan:
@@ -92,7 +89,7 @@ def sync(root: Path, manifest: Manifest, manifest_text: str | None = None, force
     if not force:
         files.refuse_hand_edits(result)
     files.apply(root, result)
-    ensure_data_dirs(root, manifest)
+    make_data_dirs(root, manifest)
     return result
 
 
@@ -109,14 +106,17 @@ def project_name(folder: Path) -> str:
 
 
 def init(
-    root: Path, registry: str, email: str, name: str | None, force: bool, runner: Runner, images: dict[str, str] | None = None
+    session: Session, root: Path, registry: str, email: str, name: str | None, force: bool, images: dict[str, str] | None = None
 ) -> Plan:
+    """A new infra repo in `root`: plano.yml, every rendered file, secrets, data/, git."""
     if (root / mf.MANIFEST_FILE).exists() and not force:
         raise RefusedError(f"{root / mf.MANIFEST_FILE}: an infra already exists here; use 'plano render', or 'plano init --force' to start over (secrets are kept)")
     text = mf.new_document(name or project_name(root), registry, email, images)
     manifest = mf.load_text(text)
+    if root.exists() and not root.is_dir():
+        raise UsageError(f"DIRECTORY {root}: a file is there; give a folder for the infra")
     result = sync(root, manifest, text, force=force)
-    git_init(root, runner)
+    git_init(root, session.runner)
     return result
 
 
@@ -128,7 +128,7 @@ def git_init(root: Path, runner: Runner) -> None:
 # ---------------------------------------------------------------- apps
 
 
-def with_app(infra: Infra, name: str, entry: dict[str, Any]) -> tuple[str, Manifest]:
+def with_app(infra: mf.Infra, name: str, entry: dict[str, Any]) -> tuple[str, Manifest]:
     """plano.yml with the app added (comments kept), validated; nothing is written."""
     try:
         mf.check_app_name(name)
@@ -148,19 +148,33 @@ def with_app(infra: Infra, name: str, entry: dict[str, Any]) -> tuple[str, Manif
     return text, mf.load_text(text)
 
 
-def add_app(infra: Infra, name: str, entry: dict[str, Any], force: bool = False) -> Plan:
-    text, manifest = with_app(infra, name, entry)
-    return sync(infra.root, manifest, text, force)
+def add_app(session: Session, name: str, entry: dict[str, Any], force: bool = False) -> Plan:
+    text, manifest = with_app(session.infra, name, entry)
+    return synced(session, manifest, text, force)
 
 
-def remove_app(infra: Infra, name: str, force: bool = False) -> Plan:
-    doc = mf.parse(infra.text)
-    if name not in (doc.get("apps") or {}):
-        known = ", ".join(doc.get("apps") or {}) or "none"
-        raise ManifestError(f"apps/{name}", f"no such app (registered: {known})")
+def synced(session: Session, manifest: Manifest, text: str | None, force: bool = False) -> Plan:
+    """sync() in the session's infra, which then reloads plano.yml."""
+    result = sync(session.root, manifest, text, force)
+    session.reload()
+    return result
+
+
+def render(session: Session, force: bool = False) -> Plan:
+    return synced(session, session.manifest, None, force)
+
+
+def check_render(session: Session) -> Plan:
+    """What `render` would change, writing nothing."""
+    return plan(session.root, session.manifest)
+
+
+def remove_app(session: Session, name: str, force: bool = False) -> Plan:
+    require_app(session.manifest, name)
+    doc = mf.parse(session.infra.text)
     del doc["apps"][name]
     text = mf.dump(doc)
-    return sync(infra.root, mf.load_text(text), text, force)
+    return synced(session, mf.load_text(text), text, force)
 
 
 def app_entry(
@@ -186,10 +200,11 @@ def app_entry(
     return entry
 
 
-def new_app(infra: Infra, name: str, domains: list[str], repo: Path | None, runner: Runner) -> tuple[Path, Plan]:
+def new_app(session: Session, name: str, domains: list[str], repo: Path | None) -> tuple[Path, Plan]:
     """Create the app repo next to the infra (git init) and register the app."""
     from plano.ops import scaffold
 
+    infra = session.infra
     repo = repo or infra.root.parent / name
     default = (infra.root.parent / name).resolve() == repo.resolve()
     source = None if default else os.path.relpath(repo.resolve(), infra.root.resolve())
@@ -202,16 +217,17 @@ def new_app(infra: Infra, name: str, domains: list[str], repo: Path | None, runn
     if repo.exists() and any(repo.iterdir()):
         raise RefusedError(f"{repo}: not empty; use 'plano app adopt {repo}' for an existing repo")
     scaffold.create_repo(repo, name, manifest.registry, manifest.apps[name].domains[0], manifest.images.node)
-    git_init(repo, runner)
-    return repo, sync(infra.root, manifest, text)
+    git_init(repo, session.runner)
+    return repo, synced(session, manifest, text)
 
 
 def adopt_app(
-    infra: Infra, repo: Path, name: str | None, domains: list[str], backend_dir: str | None = None, frontend_dir: str | None = None
+    session: Session, repo: Path, name: str | None, domains: list[str], backend_dir: str | None = None, frontend_dir: str | None = None
 ):
     """Register an existing app repo: add the files it lacks (never overwriting one), then the app."""
     from plano.ops import adopt
 
+    infra = session.infra
     name = name or repo.resolve().name
     found = adopt.survey(repo, backend_dir, frontend_dir)
     repo_rel = os.path.relpath(repo.resolve(), infra.root.resolve())
@@ -220,4 +236,4 @@ def adopt_app(
     text, manifest = with_app(infra, name, app_entry(domains, adoption.backend, adoption.frontend))
     repo_plan = files.plan(repo, adoption.files)
     files.apply(repo, repo_plan)
-    return name, adoption, repo_plan, sync(infra.root, manifest, text)
+    return name, adoption, repo_plan, synced(session, manifest, text)

@@ -8,8 +8,7 @@ from plano.core import naming as n
 from plano.core.files import File, Kind, Tree, with_header
 from plano.core.manifest import App, Manifest
 
-NGINX_CONF_DIR = "/etc/plano/nginx"
-NGINX_CMD = ["nginx", "-c", f"{NGINX_CONF_DIR}/nginx.conf", "-g", "daemon off;"]
+NGINX_CMD = ["nginx", "-c", n.NGINX_CONF, "-g", "daemon off;"]
 DEV_WATCH_ENV = {
     # TypeScript's watcher (NestJS start:dev) polls when file events don't cross the bind mount.
     "TSC_WATCHFILE": "PriorityPollingInterval",
@@ -127,7 +126,7 @@ def nginx_service(manifest: Manifest) -> dict[str, Any]:
         "command": NGINX_CMD,
         "restart": "unless-stopped",
         "environment": {"PLANO_RELOAD_POLL_SECONDS": "${PLANO_RELOAD_POLL_SECONDS:-30}"},
-        "volumes": [f"./docker/nginx:{NGINX_CONF_DIR}:ro", *nginx_data("prod")],
+        "volumes": [f"./docker/nginx:{n.NGINX_CONF_DIR}:ro", *nginx_data("prod")],
         "healthcheck": healthcheck(["CMD", "curl", "-fsS", "-o", "/dev/null", "http://127.0.0.1:8081/.plano/health"], "10s"),
         "networks": ["edge", *app_networks(manifest)],
         "read_only": True,
