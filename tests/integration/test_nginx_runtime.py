@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from plano.core import manifest as mf
+from plano.core import naming as n
 from plano.core.runner import SubprocessRunner
 from plano.ops import check
 from tests.integration.net import http_get, https_request, wait_for
@@ -68,7 +69,7 @@ class Stack:
         docker("run", "-d", "--name", name, "--network", self.network, "-p", "127.0.0.1::80", "-p", "127.0.0.1::443",
                "--read-only", "--tmpfs", "/tmp", "--tmpfs", "/var/cache/nginx", "--tmpfs", "/run",
                "--tmpfs", "/etc/nginx/certs", "--tmpfs", "/etc/plano/runtime", "-v", f"{(root / 'docker/nginx').resolve()}:/etc/plano/nginx:ro",
-               "-v", f"{webroot}:/var/www/certbot:ro", tag, "nginx", "-c", check.NGINX_CONF, "-g", "daemon off;")
+               "-v", f"{webroot}:/var/www/certbot:ro", tag, "nginx", "-c", n.NGINX_CONF, "-g", "daemon off;")
         self.containers.append(name)
         ports = [int(docker("port", name, f"{p}/tcp").splitlines()[0].rsplit(":", 1)[1]) for p in (80, 443)]
         wait_for(lambda: http_get(ports[0], "app1.example.com", "/")[0] == 308, f"nginx never answered:\n{self.logs(name)}")

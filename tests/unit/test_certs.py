@@ -124,6 +124,13 @@ def test_own_certificate_checks():
         with pytest.raises(certs.CertError) as err:
             certs.check_own(chain_pem, key_pem, ["app1.example.com", "www.app1.example.com"], NOW, "apps/app1/tls")
         assert str(err.value).startswith(message)
+    corrupt = b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"  # valid base64, not a certificate
+    with pytest.raises(certs.CertError) as err:
+        certs.check_own(corrupt, key, ["app1.example.com"], NOW, "apps/app1/tls", "certs/app1.pem", "certs/app1.key")
+    assert str(err.value) == ("apps/app1/tls/certificate (certs/app1.pem): not a readable X.509 certificate (corrupt PEM data); "
+                              "give the fullchain PEM file")
+    with pytest.raises(certs.CertError, match=r"^apps/app1/tls/key \(certs/app1.key\): does not belong to the certificate"):
+        certs.check_own(chain, other_key, ["app1.example.com"], NOW, "apps/app1/tls", "certs/app1.pem", "certs/app1.key")
 
 
 def test_wildcards_cover_one_level():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from plano.cli.main import session
+from plano.cli.context import session
 from plano.cli.output import echo_json, table
 from plano.core.mode import Mode
 

@@ -11,18 +11,13 @@ from pathlib import Path
 import click
 
 from plano import __version__
+from plano.cli.context import session
 from plano.cli.output import ConsoleOutput, console, echo_json, summarize
 from plano.core.errors import BUG, PlanoError
 from plano.core.runner import Runner, SubprocessRunner
 from plano.core.session import Output, Session
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
-
-
-def session(ctx: click.Context, mode=None, dry_run: bool = False) -> Session:
-    """The command's Session (made once in main), for `mode` when the command has one."""
-    made: Session = ctx.find_root().obj
-    return made.with_mode(mode, dry_run) if mode is not None else made
 
 
 @click.group(context_settings=CONTEXT)

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from plano.cli.main import session
+from plano.cli.context import session
 from plano.cli.output import console, echo_json, finish, table, text_table
 from plano.core.mode import Mode
 

@@ -12,7 +12,7 @@ import sys
 
 import click
 
-from plano.cli.main import session
+from plano.cli.context import session
 from plano.cli.output import echo_json, finish
 from plano.core.mode import Mode
 

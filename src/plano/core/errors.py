@@ -74,5 +74,5 @@ class FileProblem(PlanoError):
         where = exc.filename if exc.filename is not None else "a file"
         fix = {13: "check its owner and mode (ls -l); plano runs as the user who owns the infra",
                28: "free some disk space", 21: "a folder is where a file belongs; move it away",
-               20: "a file is where a folder belongs; move it away", 30: "the file system is read-only"}
+               20: "a file is where a folder belongs; move it away", 17: "a file is where a folder belongs; move it away", 30: "the file system is read-only"}
         return cls(f"{where}: cannot {action} it: {exc.strerror or exc}; {fix.get(exc.errno or 0, 'fix it, then run the same command again')}")

@@ -262,7 +262,7 @@ def install_own(session: Session, app_name: str, app: App, now: dt.datetime | No
         chain, key = cert_path.read_bytes(), key_path.read_bytes()
     except OSError as exc:
         raise CertError(f"{where}: cannot read {exc.filename}: {exc.strerror}; fix the path in plano.yml") from None
-    own = check_own(chain, key, app.domains, now, where)
+    own = check_own(chain, key, app.domains, now, where, app.tls.certificate, app.tls.key)
     target = cert_file(root, session.stack_mode, app_name).parent
     try:
         session.write(target / "privkey.pem", key, 0o600)
@@ -272,29 +272,34 @@ def install_own(session: Session, app_name: str, app: App, now: dt.datetime | No
     return own
 
 
-def check_own(chain: bytes, key: bytes, domains: list[str], now: dt.datetime, where: str) -> CertFacts:
+def check_own(chain: bytes, key: bytes, domains: list[str], now: dt.datetime, where: str,
+              cert_path: str = "", key_path: str = "") -> CertFacts:
+    """Your certificate and key, checked; each error names the field and the file."""
+    cert_at = f"{where}/certificate" + (f" ({cert_path})" if cert_path else "")
+    key_at = f"{where}/key" + (f" ({key_path})" if key_path else "")
     from cryptography import x509
+    from cryptography.exceptions import UnsupportedAlgorithm
     from cryptography.hazmat.primitives import serialization
 
     try:
         der = first_pem_der(chain)
     except ValueError:
-        raise CertError(f"{where}/certificate: no PEM certificate in it; give the fullchain PEM file") from None
+        raise CertError(f"{cert_at}: no PEM certificate in it; give the fullchain PEM file") from None
     try:
         private = serialization.load_pem_private_key(key, password=None)
-    except (ValueError, TypeError):
-        raise CertError(f"{where}/key: not an unencrypted PEM private key; give the key file without a passphrase") from None
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        raise CertError(f"{key_at}: not an unencrypted PEM private key; give the key file without a passphrase") from None
     try:
         cert = x509.load_der_x509_certificate(der)
         own = facts(der)
     except ValueError:
-        raise CertError(f"{where}/certificate: not a readable X.509 certificate (corrupt PEM data); give the fullchain PEM file") from None
+        raise CertError(f"{cert_at}: not a readable X.509 certificate (corrupt PEM data); give the fullchain PEM file") from None
     public = serialization.PublicFormat.SubjectPublicKeyInfo
     if cert.public_key().public_bytes(serialization.Encoding.DER, public) != private.public_key().public_bytes(serialization.Encoding.DER, public):
-        raise CertError(f"{where}/key: does not belong to the certificate; give the key the certificate was made for")
+        raise CertError(f"{key_at}: does not belong to the certificate; give the key the certificate was made for")
     if own.not_after <= now:
-        raise CertError(f"{where}/certificate: expired on {own.not_after.date()}; give a current certificate")
+        raise CertError(f"{cert_at}: expired on {own.not_after.date()}; give a current certificate")
     missing = [domain for domain in domains if not covers(own.names, domain)]
     if missing:
-        raise CertError(f"{where}/certificate: does not cover {', '.join(missing)}; get a certificate for them or remove them from " + where.rsplit("/", 1)[0] + "/domains")
+        raise CertError(f"{cert_at}: does not cover {', '.join(missing)}; get a certificate for them or remove them from " + where.rsplit("/", 1)[0] + "/domains")
     return own

@@ -1,0 +1,251 @@
+"""Operations as exact sequences of commands, against a scripted engine: what each one
+runs, in order, on success and on each kind of failure, and what it leaves on disk."""
+
+import json
+import socket
+from pathlib import Path
+
+import pytest
+
+from plano.core import secrets
+from plano.core.errors import PlanoError, RefusedError
+from plano.core.mode import Mode
+from plano.engine import compose
+from plano.ops import backup, certs, deploy, devtest, infra, stack
+from tests import scripted
+from tests.scripted import Answer, ScriptedRunner
+
+OLD, NEW = "old0c0ffee", "new0c0ffee"
+NGINX_TEST = ["exec", "-T", "nginx", "nginx", "-c", "/etc/plano/nginx/nginx.conf", "-t", "-q"]
+NGINX_RELOAD = ["exec", "-T", "nginx", "nginx", "-c", "/etc/plano/nginx/nginx.conf", "-s", "reload"]
+EMERG = ('nginx: [emerg] unknown directive "bogus" in /etc/plano/nginx/sites-enabled/app1.conf:3\n'
+         "nginx: configuration file /etc/plano/nginx/nginx.conf test failed\n")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def root(tmp_path, monkeypatch) -> Path:
+    """An infra made by plano itself: app1 (a release command) and app2, prod on free ports."""
+    monkeypatch.setenv("PLANO_DEV_CA_DIR", str(tmp_path / "dev-ca"))
+    where = tmp_path / "infra"
+    made = scripted.session(where, ScriptedRunner().on("git"))
+    infra.init(made, where, "registry.example.com/acme", "ops@example.com", "acme", False)
+    text = (where / "plano.yml").read_text().replace(
+        "prod:\n  bind: 0.0.0.0\n  http_port: 80\n  https_port: 443\n",
+        f"prod:\n  bind: 127.0.0.1\n  http_port: {free_port()}\n  https_port: {free_port()}\n")
+    (where / "plano.yml").write_text(text)
+    made.reload()
+    infra.add_app(made, "app1", {"domains": ["app1.example.com"], "backend": {"release": ["npm", "run", "migrate"]}})
+    infra.add_app(made, "app2", {"domains": ["app2.example.com"]})
+    return where
+
+
+def binary() -> list[str]:
+    return list(compose.find_binary(ScriptedRunner().query()))
+
+
+def compose_argv(mode: Mode, *args: str) -> list[str]:
+    project = "acme" if mode is Mode.PROD else "acme-dev"
+    return [*binary(), "-p", project, "--env-file", ".env", "--env-file", mode.env_file,
+            "-f", "docker-compose.yml", "-f", mode.compose_files[1], *args]
+
+
+def prod(*args: str) -> list[str]:
+    return compose_argv(Mode.PROD, *args)
+
+
+def tagged(tag: str, *args: str, role: str = "backend") -> list[str]:
+    return ["env", f"APP1_{role.upper()}_TAG={tag}", *prod(*args)]
+
+
+def details(health: str, address: str) -> Answer:
+    return Answer(0, json.dumps([{"Name": "/acme-app1-backend-2", "State": {"Running": True, "Health": {"Status": health, "Log": [
+        {"ExitCode": 1, "Output": "GET /api/health: 503"}]}}, "NetworkSettings": {"Networks": {"acme_app1-net": {"IPAddress": address}}}}]))
+
+
+def engine(*running: str) -> ScriptedRunner:
+    runner = ScriptedRunner().query("compose", "version").query("docker", "info")
+    return runner.query("ps", "--status", "running", "--services", answers=Answer(0, "\n".join(running)))
+
+
+def deploy_engine(health: str = "healthy", release: Answer = scripted.OK, nginx_test: Answer = scripted.OK) -> ScriptedRunner:
+    runner = engine("nginx", "app1-backend")
+    runner.query("label=com.docker.compose.service=app1-backend", answers=[Answer(0, f"{OLD}\n"), Answer(0, f"{OLD}\n{NEW}\n")])
+    runner.query("docker", "inspect", OLD, answers=details("healthy", "172.18.0.5"))
+    runner.query("docker", "inspect", NEW, answers=details(health, "172.18.0.7"))
+    runner.query("docker", "logs", answers=Answer(0, "Nest application failed to start\n"))
+    runner.on("run", "--rm", "--no-deps", "-T", "app1-backend", answers=release)
+    runner.on(*NGINX_TEST, answers=nginx_test)
+    return runner.on("env").on("compose").on("docker", "stop").on("docker", "rm")
+
+
+def log_lines(root: Path) -> list[dict]:
+    path = root / "data/logs/deploys.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def upstream(root: Path) -> str:
+    return (root / "data/nginx/upstreams/app1_backend.conf").read_text()
+
+
+def rendered_upstream(root: Path) -> str:
+    return (root / "docker/nginx/upstreams/app1_backend.conf").read_text()
+
+
+# ---------------------------------------------------------------- deploy
+
+
+def test_deploy_switches_with_no_gap(root):
+    runner = deploy_engine()
+    records = deploy.deploy(scripted.session(root, runner), "app1", "backend", "2.0.0")
+    assert runner.actions == [
+        tagged("2.0.0", "pull", "--quiet", "app1-backend"),
+        tagged("2.0.0", "run", "--rm", "--no-deps", "-T", "app1-backend", "npm", "run", "migrate"),
+        prod(*NGINX_TEST), prod(*NGINX_RELOAD),  # pinned to the old container
+        tagged("2.0.0", "up", "-d", "--no-deps", "--no-recreate", "--scale", "app1-backend=2", "app1-backend"),
+        prod(*NGINX_TEST), prod(*NGINX_RELOAD),  # pinned to the new one
+        ["docker", "stop", "--time", "30", OLD], ["docker", "rm", "--force", OLD],
+        prod(*NGINX_TEST), prod(*NGINX_RELOAD),  # back to the service's name
+    ]
+    assert [(r.service, r.from_tag, r.to_tag, r.result) for r in records] == [("app1-backend", "latest", "2.0.0", "ok")]
+    assert secrets.read_env(root / ".env.prod")["APP1_BACKEND_TAG"] == "2.0.0"
+    assert upstream(root) == rendered_upstream(root)
+    assert [line["result"] for line in log_lines(root)] == ["ok"]
+
+
+def test_an_unhealthy_new_container_is_removed_and_the_old_one_serves_on(root):
+    runner = deploy_engine(health="unhealthy")
+    with pytest.raises(deploy.DeployFailed) as failed:
+        deploy.deploy(scripted.session(root, runner), "app1", "backend", "2.0.0")
+    assert str(failed.value).splitlines()[:3] == [
+        "the new container acme-app1-backend-2 is unhealthy", "its last healthchecks:", "  exit 1: GET /api/health: 503"]
+    assert "Nest application failed to start" in str(failed.value)
+    assert runner.actions == [
+        tagged("2.0.0", "pull", "--quiet", "app1-backend"),
+        tagged("2.0.0", "run", "--rm", "--no-deps", "-T", "app1-backend", "npm", "run", "migrate"),
+        prod(*NGINX_TEST), prod(*NGINX_RELOAD),
+        tagged("2.0.0", "up", "-d", "--no-deps", "--no-recreate", "--scale", "app1-backend=2", "app1-backend"),
+        ["docker", "rm", "--force", NEW],
+        prod(*NGINX_TEST), prod(*NGINX_RELOAD),
+    ]
+    assert secrets.read_env(root / ".env.prod")["APP1_BACKEND_TAG"] == "latest"
+    assert upstream(root) == rendered_upstream(root)
+    assert log_lines(root)[-1]["result"] == "failed: the new container acme-app1-backend-2 is unhealthy"
+
+
+def test_a_failed_release_command_switches_nothing(root):
+    runner = deploy_engine(release=Answer(1, "", "migration 42 failed: relation exists"))
+    with pytest.raises(deploy.DeployFailed, match=r"^the release command failed \(exit 1\); nothing was switched:\nmigration 42"):
+        deploy.deploy(scripted.session(root, runner), "app1", "backend", "2.0.0")
+    assert runner.actions == [tagged("2.0.0", "pull", "--quiet", "app1-backend"),
+                              tagged("2.0.0", "run", "--rm", "--no-deps", "-T", "app1-backend", "npm", "run", "migrate")]
+    assert log_lines(root)[-1]["result"] == "failed: the release command failed (exit 1); nothing was switched:"
+
+
+def test_nginx_refusing_the_switch_is_a_failed_deploy_that_quotes_nginx(root):
+    runner = deploy_engine(nginx_test=Answer(1, "", EMERG))
+    with pytest.raises(deploy.DeployFailed) as failed:
+        deploy.deploy(scripted.session(root, runner), "app1", "backend", "2.0.0")
+    assert str(failed.value) == ('app1-backend: nginx -t failed, nginx keeps its running configuration: unknown directive "bogus" '
+                                 "in /etc/plano/nginx/sites-enabled/app1.conf:3; the old version keeps serving")
+    assert runner.actions == [
+        tagged("2.0.0", "pull", "--quiet", "app1-backend"),
+        tagged("2.0.0", "run", "--rm", "--no-deps", "-T", "app1-backend", "npm", "run", "migrate"),
+        prod(*NGINX_TEST),  # the pin to the old container: refused, so no new container is started
+        prod(*NGINX_TEST),  # putting the rendered upstream back
+    ]
+    assert upstream(root) == rendered_upstream(root)
+    assert secrets.read_env(root / ".env.prod")["APP1_BACKEND_TAG"] == "latest"
+    assert log_lines(root)[-1]["result"].startswith('failed: nginx -t failed, nginx keeps its running configuration: unknown directive')
+
+
+def test_rollback_deploys_the_tag_before(root):
+    env = root / ".env.prod"
+    env.write_text(secrets.set_env_value(env.read_text(), "APP1_BACKEND_TAG", "1.1.0"))
+    (root / "data/logs/deploys.jsonl").write_text(json.dumps({
+        "time": "2026-12-01T10:00:00+00:00", "user": "ops", "app": "app1", "service": "app1-backend",
+        "from_tag": "1.0.0", "to_tag": "1.1.0", "action": "deploy", "result": "ok"}) + "\n")
+    runner = deploy_engine()
+    records = deploy.rollback(scripted.session(root, runner), "app1", None)
+    assert [(r.service, r.from_tag, r.to_tag, r.action) for r in records] == [("app1-backend", "1.1.0", "1.0.0", "rollback")]
+    assert runner.actions[0] == tagged("1.0.0", "pull", "--quiet", "app1-backend")
+    assert secrets.read_env(env)["APP1_BACKEND_TAG"] == "1.0.0"
+    with pytest.raises(RefusedError, match="app1-frontend: no deploy to latest in data/logs/deploys.jsonl"):
+        deploy.rollback(scripted.session(root, deploy_engine()), "app1", "frontend")
+
+
+# ---------------------------------------------------------------- up
+
+
+def test_prod_up_pulls_then_starts(root):
+    runner = engine().on("compose")
+    started = stack.up(scripted.session(root, runner, Mode.PROD))
+    assert runner.actions == [prod("pull", "--ignore-buildable", "--quiet"),
+                              prod("up", "-d", "--remove-orphans", "--wait", "--wait-timeout", "300")]
+    assert started.urls["app1"].startswith("https://app1.example.com:") and started.placeholders == ["app1", "app2"]
+
+
+def test_a_failed_first_up_takes_down_what_it_started(root):
+    runner = engine().on("up", "-d", answers=Answer(1)).on("compose")
+    with pytest.raises(PlanoError, match=r"^prod up failed \(compose exit code 1\); see the output above and 'plano prod logs'"):
+        stack.up(scripted.session(root, runner, Mode.PROD))
+    assert runner.actions[-2:] == [prod("up", "-d", "--remove-orphans", "--wait", "--wait-timeout", "300"), prod("down")]
+    assert (root / "data/database").is_dir()  # data is kept
+
+
+def test_a_failed_pull_starts_nothing(root):
+    runner = engine().on("pull", answers=Answer(1, "", "manifest unknown")).on("compose")
+    with pytest.raises(PlanoError, match="prod pull failed, nothing was started: manifest unknown"):
+        stack.up(scripted.session(root, runner, Mode.PROD))
+    assert runner.actions == [prod("pull", "--ignore-buildable", "--quiet")]
+
+
+# ---------------------------------------------------------------- certs, backups, dev tests
+
+
+def test_certs_issue_goes_on_when_one_app_is_refused(root):
+    refused = Answer(1, "", "Domain: app2.example.com\nType: unauthorized\nDetail: 404 for the challenge\n")
+    runner = engine("nginx").on("--cert-name", "app2", answers=refused).on("compose")
+    here = scripted.session(root, runner, Mode.PROD)
+    with pytest.raises(certs.CertError, match="^no new certificate for app2 \\(see above\\); nginx keeps serving"):
+        certs.issue(here, (), True, server="https://acme.test/dir")
+    names = [argv[argv.index("--cert-name") + 1] if "--cert-name" in argv else argv[-1] for argv in runner.actions]
+    assert names == ["app1", "certbot", "app2", "-q", "reload"]  # app1 issued and installed; nginx reloaded once
+    assert runner.actions[-2:] == [prod(*NGINX_TEST), prod(*NGINX_RELOAD)]
+    assert here.out.infos == ["app1: certificate installed"]
+    assert any("app2.example.com: the ACME server could not validate it" in note for note in here.out.notes)
+
+
+def test_backup_restore_takes_a_safety_backup_first(root):
+    runner = engine("database").on("plano-backup.sh", "backup", "run", answers=Answer(0, "20261202T050000Z\n")).on("compose")
+    safety = backup.restore(scripted.session(root, runner, Mode.PROD), "20261201T033000Z", "app1", None)
+    script = ["run", "--rm", "--no-deps", "-T", "--entrypoint", "plano-backup.sh", "backup"]
+    assert safety == "20261202T050000Z"
+    assert runner.actions == [prod(*script, "run", "--no-prune", "app1"), prod(*script, "restore", "20261201T033000Z", "app1")]
+
+
+def test_backup_refuses_without_a_database(root):
+    runner = engine("nginx").on("compose")
+    with pytest.raises(PlanoError, match=r"the database is not running; start the stack first \(plano prod up\)"):
+        backup.run(scripted.session(root, runner, Mode.PROD))
+    assert runner.actions == []
+
+
+def test_dev_test_gets_a_throwaway_database(root):
+    runner = engine("app1-backend").on("compose", answers=[Answer(0), Answer(0), Answer(3), Answer(0)])
+    code = devtest.run_tests(scripted.session(root, runner, Mode.DEV), "app1", None, ("--runInBand",))
+    password = secrets.read_env(root / ".env.dev")["APP1_DB_PASSWORD"]
+    psql = compose_argv(Mode.DEV, "exec", "-T", "database", "psql", "-v", "ON_ERROR_STOP=1", "--no-psqlrc", "-U", "postgres", "-d", "postgres")
+    calls = [c for c in runner.calls if not c.query]
+    assert code == 3  # the tests' own exit code
+    assert [c.argv for c in calls] == [
+        compose_argv(Mode.DEV, "up", "-d", "--wait", "database"), psql,
+        compose_argv(Mode.DEV, "exec", "-T", "-e", "DATABASE_URL", "app1-backend", "npm", "test", "--runInBand"), psql]
+    assert "CREATE DATABASE" in calls[1].stdin and "DROP DATABASE" in calls[3].stdin  # dropped after a failure too
+    assert calls[2].env == {"DATABASE_URL": f"postgres://app1:{password}@database:5432/app1_test"}
+    assert not any(password in word for c in runner.calls for word in c.argv)
