@@ -52,7 +52,7 @@ def renew_cmd(ctx, force, dry_run) -> None:
 @click.option("--dev", is_flag=True, help="The dev stack's certificates instead of prod's.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
-def status_cmd(ctx, dev, as_json) -> None:
+def certs_status_cmd(ctx, dev, as_json) -> None:
     """Per domain: issuer, expiry, days left, and whether nginx serves the installed certificate (a real TLS handshake)."""
     from plano.ops import certs
 

@@ -62,9 +62,14 @@ def engine_network(project: str, app: str) -> str:
     return f"{project}_{network(app)}"
 
 
+def variable_prefix(app: str) -> str:
+    """What an app's env variables start with: 'app-one' -> APP_ONE."""
+    return app.upper().replace("-", "_")
+
+
 def variable(app: str, key: str) -> str:
     """Env variable for an app: ('app-one', 'DB_PASSWORD') -> APP_ONE_DB_PASSWORD."""
-    return f"{app.upper().replace('-', '_')}_{key}"
+    return f"{variable_prefix(app)}_{key}"
 
 
 def db_password_var(app: str) -> str:
@@ -138,9 +143,12 @@ def site_file(app: str) -> str:
     return f"docker/nginx/sites-enabled/{app}.conf"
 
 
+CUSTOM_SNIPPETS = "custom"  # under docker/nginx/, included by each app's site
+
+
 def custom_snippets_dir(app: str) -> str:
     """User-owned nginx snippets for one app's HTTPS server; render never touches them."""
-    return f"docker/nginx/custom/{app}"
+    return f"docker/nginx/{CUSTOM_SNIPPETS}/{app}"
 
 
 def env_file(app: str, role: str) -> str:

@@ -190,6 +190,6 @@ def plan_adoption(app: str, repo_rel: str, found: list[Found], registry: str, do
         }
         services[one.role] = {key: value for key, value in values.items() if value not in (None, defaults(app, one.role)[key])}
     parts = tuple(scaffold.RepoPart(f.role, f.dir, scaffold.checks_for(f.role, f.scripts)) for f in found)
-    tree.update(scaffold.repo_tree(app, registry, domain, parts))
+    tree.update(scaffold.repo_tree(app, registry, domain, parts, node_image))
     advice = [tip for one in found for tip in advice_for(one)]
     return Adoption(tree, services["backend"], services["frontend"], parts, advice)

@@ -18,15 +18,15 @@ from plano.core.session import Session
 from plano.engine.stack import require_engine
 from plano.ops import check, infra, stack
 from plano.ops.check import Outcome
-from plano.ops.scaffold import copy_template
+from plano.ops.scaffold import TEMPLATE_NODE_IMAGE, copy_template
 from plano.ops.stack import Started
 
 DEMO_APP = "demo-app"
 
 
-def copy_demo_app(dest: Path) -> None:
+def copy_demo_app(dest: Path, node_image: str = DEFAULT_IMAGES["node"]) -> None:
     """The demo app's backend/ and frontend/ into dest (e.g. workspace/app1)."""
-    copy_template(DEMO_APP, dest)
+    copy_template(DEMO_APP, dest, {TEMPLATE_NODE_IMAGE: node_image})
 
 
 def parse_images(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -55,7 +55,7 @@ def create(session: Session, workspace: Path, images: dict[str, str] | None = No
     root = workspace / "infra"
     here = session.at(root)
     infra.init(here, root, "registry.example.com/demo", "ops@example.com", "demo", False, images)
-    copy_demo_app(workspace / "app1")
+    copy_demo_app(workspace / "app1", (images or {}).get("node", DEFAULT_IMAGES["node"]))
     infra.add_app(here, "app1", infra.app_entry(["app1.example.com"], {}, {}))
     made = Demo(root, check.run_all(here))
     try:

@@ -6,13 +6,16 @@ the same tree serves a new repo and the adoption of an existing one.
 
 from __future__ import annotations
 
+import re
 import shutil
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 from plano.core import files
+from plano.core import naming as n
 from plano.core.files import File, Kind, Tree
+from plano.core.manifest import DEFAULT_IMAGES
 from plano.render.templating import render_app_template
 
 T = "app-repo"
@@ -54,14 +57,23 @@ def registry_host(registry: str) -> str:
     return registry.split("/", 1)[0]
 
 
-def repo_tree(app: str, registry: str, domain: str, parts: tuple[RepoPart, ...] = NEW_PARTS) -> Tree:
+def node_major(image: str) -> str:
+    """The Node major version of an image reference (node:22.20.0-bookworm-slim -> 22), for setup-node."""
+    match = re.search(r":(\d+)", image)
+    return match.group(1) if match else "lts/*"
+
+
+def repo_tree(app: str, registry: str, domain: str, parts: tuple[RepoPart, ...] = NEW_PARTS,
+              node_image: str = DEFAULT_IMAGES["node"]) -> Tree:
     values = {
         "parts": parts,
         "app": app,
         "domain": domain,
         "registry": registry,
         "registry_host": registry_host(registry),
-        "var_prefix": app.upper().replace("-", "_"),
+        "var_prefix": n.variable_prefix(app),
+        "node_image": node_image,
+        "node_major": node_major(node_image),
     }
     return {path: File(render_app_template(template, **values), kind=Kind.USER) for path, template in REPO_FILES.items()}
 
@@ -69,7 +81,7 @@ def repo_tree(app: str, registry: str, domain: str, parts: tuple[RepoPart, ...] 
 # Dotfiles are stored without their dot so that every packaging tool ships them.
 DOTFILES = {"dockerignore": ".dockerignore", "gitignore": ".gitignore", "oxlintrc.json": ".oxlintrc.json"}
 TEMPLATE_APP = "app1"  # the name the app templates are written with
-TEMPLATE_NODE_IMAGE = "node:22.20.0-bookworm-slim"  # their NODE_IMAGE default
+TEMPLATE_NODE_IMAGE = "@NODE_IMAGE@"  # stands for images.node of plano.yml (the one pin) in their Dockerfiles
 
 
 def template_text(path: str, replace: dict[str, str]) -> str:
@@ -101,4 +113,4 @@ def create_repo(repo: Path, app: str, registry: str, domain: str, node_image: st
     replace = {TEMPLATE_APP: app, TEMPLATE_NODE_IMAGE: node_image}
     for role in ("backend", "frontend"):
         copy_template(f"app/{role}", repo / role, replace)
-    files.apply(repo, files.plan(repo, repo_tree(app, registry, domain)))
+    files.apply(repo, files.plan(repo, repo_tree(app, registry, domain, node_image=node_image)))

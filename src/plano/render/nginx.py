@@ -53,6 +53,8 @@ def site(manifest: Manifest, app_name: str) -> dict[str, object]:
         "webroot": n.WEBROOT,
         "cert_dir": n.cert_dir(app_name),
         "runtime": n.RUNTIME_IN_NGINX,
+        "conf_dir": n.NGINX_CONF_DIR,
+        "custom": n.CUSTOM_SNIPPETS,
     }
 
 
@@ -64,8 +66,9 @@ def render(manifest: Manifest, env_values: dict[str, dict[str, str]]) -> Tree:
     tree |= generated("docker/nginx/Dockerfile", f"{T}/Dockerfile.j2", name=manifest.name, image=manifest.images.nginx)
     for name in STATIC:
         tree |= generated(f"docker/nginx/{name}", f"{T}/{name}")
+    paths = {"conf_dir": n.NGINX_CONF_DIR, "conf": n.NGINX_CONF, "runtime": n.RUNTIME_IN_NGINX, "certs": n.CERTS_IN_NGINX}
     for name in SCRIPTS:
-        tree |= generated(f"docker/nginx/{name}", f"{T}/{name}", mode=0o755)
+        tree |= generated(f"docker/nginx/{name}", f"{T}/{name}.j2", mode=0o755, **paths)
     for app_name in manifest.apps:
         values = site(manifest, app_name)
         tree |= generated(n.site_file(app_name), f"{T}/site.conf.j2", **values)

@@ -12,7 +12,7 @@ def service_summary(path: str, port: int, enabled: bool) -> str:
     return f"`{path}` -> :{port}" if enabled else "-"
 
 
-def app_rows(manifest: Manifest) -> list[dict[str, object]]:
+def readme_rows(manifest: Manifest) -> list[dict[str, object]]:
     return [
         {
             "name": name,
@@ -26,7 +26,7 @@ def app_rows(manifest: Manifest) -> list[dict[str, object]]:
 
 
 def user_files(manifest: Manifest) -> Tree:
-    tree: Tree = {"docker/nginx/custom/README.md": File(render_template("infra/custom-README.md"), kind=Kind.USER)}
+    tree: Tree = {f"docker/nginx/{n.CUSTOM_SNIPPETS}/README.md": File(render_template("infra/custom-README.md"), kind=Kind.USER)}
     for name, app in manifest.apps.items():
         for role in app.services():
             text = render_template("infra/env/service.env.j2", service=n.service(name, role))
@@ -42,7 +42,7 @@ def render(manifest: Manifest, env_values: dict[str, dict[str, str]]) -> Tree:
         "infra/README.md.j2",
         name=manifest.name,
         registry=manifest.registry,
-        apps=app_rows(manifest),
+        apps=readme_rows(manifest),
         dev_suffix=manifest.dev.domain_suffix,
         dev_database_port=manifest.dev.database_port,
     )

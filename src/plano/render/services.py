@@ -11,15 +11,9 @@ from plano.render.templating import generated
 T = "infra/docker"
 
 
-def app_rows(manifest: Manifest) -> list[dict[str, object]]:
-    return [
-        {
-            "name": name,
-            "database": app.database,
-            "password_var": n.db_password_var(name),
-        }
-        for name, app in manifest.apps.items()
-    ]
+def database_rows(manifest: Manifest) -> list[dict[str, object]]:
+    """The apps the init script provisions a role and a database for."""
+    return [{"name": name, "password_var": n.db_password_var(name)} for name, app in manifest.apps.items() if app.database]
 
 
 def redis_users(manifest: Manifest) -> list[dict[str, str]]:
@@ -33,17 +27,17 @@ def redis_users(manifest: Manifest) -> list[dict[str, str]]:
 def render(manifest: Manifest, env_values: dict[str, dict[str, str]]) -> Tree:
     del env_values
     images = manifest.images
-    rows = app_rows(manifest)
     tree: Tree = {}
     tree |= generated("docker/certbot/Dockerfile", f"{T}/certbot/Dockerfile.j2", name=manifest.name, image=images.certbot)
-    for script in ("renew-loop.sh", "deploy-hook.sh"):
-        tree |= generated(f"docker/certbot/scripts/{script}", f"{T}/certbot/scripts/{script}", mode=0o755)
+    tree |= generated("docker/certbot/scripts/renew-loop.sh", f"{T}/certbot/scripts/renew-loop.sh.j2", mode=0o755,
+                      webroot=n.WEBROOT, deploy_hook=n.CERTBOT_DEPLOY_HOOK)
+    tree |= generated("docker/certbot/scripts/deploy-hook.sh", f"{T}/certbot/scripts/deploy-hook.sh", mode=0o755)
     tree |= generated("docker/database/Dockerfile", f"{T}/database/Dockerfile.j2", name=manifest.name, image=images.postgres)
     tree |= generated(
         "docker/database/initdb/10-plano-apps.sh",
         f"{T}/database/initdb/10-plano-apps.sh.j2",
         mode=0o755,
-        apps=[row for row in rows if row["database"]],
+        apps=database_rows(manifest),
         harden_sql=sql.HARDEN_SQL,
         create_sql=sql.CREATE_SQL,
         schema_sql=sql.SCHEMA_SQL,
