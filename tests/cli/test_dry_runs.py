@@ -60,8 +60,9 @@ def infra(workspace, capsys, monkeypatch):
 
 
 COMMANDS = [
-    ["dev", "up"], ["prod", "up"], ["dev", "down"], ["prod", "down", "--volumes", "--yes"], ["dev", "ps"], ["prod", "logs", "nginx"],
-    ["dev", "exec", "app1-backend", "--", "npm", "test"], ["prod", "restart", "nginx"], ["dev", "build"], ["prod", "pull"],
+    ["dev", "up"], ["prod", "up"], ["dev", "down"], ["prod", "down", "--volumes", "--yes"], ["dev", "ps"], ["prod", "ps"],
+    ["dev", "logs", "-f"], ["prod", "logs", "nginx"], ["dev", "exec", "app1-backend", "--", "npm", "test"],
+    ["prod", "exec", "database", "--", "psql", "-l"], ["dev", "restart"], ["prod", "restart", "nginx"], ["dev", "build"], ["prod", "pull"],
     ["dev", "test", "app1"], ["db", "create", "app1"], ["db", "create", "--prod", "app1"],
     ["deploy", "app1", "--tag", "2.0.0"], ["deploy", "app1", "--service", "frontend", "--tag", "2.0.0"],
     ["rollback", "app1"], ["certs", "issue", "--all"], ["certs", "renew"],
@@ -111,7 +112,7 @@ def planned_files(plans: list[str]) -> set[str]:
 
 def test_every_dry_run_is_the_real_run(infra, workspace):
     masks = secret_values(infra)
-    assert len(COMMANDS) == 24
+    assert len(COMMANDS) == 28  # every command that has --dry-run, dev and prod
     for argv in COMMANDS:
         before = snapshot(infra)
         dry, dry_out = engine_script(), RecordingOutput()

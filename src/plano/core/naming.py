@@ -164,12 +164,6 @@ def project(manifest: Manifest, mode: str) -> str:
     return manifest.name if mode == "prod" else f"{manifest.name}-{mode}"
 
 
-def env_files(mode: str) -> list[str]:
-    return [ENV_BASE, ENV_DEV if mode == "dev" else ENV_PROD]
-
-
-def compose_files(mode: str) -> list[str]:
-    return [BASE_COMPOSE, DEV_COMPOSE if mode == "dev" else PROD_COMPOSE]
 
 
 # ---------------------------------------------------------------- files under data/

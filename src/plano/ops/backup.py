@@ -50,7 +50,7 @@ def check_id(backup_id: str) -> str:
 def check_scratch(name: str | None, manifest: Manifest) -> str | None:
     if name is None:
         return None
-    if not re.match(r"^[a-z_][a-z0-9_]{0,62}$", name) or name in manifest.apps or name in ("postgres", "template0", "template1"):
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", name) or name in manifest.apps or name in ("postgres", "template0", "template1"):
         raise UsageError(f"--to-scratch {name}: give a new database name (lower-case letters, digits, _), not an app's")
     return name
 

@@ -17,6 +17,7 @@ from plano.core import naming as n
 from plano.core.errors import ManifestError, RefusedError, UsageError
 from plano.core.files import File, Kind, Plan
 from plano.core.manifest import Manifest, require_app
+from plano.core.mode import Mode
 from plano.core.runner import Runner
 from plano.core.session import Session
 
@@ -51,7 +52,7 @@ def data_dirs(manifest: Manifest) -> list[str]:
     """data/ for prod and data/dev/ for dev, with an uploads folder per app."""
     return [
         path
-        for mode in ("prod", "dev")
+        for mode in (Mode.PROD, Mode.DEV)
         for path in (
             *(f"{n.data_root(mode)}/{rel}" for rel in n.DATA_DIRS),
             *(n.uploads_dir(name, mode) for name in manifest.apps),

@@ -7,6 +7,7 @@ from typing import Any
 from plano.core import naming as n
 from plano.core.files import File, Kind, Tree, with_header
 from plano.core.manifest import App, Manifest
+from plano.core.mode import Mode
 
 NGINX_CMD = ["nginx", "-c", n.NGINX_CONF, "-g", "daemon off;"]
 DEV_WATCH_ENV = {
@@ -48,17 +49,17 @@ def app_networks(manifest: Manifest, uses: str | None = None) -> list[str]:
 
 
 # Data mounts per mode: the dev override points the same container paths at data/dev/.
-def nginx_data(mode: str) -> list[str]:
+def nginx_data(mode: Mode) -> list[str]:
     data = n.data_root(mode)
     return [f"./{data}/certs:{n.CERTS_IN_NGINX}", f"./{data}/certs/webroot:{n.WEBROOT}:ro", f"./{data}/nginx:{n.RUNTIME_IN_NGINX}"]
 
 
-def certbot_data(mode: str) -> list[str]:
+def certbot_data(mode: Mode) -> list[str]:
     data = n.data_root(mode)
     return [f"./{data}/certs:/etc/letsencrypt", f"./{data}/certs/webroot:{n.WEBROOT}", f"./{data}/logs/certbot:/var/log/letsencrypt"]
 
 
-def backup_data(mode: str) -> list[str]:
+def backup_data(mode: Mode) -> list[str]:
     data = n.data_root(mode)
     return [f"./{data}/backups:/backups", f"./{data}/uploads:/uploads"]
 
@@ -86,7 +87,7 @@ def backup_service(manifest: Manifest) -> dict[str, Any]:
         "KEEP_WEEKLY": str(settings.keep_weekly),
         "KEEP_MONTHLY": str(settings.keep_monthly),
     }
-    volumes = backup_data("prod")
+    volumes = backup_data(Mode.PROD)
     if settings.restic:
         env |= {"RESTIC_REPOSITORY": settings.restic.repository, "RESTIC_PASSWORD_FILE": RESTIC_PASSWORD_IN_BACKUP,
                 "RESTIC_CACHE_DIR": "/tmp/restic-cache"}
@@ -112,11 +113,11 @@ def backup_service(manifest: Manifest) -> dict[str, Any]:
     }
 
 
-def database_data(mode: str) -> list[str]:
+def database_data(mode: Mode) -> list[str]:
     return [f"./{n.data_root(mode)}/database:/var/lib/postgresql/data"]
 
 
-def uploads_data(app: str, mode: str) -> list[str]:
+def uploads_data(app: str, mode: Mode) -> list[str]:
     return [f"./{n.uploads_dir(app, mode)}:{n.UPLOADS_IN_APP}"]
 
 
@@ -126,7 +127,7 @@ def nginx_service(manifest: Manifest) -> dict[str, Any]:
         "command": NGINX_CMD,
         "restart": "unless-stopped",
         "environment": {"PLANO_RELOAD_POLL_SECONDS": "${PLANO_RELOAD_POLL_SECONDS:-30}"},
-        "volumes": [f"./docker/nginx:{n.NGINX_CONF_DIR}:ro", *nginx_data("prod")],
+        "volumes": [f"./docker/nginx:{n.NGINX_CONF_DIR}:ro", *nginx_data(Mode.PROD)],
         "healthcheck": healthcheck(["CMD", "curl", "-fsS", "-o", "/dev/null", "http://127.0.0.1:8081/.plano/health"], "10s"),
         "networks": ["edge", *app_networks(manifest)],
         "read_only": True,
@@ -142,7 +143,7 @@ ACME_CA_IN_CERTBOT = "/etc/plano/acme-ca.pem"
 def certbot_service(manifest: Manifest) -> dict[str, Any]:
     # Tunable from the env file (a short-lived test CA renews in seconds).
     environment = {"ACME_EMAIL": manifest.email, "RENEW_INTERVAL_SECONDS": "${PLANO_RENEW_INTERVAL_SECONDS:-43200}"}
-    volumes = certbot_data("prod")
+    volumes = certbot_data(Mode.PROD)
     bundle = manifest.acme.ca_bundle
     if bundle:  # a private ACME CA: certbot (python-requests) trusts this file
         environment["REQUESTS_CA_BUNDLE"] = ACME_CA_IN_CERTBOT
@@ -171,7 +172,7 @@ def database_service(manifest: Manifest) -> dict[str, Any]:
         "build": built("./docker/database", "POSTGRES_IMAGE", manifest.images.postgres),
         "restart": "unless-stopped",
         "environment": env,
-        "volumes": database_data("prod"),
+        "volumes": database_data(Mode.PROD),
         "shm_size": "128mb",
         # -h 127.0.0.1: the init-time server listens on the socket only, so this
         # passes only once initialisation is over.
@@ -244,7 +245,7 @@ def app_service(manifest: Manifest, name: str, app: App, role: str) -> dict[str,
         "env_file": [{"path": f"./{n.env_file(name, role)}", "required": False}],
     }
     if role == "backend":
-        spec["volumes"] = uploads_data(name, "prod")
+        spec["volumes"] = uploads_data(name, Mode.PROD)
     if depends:
         spec["depends_on"] = depends
     spec.update(
@@ -283,10 +284,10 @@ def published(bind: str, host: int, container: int) -> str:
 def dev(manifest: Manifest) -> dict[str, Any]:
     d = manifest.dev
     services: dict[str, Any] = {
-        "nginx": {"ports": [published(d.bind, d.http_port, 80), published(d.bind, d.https_port, 443)], "volumes": nginx_data("dev")},
-        "certbot": {"volumes": certbot_data("dev")},
-        "backup": {"volumes": backup_data("dev")},
-        "database": {"ports": [published(d.bind, d.database_port, 5432)], "volumes": database_data("dev")},
+        "nginx": {"ports": [published(d.bind, d.http_port, 80), published(d.bind, d.https_port, 443)], "volumes": nginx_data(Mode.DEV)},
+        "certbot": {"volumes": certbot_data(Mode.DEV)},
+        "backup": {"volumes": backup_data(Mode.DEV)},
+        "database": {"ports": [published(d.bind, d.database_port, 5432)], "volumes": database_data(Mode.DEV)},
         "redis": {"ports": [published(d.bind, d.redis_port, 6379)]},
     }
     for name, app in manifest.apps.items():
@@ -302,14 +303,14 @@ def dev(manifest: Manifest) -> dict[str, Any]:
                 "volumes": [
                     f"{source}:{n.APP_WORKDIR}",
                     f"{n.node_modules_volume(name, role)}:{n.APP_WORKDIR}/node_modules",
-                    *(uploads_data(name, "dev") if role == "backend" else []),
+                    *(uploads_data(name, Mode.DEV) if role == "backend" else []),
                 ],
                 "read_only": False,
                 # Dev servers compile on start (slowly on a busy laptop): more time before unhealthy.
                 "healthcheck": {"start_period": "180s"},
             }
     volumes = {n.node_modules_volume(name, role): {} for name, app in manifest.apps.items() for role in app.services()}
-    return {"name": n.project(manifest, "dev"), "services": services, **({"volumes": volumes} if volumes else {})}
+    return {"name": Mode.DEV.project(manifest), "services": services, **({"volumes": volumes} if volumes else {})}
 
 
 def prod(manifest: Manifest) -> dict[str, Any]:
