@@ -7,10 +7,13 @@ branches on the strings "dev" and "prod".
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from plano.core import naming as n
 from plano.core.errors import UsageError
-from plano.core.manifest import DevSettings, Manifest, ProdSettings
+
+if TYPE_CHECKING:
+    from plano.core.manifest import DevSettings, Manifest, ProdSettings
 
 
 class Mode(StrEnum):

@@ -5,7 +5,10 @@ If you wonder "where is the prod image name decided?", it is here.
 
 from __future__ import annotations
 
-from plano.core.manifest import App, Manifest
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # annotations only: plano --help does not load pydantic
+    from plano.core.manifest import App, Manifest
 
 ROLES = ("backend", "frontend")
 

@@ -19,12 +19,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from plano.core import files
-from plano.core.manifest import Infra, Manifest, find_root, load_infra
-from plano.core.mode import Mode
 from plano.core.runner import Result, Runner
+
+if TYPE_CHECKING:  # loaded when first used, so that plano --help stays fast
+    from plano.core.manifest import Infra, Manifest
+    from plano.core.mode import Mode
 
 
 class Output(Protocol):
@@ -52,10 +53,14 @@ class Session:
 
     @property
     def root(self) -> Path:
+        from plano.core.manifest import find_root
+
         return self.infra.root if self._infra else (self.directory or find_root(Path.cwd()))
 
     @property
     def infra(self) -> Infra:
+        from plano.core.manifest import find_root, load_infra
+
         if not self._infra:
             self._infra.append(load_infra(self.directory or find_root(Path.cwd())))
         return self._infra[0]
@@ -115,7 +120,9 @@ class Session:
         if self.dry_run:
             self.out.planned(f"# write {self.shown_path(path)}")
             return
-        files.write_atomic(path, content, mode)
+        from plano.core.files import write_atomic
+
+        write_atomic(path, content, mode)
 
     def remove(self, path: Path) -> None:
         if self.dry_run:
