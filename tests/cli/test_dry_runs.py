@@ -114,12 +114,13 @@ def test_every_dry_run_is_the_real_run(infra, workspace):
     masks = secret_values(infra)
     assert len(COMMANDS) == 28  # every command that has --dry-run, dev and prod
     for argv in COMMANDS:
-        before = snapshot(infra)
+        before, ca_before = snapshot(infra), (workspace / "dev-ca").exists()
         dry, dry_out = engine_script(), RecordingOutput()
         words = 2 if argv[0] in ("dev", "prod", "db", "certs", "backup") else 1
         assert main([*argv[:words], "--dry-run", *argv[words:]], runner=dry, output=dry_out, sleep=lambda _: None) == 0, (argv, dry_out)
         assert dry.actions == [], f"{argv}: the dry run ran {dry.actions}"
         assert snapshot(infra) == before, f"{argv}: the dry run changed files"
+        assert (workspace / "dev-ca").exists() == ca_before, f"{argv}: the dry run made the dev CA"
 
         real, real_out = engine_script(), RecordingOutput()
         assert main(argv, runner=real, output=real_out, sleep=lambda _: None) == 0, (argv, real_out)

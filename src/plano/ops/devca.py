@@ -13,7 +13,6 @@ import datetime as dt
 import getpass
 import os
 import socket
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +27,6 @@ from plano.core.files import write_atomic
 from plano.core.mode import Mode
 from plano.core.session import Session
 
-Write = Callable[[Path, bytes, int], None]
 PERMITTED = "localhost"
 CA_YEARS = 10
 LEAF_DAYS = 397  # what browsers accept
@@ -82,7 +80,7 @@ def make_ca(now: dt.datetime, owner: str) -> tuple[x509.Certificate, ec.Elliptic
     return cert, key
 
 
-def ensure_ca(folder: Path | None = None, now: dt.datetime | None = None, write: Write = write_atomic) -> tuple[DevCA, bool]:
+def ensure_ca(folder: Path | None = None, now: dt.datetime | None = None, session: Session | None = None) -> tuple[DevCA, bool]:
     """The CA, made on first use. Returns (ca, created). A CA file that cannot be read
     is named, never replaced (apps' certificates and browsers trust it)."""
     folder = folder or ca_dir()
@@ -97,8 +95,10 @@ def ensure_ca(folder: Path | None = None, now: dt.datetime | None = None, write:
         return DevCA(cert, key, cert_path), False
     now = now or dt.datetime.now(dt.UTC)
     cert, key = make_ca(now, f"{getpass.getuser()}@{socket.gethostname()}")
-    if write is write_atomic:
+    planned = session is not None and session.dry_run
+    if not planned:
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    write = session.write if session is not None else write_atomic
     write(key_path, key_pem(key), 0o600)
     write(cert_path, pem(cert), 0o644)
     return DevCA(cert, key, cert_path), True
@@ -160,7 +160,7 @@ def install_dev_certs(session: Session, app_domains: dict[str, list[str]], folde
     """Make sure each app's dev certificate is current; returns (ca, ca_created, apps renewed)."""
     now = now or dt.datetime.now(dt.UTC)
     root = session.root
-    ca, created = ensure_ca(folder, now, write_atomic if not session.dry_run else session.write)
+    ca, created = ensure_ca(folder, now, session)
     renewed = []
     for app, names in sorted(app_domains.items()):
         target = root / n.installed_cert_dir(Mode.DEV, app)

@@ -83,33 +83,33 @@ def dev_certificates(session: Session, st: Stack) -> list[str]:
     return renewed
 
 
-def compose(session: Session, argv_of) -> int:
+def run_compose(session: Session, argv_of) -> int:
     """One compose command of the session's stack, streamed; its exit code."""
     return session.act_stream(argv_of(open_stack(session)))
 
 
 def down(session: Session, volumes: bool = False) -> int:
-    return compose(session, lambda st: down_argv(st, volumes))
+    return run_compose(session, lambda st: down_argv(st, volumes))
 
 
 def ps(session: Session) -> int:
-    return compose(session, lambda st: simple_argv(st, "ps"))
+    return run_compose(session, lambda st: simple_argv(st, "ps"))
 
 
 def logs(session: Session, services: tuple[str, ...], follow: bool, tail: str | None) -> int:
-    return compose(session, lambda st: logs_argv(st, services, follow, tail))
+    return run_compose(session, lambda st: logs_argv(st, services, follow, tail))
 
 
 def exec_in(session: Session, service: str, command: tuple[str, ...], tty: bool) -> int:
-    return compose(session, lambda st: exec_argv(st, service, command, tty))
+    return run_compose(session, lambda st: exec_argv(st, service, command, tty))
 
 
 def restart(session: Session, services: tuple[str, ...]) -> int:
-    return compose(session, lambda st: simple_argv(st, "restart", services))
+    return run_compose(session, lambda st: simple_argv(st, "restart", services))
 
 
 def fetch_images(session: Session, services: tuple[str, ...]) -> int:
     """dev builds the app images from source; prod pulls them from the registry."""
     if session.stack_mode.is_dev:
-        return compose(session, lambda st: simple_argv(st, "build", services))
-    return compose(session, lambda st: pull_argv(st, services))
+        return run_compose(session, lambda st: simple_argv(st, "build", services))
+    return run_compose(session, lambda st: pull_argv(st, services))
