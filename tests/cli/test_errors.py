@@ -4,11 +4,13 @@ the documented exit code, no traceback, and nothing written."""
 import os
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from plano.cli.main import main
 from plano.core.errors import BAD_INPUT, ENVIRONMENT
 from plano.core.files import tree_digest
 from plano.core.runner import SubprocessRunner
+from plano.ops import devca
 from tests.cli.test_cli import INIT
 from tests.cli.test_dry_runs import engine_script, secret_values
 from tests.scripted import Answer, ScriptedRunner
@@ -94,3 +96,21 @@ def test_no_command_with_a_dry_run_puts_a_secret_on_a_command_line(infra, capsys
         assert main(argv, runner=runner, sleep=lambda _: None) == 0, argv
         assert not [c.argv for c in runner.calls if any(v in w for v in values for w in c.argv)], argv
     capsys.readouterr()
+
+
+def test_a_corrupt_own_certificate_names_the_field_and_the_file(infra, capsys):
+    text = (infra / "plano.yml").read_text() + "    tls: {certificate: certs/app1.pem, key: certs/app1.key}\n"
+    assert text != (infra / "plano.yml").read_text()
+    (infra / "plano.yml").write_text(text)
+    (infra / "certs").mkdir()
+    (infra / "certs/app1.pem").write_text("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
+    (infra / "certs/app1.key").write_bytes(devca.key_pem(ec.generate_private_key(ec.SECP256R1())))
+    before = tree_digest(infra)
+    runner = engine_script()
+    code = main(["certs", "issue", "app1"], runner=runner)
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err and tree_digest(infra) == before
+    assert err.splitlines() == [
+        "error: apps/app1/tls/certificate (certs/app1.pem): not a readable X.509 certificate (corrupt PEM data); give the fullchain PEM file",
+        "error: no new certificate for app1 (see above); nginx keeps serving what it served, fix the cause and run the same command again"]
+    assert runner.actions == []  # nothing installed, nginx not reloaded
