@@ -228,5 +228,5 @@ def test_6_your_own_certificate_is_used_instead_of_acme(site):
     # A key that does not match is refused before anything is installed.
     (ws.infra / "own/app2.key").write_bytes(self_signed(["x.example.com"])[1])
     bad = plano("certs", "issue", "app2", cwd=ws.infra, check=False)
-    assert bad.returncode == 1 and "error: apps/app2/tls/key: does not belong to the certificate" in bad.stderr
+    assert bad.returncode == 1 and "error: apps/app2/tls/key (own/app2.key): does not belong to the certificate" in bad.stderr
     assert status(ws)["app2.example.com"]["serial"] == "abc"
