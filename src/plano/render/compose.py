@@ -227,9 +227,12 @@ def app_environment(manifest: Manifest, name: str, app: App, role: str) -> dict[
 
 
 def node_probe(port: int, path: str) -> list[str]:
+    """Healthy means a 2xx or 3xx answer of the service's own health route: a 404 (a
+    wrong path) or a 401 is not health. Redirects are not followed, so a 3xx counts
+    as the app answering, not as whatever it points to."""
     script = (
-        f"fetch('http://127.0.0.1:{port}{path}')"
-        ".then(r=>process.exit(r.status<500?0:1)).catch(()=>process.exit(1))"
+        f"fetch('http://127.0.0.1:{port}{path}',{{redirect:'manual',signal:AbortSignal.timeout(4000)}})"
+        ".then(r=>process.exit(r.status>=200&&r.status<400?0:1)).catch(()=>process.exit(1))"
     )
     return ["CMD", "node", "-e", script]
 
