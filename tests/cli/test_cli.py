@@ -304,6 +304,9 @@ def test_app_adopt_adds_files_and_registers(infra, capsys):
     assert "to do: backend/src/main.ts:" in out
     row = json.loads(run(capsys, "app", "list", "--json")[1])[0]
     assert row["name"] == "shop" and row["backend"]["source"] == "../shop/backend"
+    assert (row["database"], row["redis"]) == (False, False)  # its backend uses neither
+    assert "database: none (backend/package.json)" in out
+    assert (repo / ".github/workflows/ci.yml").is_file() and not (repo / ".gitlab-ci.yml").exists()
 
 
 @pytest.mark.parametrize(
@@ -313,10 +316,13 @@ def test_app_adopt_adds_files_and_registers(infra, capsys):
         (["../shop", "--name", "Shop", "--domain", "shop.example.com"], "error: apps/Shop: app names are lower-case"),
         (["../nowhere", "--domain", "shop.example.com"], "error: ../nowhere: no such folder"),
         (["../shop", "--domain", "shop.example.com", "--frontend", "web"], "error: --frontend web: no Next.js frontend there"),
+        (["../My_Shop", "--domain", "shop.example.com"],
+         "error: ../My_Shop: the folder name 'My_Shop' is not an app name; give one with --name my-shop"),
     ],
 )
 def test_bad_app_adopt_writes_nothing(infra, capsys, args, message):
     adoptable(infra.parent / "shop")
+    adoptable(infra.parent / "My_Shop")
     before = tree_digest(infra.parent)
     code, _, err = run(capsys, "app", "adopt", *args)
     assert code in (2, 3) and message in err, err

@@ -42,8 +42,11 @@ def test_a_fresh_pair_gets_dockerfiles_ci_and_readme(tmp_path):
     package(tmp_path / "backend", NEST, **{"src__main.ts": "await NestFactory.create(AppModule);"})
     package(tmp_path / "frontend", NEXT, **{"next.config.ts": "export default {};", "app__layout.tsx": "import { Geist } from 'next/font/google';"})
     result = plan(tmp_path)
-    assert sorted(result.files) == [".github/workflows/ci.yml", ".gitlab-ci.yml", "README.md", "backend/.dockerignore",
+    assert sorted(result.files) == [".github/workflows/ci.yml", "README.md", "backend/.dockerignore",  # no remote: GitHub's
                                     "backend/Dockerfile", "frontend/.dockerignore", "frontend/Dockerfile"]
+    assert 'branches: ["main"]' in result.files[".github/workflows/ci.yml"].content
+    assert (result.database, result.redis) == (False, False)
+    assert result.facts == ["database: none (backend/package.json)", "Redis: none (backend/package.json)"]
     assert result.backend == {"health": "/"}
     assert result.frontend == {}
     assert result.parts == (scaffold.RepoPart("backend", "backend", ("npm test", "npm run test:e2e")),
@@ -81,8 +84,7 @@ def test_existing_files_are_left_out_of_the_plan(tmp_path):
     assert result.frontend == {"enabled": False}
     from plano.core import files
 
-    assert sorted(files.plan(tmp_path, result.files).writes) == [
-        ".github/workflows/ci.yml", ".gitlab-ci.yml", "backend/.dockerignore"]
+    assert sorted(files.plan(tmp_path, result.files).writes) == [".github/workflows/ci.yml", "backend/.dockerignore"]
 
 
 def test_a_single_service_repo_is_adopted_at_its_root(tmp_path):
@@ -100,6 +102,9 @@ def test_a_single_service_repo_is_adopted_at_its_root(tmp_path):
      "web/package.json: no script dev; the Dockerfile runs `npm run dev`, add it"),
     (lambda r: (package(r / "a", NEST), package(r / "b", NEST)), "found 2 NestJS backends (a, b); choose one with --backend DIR"),
     (lambda r: (r / "package.json").write_text("{oops"), "package.json: not valid JSON"),
+    (lambda r: package(r / "api", NEST, lockfile="bun.lock"), "api/: uses Bun (bun.lock); plano builds and runs apps with Node"),
+    (lambda r: package(r / "api", {**NEST, "dependencies": {**NEST["dependencies"], "@nestjs/mongoose": "11", "mongoose": "8"}}),
+     "api/package.json: uses mongoose, @nestjs/mongoose; plano provides Postgres and Redis only"),
 ])
 def test_bad_repos_get_one_line_errors(tmp_path, setup, message):
     setup(tmp_path)
@@ -120,3 +125,39 @@ def test_checks_follow_the_scripts():
     assert scaffold.checks_for("backend", {"test": "x"}) == ("npm test",)
     assert scaffold.checks_for("backend", {}) == ("npm run build",)
     assert scaffold.checks_for("frontend", {"test": "x", "test:e2e": "y"}) == ("npm test", "npm run test:e2e", "npm run build")
+
+
+def test_database_and_redis_only_for_a_backend_that_uses_them(tmp_path):
+    uses_both = {**NEST, "dependencies": {**NEST["dependencies"], "@prisma/client": "6", "bullmq": "5"}}
+    package(tmp_path / "api", uses_both)
+    result = plan(tmp_path)
+    assert (result.database, result.redis) == (True, True)
+    assert result.facts == ["database: Postgres, for @prisma/client (api/package.json)", "Redis: yes, for bullmq (api/package.json)"]
+    frontend_only = tmp_path / "site"
+    package(frontend_only, NEXT)
+    only = plan(frontend_only)
+    assert (only.database, only.redis, only.facts) == (False, False, ["database: none, Redis: none (no backend)"])
+
+
+@pytest.mark.parametrize("ci, git, pipelines, advice", [
+    ("auto", adopt.GitFacts(), ("github",), False),
+    ("auto", adopt.GitFacts(remote="git@gitlab.example.com:acme/shop.git"), ("gitlab",), False),
+    ("auto", adopt.GitFacts(remote="https://github.com/acme/shop.git"), ("github",), False),
+    ("auto", adopt.GitFacts(pipelines=(".github/workflows/test.yml",)), (), True),
+    ("gitlab", adopt.GitFacts(pipelines=(".github/workflows/test.yml",)), ("gitlab",), False),
+    ("none", adopt.GitFacts(), (), False),
+])
+def test_ci_fits_the_repo(ci, git, pipelines, advice):
+    chosen, tips = adopt.choose_ci(ci, git)
+    assert chosen == pipelines and bool(tips) is advice
+    if advice:
+        assert tips[0].startswith(".github/workflows/test.yml: the repo has its CI; add a job")
+
+
+def test_the_pipeline_builds_on_the_repos_own_branch(tmp_path):
+    package(tmp_path / "backend", NEST)
+    result = adopt.plan_adoption("shop", "../shop", adopt.survey(tmp_path), "reg.example.com/acme", "shop.example.com",
+                                 "node:22.20.0-bookworm-slim", adopt.GitFacts(branch="master"), "github")
+    assert 'branches: ["master"]' in result.files[".github/workflows/ci.yml"].content
+    with pytest.raises(UsageError, match="--ci jenkins: give one of auto, github, gitlab, none"):
+        adopt.choose_ci("jenkins", adopt.GitFacts())

@@ -117,15 +117,23 @@ def app_new(ctx: click.Context, name: str, domains: tuple[str, ...], path: str |
 @click.option("--name", help="The app's name [the repo folder's name].")
 @click.option("--backend", "backend_dir", metavar="DIR", help="The NestJS backend's folder in the repo [found by its package.json].")
 @click.option("--frontend", "frontend_dir", metavar="DIR", help="The Next.js frontend's folder in the repo [found by its package.json].")
+@click.option("--no-database", is_flag=True, help="No Postgres database, even if the backend depends on a Postgres client.")
+@click.option("--no-redis", is_flag=True, help="No Redis user, even if the backend depends on a Redis client.")
+@click.option("--ci", type=click.Choice(["auto", "github", "gitlab", "none"]), default="auto", show_default=True,
+              help="Which pipeline to add: auto is none beside an existing one, else GitLab's for a GitLab remote, else GitHub's.")
 @click.pass_context
-def app_adopt(ctx: click.Context, path: str, domains: tuple[str, ...], name: str | None, backend_dir: str | None, frontend_dir: str | None) -> None:
+def app_adopt(ctx: click.Context, path: str, domains: tuple[str, ...], name: str | None, backend_dir: str | None, frontend_dir: str | None,
+              no_database: bool, no_redis: bool, ci: str) -> None:
     """Register the existing app repo at PATH: add its missing Dockerfiles, .dockerignore and CI (never overwriting a file)."""
     from plano.ops import infra
 
-    name, adoption, repo_plan, result = infra.adopt_app(session(ctx), Path(path), name, list(domains), backend_dir, frontend_dir)
+    name, adoption, repo_plan, result = infra.adopt_app(session(ctx), Path(path), name, list(domains), backend_dir, frontend_dir,
+                                                        not no_database, not no_redis, ci)
     out = console()
     for part in adoption.parts:
         out.print(f"found the {part.role} in {part.dir}/")
+    for fact in adoption.facts:
+        out.print(fact, highlight=False)
     summarize(repo_plan, "added")
     summarize(result)
     for tip in adoption.advice:

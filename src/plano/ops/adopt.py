@@ -27,6 +27,15 @@ PREFIX_RE = re.compile(r"""setGlobalPrefix\(\s*['"`]/?([^'"`]*?)/?['"`]""")
 HEALTH_RE = re.compile(r"""@(?:Controller|Get)\(\s*['"`]/?health/?['"`]""")
 STANDALONE_RE = re.compile(r"""output\s*:\s*['"`]standalone['"`]""")
 GOOGLE_FONT = "next/font/google"
+# A backend that depends on one of these uses Postgres, or Redis (else plano gives it none).
+DATABASE_PACKAGES = ("pg", "postgres", "pg-promise", "slonik", "typeorm", "@nestjs/typeorm", "prisma", "@prisma/client", "sequelize",
+                     "@nestjs/sequelize", "knex", "@mikro-orm/core", "@mikro-orm/postgresql", "drizzle-orm", "kysely")
+# plano provides Postgres and Redis; an app built on another database is refused, not half-hosted.
+UNSUPPORTED_PACKAGES = ("mongoose", "@nestjs/mongoose", "mongodb", "@mikro-orm/mongodb", "mysql", "mysql2", "@mikro-orm/mysql",
+                        "mariadb", "cassandra-driver", "@google-cloud/firestore")
+LOCKFILES = ("package-lock.json", "yarn.lock", "pnpm-lock.yaml", "bun.lock", "bun.lockb")
+REDIS_PACKAGES = ("ioredis", "redis", "@redis/client", "bull", "@nestjs/bull", "bullmq", "@nestjs/bullmq", "cache-manager-redis-store",
+                  "cache-manager-ioredis", "cache-manager-ioredis-yet", "@keyv/redis", "connect-redis", "@socket.io/redis-adapter")
 
 
 @dataclass(frozen=True)
@@ -42,6 +51,9 @@ class Found:
     has_health: bool = False  # backend: a controller route named health
     standalone: bool = False  # frontend: output: 'standalone'
     google_fonts: bool = False  # frontend: next/font/google (fetched at build time)
+    database_packages: tuple[str, ...] = ()  # backend: the Postgres clients or ORMs it depends on
+    unsupported: tuple[str, ...] = ()  # packages of a database plano does not provide (MongoDB...)
+    redis_packages: tuple[str, ...] = ()  # backend: the Redis clients it depends on
 
 
 @dataclass(frozen=True)
@@ -51,6 +63,13 @@ class Adoption:
     frontend: dict | None
     parts: tuple[scaffold.RepoPart, ...]
     advice: list[str] = field(default_factory=list)
+    database: bool = False  # the backend uses Postgres
+    redis: bool = False  # the backend uses Redis
+    facts: list[str] = field(default_factory=list)  # what was read, and where
+
+
+def dependencies(package: dict) -> dict:
+    return {**package.get("devDependencies", {}), **package.get("dependencies", {})}
 
 
 def role_of(package: dict) -> str | None:
@@ -69,7 +88,7 @@ def read_sources(folder: Path, pattern: str) -> str:
 
 
 def survey_one(repo: Path, folder: Path, role: str, package: dict) -> Found:
-    lockfile = next((name for name in ("package-lock.json", "yarn.lock", "pnpm-lock.yaml") if (folder / name).is_file()), None)
+    lockfile = next((name for name in LOCKFILES if (folder / name).is_file()), None)
     common = {
         "role": role,
         "dir": folder.relative_to(repo).as_posix() or ".",
@@ -80,7 +99,11 @@ def survey_one(repo: Path, folder: Path, role: str, package: dict) -> Found:
     if role == "backend":
         sources = read_sources(folder, "src/**/*.ts")
         prefix = PREFIX_RE.search(read_sources(folder, "src/main.ts"))
-        return Found(**common, api_prefix=prefix.group(1) if prefix else None, has_health=bool(HEALTH_RE.search(sources)))
+        deps = dependencies(package)
+        return Found(**common, api_prefix=prefix.group(1) if prefix else None, has_health=bool(HEALTH_RE.search(sources)),
+                     database_packages=tuple(p for p in DATABASE_PACKAGES if p in deps),
+                     unsupported=tuple(p for p in UNSUPPORTED_PACKAGES if p in deps),
+                     redis_packages=tuple(p for p in REDIS_PACKAGES if p in deps))
     config = read_sources(folder, "next.config.*")
     sources = read_sources(folder, "app/**/*.tsx") + read_sources(folder, "src/**/*.tsx") + read_sources(folder, "pages/**/*.tsx")
     return Found(**common, standalone=bool(STANDALONE_RE.search(config)), google_fonts=GOOGLE_FONT in sources)
@@ -127,6 +150,11 @@ def health_path(found: Found) -> str:
 
 def check_usable(found: Found) -> None:
     where = f"{found.dir}/"
+    if found.lockfile in ("bun.lock", "bun.lockb"):
+        raise UsageError(f"{where}: uses Bun ({found.lockfile}); plano builds and runs apps with Node (npm ci), not Bun")
+    if found.unsupported:
+        raise UsageError(f"{where}package.json: uses {', '.join(found.unsupported)}; plano provides Postgres and Redis only, "
+                         "so it cannot host this backend's database")
     if found.lockfile is None:
         raise UsageError(f"{where}: no package-lock.json; run `npm install` there and commit the lock file, then adopt again")
     if found.lockfile != "package-lock.json":
@@ -174,8 +202,10 @@ def defaults(app: str, role: str) -> dict[str, str]:
     return {"source": f"../{app}/{role}", "health": fields["health"].default, "path": fields["path"].default}
 
 
-def plan_adoption(app: str, repo_rel: str, found: list[Found], registry: str, domain: str, node_image: str) -> Adoption:
+def plan_adoption(app: str, repo_rel: str, found: list[Found], registry: str, domain: str, node_image: str,
+                  git: GitFacts | None = None, ci: str = "auto") -> Adoption:
     """Files to add (never over existing ones), the manifest entry and advice."""
+    git = git or GitFacts()
     for one in found:
         check_usable(one)
     tree: Tree = {}
@@ -190,6 +220,55 @@ def plan_adoption(app: str, repo_rel: str, found: list[Found], registry: str, do
         }
         services[one.role] = {key: value for key, value in values.items() if value not in (None, defaults(app, one.role)[key])}
     parts = tuple(scaffold.RepoPart(f.role, f.dir, scaffold.checks_for(f.role, f.scripts)) for f in found)
-    tree.update(scaffold.repo_tree(app, registry, domain, parts, node_image))
-    advice = [tip for one in found for tip in advice_for(one)]
-    return Adoption(tree, services["backend"], services["frontend"], parts, advice)
+    pipelines, ci_advice = choose_ci(ci, git)
+    tree.update(scaffold.repo_tree(app, registry, domain, parts, node_image, git.branch, pipelines))
+    advice = [tip for one in found for tip in advice_for(one)] + ci_advice
+    backend = next((one for one in found if one.role == "backend"), None)
+    database = bool(backend and backend.database_packages)
+    redis = bool(backend and backend.redis_packages)
+    return Adoption(tree, services["backend"], services["frontend"], parts, advice, database, redis, uses(backend))
+
+
+@dataclass(frozen=True)
+class GitFacts:
+    """What the repo's git says: its default branch, its remote, the pipelines it has."""
+
+    branch: str = "main"
+    remote: str | None = None
+    pipelines: tuple[str, ...] = ()  # CI files already in the repo
+
+
+CI_CHOICES = ("auto", "github", "gitlab", "none")
+
+
+def choose_ci(ci: str, git: GitFacts) -> tuple[tuple[str, ...], list[str]]:
+    """Which pipelines to add: the one asked for; else none beside an existing pipeline
+    (its owner extends it), else GitLab's for a GitLab remote and GitHub's otherwise."""
+    if ci not in CI_CHOICES:
+        raise UsageError(f"--ci {ci}: give one of {', '.join(CI_CHOICES)}")
+    if ci == "none":
+        return (), []
+    if ci != "auto":
+        return (ci,), []
+    if git.pipelines:
+        return (), [f"{', '.join(git.pipelines)}: the repo has its CI; add a job that builds and pushes the images "
+                    "(see `plano app new`'s pipelines), or pass --ci github|gitlab to add plano's"]
+    return ("gitlab",) if git.remote and "gitlab" in git.remote.lower() else ("github",), []
+
+
+def existing_pipelines(repo: Path) -> tuple[str, ...]:
+    found = sorted(p.relative_to(repo).as_posix() for p in (repo / ".github/workflows").glob("*.y*ml"))
+    if (repo / ".gitlab-ci.yml").is_file():
+        found.append(".gitlab-ci.yml")
+    return tuple(found)
+
+
+def uses(backend: Found | None) -> list[str]:
+    """What the app uses, each with where it was read."""
+    if backend is None:
+        return ["database: none, Redis: none (no backend)"]
+    where = f"{backend.dir}/package.json"
+    return [
+        f"database: {'Postgres, for ' + ', '.join(backend.database_packages) if backend.database_packages else 'none'} ({where})",
+        f"Redis: {'yes, for ' + ', '.join(backend.redis_packages) if backend.redis_packages else 'none'} ({where})",
+    ]

@@ -32,8 +32,13 @@ def scripts(root: Path) -> list[str]:
     return sorted(p.relative_to(root).as_posix() for p in (root / "docker").rglob("*.sh"))
 
 
-def dockerfiles(root: Path) -> list[str]:
-    return sorted(p.relative_to(root).as_posix() for p in (root / "docker").rglob("Dockerfile"))
+def dockerfiles(root: Path, manifest: Manifest | None = None) -> list[str]:
+    """The infra's Dockerfiles, then each app service's own where its source is here
+    (a prod server holds only the infra), relative to the infra."""
+    infra = sorted(p.relative_to(root).as_posix() for p in (root / "docker").rglob("Dockerfile"))
+    apps = [] if manifest is None else [
+        f"{n.source(name, app, role)}/Dockerfile" for name, app in sorted(manifest.apps.items()) for role in app.services()]
+    return infra + [path for path in apps if (root / path).is_file()]
 
 
 def nginx_tag(root: Path, manifest: Manifest) -> str:
@@ -101,5 +106,5 @@ def run_all(session: Session) -> list[Outcome]:
         check_nginx(root, manifest, runner),
         check_tool("gixy", "gixy", ["docker/nginx/nginx.conf"], root, runner),
         check_tool("shellcheck", "shellcheck", ["--external-sources", *scripts(root)], root, runner),
-        check_tool("hadolint", "hadolint", dockerfiles(root), root, runner),
+        check_tool("hadolint", "hadolint", dockerfiles(root, manifest), root, runner),
     ]

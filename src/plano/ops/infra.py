@@ -121,6 +121,19 @@ def init(
     return result
 
 
+def git_facts(session: Session, repo: Path):
+    """The repo's default branch (origin's HEAD, else the checked-out branch), its
+    origin and its pipelines: queries, read before anything is decided."""
+    from plano.ops.adopt import GitFacts, existing_pipelines
+
+    def ask(*args: str) -> str:
+        got = session.query(["git", "-C", str(repo), *args], timeout=30, cwd=repo)
+        return got.out.strip() if got.ok else ""
+
+    branch = ask("symbolic-ref", "--short", "refs/remotes/origin/HEAD").removeprefix("origin/") or ask("symbolic-ref", "--short", "HEAD")
+    return GitFacts(branch or "main", ask("remote", "get-url", "origin") or None, existing_pipelines(repo))
+
+
 def git_init(root: Path, runner: Runner) -> None:
     if not runner.run(["git", "-C", str(root), "rev-parse", "--is-inside-work-tree"]).ok:
         runner.run(["git", "init", "-q", str(root)])
@@ -223,18 +236,28 @@ def new_app(session: Session, name: str, domains: list[str], repo: Path | None) 
 
 
 def adopt_app(
-    session: Session, repo: Path, name: str | None, domains: list[str], backend_dir: str | None = None, frontend_dir: str | None = None
+    session: Session, repo: Path, name: str | None, domains: list[str], backend_dir: str | None = None, frontend_dir: str | None = None,
+    database: bool = True, redis: bool = True, ci: str = "auto",
 ):
-    """Register an existing app repo: add the files it lacks (never overwriting one), then the app."""
+    """Register an existing app repo: add the files it lacks (never overwriting one), then
+    the app, with a database and a Redis user only when its backend uses them (and the
+    flags allow them)."""
     from plano.ops import adopt
 
     infra = session.infra
-    name = name or repo.resolve().name
+    if name is None:
+        name = repo.resolve().name
+        try:
+            mf.check_app_name(name)
+        except ValueError:
+            raise UsageError(f"{repo}: the folder name {name!r} is not an app name; give one with --name "
+                             f"{mf.suggest_app_name(name)}") from None
     found = adopt.survey(repo, backend_dir, frontend_dir)
     repo_rel = os.path.relpath(repo.resolve(), infra.root.resolve())
     registry, node = infra.manifest.registry, infra.manifest.images.node
-    adoption = adopt.plan_adoption(name, repo_rel, found, registry, domains[0] if domains else "", node)
-    text, manifest = with_app(infra, name, app_entry(domains, adoption.backend, adoption.frontend))
+    adoption = adopt.plan_adoption(name, repo_rel, found, registry, domains[0] if domains else "", node, git_facts(session, repo), ci)
+    entry = app_entry(domains, adoption.backend, adoption.frontend, database and adoption.database, redis and adoption.redis)
+    text, manifest = with_app(infra, name, entry)
     repo_plan = files.plan(repo, adoption.files)
     files.apply(repo, repo_plan)
     return name, adoption, repo_plan, synced(session, manifest, text)

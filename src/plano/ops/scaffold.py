@@ -25,6 +25,7 @@ REPO_FILES = {
     ".gitlab-ci.yml": f"{T}/gitlab-ci.yml.j2",
     "README.md": f"{T}/README.md.j2",
 }
+CI_FILES = {"github": ".github/workflows/ci.yml", "gitlab": ".gitlab-ci.yml"}
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,8 @@ def node_major(image: str) -> str:
 
 
 def repo_tree(app: str, registry: str, domain: str, parts: tuple[RepoPart, ...] = NEW_PARTS,
-              node_image: str = DEFAULT_IMAGES["node"]) -> Tree:
+              node_image: str = DEFAULT_IMAGES["node"], branch: str = "main", ci: tuple[str, ...] = ("github", "gitlab")) -> Tree:
+    """The repo's CI pipelines (those of `ci`, building on pushes to `branch`) and README."""
     values = {
         "parts": parts,
         "app": app,
@@ -74,8 +76,11 @@ def repo_tree(app: str, registry: str, domain: str, parts: tuple[RepoPart, ...] 
         "var_prefix": n.variable_prefix(app),
         "node_image": node_image,
         "node_major": node_major(node_image),
+        "branch": branch,
     }
-    return {path: File(render_app_template(template, **values), kind=Kind.USER) for path, template in REPO_FILES.items()}
+    wanted = {CI_FILES[name] for name in ci} | {"README.md"}
+    return {path: File(render_app_template(template, **values), kind=Kind.USER)
+            for path, template in REPO_FILES.items() if path in wanted}
 
 
 # Dotfiles are stored without their dot so that every packaging tool ships them.
