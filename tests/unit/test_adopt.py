@@ -161,3 +161,25 @@ def test_the_pipeline_builds_on_the_repos_own_branch(tmp_path):
     assert 'branches: ["master"]' in result.files[".github/workflows/ci.yml"].content
     with pytest.raises(UsageError, match="--ci jenkins: give one of auto, github, gitlab, none"):
         adopt.choose_ci("jenkins", adopt.GitFacts())
+
+
+@pytest.mark.parametrize("main_ts, port", [
+    ("await app.listen(3001);", 3001),
+    ("const PORT = 4000;\nawait app.listen(PORT);", 4000),
+    ("const port: number = 4100;\nawait app.listen(port, '0.0.0.0');", 4100),
+    ("await app.listen(process.env.PORT ?? 3000);", None),
+    ("const port = process.env.PORT || 3000;\nawait app.listen(port);", None),
+    ("await app.listen(config.get('port'));", None),
+    ("bootstrap();", None),
+])
+def test_the_backends_listen_port_is_read(main_ts, port):
+    assert adopt.listen_port(main_ts, "api/src/main.ts")[0] == port
+
+
+def test_a_fixed_port_reaches_plano_yml_with_where_it_was_read(tmp_path):
+    package(tmp_path / "api", NEST, **{"src__main.ts": "const PORT = 3001;\nawait app.listen(PORT);"})
+    package(tmp_path / "web", {**NEXT, "scripts": {"dev": "next dev -p 8080 --turbopack", "build": "next build"}})
+    result = plan(tmp_path)
+    assert result.backend["port"] == 3001 and result.frontend["port"] == 8080
+    assert "backend listens on 3001 (api/src/main.ts: listen(PORT))" in result.facts
+    assert "frontend listens on 8080 (web/package.json: scripts.dev 'next dev -p 8080 --turbopack')" in result.facts

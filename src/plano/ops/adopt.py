@@ -25,6 +25,10 @@ KIND_NAMES = {"backend": "NestJS backend", "frontend": "Next.js frontend"}
 SKIP_DIRS = {"node_modules", "dist", "build", "coverage"}
 PREFIX_RE = re.compile(r"""setGlobalPrefix\(\s*['"`]/?([^'"`]*?)/?['"`]""")
 HEALTH_RE = re.compile(r"""@(?:Controller|Get)\(\s*['"`]/?health/?['"`]""")
+# app.listen(3001), app.listen(PORT) with `const PORT = 3001`, app.listen(process.env.PORT ?? 3000)
+LISTEN_RE = re.compile(r"""\.listen\(\s*([^,)]+?)\s*[,)]""")
+CONST_RE = r"""(?:const|let|var)\s+{name}\s*(?::\s*number\s*)?=\s*([^;\n]+)"""
+PORT_FLAG_RE = re.compile(r"""(?:^|\s)(?:-p|--port)[\s=]+(\d{2,5})(?:\s|$)""")
 STANDALONE_RE = re.compile(r"""output\s*:\s*['"`]standalone['"`]""")
 GOOGLE_FONT = "next/font/google"
 # A backend that depends on one of these uses Postgres, or Redis (else plano gives it none).
@@ -53,6 +57,8 @@ class Found:
     google_fonts: bool = False  # frontend: next/font/google (fetched at build time)
     database_packages: tuple[str, ...] = ()  # backend: the Postgres clients or ORMs it depends on
     unsupported: tuple[str, ...] = ()  # packages of a database plano does not provide (MongoDB...)
+    port: int | None = None  # the port it listens on whatever PORT says (a literal), None when it follows PORT
+    port_source: str = ""  # where the port was read
     redis_packages: tuple[str, ...] = ()  # backend: the Redis clients it depends on
 
 
@@ -100,13 +106,38 @@ def survey_one(repo: Path, folder: Path, role: str, package: dict) -> Found:
         sources = read_sources(folder, "src/**/*.ts")
         prefix = PREFIX_RE.search(read_sources(folder, "src/main.ts"))
         deps = dependencies(package)
+        port, port_source = listen_port(read_sources(folder, "src/main.ts"), f"{common['dir']}/src/main.ts")
         return Found(**common, api_prefix=prefix.group(1) if prefix else None, has_health=bool(HEALTH_RE.search(sources)),
+                     port=port, port_source=port_source,
                      database_packages=tuple(p for p in DATABASE_PACKAGES if p in deps),
                      unsupported=tuple(p for p in UNSUPPORTED_PACKAGES if p in deps),
                      redis_packages=tuple(p for p in REDIS_PACKAGES if p in deps))
     config = read_sources(folder, "next.config.*")
     sources = read_sources(folder, "app/**/*.tsx") + read_sources(folder, "src/**/*.tsx") + read_sources(folder, "pages/**/*.tsx")
-    return Found(**common, standalone=bool(STANDALONE_RE.search(config)), google_fonts=GOOGLE_FONT in sources)
+    port, port_source = script_port(common["scripts"], f"{common['dir']}/package.json")
+    return Found(**common, standalone=bool(STANDALONE_RE.search(config)), google_fonts=GOOGLE_FONT in sources,
+                 port=port, port_source=port_source)
+
+
+def listen_port(main_ts: str, where: str) -> tuple[int | None, str]:
+    """The port a NestJS main.ts listens on when it is fixed: `listen(3001)`, or a
+    constant holding a number. `listen(process.env.PORT ?? 3000)` follows PORT (None)."""
+    match = LISTEN_RE.search(main_ts)
+    if not match:
+        return None, ""
+    value = match.group(1).strip()
+    if re.fullmatch(r"[A-Za-z_$][\w$]*", value):
+        const = re.search(CONST_RE.format(name=re.escape(value)), main_ts)
+        value = const.group(1).strip() if const else value
+    if "process.env" in value:
+        return None, ""
+    return (int(value), f"{where}: listen({match.group(1).strip()})") if value.isdigit() else (None, "")
+
+
+def script_port(scripts: dict[str, str], where: str) -> tuple[int | None, str]:
+    """A Next.js `dev` script's -p/--port (the production server follows PORT)."""
+    match = PORT_FLAG_RE.search(scripts.get("dev", ""))
+    return (int(match.group(1)), f"{where}: scripts.dev {scripts['dev']!r}") if match else (None, "")
 
 
 def survey(repo: Path, backend_dir: str | None = None, frontend_dir: str | None = None) -> list[Found]:
@@ -199,7 +230,8 @@ def advice_for(found: Found) -> list[str]:
 def defaults(app: str, role: str) -> dict[str, str]:
     model = mf.Backend if role == "backend" else mf.Frontend
     fields = model.model_fields
-    return {"source": f"../{app}/{role}", "health": fields["health"].default, "path": fields["path"].default}
+    return {"source": f"../{app}/{role}", "health": fields["health"].default, "path": fields["path"].default,
+            "port": fields["port"].default}
 
 
 def plan_adoption(app: str, repo_rel: str, found: list[Found], registry: str, domain: str, node_image: str,
@@ -215,6 +247,7 @@ def plan_adoption(app: str, repo_rel: str, found: list[Found], registry: str, do
         tree.update(dockerfiles(app, one, node_image, health))
         values = {
             "source": repo_rel if one.dir == "." else f"{repo_rel}/{one.dir}",
+            "port": one.port if one.port and one.port != 3000 else None,
             "health": health,
             "path": f"/{one.api_prefix}" if one.api_prefix else None,
         }
@@ -226,7 +259,8 @@ def plan_adoption(app: str, repo_rel: str, found: list[Found], registry: str, do
     backend = next((one for one in found if one.role == "backend"), None)
     database = bool(backend and backend.database_packages)
     redis = bool(backend and backend.redis_packages)
-    return Adoption(tree, services["backend"], services["frontend"], parts, advice, database, redis, uses(backend))
+    ports = [f"{one.role} listens on {one.port} ({one.port_source})" for one in found if one.port]
+    return Adoption(tree, services["backend"], services["frontend"], parts, advice, database, redis, uses(backend) + ports)
 
 
 @dataclass(frozen=True)
