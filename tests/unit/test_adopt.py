@@ -183,3 +183,23 @@ def test_a_fixed_port_reaches_plano_yml_with_where_it_was_read(tmp_path):
     assert result.backend["port"] == 3001 and result.frontend["port"] == 8080
     assert "backend listens on 3001 (api/src/main.ts: listen(PORT))" in result.facts
     assert "frontend listens on 8080 (web/package.json: scripts.dev 'next dev -p 8080 --turbopack')" in result.facts
+
+
+@pytest.mark.parametrize("main_ts, controller, route", [
+    ("app.setGlobalPrefix('api');", "@Controller('health')\nclass H { @Get() check() {} }", "/api/health"),
+    ("app.setGlobalPrefix('api');", "@Controller('status')\nclass S { @Get('healthz') check() {} }", "/api/status/healthz"),
+    ("app.setGlobalPrefix('api', { exclude: ['health'] });", "@Controller('health')\nclass H { @Get() c() {} }", "/health"),
+    ("app.setGlobalPrefix('api');\napp.enableVersioning({ type: VersioningType.URI, defaultVersion: '1' });",
+     "@Controller('health')\nclass H { @Get() c() {} }", "/api/v1/health"),
+    ("app.enableVersioning({ type: VersioningType.URI });",
+     "@Controller({ path: 'health', version: '2' })\nclass H { @Get() c() {} }", "/v2/health"),
+    ("app.enableVersioning({ type: VersioningType.HEADER, header: 'X-V', defaultVersion: '1' });",
+     "@Controller()\nclass A { @Get('health') c() {} }", "/health"),
+    ("", "@Controller('users')\nclass U { @Get(':id') one() {} }", None),
+])
+def test_the_health_route_is_read_as_the_app_serves_it(tmp_path, main_ts, controller, route):
+    package(tmp_path / "api", NEST, **{"src__main.ts": main_ts, "src__x__x.controller.ts": controller})
+    found = adopt.survey(tmp_path)[0]
+    assert found.health_route == route
+    if route:
+        assert plan(tmp_path).backend.get("health", "/api/health") == route  # the default is left out

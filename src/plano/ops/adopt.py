@@ -24,7 +24,12 @@ MARKERS = {"backend": "@nestjs/core", "frontend": "next"}
 KIND_NAMES = {"backend": "NestJS backend", "frontend": "Next.js frontend"}
 SKIP_DIRS = {"node_modules", "dist", "build", "coverage"}
 PREFIX_RE = re.compile(r"""setGlobalPrefix\(\s*['"`]/?([^'"`]*?)/?['"`]""")
-HEALTH_RE = re.compile(r"""@(?:Controller|Get)\(\s*['"`]/?health/?['"`]""")
+# @Controller('health'), @Controller({ path: 'health', version: '2' }), @Controller(); then @Get('x'), @Get()
+CONTROLLER_RE = re.compile(r"""@Controller\(\s*(?:['"`]([^'"`]*)['"`]|\{([^}]*)\})?\s*\)""")
+GET_RE = re.compile(r"""@Get\(\s*(?:['"`]([^'"`]*)['"`])?\s*\)""")
+OPTION_RE = r"""{key}\s*:\s*['"`]([^'"`]*)['"`]"""
+HEALTH_NAMES = ("health", "healthz", "healthcheck", "ready", "readyz", "live", "livez")
+VERSIONING_RE = re.compile(r"""enableVersioning\(\s*\{([^}]*)\}""")
 # app.listen(3001), app.listen(PORT) with `const PORT = 3001`, app.listen(process.env.PORT ?? 3000)
 LISTEN_RE = re.compile(r"""\.listen\(\s*([^,)]+?)\s*[,)]""")
 CONST_RE = r"""(?:const|let|var)\s+{name}\s*(?::\s*number\s*)?=\s*([^;\n]+)"""
@@ -52,7 +57,8 @@ class Found:
     lockfile: str | None  # package-lock.json, yarn.lock, pnpm-lock.yaml
     existing: frozenset[str] = frozenset()  # files already in the folder
     api_prefix: str | None = None  # backend: from app.setGlobalPrefix()
-    has_health: bool = False  # backend: a controller route named health
+    health_route: str | None = None  # backend: the full path of its health route, as the app serves it
+    health_source: str = ""  # where it was read
     standalone: bool = False  # frontend: output: 'standalone'
     google_fonts: bool = False  # frontend: next/font/google (fetched at build time)
     database_packages: tuple[str, ...] = ()  # backend: the Postgres clients or ORMs it depends on
@@ -107,7 +113,8 @@ def survey_one(repo: Path, folder: Path, role: str, package: dict) -> Found:
         prefix = PREFIX_RE.search(read_sources(folder, "src/main.ts"))
         deps = dependencies(package)
         port, port_source = listen_port(read_sources(folder, "src/main.ts"), f"{common['dir']}/src/main.ts")
-        return Found(**common, api_prefix=prefix.group(1) if prefix else None, has_health=bool(HEALTH_RE.search(sources)),
+        route, route_source = health_route(folder, read_sources(folder, "src/main.ts"), prefix.group(1) if prefix else None)
+        return Found(**common, api_prefix=prefix.group(1) if prefix else None, health_route=route, health_source=route_source,
                      port=port, port_source=port_source,
                      database_packages=tuple(p for p in DATABASE_PACKAGES if p in deps),
                      unsupported=tuple(p for p in UNSUPPORTED_PACKAGES if p in deps),
@@ -173,10 +180,42 @@ def survey(repo: Path, backend_dir: str | None = None, frontend_dir: str | None 
 
 
 def health_path(found: Found) -> str:
-    prefix = f"/{found.api_prefix}" if found.api_prefix else ""
-    if found.has_health:
-        return f"{prefix}/health"
-    return prefix or "/"
+    """Its own health route where it has one; else the root of its API."""
+    if found.health_route:
+        return found.health_route
+    return f"/{found.api_prefix}" if found.api_prefix else "/"
+
+
+def health_route(folder: Path, main_ts: str, prefix: str | None) -> tuple[str | None, str]:
+    """The full path of the first health route of the controllers under src/: the
+    global prefix (unless the route is in its `exclude`), the URI version, the
+    controller's path, the route's own path."""
+    excluded = re.search(r"""exclude\s*:\s*\[([^\]]*)\]""", main_ts)
+    versioning = VERSIONING_RE.search(main_ts)
+    uri_version = None
+    if versioning and "HEADER" not in versioning.group(1) and "MEDIA_TYPE" not in versioning.group(1):
+        found = re.search(OPTION_RE.format(key="defaultVersion"), versioning.group(1))
+        uri_version = found.group(1) if found else None
+    for path in sorted(folder.glob("src/**/*.ts")):
+        if "node_modules" in path.parts or path.name.endswith(".spec.ts"):
+            continue
+        text = path.read_text(errors="replace")
+        controller = CONTROLLER_RE.search(text)
+        if not controller:
+            continue
+        options = controller.group(2) or ""
+        base = controller.group(1) if controller.group(1) is not None else (
+            (m.group(1) if (m := re.search(OPTION_RE.format(key="path"), options)) else ""))
+        version = (m.group(1) if (m := re.search(OPTION_RE.format(key="version"), options)) else None) or uri_version
+        gets = [get.group(1) or "" for get in GET_RE.finditer(text, controller.end())] or [""]  # a health controller's root
+        for got in gets:
+            route = "/".join(part.strip("/") for part in (base, got) if part.strip("/"))
+            if route.rsplit("/", 1)[-1] not in HEALTH_NAMES:
+                continue
+            skip_prefix = bool(excluded and re.search(rf"""['"`]/?{re.escape(route)}/?['"`]""", excluded.group(1)))
+            parts = [*([prefix.strip("/")] if prefix and not skip_prefix else []), *([f"v{version}"] if version else []), route]
+            return "/" + "/".join(p for p in parts if p), f"{path.relative_to(folder.parent).as_posix()}"
+    return None, ""
 
 
 def check_usable(found: Found) -> None:
@@ -215,7 +254,7 @@ def advice_for(found: Found) -> list[str]:
         tips = []
         if not found.api_prefix:
             tips.append(f"{where}src/main.ts: nginx sends /api/... to the backend unchanged; add app.setGlobalPrefix('api')")
-        if not found.has_health:
+        if not found.health_route:
             tips.append(f"{where}: no health route found; the healthcheck uses {health_path(found)}. A route that checks "
                         "the database and Redis is better (see `plano app new`)")
         return tips
@@ -260,6 +299,7 @@ def plan_adoption(app: str, repo_rel: str, found: list[Found], registry: str, do
     database = bool(backend and backend.database_packages)
     redis = bool(backend and backend.redis_packages)
     ports = [f"{one.role} listens on {one.port} ({one.port_source})" for one in found if one.port]
+    ports += [f"backend health route: {one.health_route} ({one.health_source})" for one in found if one.health_route]
     return Adoption(tree, services["backend"], services["frontend"], parts, advice, database, redis, uses(backend) + ports)
 
 
