@@ -203,3 +203,26 @@ def test_the_health_route_is_read_as_the_app_serves_it(tmp_path, main_ts, contro
     assert found.health_route == route
     if route:
         assert plan(tmp_path).backend.get("health", "/api/health") == route  # the default is left out
+
+
+def test_the_env_names_a_backend_reads_are_answered(tmp_path):
+    service = """
+        TypeOrmModule.forRoot({ host: process.env.DB_HOST, port: +process.env['DB_PORT'], username: process.env.DB_USERNAME,
+          password: config.get<string>('DB_PASSWORD'), database: config.getOrThrow('DB_DATABASE') });
+        new Redis({ host: process.env.REDIS_HOST, password: process.env.REDIS_PASSWORD });
+        const url = process.env.DATABASE_URL; const other = process.env.STRIPE_KEY; const port = process.env.PORT;
+    """
+    package(tmp_path / "api", NEST, **{"src__app.module.ts": service})
+    result = plan(tmp_path)
+    assert result.backend["env"] == {"DB_DATABASE": "database.name", "DB_HOST": "database.host", "DB_PASSWORD": "database.password",
+                                     "DB_PORT": "database.port", "DB_USERNAME": "database.user",
+                                     "REDIS_HOST": "redis.host", "REDIS_PASSWORD": "redis.password"}
+    assert (result.database, result.redis) == (True, True)  # read from the names, with no known package
+    assert "backend reads DB_HOST: plano gives it database.host" in result.facts
+
+
+@pytest.mark.parametrize("name, ref", [("PGHOST", "database.host"), ("POSTGRES_DB", "database.name"), ("DATABASE_HOST", "database.host"),
+                                       ("TYPEORM_PASSWORD", "database.password"), ("REDIS_URL", None), ("DATABASE_URL", None),
+                                       ("DB", None), ("API_HOST", None), ("REDIS_DB", None)])
+def test_env_names_plano_can_answer(name, ref):
+    assert adopt.env_ref(name) == ref

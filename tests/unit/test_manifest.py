@@ -155,3 +155,17 @@ def test_bad_version():
 def test_suggested_names():
     assert mf.suggest_app_name("My App!") == "my-app"
     assert mf.suggest_app_name("1st") == "st"
+
+
+@pytest.mark.parametrize("env, message", [
+    ("{db_host: database.host}", "apps/app1/backend/env: 'db_host' is not an env name; write it in capitals"),
+    ("{PORT: database.port}", "apps/app1/backend/env: PORT is set by plano for every app; remove it from env"),
+    ("{DB_HOST: localhost}", "apps/app1/backend/env: DB_HOST: 'localhost' is not something plano provides; give one of database.host"),
+])
+def test_bad_env_mappings(env, message):
+    assert error_of(with_app("app1", f"    domains: [a.example.com]\n    backend:\n      env: {env}\n")).startswith(message)
+
+
+def test_an_env_mapping_needs_what_it_points_at():
+    text = with_app("app1", "    domains: [a.example.com]\n    redis: false\n    backend:\n      env: {REDIS_HOST: redis.host}\n")
+    assert error_of(text) == "apps/app1: backend/env/REDIS_HOST: redis.host points at the app's redis, which is off (redis: false)"

@@ -4,6 +4,7 @@ Refresh the reference trees with `pytest tests/unit/test_render.py --update-gold
 and review the diff like any other change.
 """
 
+import json
 import shutil
 from pathlib import Path
 
@@ -30,6 +31,7 @@ CASES = {
       health: /v1/healthz
       source: ../shop-api
       image: ghcr.io/acme/shop-api
+      env: {DB_HOST: database.host, DB_PORT: database.port, DB_USERNAME: database.user, DB_PASSWORD: database.password}
     frontend:
       enabled: false
     redis: false
@@ -104,3 +106,23 @@ def test_secrets_are_never_rotated():
 def test_real_secrets_are_long_and_unique():
     values = [secrets.new_secret() for _ in range(50)]
     assert len(set(values)) == 50 and min(map(len, values)) >= 32
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_the_golden_compose_files_are_valid_for_real_compose(case, tmp_path):
+    """compose itself reads each golden case (both modes), the env mapping's values included."""
+    from plano.core.mode import Mode
+    from plano.core.runner import SubprocessRunner
+    from plano.engine import compose
+    from plano.ops import check
+
+    files.apply(tmp_path, files.plan(tmp_path, render_case(CASES[case])))
+    outcomes = check.check_compose(tmp_path, mf.load_text(CASES[case]), SubprocessRunner())
+    assert [(o.name, o.status) for o in outcomes] == [("compose config (dev)", "passed"), ("compose config (prod)", "passed")], outcomes
+    ctx = compose.ComposeContext(compose.find_binary(SubprocessRunner()), "golden", Mode.PROD.compose_files, Mode.PROD.env_files)
+    resolved = SubprocessRunner().run(compose.compose_argv(ctx, "config", "--format", "json"), cwd=tmp_path, timeout=120)
+    assert resolved.ok, resolved.err
+    if case == "custom-apps":
+        env = json.loads(resolved.out)["services"]["shop-backend"]["environment"]
+        assert env["DB_HOST"] == "database" and env["DB_USERNAME"] == "shop" and env["DB_PASSWORD"].startswith("test-secret-")
+

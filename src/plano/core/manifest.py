@@ -37,6 +37,15 @@ IMAGE_RE = re.compile(r"^[a-z0-9]+([._/:@-][a-zA-Z0-9_.-]+)*$")
 REGISTRY_RE = re.compile(r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?(/[a-z0-9]+([._-][a-z0-9]+)*)*$")
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 PATH_RE = re.compile(r"^/[A-Za-z0-9._~/-]*$")
+ENV_NAME_RE = re.compile(r"[A-Z_][A-Z0-9_]*")
+# What an app's own env names can point at (apps.X.backend.env: {DB_HOST: database.host}).
+ENV_REFS = {
+    "database": ("host", "port", "user", "password", "name", "url"),
+    "redis": ("host", "port", "user", "password", "url", "prefix"),
+}
+# Set by plano for every app service; an env mapping cannot take them over.
+PLANO_ENV = frozenset({"NODE_ENV", "PORT", "HOSTNAME", "TRUST_PROXY", "UPLOADS_DIR", "DATABASE_URL", "REDIS_URL",
+                       "REDIS_KEY_PREFIX", "BACKEND_URL", "PUBLIC_URL"})
 IMAGE_TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 
 DEFAULT_IMAGES = {
@@ -154,8 +163,23 @@ class Service(Model):
     image: str | None = None  # default: <registry>/<app>-<role>
     release: list[str] | None = None  # run once per deploy in the new image, before traffic switches (migrations)
     test: list[str] = Field(default_factory=lambda: ["npm", "test"])  # `plano dev test`, in the dev container
+    # The env names the app reads, each pointing at a value plano provides: DB_HOST: database.host
+    env: dict[str, str] = Field(default_factory=dict)
 
     _port = field_validator("port")(check_port)
+
+    @field_validator("env")
+    @classmethod
+    def _env(cls, value: dict[str, str]) -> dict[str, str]:
+        refs = [f"{kind}.{key}" for kind, keys in ENV_REFS.items() for key in keys]
+        for name, ref in value.items():
+            if not ENV_NAME_RE.fullmatch(name):
+                raise ValueError(f"{name!r} is not an env name; write it in capitals, digits and _, e.g. DB_HOST")
+            if name in PLANO_ENV:
+                raise ValueError(f"{name} is set by plano for every app; remove it from env")
+            if ref not in refs:
+                raise ValueError(f"{name}: {ref!r} is not something plano provides; give one of {', '.join(refs)}")
+        return value
 
     @field_validator("path", "health")
     @classmethod
@@ -221,6 +245,11 @@ class App(Model):
     def _routes(self) -> "App":
         if not (self.backend.enabled or self.frontend.enabled):
             raise ValueError("an app needs its backend or its frontend enabled")
+        for role, svc in (("backend", self.backend), ("frontend", self.frontend)):
+            for name, ref in svc.env.items():
+                kind = ref.split(".", 1)[0]
+                if not getattr(self, kind):
+                    raise ValueError(f"{role}/env/{name}: {ref} points at the app's {kind}, which is off ({kind}: false)")
         if self.backend.enabled and self.frontend.enabled and self.backend.path == self.frontend.path:
             raise ValueError(f"backend and frontend are both served at {self.backend.path!r}; give the backend its own path, e.g. /api")
         return self

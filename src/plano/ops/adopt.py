@@ -29,6 +29,14 @@ CONTROLLER_RE = re.compile(r"""@Controller\(\s*(?:['"`]([^'"`]*)['"`]|\{([^}]*)\
 GET_RE = re.compile(r"""@Get\(\s*(?:['"`]([^'"`]*)['"`])?\s*\)""")
 OPTION_RE = r"""{key}\s*:\s*['"`]([^'"`]*)['"`]"""
 HEALTH_NAMES = ("health", "healthz", "healthcheck", "ready", "readyz", "live", "livez")
+# The env names code reads: process.env.X, process.env['X'], configService.get('X'), get<string>('X')
+ENV_READ_RE = re.compile(r"""process\.env(?:\.([A-Z_][A-Z0-9_]*)|\[\s*['"`]([A-Z_][A-Z0-9_]*)['"`]\s*\])"""
+                         r"""|\.get(?:OrThrow)?(?:<[^>]*>)?\(\s*['"`]([A-Z_][A-Z0-9_]*)['"`]""")
+# Which of those names plano can answer, by the name's last word (and, for Postgres, its first).
+DB_WORDS = ("DB", "DATABASE", "POSTGRES", "POSTGRESQL", "PG", "TYPEORM")
+ENV_WORDS = {"HOST": "host", "HOSTNAME": "host", "PORT": "port", "USER": "user", "USERNAME": "user", "PASSWORD": "password",
+             "PASS": "password", "NAME": "name", "DATABASE": "name", "DB": "name", "URL": "url"}
+PG_NAMES = {"PGHOST": "host", "PGPORT": "port", "PGUSER": "user", "PGPASSWORD": "password", "PGDATABASE": "name"}
 VERSIONING_RE = re.compile(r"""enableVersioning\(\s*\{([^}]*)\}""")
 # app.listen(3001), app.listen(PORT) with `const PORT = 3001`, app.listen(process.env.PORT ?? 3000)
 LISTEN_RE = re.compile(r"""\.listen\(\s*([^,)]+?)\s*[,)]""")
@@ -63,6 +71,7 @@ class Found:
     google_fonts: bool = False  # frontend: next/font/google (fetched at build time)
     database_packages: tuple[str, ...] = ()  # backend: the Postgres clients or ORMs it depends on
     unsupported: tuple[str, ...] = ()  # packages of a database plano does not provide (MongoDB...)
+    env: tuple[tuple[str, str], ...] = ()  # backend: env names it reads that plano answers (DB_HOST -> database.host)
     port: int | None = None  # the port it listens on whatever PORT says (a literal), None when it follows PORT
     port_source: str = ""  # where the port was read
     redis_packages: tuple[str, ...] = ()  # backend: the Redis clients it depends on
@@ -115,6 +124,7 @@ def survey_one(repo: Path, folder: Path, role: str, package: dict) -> Found:
         port, port_source = listen_port(read_sources(folder, "src/main.ts"), f"{common['dir']}/src/main.ts")
         route, route_source = health_route(folder, read_sources(folder, "src/main.ts"), prefix.group(1) if prefix else None)
         return Found(**common, api_prefix=prefix.group(1) if prefix else None, health_route=route, health_source=route_source,
+                     env=env_mapping(sources),
                      port=port, port_source=port_source,
                      database_packages=tuple(p for p in DATABASE_PACKAGES if p in deps),
                      unsupported=tuple(p for p in UNSUPPORTED_PACKAGES if p in deps),
@@ -124,6 +134,26 @@ def survey_one(repo: Path, folder: Path, role: str, package: dict) -> Found:
     port, port_source = script_port(common["scripts"], f"{common['dir']}/package.json")
     return Found(**common, standalone=bool(STANDALONE_RE.search(config)), google_fonts=GOOGLE_FONT in sources,
                  port=port, port_source=port_source)
+
+
+def env_ref(name: str) -> str | None:
+    """What plano provides for an env name the code reads: DB_HOST -> database.host."""
+    if name in ("DATABASE_URL", "REDIS_URL") or name in mf.PLANO_ENV:
+        return None  # plano sets those itself
+    if name in PG_NAMES:
+        return f"database.{PG_NAMES[name]}"
+    first, _, last = name.partition("_")
+    words = name.split("_")
+    if first == "REDIS" and words[-1] in ENV_WORDS and ENV_WORDS[words[-1]] != "name":
+        return f"redis.{ENV_WORDS[words[-1]]}"
+    if first in DB_WORDS and last and words[-1] in ENV_WORDS:
+        return f"database.{ENV_WORDS[words[-1]]}"
+    return None
+
+
+def env_mapping(sources: str) -> tuple[tuple[str, str], ...]:
+    names = sorted({next(g for g in match.groups() if g) for match in ENV_READ_RE.finditer(sources)})
+    return tuple((name, ref) for name in names if (ref := env_ref(name)))
 
 
 def listen_port(main_ts: str, where: str) -> tuple[int | None, str]:
@@ -270,7 +300,7 @@ def defaults(app: str, role: str) -> dict[str, str]:
     model = mf.Backend if role == "backend" else mf.Frontend
     fields = model.model_fields
     return {"source": f"../{app}/{role}", "health": fields["health"].default, "path": fields["path"].default,
-            "port": fields["port"].default}
+            "port": fields["port"].default, "env": {}}
 
 
 def plan_adoption(app: str, repo_rel: str, found: list[Found], registry: str, domain: str, node_image: str,
@@ -289,6 +319,7 @@ def plan_adoption(app: str, repo_rel: str, found: list[Found], registry: str, do
             "port": one.port if one.port and one.port != 3000 else None,
             "health": health,
             "path": f"/{one.api_prefix}" if one.api_prefix else None,
+            "env": dict(one.env) or None,
         }
         services[one.role] = {key: value for key, value in values.items() if value not in (None, defaults(app, one.role)[key])}
     parts = tuple(scaffold.RepoPart(f.role, f.dir, scaffold.checks_for(f.role, f.scripts)) for f in found)
@@ -296,10 +327,12 @@ def plan_adoption(app: str, repo_rel: str, found: list[Found], registry: str, do
     tree.update(scaffold.repo_tree(app, registry, domain, parts, node_image, git.branch, pipelines))
     advice = [tip for one in found for tip in advice_for(one)] + ci_advice
     backend = next((one for one in found if one.role == "backend"), None)
-    database = bool(backend and backend.database_packages)
-    redis = bool(backend and backend.redis_packages)
+    refs = [ref for _, ref in backend.env] if backend else []
+    database = bool(backend and (backend.database_packages or any(r.startswith("database.") for r in refs)))
+    redis = bool(backend and (backend.redis_packages or any(r.startswith("redis.") for r in refs)))
     ports = [f"{one.role} listens on {one.port} ({one.port_source})" for one in found if one.port]
     ports += [f"backend health route: {one.health_route} ({one.health_source})" for one in found if one.health_route]
+    ports += [f"backend reads {name}: plano gives it {ref}" for one in found for name, ref in one.env]
     return Adoption(tree, services["backend"], services["frontend"], parts, advice, database, redis, uses(backend) + ports)
 
 

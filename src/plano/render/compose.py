@@ -223,7 +223,21 @@ def app_environment(manifest: Manifest, name: str, app: App, role: str) -> dict[
     elif app.backend.enabled:
         env["BACKEND_URL"] = f"http://{n.service(name, 'backend')}:{app.backend.port}"
     env["PUBLIC_URL"] = f"https://{app.domains[0]}"
+    for key, ref in app.services()[role].env.items():
+        env[key] = provided(name, ref, where)
     return env
+
+
+def provided(app: str, ref: str, where: str) -> str:
+    """The value behind an env mapping's reference (apps.X.<role>.env), e.g. database.host."""
+    kind, key = ref.split(".", 1)
+    if kind == "database":
+        password = required(n.db_password_var(app), where)
+        return {"host": "database", "port": "5432", "user": n.db_role(app), "name": n.db_name(app), "password": password,
+                "url": f"postgres://{n.db_role(app)}:{password}@database:5432/{n.db_name(app)}"}[key]
+    password = required(n.redis_password_var(app), where)
+    return {"host": "redis", "port": "6379", "user": n.redis_user(app), "password": password, "prefix": n.redis_prefix(app),
+            "url": f"redis://{n.redis_user(app)}:{password}@redis:6379/0"}[key]
 
 
 def node_probe(port: int, path: str) -> list[str]:
