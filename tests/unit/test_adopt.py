@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from plano.core.errors import UsageError
+from plano.core.files import tree_digest
 from plano.ops import adopt, scaffold
 
 NEST = {"scripts": {"build": "nest build", "start:dev": "nest start --watch", "test": "vitest run",
@@ -226,3 +227,30 @@ def test_the_env_names_a_backend_reads_are_answered(tmp_path):
                                        ("DB", None), ("API_HOST", None), ("REDIS_DB", None)])
 def test_env_names_plano_can_answer(name, ref):
     assert adopt.env_ref(name) == ref
+
+
+def test_services_are_found_three_levels_down_and_anywhere_by_flag(tmp_path):
+    package(tmp_path / "apps/api", NEST)
+    package(tmp_path / "apps/web/client", NEXT)
+    assert [(f.role, f.dir) for f in adopt.survey(tmp_path)] == [("backend", "apps/api"), ("frontend", "apps/web/client")]
+    package(tmp_path / "deep/a/b/c/api", NEST)
+    assert [f.dir for f in adopt.survey(tmp_path, backend_dir="deep/a/b/c/api")] == ["deep/a/b/c/api", "apps/web/client"]
+    with pytest.raises(UsageError, match="--backend/--frontend ../elsewhere: not a folder inside"):
+        adopt.survey(tmp_path, backend_dir="../elsewhere")
+
+
+@pytest.mark.parametrize(("setup", "message"), [
+    (lambda r: (package(r, {"workspaces": ["apps/*"]}), package(r / "apps/api", NEST, lockfile=None)),
+     "apps/api/: part of an npm or yarn workspace (workspaces in package.json), with one lock at the repo root"),
+    (lambda r: ((r / "pnpm-workspace.yaml").write_text("packages: [apps/*]\n"), package(r / "apps/api", NEST, lockfile=None)),
+     "apps/api/: part of a pnpm workspace (pnpm-workspace.yaml)"),
+    (lambda r: package(r, {**NEST, "dependencies": {"@nestjs/core": "11", "next": "16"}}),
+     "package.json: one package holds both the NestJS backend and the Next.js frontend (an Nx-style single-package repo)"),
+])
+def test_what_plano_cannot_build_yet_is_refused_in_one_line(tmp_path, setup, message):
+    setup(tmp_path)
+    before = tree_digest(tmp_path)
+    with pytest.raises(UsageError) as err:
+        plan(tmp_path)
+    assert message in str(err.value) and "\n" not in str(err.value)
+    assert tree_digest(tmp_path) == before

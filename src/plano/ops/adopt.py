@@ -71,6 +71,7 @@ class Found:
     google_fonts: bool = False  # frontend: next/font/google (fetched at build time)
     database_packages: tuple[str, ...] = ()  # backend: the Postgres clients or ORMs it depends on
     unsupported: tuple[str, ...] = ()  # packages of a database plano does not provide (MongoDB...)
+    workspace: str | None = None  # the root's workspace, when the service has no lock of its own
     env: tuple[tuple[str, str], ...] = ()  # backend: env names it reads that plano answers (DB_HOST -> database.host)
     port: int | None = None  # the port it listens on whatever PORT says (a literal), None when it follows PORT
     port_source: str = ""  # where the port was read
@@ -98,10 +99,34 @@ def role_of(package: dict) -> str | None:
     return next((role for role, marker in MARKERS.items() if marker in deps), None)
 
 
-def candidates(repo: Path) -> list[Path]:
-    """The repo itself and its direct subfolders that hold a package.json."""
-    dirs = [repo] + sorted(p for p in repo.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name not in SKIP_DIRS)
-    return [d for d in dirs if (d / "package.json").is_file()]
+DEPTH = 3  # apps/api, packages/web, services/api/server
+
+
+def candidates(repo: Path, extra: tuple[Path, ...] = ()) -> list[Path]:
+    """The repo and its folders up to DEPTH levels down that hold a package.json, and
+    any folder named on the command line (however deep)."""
+    found, level = [repo], [repo]
+    for _ in range(DEPTH):
+        level = sorted(p for folder in level for p in folder.iterdir()
+                       if p.is_dir() and not p.name.startswith(".") and p.name not in SKIP_DIRS)
+        found += level
+    found += [p for p in extra if p.is_dir() and p not in found]
+    return [d for d in found if (d / "package.json").is_file()]
+
+
+def root_workspace(repo: Path) -> str | None:
+    """How the repo root declares a workspace, if it does (its services share one lock there)."""
+    try:
+        package = json.loads((repo / "package.json").read_text())
+    except (OSError, ValueError):
+        package = {}
+    if (repo / "pnpm-workspace.yaml").is_file():
+        return "a pnpm workspace (pnpm-workspace.yaml)"
+    if isinstance(package, dict) and package.get("workspaces"):
+        return "an npm or yarn workspace (workspaces in package.json)"
+    if (repo / "nx.json").is_file():
+        return "an Nx workspace (nx.json)"
+    return None
 
 
 def read_sources(folder: Path, pattern: str) -> str:
@@ -110,12 +135,14 @@ def read_sources(folder: Path, pattern: str) -> str:
 
 def survey_one(repo: Path, folder: Path, role: str, package: dict) -> Found:
     lockfile = next((name for name in LOCKFILES if (folder / name).is_file()), None)
+    workspace = root_workspace(repo) if folder != repo and lockfile is None else None
     common = {
         "role": role,
         "dir": folder.relative_to(repo).as_posix() or ".",
         "scripts": dict(package.get("scripts", {})),
         "lockfile": lockfile,
         "existing": frozenset(p.name for p in folder.iterdir()),
+        "workspace": workspace,
     }
     if role == "backend":
         sources = read_sources(folder, "src/**/*.ts")
@@ -182,13 +209,22 @@ def survey(repo: Path, backend_dir: str | None = None, frontend_dir: str | None 
     if not repo.is_dir():
         raise UsageError(f"{repo}: no such folder; give the path of the app's repo")
     chosen = {"backend": backend_dir, "frontend": frontend_dir}
+    named = tuple((repo / d).resolve() for d in chosen.values() if d is not None)
+    for given in (d for d in chosen.values() if d is not None):
+        if not (repo / given).resolve().is_relative_to(repo.resolve()):
+            raise UsageError(f"--backend/--frontend {given}: not a folder inside {repo}; give a path relative to the repo")
     found: dict[str, list[tuple[Path, dict]]] = {"backend": [], "frontend": []}
-    for folder in candidates(repo):
+    for folder in candidates(repo, named):
         try:
             package = json.loads((folder / "package.json").read_text())
         except (OSError, ValueError) as exc:
             raise UsageError(f"{folder / 'package.json'}: not valid JSON ({exc}); fix it and run again") from None
-        role = role_of(package) if isinstance(package, dict) else None
+        if not isinstance(package, dict):
+            continue
+        if all(marker in dependencies(package) for marker in MARKERS.values()):
+            raise UsageError(f"{folder / 'package.json'}: one package holds both the NestJS backend and the Next.js frontend "
+                             "(an Nx-style single-package repo); plano builds each service from its own package.json, not yet from this")
+        role = role_of(package)
         if role:
             found[role].append((folder, package))
     result = []
@@ -204,7 +240,7 @@ def survey(repo: Path, backend_dir: str | None = None, frontend_dir: str | None 
     if not result:
         raise UsageError(
             f"{repo}: no NestJS backend (package.json depending on @nestjs/core) and no Next.js frontend "
-            "(depending on next), in the folder or its direct subfolders; point at the app's repo"
+            f"(depending on next), in the folder or {DEPTH} levels below it; point at the app's repo"
         )
     return result
 
@@ -255,6 +291,9 @@ def check_usable(found: Found) -> None:
     if found.unsupported:
         raise UsageError(f"{where}package.json: uses {', '.join(found.unsupported)}; plano provides Postgres and Redis only, "
                          "so it cannot host this backend's database")
+    if found.lockfile is None and found.workspace:
+        raise UsageError(f"{where}: part of {found.workspace}, with one lock at the repo root; plano's Dockerfiles build a "
+                         "service from its own folder and lock, not yet from a workspace")
     if found.lockfile is None:
         raise UsageError(f"{where}: no package-lock.json; run `npm install` there and commit the lock file, then adopt again")
     if found.lockfile != "package-lock.json":
