@@ -254,3 +254,23 @@ def test_what_plano_cannot_build_yet_is_refused_in_one_line(tmp_path, setup, mes
         plan(tmp_path)
     assert message in str(err.value) and "\n" not in str(err.value)
     assert tree_digest(tmp_path) == before
+
+
+def test_their_own_dockerfile_is_checked_not_trusted(tmp_path):
+    package(tmp_path / "shared", {"name": "shared"}, lockfile=None)  # a folder at the repo root
+    own = "FROM node:22 AS build\nWORKDIR /app\nCOPY shared/ ./shared\nCOPY . .\nRUN npm ci\nFROM node:22\nEXPOSE 8080\nCMD [\"node\", \"dist/main.js\"]\n"
+    package(tmp_path / "api", NEST, Dockerfile=own)
+    result = plan(tmp_path)
+    assert "api/Dockerfile" not in result.files  # never overwritten
+    assert result.advice[:3] == [
+        "api/Dockerfile: no `dev` stage, which `plano dev up` builds (hot reload); add one (see `plano app new`'s Dockerfile) "
+        "or set dev_target in plano.yml to one of its stages",
+        "api/Dockerfile: EXPOSE 8080, but the app listens on 3000; plano routes to 3000 (its port in plano.yml), so make them agree",
+        "api/Dockerfile: COPY shared/ reads from the repo root, but plano builds with api/ as the context; copy from the service's folder",
+    ]
+
+
+def test_a_dockerfile_plano_can_use_draws_no_remark(tmp_path):
+    good = "FROM node:22 AS dev\nCOPY . .\nEXPOSE 3000\nFROM node:22 AS prod\nCOPY --from=dev /app /app\nEXPOSE 3000\n"
+    package(tmp_path / "api", NEST, Dockerfile=good, **{"src__main.ts": "app.setGlobalPrefix('api')"})
+    assert [tip for tip in plan(tmp_path).advice if "Dockerfile" in tip] == []

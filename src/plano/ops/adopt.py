@@ -72,6 +72,7 @@ class Found:
     database_packages: tuple[str, ...] = ()  # backend: the Postgres clients or ORMs it depends on
     unsupported: tuple[str, ...] = ()  # packages of a database plano does not provide (MongoDB...)
     workspace: str | None = None  # the root's workspace, when the service has no lock of its own
+    dockerfile_issues: tuple[str, ...] = ()  # what the service's own Dockerfile lacks for plano
     env: tuple[tuple[str, str], ...] = ()  # backend: env names it reads that plano answers (DB_HOST -> database.host)
     port: int | None = None  # the port it listens on whatever PORT says (a literal), None when it follows PORT
     port_source: str = ""  # where the port was read
@@ -133,6 +134,34 @@ def read_sources(folder: Path, pattern: str) -> str:
     return "\n".join(p.read_text(errors="replace") for p in sorted(folder.glob(pattern)) if "node_modules" not in p.parts)
 
 
+def own_dockerfile(repo: Path, folder: Path, port: int) -> tuple[str, ...]:
+    """What a service's own Dockerfile lacks for plano, each with the fix: the `dev`
+    target `plano dev up` builds, the port the app listens on, a build context of the
+    service's own folder (plano builds there)."""
+    try:
+        text = (folder / "Dockerfile").read_text(errors="replace")
+    except OSError:
+        return ()
+    where = f"{folder.relative_to(repo).as_posix() or '.'}/Dockerfile"
+    issues = []
+    stages = [m.group(1).lower() for m in re.finditer(r"^\s*FROM\s+\S+(?:\s+AS\s+(\S+))?", text, re.M | re.I) if m.group(1)]
+    if "dev" not in stages:
+        issues.append(f"{where}: no `dev` stage, which `plano dev up` builds (hot reload); add one (see `plano app new`'s "
+                      "Dockerfile) or set dev_target in plano.yml to one of its stages")
+    exposed = [int(p) for line in re.findall(r"^\s*EXPOSE\s+(.+)$", text, re.M | re.I) for p in re.findall(r"\b(\d{2,5})\b", line)]
+    if exposed and port not in exposed:
+        issues.append(f"{where}: EXPOSE {', '.join(map(str, exposed))}, but the app listens on {port}; plano routes to {port} "
+                      "(its port in plano.yml), so make them agree")
+    for source in re.findall(r"^\s*(?:COPY|ADD)\s+(?!--from)(?:--\S+\s+)*(\S+)\s+\S+", text, re.M | re.I):
+        first = source.split("/", 1)[0]
+        outside = source.startswith("../") or (folder != repo and not (folder / first).exists() and (repo / first).exists())
+        if outside and first not in (".", "*"):
+            issues.append(f"{where}: COPY {source} reads from the repo root, but plano builds with {folder.relative_to(repo).as_posix()}/ "
+                          "as the context; copy from the service's folder")
+            break
+    return tuple(issues)
+
+
 def survey_one(repo: Path, folder: Path, role: str, package: dict) -> Found:
     lockfile = next((name for name in LOCKFILES if (folder / name).is_file()), None)
     workspace = root_workspace(repo) if folder != repo and lockfile is None else None
@@ -151,7 +180,7 @@ def survey_one(repo: Path, folder: Path, role: str, package: dict) -> Found:
         port, port_source = listen_port(read_sources(folder, "src/main.ts"), f"{common['dir']}/src/main.ts")
         route, route_source = health_route(folder, read_sources(folder, "src/main.ts"), prefix.group(1) if prefix else None)
         return Found(**common, api_prefix=prefix.group(1) if prefix else None, health_route=route, health_source=route_source,
-                     env=env_mapping(sources),
+                     env=env_mapping(sources), dockerfile_issues=own_dockerfile(repo, folder, port or 3000),
                      port=port, port_source=port_source,
                      database_packages=tuple(p for p in DATABASE_PACKAGES if p in deps),
                      unsupported=tuple(p for p in UNSUPPORTED_PACKAGES if p in deps),
@@ -160,7 +189,7 @@ def survey_one(repo: Path, folder: Path, role: str, package: dict) -> Found:
     sources = read_sources(folder, "app/**/*.tsx") + read_sources(folder, "src/**/*.tsx") + read_sources(folder, "pages/**/*.tsx")
     port, port_source = script_port(common["scripts"], f"{common['dir']}/package.json")
     return Found(**common, standalone=bool(STANDALONE_RE.search(config)), google_fonts=GOOGLE_FONT in sources,
-                 port=port, port_source=port_source)
+                 port=port, port_source=port_source, dockerfile_issues=own_dockerfile(repo, folder, port or 3000))
 
 
 def env_ref(name: str) -> str | None:
@@ -320,14 +349,14 @@ def dockerfiles(app: str, found: Found, node_image: str, health: str) -> Tree:
 def advice_for(found: Found) -> list[str]:
     where = f"{found.dir}/"
     if found.role == "backend":
-        tips = []
+        tips = list(found.dockerfile_issues)
         if not found.api_prefix:
             tips.append(f"{where}src/main.ts: nginx sends /api/... to the backend unchanged; add app.setGlobalPrefix('api')")
         if not found.health_route:
             tips.append(f"{where}: no health route found; the healthcheck uses {health_path(found)}. A route that checks "
                         "the database and Redis is better (see `plano app new`)")
         return tips
-    tips = []
+    tips = list(found.dockerfile_issues)
     if not found.standalone:
         tips.append(f"{where}next.config: add output: 'standalone' (the Dockerfile sets it by default meanwhile)")
     if found.google_fonts:
