@@ -233,15 +233,8 @@ def script_port(scripts: dict[str, str], where: str) -> tuple[int | None, str]:
     return (int(match.group(1)), f"{where}: scripts.dev {scripts['dev']!r}") if match else (None, "")
 
 
-def survey(repo: Path, backend_dir: str | None = None, frontend_dir: str | None = None) -> list[Found]:
-    """The NestJS backend and the Next.js frontend of `repo` (at most one of each)."""
-    if not repo.is_dir():
-        raise UsageError(f"{repo}: no such folder; give the path of the app's repo")
-    chosen = {"backend": backend_dir, "frontend": frontend_dir}
-    named = tuple((repo / d).resolve() for d in chosen.values() if d is not None)
-    for given in (d for d in chosen.values() if d is not None):
-        if not (repo / given).resolve().is_relative_to(repo.resolve()):
-            raise UsageError(f"--backend/--frontend {given}: not a folder inside {repo}; give a path relative to the repo")
+def services_in(repo: Path, named: tuple[Path, ...]) -> dict[str, list[tuple[Path, dict]]]:
+    """Each folder holding a NestJS or a Next.js package.json, by role."""
     found: dict[str, list[tuple[Path, dict]]] = {"backend": [], "frontend": []}
     for folder in candidates(repo, named):
         try:
@@ -256,6 +249,19 @@ def survey(repo: Path, backend_dir: str | None = None, frontend_dir: str | None 
         role = role_of(package)
         if role:
             found[role].append((folder, package))
+    return found
+
+
+def survey(repo: Path, backend_dir: str | None = None, frontend_dir: str | None = None) -> list[Found]:
+    """The NestJS backend and the Next.js frontend of `repo` (at most one of each)."""
+    if not repo.is_dir():
+        raise UsageError(f"{repo}: no such folder; give the path of the app's repo")
+    chosen = {"backend": backend_dir, "frontend": frontend_dir}
+    named = tuple((repo / d).resolve() for d in chosen.values() if d is not None)
+    for given in (d for d in chosen.values() if d is not None):
+        if not (repo / given).resolve().is_relative_to(repo.resolve()):
+            raise UsageError(f"--backend/--frontend {given}: not a folder inside {repo}; give a path relative to the repo")
+    found = services_in(repo, named)
     result = []
     for role, hits in found.items():
         if chosen[role] is not None:
