@@ -21,7 +21,7 @@ from tests.integration.stackfixtures import (
 )
 from tests.unit.test_scaffold import SCHEMAS, check_jsonschema
 
-pytestmark = pytest.mark.expected_seconds(250)  # on a 2-core machine
+pytestmark = pytest.mark.expected_seconds(330)  # on a 2-core machine
 
 NEST_CLI = "@nestjs/cli@12.0.8"
 CREATE_NEXT_APP = "create-next-app@16.4.3"
@@ -121,3 +121,61 @@ def test_the_adopted_app_runs_in_prod_behind_nginx(adopted):
     # /api/... reaches NestJS (whose generated routes have no /api prefix yet: its 404).
     status, _, body = https_request(port, "shop.example.com", "/api/hello")
     assert status == 404 and b'"message":"Cannot GET /api/hello"' in body, body[:300]
+
+
+FIXED_PORT_MAIN = """import { NestFactory } from '@nestjs/core';
+import { VersioningType } from '@nestjs/common';
+import { AppModule } from './app.module';
+
+const PORT = 3001;
+
+async function bootstrap() {
+  const app = await NestFactory.create(AppModule);
+  app.setGlobalPrefix('api');
+  app.enableVersioning({ type: VersioningType.URI, defaultVersion: '1' });
+  await app.listen(PORT);
+}
+bootstrap();
+"""
+
+HEALTH_CONTROLLER = """import { Controller, Get } from '@nestjs/common';
+
+@Controller('health')
+export class HealthController {
+  @Get()
+  check() {
+    return { status: 'ok' };
+  }
+}
+"""
+
+
+def test_a_backend_on_a_fixed_port_with_a_versioned_health_route(adopted):
+    """The generated backend, changed as teams do: a fixed port (3001), an API prefix, URI
+    versioning and a health controller. adopt reads all of it; the healthcheck (2xx only)
+    passes on that route and nginx reaches it."""
+    import shutil
+
+    ws, repo, _, _ = adopted
+    api = ws.root / "api3001"
+    shutil.copytree(repo / "backend", api, ignore=shutil.ignore_patterns("node_modules", "dist"))
+    (api / "src/main.ts").write_text(FIXED_PORT_MAIN)
+    (api / "src/health.controller.ts").write_text(HEALTH_CONTROLLER)
+    module = (api / "src/app.module.ts").read_text()
+    patched = module.replace("controllers: [AppController]", "controllers: [AppController, HealthController]")
+    assert patched != module
+    (api / "src/app.module.ts").write_text("import { HealthController } from './health.controller';\n" + patched)
+    out = plano("app", "adopt", "../api3001", "--domain", "api.example.com", cwd=ws.infra).stdout
+    assert "backend listens on 3001 (./src/main.ts: listen(PORT))" in out
+    assert "backend health route: /api/v1/health (api3001/src/health.controller.ts)" in out
+    manifest = (ws.infra / "plano.yml").read_text()
+    assert "  api3001:\n    domains:\n      - api.example.com\n    backend:\n      source: ../api3001\n      port: 3001\n" \
+           "      health: /api/v1/health\n" in manifest
+    image = f"{REGISTRY}/{ws.name}/api3001-backend:1.0.0"
+    build_image(image, api, timeout=1200)
+    docker("push", image)
+    prod_env = ws.infra / ".env.prod"
+    prod_env.write_text(prod_env.read_text().replace("API3001_BACKEND_TAG=latest", "API3001_BACKEND_TAG=1.0.0"))
+    plano("prod", "up", cwd=ws.infra, timeout=900)  # --wait: its healthcheck passes on /api/v1/health at 3001
+    status, _, body = https_request(ws.ports["prod_https"], "api.example.com", "/api/v1/health")
+    assert status == 200 and b'"status":"ok"' in body, body[:300]
