@@ -274,3 +274,21 @@ def test_a_dockerfile_plano_can_use_draws_no_remark(tmp_path):
     good = "FROM node:22 AS dev\nCOPY . .\nEXPOSE 3000\nFROM node:22 AS prod\nCOPY --from=dev /app /app\nEXPOSE 3000\n"
     package(tmp_path / "api", NEST, Dockerfile=good, **{"src__main.ts": "app.setGlobalPrefix('api')"})
     assert [tip for tip in plan(tmp_path).advice if "Dockerfile" in tip] == []
+
+
+@pytest.mark.parametrize("ci", ["github", "gitlab"])
+def test_the_tests_of_an_app_with_a_database_get_one_in_ci(tmp_path, ci):
+    from plano.core import files
+    from tests.unit.test_scaffold import SCHEMAS, check_jsonschema
+
+    package(tmp_path / "api", {**NEST, "dependencies": {**NEST["dependencies"], "pg": "8"}})
+    result = adopt.plan_adoption("shop", "../shop", adopt.survey(tmp_path), "reg.example.com/acme", "shop.example.com",
+                                 "node:22.20.0-bookworm-slim", adopt.GitFacts(), ci)
+    path = scaffold.CI_FILES[ci]
+    text = result.files[path].content
+    assert "DATABASE_URL: postgres://postgres:postgres@" in text and "postgres:17.6" in text
+    files.apply(tmp_path, files.plan(tmp_path, result.files))
+    checked = check_jsonschema(SCHEMAS[path], tmp_path / path)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    package(tmp_path / "plain/api", NEST)  # a backend without pg: no database service
+    assert "DATABASE_URL" not in plan(tmp_path / "plain").files[".github/workflows/ci.yml"].content

@@ -397,13 +397,13 @@ def plan_adoption(app: str, repo_rel: str, found: list[Found], registry: str, do
         }
         services[one.role] = {key: value for key, value in values.items() if value not in (None, defaults(app, one.role)[key])}
     parts = tuple(scaffold.RepoPart(f.role, f.dir, scaffold.checks_for(f.role, f.scripts)) for f in found)
-    pipelines, ci_advice = choose_ci(ci, git)
-    tree.update(scaffold.repo_tree(app, registry, domain, parts, node_image, git.branch, pipelines))
-    advice = [tip for one in found for tip in advice_for(one)] + ci_advice
     backend = next((one for one in found if one.role == "backend"), None)
     refs = [ref for _, ref in backend.env] if backend else []
     database = bool(backend and (backend.database_packages or any(r.startswith("database.") for r in refs)))
     redis = bool(backend and (backend.redis_packages or any(r.startswith("redis.") for r in refs)))
+    pipelines, ci_advice = choose_ci(ci, git)
+    tree.update(scaffold.repo_tree(app, registry, domain, parts, node_image, git.branch, pipelines, database))
+    advice = [tip for one in found for tip in advice_for(one)] + ci_advice
     ports = [f"{one.role} listens on {one.port} ({one.port_source})" for one in found if one.port]
     ports += [f"backend health route: {one.health_route} ({one.health_source})" for one in found if one.health_route]
     ports += [f"backend reads {name}: plano gives it {ref}" for one in found for name, ref in one.env]

@@ -65,8 +65,10 @@ def node_major(image: str) -> str:
 
 
 def repo_tree(app: str, registry: str, domain: str, parts: tuple[RepoPart, ...] = NEW_PARTS,
-              node_image: str = DEFAULT_IMAGES["node"], branch: str = "main", ci: tuple[str, ...] = ("github", "gitlab")) -> Tree:
-    """The repo's CI pipelines (those of `ci`, building on pushes to `branch`) and README."""
+              node_image: str = DEFAULT_IMAGES["node"], branch: str = "main", ci: tuple[str, ...] = ("github", "gitlab"),
+              database: bool = True, postgres_image: str = DEFAULT_IMAGES["postgres"]) -> Tree:
+    """The repo's CI pipelines (those of `ci`, building on pushes to `branch`; with a
+    throwaway Postgres for the tests when the app has a database) and README."""
     values = {
         "parts": parts,
         "app": app,
@@ -77,6 +79,8 @@ def repo_tree(app: str, registry: str, domain: str, parts: tuple[RepoPart, ...] 
         "node_image": node_image,
         "node_major": node_major(node_image),
         "branch": branch,
+        "database": database,
+        "postgres_image": postgres_image,
     }
     wanted = {CI_FILES[name] for name in ci} | {"README.md"}
     return {path: File(render_app_template(template, **values), kind=Kind.USER)
