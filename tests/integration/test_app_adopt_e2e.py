@@ -123,20 +123,10 @@ def test_the_adopted_app_runs_in_prod_behind_nginx(adopted):
     assert status == 404 and b'"message":"Cannot GET /api/hello"' in body, body[:300]
 
 
-FIXED_PORT_MAIN = """import { NestFactory } from '@nestjs/core';
-import { VersioningType } from '@nestjs/common';
-import { AppModule } from './app.module';
+def edited(text: str, old: str, new: str) -> str:
+    assert old in text, f"the generated code changed: no {old!r}"
+    return text.replace(old, new, 1)
 
-const PORT = 3001;
-
-async function bootstrap() {
-  const app = await NestFactory.create(AppModule);
-  app.setGlobalPrefix('api');
-  app.enableVersioning({ type: VersioningType.URI, defaultVersion: '1' });
-  await app.listen(PORT);
-}
-bootstrap();
-"""
 
 HEALTH_CONTROLLER = """import { Controller, Get } from '@nestjs/common';
 
@@ -159,12 +149,13 @@ def test_a_backend_on_a_fixed_port_with_a_versioned_health_route(adopted):
     ws, repo, _, _ = adopted
     api = ws.root / "api3001"
     shutil.copytree(repo / "backend", api, ignore=shutil.ignore_patterns("node_modules", "dist"))
-    (api / "src/main.ts").write_text(FIXED_PORT_MAIN)
+    main = edited((api / "src/main.ts").read_text(), "await app.listen(process.env.PORT ?? 3000);",
+                  "app.setGlobalPrefix('api');\n  app.enableVersioning({ type: VersioningType.URI, defaultVersion: '1' });\n"
+                  "  await app.listen(PORT);")
+    (api / "src/main.ts").write_text("import { VersioningType } from '@nestjs/common';\nconst PORT = 3001;\n" + main)
     (api / "src/health.controller.ts").write_text(HEALTH_CONTROLLER)
-    module = (api / "src/app.module.ts").read_text()
-    patched = module.replace("controllers: [AppController]", "controllers: [AppController, HealthController]")
-    assert patched != module
-    (api / "src/app.module.ts").write_text("import { HealthController } from './health.controller';\n" + patched)
+    module = edited((api / "src/app.module.ts").read_text(), "controllers: [AppController]", "controllers: [AppController, HealthController]")
+    (api / "src/app.module.ts").write_text("import { HealthController } from './health.controller.js';\n" + module)
     out = plano("app", "adopt", "../api3001", "--domain", "api.example.com", cwd=ws.infra).stdout
     assert "backend listens on 3001 (./src/main.ts: listen(PORT))" in out
     assert "backend health route: /api/v1/health (api3001/src/health.controller.ts)" in out
