@@ -292,3 +292,29 @@ def test_the_tests_of_an_app_with_a_database_get_one_in_ci(tmp_path, ci):
     assert checked.returncode == 0, checked.stdout + checked.stderr
     package(tmp_path / "plain/api", NEST)  # a backend without pg: no database service
     assert "DATABASE_URL" not in plan(tmp_path / "plain").files[".github/workflows/ci.yml"].content
+
+
+def test_a_pnpm_service_is_built_and_run_with_pnpm(tmp_path):
+    from plano.core import files
+    from tests.unit.test_scaffold import SCHEMAS, check_jsonschema
+
+    package(tmp_path / "api", {**NEST, "packageManager": "pnpm@10.12.1+sha512.abc"}, lockfile="pnpm-lock.yaml")
+    package(tmp_path / "web", NEXT, lockfile="pnpm-lock.yaml")
+    result = adopt.plan_adoption("shop", "../shop", adopt.survey(tmp_path), "reg.example.com/acme", "shop.example.com",
+                                 "node:22.20.0-bookworm-slim", adopt.GitFacts(), "github")
+    api, web = result.files["api/Dockerfile"].content, result.files["web/Dockerfile"].content
+    assert "COPY package.json pnpm-lock.yaml pnpm-workspace.yam[l] ./" in api and "npm install --global --no-audit --no-fund pnpm@10.12.1 &&" in api
+    assert "RUN pnpm prune --prod" in api and 'CMD ["pnpm", "run", "start:dev"]' in api and "RUN pnpm run build" in api
+    assert "pnpm@10.34.9" in web and "RUN npm ci" not in web  # no packageManager: plano's pin
+    assert result.backend["dev_command"] == ["pnpm", "run", "start:dev"] and result.backend["test"] == ["pnpm", "test"]
+    assert result.frontend["dev_command"] == ["pnpm", "run", "dev"]
+    ci = result.files[".github/workflows/ci.yml"].content
+    assert 'checks: "pnpm test && pnpm run test:e2e"' in ci and "lock: pnpm-lock.yaml" in ci
+    files.apply(tmp_path, files.plan(tmp_path, result.files))
+    checked = check_jsonschema(SCHEMAS[".github/workflows/ci.yml"], tmp_path / ".github/workflows/ci.yml")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    gitlab = adopt.plan_adoption("shop", "../shop", adopt.survey(tmp_path), "reg.example.com/acme", "shop.example.com",
+                                 "node:22.20.0-bookworm-slim", adopt.GitFacts(), "gitlab").files[".gitlab-ci.yml"]
+    (tmp_path / ".gitlab-ci.yml").write_text(gitlab.content)
+    checked = check_jsonschema(SCHEMAS[".gitlab-ci.yml"], tmp_path / ".gitlab-ci.yml")
+    assert checked.returncode == 0, checked.stdout + checked.stderr

@@ -72,6 +72,7 @@ class Found:
     database_packages: tuple[str, ...] = ()  # backend: the Postgres clients or ORMs it depends on
     unsupported: tuple[str, ...] = ()  # packages of a database plano does not provide (MongoDB...)
     workspace: str | None = None  # the root's workspace, when the service has no lock of its own
+    package_manager: str | None = None  # package.json's packageManager, e.g. pnpm@10.34.9
     dockerfile_issues: tuple[str, ...] = ()  # what the service's own Dockerfile lacks for plano
     env: tuple[tuple[str, str], ...] = ()  # backend: env names it reads that plano answers (DB_HOST -> database.host)
     port: int | None = None  # the port it listens on whatever PORT says (a literal), None when it follows PORT
@@ -172,6 +173,7 @@ def survey_one(repo: Path, folder: Path, role: str, package: dict) -> Found:
         "lockfile": lockfile,
         "existing": frozenset(p.name for p in folder.iterdir()),
         "workspace": workspace,
+        "package_manager": package.get("packageManager") if isinstance(package.get("packageManager"), str) else None,
     }
     if role == "backend":
         sources = read_sources(folder, "src/**/*.ts")
@@ -331,12 +333,46 @@ def check_usable(found: Found) -> None:
                          "service from its own folder and lock, not yet from a workspace")
     if found.lockfile is None:
         raise UsageError(f"{where}: no package-lock.json; run `npm install` there and commit the lock file, then adopt again")
-    if found.lockfile != "package-lock.json":
-        raise UsageError(f"{where}: uses {found.lockfile}; plano's Dockerfiles install with `npm ci` from package-lock.json")
+    if found.lockfile not in scaffold.LOCKS:
+        raise UsageError(f"{where}: uses {found.lockfile}; plano's Dockerfiles install with npm (package-lock.json) or "
+                         "pnpm (pnpm-lock.yaml), not yet with yarn")
     needed = ["build"] + (["start:dev"] if found.role == "backend" else ["dev"])
     missing = [name for name in needed if name not in found.scripts]
     if missing:
-        raise UsageError(f"{where}package.json: no script {', '.join(missing)}; the Dockerfile runs `npm run {missing[0]}`, add it")
+        run = manager_of(found).run(missing[0])
+        raise UsageError(f"{where}package.json: no script {', '.join(missing)}; the Dockerfile runs `{run}`, add it")
+
+
+def manager_commands(found: Found) -> dict[str, list[str] | None]:
+    """plano.yml's dev and test commands for a service whose manager is not npm."""
+    manager = manager_of(found)
+    if manager.name == "npm":
+        return {}
+    return {"dev_command": [manager.name, "run", "start:dev" if found.role == "backend" else "dev"], "test": [manager.name, "test"]}
+
+
+def manager_of(found: Found) -> scaffold.Manager:
+    """npm, or pnpm at the version package.json's packageManager names (else plano's pin)."""
+    if scaffold.LOCKS.get(found.lockfile or "") != "pnpm":
+        return scaffold.NPM
+    named = re.fullmatch(r"pnpm@(\d+\.\d+\.\d+)(?:\+\S+)?", found.package_manager or "")
+    return scaffold.pnpm(named.group(1)) if named else scaffold.PNPM
+
+
+def for_manager(text: str, manager: scaffold.Manager) -> str:
+    """plano's npm Dockerfile, made to install, prune, build and run with `manager`."""
+    if manager.name == "npm":
+        return text
+    npm = scaffold.NPM
+    # pnpm-workspace.yaml, when there, holds the folder's pnpm settings (a name matching no file copies nothing).
+    swaps = [(f"COPY package.json {npm.lock} ./", f"COPY package.json {manager.lock} pnpm-workspace.yam[l] ./"),
+             (f"RUN {npm.install}", f"RUN {manager.install}"),
+             ('CMD ["npm", "run", ', f'CMD ["{manager.name}", "run", '), ("npm run build", manager.run("build"))]
+    for old, new in swaps:
+        if old not in text:
+            raise RuntimeError(f"plano's Dockerfile template has no {old!r}")  # a template changed: a bug in plano
+        text = text.replace(old, new)
+    return text.replace(f"RUN {npm.prune}", f"RUN {manager.prune}")  # the backend's prod-deps stage
 
 
 def dockerfiles(app: str, found: Found, node_image: str, health: str) -> Tree:
@@ -348,7 +384,8 @@ def dockerfiles(app: str, found: Found, node_image: str, health: str) -> Tree:
     tree: Tree = {}
     for name, template in (("Dockerfile", "Dockerfile"), (".dockerignore", "dockerignore")):
         if name not in found.existing:
-            tree[prefix + name] = File(scaffold.template_text(f"app/{found.role}/{template}", replace), kind=Kind.USER)
+            text = scaffold.template_text(f"app/{found.role}/{template}", replace)
+            tree[prefix + name] = File(for_manager(text, manager_of(found)) if name == "Dockerfile" else text, kind=Kind.USER)
     return tree
 
 
@@ -374,7 +411,7 @@ def defaults(app: str, role: str) -> dict[str, str]:
     model = mf.Backend if role == "backend" else mf.Frontend
     fields = model.model_fields
     return {"source": f"../{app}/{role}", "health": fields["health"].default, "path": fields["path"].default,
-            "port": fields["port"].default, "env": {}}
+            "port": fields["port"].default, "env": {}, "dev_command": None, "test": None}
 
 
 def plan_adoption(app: str, repo_rel: str, found: list[Found], registry: str, domain: str, node_image: str,
@@ -394,9 +431,10 @@ def plan_adoption(app: str, repo_rel: str, found: list[Found], registry: str, do
             "health": health,
             "path": f"/{one.api_prefix}" if one.api_prefix else None,
             "env": dict(one.env) or None,
+            **manager_commands(one),
         }
         services[one.role] = {key: value for key, value in values.items() if value not in (None, defaults(app, one.role)[key])}
-    parts = tuple(scaffold.RepoPart(f.role, f.dir, scaffold.checks_for(f.role, f.scripts)) for f in found)
+    parts = tuple(scaffold.RepoPart(f.role, f.dir, scaffold.checks_for(f.role, f.scripts, manager_of(f)), manager_of(f)) for f in found)
     backend = next((one for one in found if one.role == "backend"), None)
     refs = [ref for _, ref in backend.env] if backend else []
     database = bool(backend and (backend.database_packages or any(r.startswith("database.") for r in refs)))

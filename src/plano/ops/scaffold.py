@@ -29,20 +29,54 @@ CI_FILES = {"github": ".github/workflows/ci.yml", "gitlab": ".gitlab-ci.yml"}
 
 
 @dataclass(frozen=True)
+class Manager:
+    """A package manager, as the Dockerfiles and pipelines use it."""
+
+    name: str  # npm | pnpm
+    lock: str
+    install: str  # exactly from the lock, every dependency
+    prune: str  # down to the production dependencies
+    ci_install: str  # in CI, with its cache in the project folder
+
+    def run(self, script: str) -> str:
+        return f"{self.name} test" if script == "test" else f"{self.name} run {script}"
+
+
+NPM = Manager("npm", "package-lock.json", "npm ci --no-audit --no-fund && npm cache clean --force",
+              "npm prune --omit=dev --no-audit --no-fund", "npm ci --cache $CI_PROJECT_DIR/.npm --prefer-offline")
+# pnpm's version when package.json's packageManager names none. pnpm is installed with
+# npm (its registry's integrity hashes), not with corepack: corepack 0.34/0.35, in the
+# Node images of this writing, refuses current pnpm releases ("No compatible signature
+# found in package metadata": its built-in keys are older than the registry's).
+PNPM_VERSION = "10.34.9"
+
+
+def pnpm(version: str = PNPM_VERSION) -> Manager:
+    get = f"npm install --global --no-audit --no-fund pnpm@{version}"
+    return Manager("pnpm", "pnpm-lock.yaml", f"{get} && pnpm install --frozen-lockfile && pnpm store prune",
+                   "pnpm prune --prod", f"{get} && pnpm install --frozen-lockfile --store-dir $CI_PROJECT_DIR/.pnpm-store")
+
+
+PNPM = pnpm()
+LOCKS = {"package-lock.json": "npm", "pnpm-lock.yaml": "pnpm"}
+
+
+@dataclass(frozen=True)
 class RepoPart:
-    """One service of an app repo: its role, its folder and the commands CI runs there."""
+    """One service of an app repo: its role, its folder, the commands CI runs there and its package manager."""
 
     role: str  # backend | frontend
     dir: str
     checks: tuple[str, ...]
+    manager: Manager = NPM
 
 
-def checks_for(role: str, scripts: dict[str, str]) -> tuple[str, ...]:
+def checks_for(role: str, scripts: dict[str, str], manager: Manager = NPM) -> tuple[str, ...]:
     """What CI runs for a service, from its package.json scripts: the tests it has,
     and the build for a frontend (or when there is nothing else to run)."""
-    checks = [f"npm {'test' if name == 'test' else 'run ' + name}" for name in ("test", "test:e2e") if name in scripts]
+    checks = [manager.run(name) for name in ("test", "test:e2e") if name in scripts]
     if role == "frontend" or not checks:
-        checks.append("npm run build")
+        checks.append(manager.run("build"))
     return tuple(checks)
 
 
