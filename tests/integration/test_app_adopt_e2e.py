@@ -6,6 +6,8 @@ prod stack behind the rendered nginx."""
 import hashlib
 import os
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -57,13 +59,24 @@ def generate(repo: Path) -> None:
 
 @pytest.fixture(scope="module")
 def adopted(tmp_path_factory, engine):
-    ws = make_workspace(tmp_path_factory.mktemp("adopt"), apps=())
+    def made(repo: Path) -> None:
+        generate(repo)
+        # Its git says: branch master, a GitLab remote. plano's pipeline must follow both.
+        for argv in (["git", "init", "-q", "-b", "master"], ["git", "remote", "add", "origin", "https://gitlab.example.com/acme/shop.git"]):
+            subprocess.run(argv, cwd=repo, check=True, capture_output=True, timeout=60)
+
+    with adopted_shop(tmp_path_factory.mktemp("adopt"), made) as adopted:
+        yield adopted
+
+
+@contextmanager
+def adopted_shop(folder: Path, make_repo) -> Iterator[tuple]:
+    """A workspace with the repo `shop` made by `make_repo` and adopted: (ws, repo, the
+    repo's files before adoption, adopt's output); the prod stack is removed after."""
+    ws = make_workspace(folder, apps=())
     repo = ws.root / "shop"
     repo.mkdir()
-    generate(repo)
-    # Its git says: branch master, a GitLab remote. plano's pipeline must follow both.
-    for argv in (["git", "init", "-q", "-b", "master"], ["git", "remote", "add", "origin", "https://gitlab.example.com/acme/shop.git"]):
-        subprocess.run(argv, cwd=repo, check=True, capture_output=True, timeout=60)
+    make_repo(repo)
     before = snapshot(repo)
     result = plano("app", "adopt", "../shop", "--domain", "shop.example.com", cwd=ws.infra)
     try:
@@ -104,8 +117,10 @@ def test_the_added_ci_file_validates(adopted):
     assert "npm test && npm run test:e2e" in text and "npm run build" in text
 
 
-def test_the_adopted_app_runs_in_prod_behind_nginx(adopted):
-    ws, repo, _, _ = adopted
+def serve_adopted_shop(ws, repo: Path) -> None:
+    """Build and push both images of the adopted `shop` at 1.0.0, run them with `prod up`,
+    and check what the generated code serves: `/` renders, `/api/...` reaches NestJS
+    (whose generated routes have no /api prefix yet: its 404)."""
     for role in ("backend", "frontend"):
         image = f"{REGISTRY}/{ws.name}/shop-{role}:1.0.0"
         build_image(image, repo / role, timeout=1200)
@@ -118,9 +133,13 @@ def test_the_adopted_app_runs_in_prod_behind_nginx(adopted):
     status, headers, body = https_request(port, "shop.example.com", "/")
     assert status == 200 and b"<html" in body.lower(), body[:300]
     assert "x-powered-by" not in headers
-    # /api/... reaches NestJS (whose generated routes have no /api prefix yet: its 404).
     status, _, body = https_request(port, "shop.example.com", "/api/hello")
     assert status == 404 and b'"message":"Cannot GET /api/hello"' in body, body[:300]
+
+
+def test_the_adopted_app_runs_in_prod_behind_nginx(adopted):
+    ws, repo, _, _ = adopted
+    serve_adopted_shop(ws, repo)
 
 
 def edited(text: str, old: str, new: str) -> str:

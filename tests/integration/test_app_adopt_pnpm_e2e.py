@@ -10,16 +10,13 @@ from pathlib import Path
 import pytest
 
 from plano.ops import scaffold
-from tests.integration.net import https_request
-from tests.integration.stackfixtures import (
-    REGISTRY,
-    build_image,
-    docker,
-    make_workspace,
-    plano,
-    remove_project,
+from tests.integration.test_app_adopt_e2e import (
+    CREATE_NEXT_APP,
+    NEST_CLI,
+    adopted_shop,
+    serve_adopted_shop,
+    snapshot,
 )
-from tests.integration.test_app_adopt_e2e import CREATE_NEXT_APP, NEST_CLI, snapshot
 
 pytestmark = pytest.mark.expected_seconds(300)  # on a 2-core machine
 
@@ -45,17 +42,8 @@ def generate(repo: Path, shims: Path) -> None:
 
 @pytest.fixture(scope="module")
 def adopted(tmp_path_factory):
-    ws = make_workspace(tmp_path_factory.mktemp("adopt-pnpm"), apps=())
-    repo = ws.root / "shop"
-    repo.mkdir()
-    generate(repo, ws.root / "shims")
-    before = snapshot(repo)
-    result = plano("app", "adopt", "../shop", "--domain", "shop.example.com", cwd=ws.infra)
-    try:
-        yield ws, repo, before, result.stdout
-    finally:
-        plano("prod", "down", cwd=ws.infra, check=False)
-        remove_project(ws.name)
+    with adopted_shop(tmp_path_factory.mktemp("adopt-pnpm"), lambda repo: generate(repo, repo.parent / "shims")) as adopted:
+        yield adopted
 
 
 def test_adopt_takes_pnpm_as_it_is(adopted):
@@ -75,16 +63,4 @@ def test_adopt_takes_pnpm_as_it_is(adopted):
 
 def test_the_pnpm_app_runs_in_prod_behind_nginx(adopted):
     ws, repo, _, _ = adopted
-    for role in ("backend", "frontend"):
-        image = f"{REGISTRY}/{ws.name}/shop-{role}:1.0.0"
-        build_image(image, repo / role, timeout=1200)
-        docker("push", image)
-    prod_env = ws.infra / ".env.prod"
-    prod_env.write_text(prod_env.read_text().replace("SHOP_BACKEND_TAG=latest", "SHOP_BACKEND_TAG=1.0.0")
-                        .replace("SHOP_FRONTEND_TAG=latest", "SHOP_FRONTEND_TAG=1.0.0"))
-    plano("prod", "up", cwd=ws.infra, timeout=900)  # --wait: both healthchecks pass
-    port = ws.ports["prod_https"]
-    status, _, body = https_request(port, "shop.example.com", "/")
-    assert status == 200 and b"<html" in body.lower(), body[:300]
-    status, _, body = https_request(port, "shop.example.com", "/api/hello")
-    assert status == 404 and b'"message":"Cannot GET /api/hello"' in body, body[:300]
+    serve_adopted_shop(ws, repo)
