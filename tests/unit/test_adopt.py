@@ -98,7 +98,9 @@ def test_a_single_service_repo_is_adopted_at_its_root(tmp_path):
 @pytest.mark.parametrize(("setup", "message"), [
     (lambda r: (r / "x").mkdir(), "no NestJS backend (package.json depending on @nestjs/core) and no Next.js frontend"),
     (lambda r: package(r / "backend", NEST, lockfile=None), "backend/: no package-lock.json; run `npm install` there"),
-    (lambda r: package(r / "backend", NEST, lockfile="yarn.lock"), "backend/: uses yarn.lock; plano's Dockerfiles install"),
+    (lambda r: package(r / "backend", NEST, lockfile=None, **{"yarn.lock": "__metadata:\n  version: 8\n"}),
+     "backend/: uses yarn 2 or later (yarn.lock with __metadata, or .yarnrc.yml)"),
+    (lambda r: package(r / "backend", NEST, lockfile="bun.lockb"), "backend/: uses Bun (bun.lockb)"),
     (lambda r: package(r / "web", {"dependencies": {"next": "16"}, "scripts": {"build": "next build"}}),
      "web/package.json: no script dev; the Dockerfile runs `npm run dev`, add it"),
     (lambda r: (package(r / "a", NEST), package(r / "b", NEST)), "found 2 NestJS backends (a, b); choose one with --backend DIR"),
@@ -318,3 +320,14 @@ def test_a_pnpm_service_is_built_and_run_with_pnpm(tmp_path):
     (tmp_path / ".gitlab-ci.yml").write_text(gitlab.content)
     checked = check_jsonschema(SCHEMAS[".gitlab-ci.yml"], tmp_path / ".gitlab-ci.yml")
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_a_yarn_1_service_is_built_and_run_with_yarn(tmp_path):
+    package(tmp_path / "api", NEST, lockfile=None, **{"yarn.lock": "# yarn lockfile v1\n"})
+    result = plan(tmp_path)
+    api = result.files["api/Dockerfile"].content
+    assert "COPY package.json yarn.lock ./" in api
+    assert "npm install --global --force --no-audit --no-fund yarn@1.22.22 && yarn install --frozen-lockfile" in api
+    assert "RUN yarn install --production --frozen-lockfile --ignore-scripts --prefer-offline" in api
+    assert 'CMD ["yarn", "run", "start:dev"]' in api and "RUN yarn run build" in api
+    assert result.backend["dev_command"] == ["yarn", "run", "start:dev"] and result.backend["test"] == ["yarn", "test"]

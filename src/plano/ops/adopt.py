@@ -73,6 +73,7 @@ class Found:
     unsupported: tuple[str, ...] = ()  # packages of a database plano does not provide (MongoDB...)
     workspace: str | None = None  # the root's workspace, when the service has no lock of its own
     package_manager: str | None = None  # package.json's packageManager, e.g. pnpm@10.34.9
+    yarn_berry: bool = False  # a yarn.lock of yarn 2+ (or a .yarnrc.yml)
     dockerfile_issues: tuple[str, ...] = ()  # what the service's own Dockerfile lacks for plano
     env: tuple[tuple[str, str], ...] = ()  # backend: env names it reads that plano answers (DB_HOST -> database.host)
     port: int | None = None  # the port it listens on whatever PORT says (a literal), None when it follows PORT
@@ -114,6 +115,14 @@ def candidates(repo: Path, extra: tuple[Path, ...] = ()) -> list[Path]:
         found += level
     found += [p for p in extra if p.is_dir() and p not in found]
     return [d for d in found if (d / "package.json").is_file()]
+
+
+def is_berry(folder: Path) -> bool:
+    try:
+        head = (folder / "yarn.lock").read_text(errors="replace")[:2000]
+    except OSError:
+        return False
+    return "__metadata:" in head or (folder / ".yarnrc.yml").is_file()
 
 
 def root_workspace(repo: Path) -> str | None:
@@ -174,6 +183,7 @@ def survey_one(repo: Path, folder: Path, role: str, package: dict) -> Found:
         "existing": frozenset(p.name for p in folder.iterdir()),
         "workspace": workspace,
         "package_manager": package.get("packageManager") if isinstance(package.get("packageManager"), str) else None,
+        "yarn_berry": lockfile == "yarn.lock" and is_berry(folder),
     }
     if role == "backend":
         sources = read_sources(folder, "src/**/*.ts")
@@ -333,9 +343,11 @@ def check_usable(found: Found) -> None:
                          "service from its own folder and lock, not yet from a workspace")
     if found.lockfile is None:
         raise UsageError(f"{where}: no package-lock.json; run `npm install` there and commit the lock file, then adopt again")
+    if found.yarn_berry:
+        raise UsageError(f"{where}: uses yarn 2 or later (yarn.lock with __metadata, or .yarnrc.yml); plano's Dockerfiles "
+                         "install with npm, pnpm or yarn 1, not yet with yarn berry")
     if found.lockfile not in scaffold.LOCKS:
-        raise UsageError(f"{where}: uses {found.lockfile}; plano's Dockerfiles install with npm (package-lock.json) or "
-                         "pnpm (pnpm-lock.yaml), not yet with yarn")
+        raise UsageError(f"{where}: uses {found.lockfile}; plano's Dockerfiles install with npm, pnpm or yarn 1")
     needed = ["build"] + (["start:dev"] if found.role == "backend" else ["dev"])
     missing = [name for name in needed if name not in found.scripts]
     if missing:
@@ -353,7 +365,10 @@ def manager_commands(found: Found) -> dict[str, list[str] | None]:
 
 def manager_of(found: Found) -> scaffold.Manager:
     """npm, or pnpm at the version package.json's packageManager names (else plano's pin)."""
-    if scaffold.LOCKS.get(found.lockfile or "") != "pnpm":
+    kind = scaffold.LOCKS.get(found.lockfile or "")
+    if kind == "yarn":
+        return scaffold.YARN
+    if kind != "pnpm":
         return scaffold.NPM
     named = re.fullmatch(r"pnpm@(\d+\.\d+\.\d+)(?:\+\S+)?", found.package_manager or "")
     return scaffold.pnpm(named.group(1)) if named else scaffold.PNPM
@@ -365,7 +380,8 @@ def for_manager(text: str, manager: scaffold.Manager) -> str:
         return text
     npm = scaffold.NPM
     # pnpm-workspace.yaml, when there, holds the folder's pnpm settings (a name matching no file copies nothing).
-    swaps = [(f"COPY package.json {npm.lock} ./", f"COPY package.json {manager.lock} pnpm-workspace.yam[l] ./"),
+    extra = " pnpm-workspace.yam[l]" if manager.name == "pnpm" else ""
+    swaps = [(f"COPY package.json {npm.lock} ./", f"COPY package.json {manager.lock}{extra} ./"),
              (f"RUN {npm.install}", f"RUN {manager.install}"),
              ('CMD ["npm", "run", ', f'CMD ["{manager.name}", "run", '), ("npm run build", manager.run("build"))]
     for old, new in swaps:

@@ -58,7 +58,12 @@ def pnpm(version: str = PNPM_VERSION) -> Manager:
 
 
 PNPM = pnpm()
-LOCKS = {"package-lock.json": "npm", "pnpm-lock.yaml": "pnpm"}
+# yarn 1 ("classic"), pinned; --force: the official Node images already hold a yarn 1.
+YARN_GET = "npm install --global --force --no-audit --no-fund yarn@1.22.22"
+YARN = Manager("yarn", "yarn.lock", f"{YARN_GET} && yarn install --frozen-lockfile && yarn cache clean",
+               "yarn install --production --frozen-lockfile --ignore-scripts --prefer-offline",
+               f"{YARN_GET} && yarn install --frozen-lockfile --cache-folder $CI_PROJECT_DIR/.yarn-cache")
+LOCKS = {"package-lock.json": "npm", "pnpm-lock.yaml": "pnpm", "yarn.lock": "yarn"}
 
 
 @dataclass(frozen=True)
