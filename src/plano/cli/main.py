@@ -244,7 +244,7 @@ def demo(ctx: click.Context, directory: str, images: tuple[str, ...]) -> None:
         out.print(f"not started: {made.not_started}")
         out.print(f"once an engine answers: cd {made.root} && plano dev up")
         return
-    print_started(made.started, made.mode)
+    print_started(made.started)
 
 
 def command_line() -> click.Group:

@@ -25,7 +25,7 @@ def stack_session(ctx: click.Context, dry_run: bool = False):
     return session(ctx, Mode.named(ctx.parent.info_name), dry_run)
 
 
-def print_started(started, mode: Mode) -> None:
+def print_started(started) -> None:
     for app, url in started.urls.items():
         click.echo(f"{app}: {url}")
     if started.placeholders:
@@ -43,7 +43,7 @@ def up_cmd(ctx, dry_run, build, no_wait):
     s = stack_session(ctx, dry_run)
     started = stack.up(s, build, not no_wait)
     if not dry_run:
-        print_started(started, s.stack_mode)
+        print_started(started)
 
 
 @click.command("down", help="Stop and remove the containers. data/ is always kept.")

@@ -41,11 +41,6 @@ class Mode(StrEnum):
     def data_root(self) -> str:
         return n.data_root(self)
 
-    @property
-    def fetch_verb(self) -> str:
-        """How the mode gets its app images: dev builds them from source, prod pulls them."""
-        return "build" if self.is_dev else "pull"
-
     def project(self, manifest: Manifest) -> str:
         return n.project(manifest, self)
 

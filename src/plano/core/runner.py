@@ -35,6 +35,12 @@ class Result:
     def output(self) -> str:
         return (self.out + self.err).strip()
 
+    @property
+    def last_line(self) -> str:
+        """The last line the command printed: for a one-line reason of a failure."""
+        lines = [line.strip() for line in self.output.splitlines() if line.strip()]
+        return lines[-1] if lines else f"no output (exit code {self.code})"
+
 
 class Runner(Protocol):
     def run(self, argv: list[str], cwd: Path | None = None, timeout: float | None = None,

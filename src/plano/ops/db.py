@@ -130,7 +130,7 @@ def listing(session: Session) -> list[DatabaseRow]:
     st = open_stack(session)
     result = session.query(psql_in_database(st, "postgres", "postgres", "-At", "-c", LIST_SQL))
     if not result.ok:
-        raise PlanoError(f"db list failed: {(result.output.splitlines() or ['no output'])[-1]}; is the {st.mode} stack up? ('plano {st.mode} up')")
+        raise PlanoError(f"db list failed: {result.last_line}; is the {st.mode} stack up? ('plano {st.mode} up')")
     return parse_list(result.out)
 
 

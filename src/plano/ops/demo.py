@@ -43,7 +43,6 @@ def parse_images(pairs: tuple[str, ...]) -> dict[str, str]:
 class Demo:
     root: Path  # the infra folder
     checks: list[Outcome]
-    mode: Mode = Mode.DEV
     started: Started | None = None
     not_started: str | None = None  # why the stack was not started
 

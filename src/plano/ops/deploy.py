@@ -222,19 +222,19 @@ class Deployer:
     def act(self, argv: list[str], timeout: float, what: str) -> str:
         result = self.session.act(argv, timeout=timeout)
         if not result.ok:
-            raise DeployFailed(f"{what} failed: {result.output.splitlines()[-1] if result.output else result.code}")
+            raise DeployFailed(f"{what} failed: {result.last_line}")
         return result.out
 
     def containers(self, target: Target) -> list[str]:
         got = self.session.query(inspect.service_argv(self.stack.ctx.project, target.service))
         if not got.ok:
-            raise DeployFailed(f"docker ps failed: {got.output.splitlines()[-1] if got.output else got.code}")
+            raise DeployFailed(f"docker ps failed: {got.last_line}")
         return got.out.split()
 
     def inspect(self, container: str) -> dict:
         got = self.session.query(inspect.inspect_argv(container))
         if not got.ok:
-            raise DeployFailed(f"docker inspect {container[:12]} failed: {got.output.splitlines()[-1] if got.output else got.code}")
+            raise DeployFailed(f"docker inspect {container[:12]} failed: {got.last_line}")
         return inspect.parse(got.out)[0]
 
     def addresses(self, target: Target, containers: list[str]) -> list[str]:

@@ -33,11 +33,6 @@ class Started:
     placeholders: list[str] = field(default_factory=list)  # prod apps still on a self-signed certificate
 
 
-def last_line(text: str) -> str:
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    return lines[-1].strip() if lines else "no output"
-
-
 def up(session: Session, build: bool = False, wait: bool = True) -> Started:
     """Start the stack and wait until it is healthy. An attempt that fails on a
     stack that was not running is taken down again (data is kept)."""
@@ -55,7 +50,7 @@ def up(session: Session, build: bool = False, wait: bool = True) -> Started:
     if not mode.is_dev:
         pulled = session.act(pull_argv(st, quiet=True), timeout=1800)
         if not pulled.ok:
-            raise PlanoError(f"prod pull failed, nothing was started: {last_line(pulled.output)}; check the registry in plano.yml and 'docker login'")
+            raise PlanoError(f"prod pull failed, nothing was started: {pulled.last_line}; check the registry in plano.yml and 'docker login'")
     code = session.act_stream(up_argv(st, build, wait))
     if code:
         if not running:
