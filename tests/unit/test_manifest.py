@@ -169,3 +169,21 @@ def test_bad_env_mappings(env, message):
 def test_an_env_mapping_needs_what_it_points_at():
     text = with_app("app1", "    domains: [a.example.com]\n    redis: false\n    backend:\n      env: {REDIS_HOST: redis.host}\n")
     assert error_of(text) == "apps/app1: backend/env/REDIS_HOST: redis.host points at the app's redis, which is off (redis: false)"
+
+
+@pytest.mark.parametrize("fields, message", [
+    ("source: ../shop/apps/api\n      workspace: ../other", "apps/app1/backend: source '../shop/apps/api' is not inside workspace '../other'"),
+    ("source: ../shop-api\n      workspace: ../shop", "apps/app1/backend: source '../shop-api' is not inside workspace '../shop'"),
+    ("source: ${HOME}", "apps/app1/backend/source: '${HOME}' is not a folder path"),
+    ("workspace: ''", "apps/app1/backend/workspace: '' is not a folder path"),
+])
+def test_a_workspace_holds_its_service(fields, message):
+    assert error_of(with_app("app1", f"    domains: [a.example.com]\n    backend:\n      {fields}\n")).startswith(message)
+
+
+@pytest.mark.parametrize("workspace, source, inner", [
+    ("../shop", "../shop/apps/api", "apps/api"), ("../shop/", "../shop", "."), (".", "apps/api", "apps/api"),
+    ("/srv/shop", "/srv/shop/api", "api"), ("../shop", "../shop-api", None), ("../shop", "../shop/../x", None),
+])
+def test_workspace_path(workspace, source, inner):
+    assert mf.workspace_path(workspace, source) == inner

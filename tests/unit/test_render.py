@@ -45,6 +45,25 @@ CASES = {
 }
 
 
+# An app whose two services are packages of one workspace (npm, pnpm, yarn): built from its root.
+WORKSPACE_APP = manifest_text().replace(
+    "apps: {}\n",
+    """apps:
+  shop:
+    domains: [shop.example.com]
+    backend:
+      source: ../shop/apps/api
+      workspace: ../shop
+      health: /api
+    frontend:
+      source: ../shop/apps/web
+      workspace: ../shop
+      dev_command: [pnpm, run, dev]
+    redis: false
+""",
+)
+
+
 def render_case(text: str) -> files.Tree:
     manifest = mf.load_text(text)
     make = fake_secrets()
@@ -126,3 +145,13 @@ def test_the_golden_compose_files_are_valid_for_real_compose(case, tmp_path):
         env = json.loads(resolved.out)["services"]["shop-backend"]["environment"]
         assert env["DB_HOST"] == "database" and env["DB_USERNAME"] == "shop" and env["DB_PASSWORD"].startswith("test-secret-")
 
+
+
+def test_workspace_services_build_from_the_root_and_mount_it_in_dev(update_golden):
+    """Only the compose files differ for a workspace app: tests/golden/workspace-app/."""
+    tree = render_case(WORKSPACE_APP)
+    folder = GOLDEN / "workspace-app"
+    for rel in ("docker-compose.yml", "docker-compose.dev.yml"):
+        if update_golden:
+            (folder / rel).write_text(tree[rel].content)
+        assert tree[rel].content == (folder / rel).read_text(), f"{rel} differs from tests/golden/workspace-app/{rel}"

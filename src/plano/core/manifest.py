@@ -7,6 +7,7 @@ whose path points into the file (``apps/app1/domains/0``).
 from __future__ import annotations
 
 import io
+import posixpath
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,6 +79,16 @@ def check_app_name(name: object) -> str:
     if name in RESERVED_NAMES:
         raise ValueError(f"{name!r} is reserved for the infra's own services; pick another name (try 'app-{name}')")
     return name
+
+
+def workspace_path(workspace: str, source: str) -> str | None:
+    """Where `source` lies inside `workspace` ("apps/api", "." for the root), both
+    relative to the infra or absolute; None when it is outside."""
+    root, inner = posixpath.normpath(workspace), posixpath.normpath(source)
+    if inner == root:
+        return "."
+    relative = posixpath.relpath(inner, root) if inner.startswith("/") == root.startswith("/") else ".."
+    return None if relative == ".." or relative.startswith("../") else relative
 
 
 def normalize_domain(value: str) -> str:
@@ -158,6 +169,9 @@ class Service(Model):
     path: str
     health: str
     source: str | None = None  # default: ../<app>/<role>
+    # The root of the workspace (npm/pnpm/yarn workspaces, Nx) the service belongs to:
+    # the build context of its images and the folder mounted in dev; source is inside it.
+    workspace: str | None = None
     dev_target: str = "dev"
     dev_command: list[str]
     image: str | None = None  # default: <registry>/<app>-<role>
@@ -196,6 +210,20 @@ class Service(Model):
         if not value or not all(value):
             raise ValueError("give the command as a list of non-empty words, e.g. [npm, run, start:dev]")
         return value
+
+    @field_validator("source", "workspace")
+    @classmethod
+    def _folder(cls, value: str | None) -> str | None:
+        if value is not None and (not value.strip() or "\n" in value or "$" in value):
+            raise ValueError(f"{value!r} is not a folder path; give it relative to the infra, e.g. ../app1/backend")
+        return value
+
+    @model_validator(mode="after")
+    def _inside_workspace(self) -> "Service":
+        if self.workspace is not None and self.source is not None and workspace_path(self.workspace, self.source) is None:
+            raise ValueError(f"source {self.source!r} is not inside workspace {self.workspace!r}; give the service's folder "
+                             "inside the workspace root")
+        return self
 
     @field_validator("image")
     @classmethod

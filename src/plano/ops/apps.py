@@ -25,6 +25,7 @@ def app_rows(manifest: Manifest) -> list[dict[str, Any]]:
                             "path": services[role].path,
                             "health": services[role].health,
                             "source": n.source(name, app, role),
+                            "build_context": n.build_context(name, app, role),
                             "image": n.prod_image(manifest, name, role),
                         }
                         if role in services

@@ -33,6 +33,9 @@ def repo_dir(manifest: Manifest, app_name: str) -> str:
     """Where the app's repo lives: the common folder of its services' sources
     (../app1 for ../app1/backend and ../app1/frontend)."""
     app = manifest.apps[app_name]
+    contexts = [svc.workspace for svc in app.services().values() if svc.workspace]
+    if contexts:  # a workspace's root is its repo's (or inside it)
+        return os.path.commonpath(contexts)
     sources = [n.source(app_name, app, role) for role in app.services()]
     if len(sources) == 1:
         only = sources[0].rstrip("/")

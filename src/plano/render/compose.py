@@ -271,7 +271,7 @@ def app_service(manifest: Manifest, name: str, app: App, role: str) -> dict[str,
             "networks": [n.network(name)],
             "read_only": True,
             # Next.js writes its cache as the image's non-root user (uid 1000 in Node images).
-            "tmpfs": ["/tmp", f"{n.APP_WORKDIR}/.next/cache:uid=1000,gid=1000"] if role == "frontend" else ["/tmp"],
+            "tmpfs": ["/tmp", f"{n.workdir(name, app, role)}/.next/cache:uid=1000,gid=1000"] if role == "frontend" else ["/tmp"],
             **hardening(),
             "logging": logging(),
         }
@@ -309,24 +309,27 @@ def dev(manifest: Manifest) -> dict[str, Any]:
     }
     for name, app in manifest.apps.items():
         for role, svc in app.services().items():
-            source = n.source(name, app, role)
+            context, dockerfile = n.build_context(name, app, role), n.dockerfile(name, app, role)
             services[n.service(name, role)] = {
-                "build": {"context": source, "target": svc.dev_target, "args": {"NODE_IMAGE": manifest.images.node}},
+                "build": {"context": context, **({"dockerfile": dockerfile} if dockerfile != "Dockerfile" else {}),
+                          "target": svc.dev_target, "args": {"NODE_IMAGE": manifest.images.node}},
+                **({"working_dir": n.workdir(name, app, role)} if n.workdir(name, app, role) != n.APP_WORKDIR else {}),
                 "command": svc.dev_command,
                 "environment": {"NODE_ENV": "development", **DEV_WATCH_ENV, "PUBLIC_URL": f"https://{n.dev_domains(manifest, name)[0]}"},
                 # node_modules comes from the image, in a named volume over the bind mount:
                 # the host's never leaks in, and `dev down --volumes` removes it (an
                 # anonymous one is handed from container to container and outlives down).
                 "volumes": [
-                    f"{source}:{n.APP_WORKDIR}",
-                    f"{n.node_modules_volume(name, role)}:{n.APP_WORKDIR}/node_modules",
+                    f"{context}:{n.APP_WORKDIR}",
+                    *(f"{volume}:{path}" for volume, path in n.dev_node_modules(name, app, role)),
                     *(uploads_data(name, Mode.DEV) if role == "backend" else []),
                 ],
                 "read_only": False,
                 # Dev servers compile on start (slowly on a busy laptop): more time before unhealthy.
                 "healthcheck": {"start_period": "180s"},
             }
-    volumes = {n.node_modules_volume(name, role): {} for name, app in manifest.apps.items() for role in app.services()}
+    volumes = {volume: {} for name, app in manifest.apps.items() for role in app.services()
+               for volume, _ in n.dev_node_modules(name, app, role)}
     return {"name": Mode.DEV.project(manifest), "services": services, **({"volumes": volumes} if volumes else {})}
 
 
