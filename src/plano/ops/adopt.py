@@ -17,7 +17,9 @@ from pathlib import Path
 from plano.core import manifest as mf
 from plano.core.errors import UsageError
 from plano.core.files import File, Kind, Tree
-from plano.ops import scaffold
+from plano.ops import orm, scaffold, workspaces
+from plano.ops.workspaces import Workspace
+from plano.render.templating import render_template
 
 # The package each kind of service depends on.
 MARKERS = {"backend": "@nestjs/core", "frontend": "next"}
@@ -71,7 +73,8 @@ class Found:
     google_fonts: bool = False  # frontend: next/font/google (fetched at build time)
     database_packages: tuple[str, ...] = ()  # backend: the Postgres clients or ORMs it depends on
     unsupported: tuple[str, ...] = ()  # packages of a database plano does not provide (MongoDB...)
-    workspace: str | None = None  # the root's workspace, when the service has no lock of its own
+    workspace: Workspace | None = None  # the root's workspace, when the service has no lock of its own
+    package_name: str = ""  # package.json's name (a workspace builds a package by its name)
     package_manager: str | None = None  # package.json's packageManager, e.g. pnpm@10.34.9
     yarn_berry: bool = False  # a yarn.lock of yarn 2+ (or a .yarnrc.yml)
     dockerfile_issues: tuple[str, ...] = ()  # what the service's own Dockerfile lacks for plano
@@ -79,6 +82,7 @@ class Found:
     port: int | None = None  # the port it listens on whatever PORT says (a literal), None when it follows PORT
     port_source: str = ""  # where the port was read
     redis_packages: tuple[str, ...] = ()  # backend: the Redis clients it depends on
+    orm: orm.Orm | None = None  # backend: TypeORM or Prisma, and how its migrations run
 
 
 @dataclass(frozen=True)
@@ -106,14 +110,17 @@ DEPTH = 3  # apps/api, packages/web, services/api/server
 
 
 def candidates(repo: Path, extra: tuple[Path, ...] = ()) -> list[Path]:
-    """The repo and its folders up to DEPTH levels down that hold a package.json, and
-    any folder named on the command line (however deep)."""
+    """The repo and its folders up to DEPTH levels down that hold a package.json, the
+    packages its workspace declares (however deep) and any folder named on the command
+    line."""
     found, level = [repo], [repo]
     for _ in range(DEPTH):
         level = sorted(p for folder in level for p in folder.iterdir()
                        if p.is_dir() and not p.name.startswith(".") and p.name not in SKIP_DIRS)
         found += level
-    found += [p for p in extra if p.is_dir() and p not in found]
+    workspace = workspaces.detect(repo)
+    declared = workspaces.members(repo, workspace) if workspace else []
+    found += [p for p in (*declared, *extra) if p.is_dir() and p not in found]
     return [d for d in found if (d / "package.json").is_file()]
 
 
@@ -125,29 +132,14 @@ def is_berry(folder: Path) -> bool:
     return "__metadata:" in head or (folder / ".yarnrc.yml").is_file()
 
 
-def root_workspace(repo: Path) -> str | None:
-    """How the repo root declares a workspace, if it does (its services share one lock there)."""
-    try:
-        package = json.loads((repo / "package.json").read_text())
-    except (OSError, ValueError):
-        package = {}
-    if (repo / "pnpm-workspace.yaml").is_file():
-        return "a pnpm workspace (pnpm-workspace.yaml)"
-    if isinstance(package, dict) and package.get("workspaces"):
-        return "an npm or yarn workspace (workspaces in package.json)"
-    if (repo / "nx.json").is_file():
-        return "an Nx workspace (nx.json)"
-    return None
-
-
 def read_sources(folder: Path, pattern: str) -> str:
     return "\n".join(p.read_text(errors="replace") for p in sorted(folder.glob(pattern)) if "node_modules" not in p.parts)
 
 
-def own_dockerfile(repo: Path, folder: Path, port: int) -> tuple[str, ...]:
+def own_dockerfile(repo: Path, folder: Path, port: int, from_root: bool = False) -> tuple[str, ...]:
     """What a service's own Dockerfile lacks for plano, each with the fix: the `dev`
     target `plano dev up` builds, the port the app listens on, a build context of the
-    service's own folder (plano builds there)."""
+    service's own folder (plano builds there; a workspace's services, from its root)."""
     try:
         text = (folder / "Dockerfile").read_text(errors="replace")
     except OSError:
@@ -162,7 +154,7 @@ def own_dockerfile(repo: Path, folder: Path, port: int) -> tuple[str, ...]:
     if exposed and port not in exposed:
         issues.append(f"{where}: EXPOSE {', '.join(map(str, exposed))}, but the app listens on {port}; plano routes to {port} "
                       "(its port in plano.yml), so make them agree")
-    for source in re.findall(r"^\s*(?:COPY|ADD)\s+(?!--from)(?:--\S+\s+)*(\S+)\s+\S+", text, re.M | re.I):
+    for source in [] if from_root else re.findall(r"^\s*(?:COPY|ADD)\s+(?!--from)(?:--\S+\s+)*(\S+)\s+\S+", text, re.M | re.I):
         first = source.split("/", 1)[0]
         outside = source.startswith("../") or (folder != repo and not (folder / first).exists() and (repo / first).exists())
         if outside and first not in (".", "*"):
@@ -174,7 +166,7 @@ def own_dockerfile(repo: Path, folder: Path, port: int) -> tuple[str, ...]:
 
 def survey_one(repo: Path, folder: Path, role: str, package: dict) -> Found:
     lockfile = next((name for name in LOCKFILES if (folder / name).is_file()), None)
-    workspace = root_workspace(repo) if folder != repo and lockfile is None else None
+    workspace = workspaces.detect(repo) if folder != repo and lockfile is None else None
     common = {
         "role": role,
         "dir": folder.relative_to(repo).as_posix() or ".",
@@ -182,6 +174,7 @@ def survey_one(repo: Path, folder: Path, role: str, package: dict) -> Found:
         "lockfile": lockfile,
         "existing": frozenset(p.name for p in folder.iterdir()),
         "workspace": workspace,
+        "package_name": package.get("name") if isinstance(package.get("name"), str) else "",
         "package_manager": package.get("packageManager") if isinstance(package.get("packageManager"), str) else None,
         "yarn_berry": lockfile == "yarn.lock" and is_berry(folder),
     }
@@ -192,16 +185,17 @@ def survey_one(repo: Path, folder: Path, role: str, package: dict) -> Found:
         port, port_source = listen_port(read_sources(folder, "src/main.ts"), f"{common['dir']}/src/main.ts")
         route, route_source = health_route(folder, read_sources(folder, "src/main.ts"), prefix.group(1) if prefix else None)
         return Found(**common, api_prefix=prefix.group(1) if prefix else None, health_route=route, health_source=route_source,
-                     env=env_mapping(sources), dockerfile_issues=own_dockerfile(repo, folder, port or 3000),
+                     env=env_mapping(sources), dockerfile_issues=own_dockerfile(repo, folder, port or 3000, workspace is not None),
                      port=port, port_source=port_source,
                      database_packages=tuple(p for p in DATABASE_PACKAGES if p in deps),
                      unsupported=tuple(p for p in UNSUPPORTED_PACKAGES if p in deps),
-                     redis_packages=tuple(p for p in REDIS_PACKAGES if p in deps))
+                     redis_packages=tuple(p for p in REDIS_PACKAGES if p in deps),
+                     orm=orm.detect(folder, f"{common['dir']}/", package))
     config = read_sources(folder, "next.config.*")
     sources = read_sources(folder, "app/**/*.tsx") + read_sources(folder, "src/**/*.tsx") + read_sources(folder, "pages/**/*.tsx")
     port, port_source = script_port(common["scripts"], f"{common['dir']}/package.json")
     return Found(**common, standalone=bool(STANDALONE_RE.search(config)), google_fonts=GOOGLE_FONT in sources,
-                 port=port, port_source=port_source, dockerfile_issues=own_dockerfile(repo, folder, port or 3000))
+                 port=port, port_source=port_source, dockerfile_issues=own_dockerfile(repo, folder, port or 3000, workspace is not None))
 
 
 def env_ref(name: str) -> str | None:
@@ -338,15 +332,14 @@ def check_usable(found: Found) -> None:
     if found.unsupported:
         raise UsageError(f"{where}package.json: uses {', '.join(found.unsupported)}; plano provides Postgres and Redis only, "
                          "so it cannot host this backend's database")
-    if found.lockfile is None and found.workspace:
-        raise UsageError(f"{where}: part of {found.workspace}, with one lock at the repo root; plano's Dockerfiles build a "
-                         "service from its own folder and lock, not yet from a workspace")
-    if found.lockfile is None:
+    if in_workspace(found):
+        check_workspace(found)
+    elif found.lockfile is None:
         raise UsageError(f"{where}: no package-lock.json; run `npm install` there and commit the lock file, then adopt again")
-    if found.yarn_berry:
+    elif found.yarn_berry:
         raise UsageError(f"{where}: uses yarn 2 or later (yarn.lock with __metadata, or .yarnrc.yml); plano's Dockerfiles "
                          "install with npm, pnpm or yarn 1, not yet with yarn berry")
-    if found.lockfile not in scaffold.LOCKS:
+    elif found.lockfile not in scaffold.LOCKS:
         raise UsageError(f"{where}: uses {found.lockfile}; plano's Dockerfiles install with npm, pnpm or yarn 1")
     needed = ["build"] + (["start:dev"] if found.role == "backend" else ["dev"])
     missing = [name for name in needed if name not in found.scripts]
@@ -355,17 +348,59 @@ def check_usable(found: Found) -> None:
         raise UsageError(f"{where}package.json: no script {', '.join(missing)}; the Dockerfile runs `{run}`, add it")
 
 
+PACKAGE_NAME_RE = re.compile(r"(@[a-z0-9][\w.-]*/)?[a-z0-9][\w.-]*")
+
+
+def check_workspace(found: Found) -> None:
+    """A service of a workspace: one plano's workspace Dockerfiles build, named (they build it by its name)."""
+    assert found.workspace is not None
+    if found.workspace.shape is None:
+        raise UsageError(f"{found.dir}/: part of {found.workspace.unsupported()}")
+    if not PACKAGE_NAME_RE.fullmatch(found.package_name):
+        raise UsageError(f"{found.dir}/package.json: no valid name; the workspace builds each package by its name, so give "
+                         "it one (e.g. \"name\": \"api\")")
+
+
+# `nest start --watch` runs the app through a shell unless --no-shell; on a change it
+# then kills the shell and leaves node holding the port (EADDRINUSE) in images without
+# `ps` (the slim Node images), so the reload never comes up.
+NEST_WATCH_RE = re.compile(r"\bnest\s+start\b.*--watch")
+
+
 def manager_commands(found: Found) -> dict[str, list[str] | None]:
-    """plano.yml's dev and test commands for a service whose manager is not npm."""
+    """plano.yml's dev and test commands where they are not the defaults (npm run start:dev, npm test)."""
+    commands: dict[str, list[str] | None] = {"dev_command": dev_command(found)}
+    if commands["dev_command"] == default_dev_command(found.role):
+        commands.pop("dev_command")
     manager = manager_of(found)
-    if manager.name == "npm":
-        return {}
-    return {"dev_command": [manager.name, "run", "start:dev" if found.role == "backend" else "dev"], "test": [manager.name, "test"]}
+    if manager.name != "npm":
+        commands["test"] = [manager.name, "test"]
+    return commands
+
+
+def default_dev_command(role: str) -> list[str]:
+    return (mf.Backend if role == "backend" else mf.Frontend)().dev_command
+
+
+def dev_command(found: Found) -> list[str]:
+    """What `plano dev up` runs in the service's folder: its manager's start:dev or dev,
+    with --no-shell for a `nest start --watch` that lacks it."""
+    manager = manager_of(found)
+    script = "start:dev" if found.role == "backend" else "dev"
+    argv = [manager.name, "run", script]
+    if found.role == "backend" and NEST_WATCH_RE.search(found.scripts.get(script, "")) and "--no-shell" not in found.scripts[script]:
+        argv += ["--", "--no-shell"] if manager.name == "npm" else ["--no-shell"]
+    return argv
 
 
 def manager_of(found: Found) -> scaffold.Manager:
     """npm, or pnpm at the version package.json's packageManager names (else plano's pin)."""
-    kind = scaffold.LOCKS.get(found.lockfile or "")
+    workspace = found.workspace if found.lockfile is None else None
+    kind = scaffold.LOCKS.get(found.lockfile or (workspace.lock if workspace else None) or "")
+    if workspace and workspace.pnpm:
+        return scaffold.pnpm(workspace.pnpm)
+    if workspace and workspace.berry:
+        return scaffold.yarn_berry(workspace.yarn or scaffold.YARN_BERRY_VERSION)
     if kind == "yarn":
         return scaffold.YARN
     if kind != "pnpm":
@@ -391,8 +426,29 @@ def for_manager(text: str, manager: scaffold.Manager) -> str:
     return text.replace(f"RUN {npm.prune}", f"RUN {manager.prune}")  # the backend's prod-deps stage
 
 
+def workspace_dockerfiles(app: str, found: Found, node_image: str, health: str) -> Tree:
+    """A service of a workspace: its Dockerfile, built from the workspace root, and the
+    root's .dockerignore (each where missing)."""
+    assert found.workspace is not None and found.workspace.shape is not None
+    manager = manager_of(found)
+    text = render_template(f"app/workspace/{found.workspace.shape}-{found.role}.Dockerfile.j2", app=app, inner=found.dir,
+                           package=found.package_name, node_image=node_image, manager=manager, turbo=found.workspace.turbo,
+                           pnpm=manager.version, yarn=manager.version, health=health, dev_command=dev_command(found))
+    tree: Tree = {".dockerignore": File(render_template("app/workspace/dockerignore"), kind=Kind.USER)}
+    if "Dockerfile" not in found.existing:
+        tree[f"{found.dir}/Dockerfile"] = File(text, kind=Kind.USER)
+    return tree
+
+
+def in_workspace(found: Found) -> bool:
+    """Built from the workspace root (it has no lock of its own)."""
+    return found.lockfile is None and found.workspace is not None
+
+
 def dockerfiles(app: str, found: Found, node_image: str, health: str) -> Tree:
     """Dockerfile and .dockerignore from the templates `plano app new` uses, where missing."""
+    if in_workspace(found):
+        return workspace_dockerfiles(app, found, node_image, health)
     replace = {scaffold.TEMPLATE_APP: app, scaffold.TEMPLATE_NODE_IMAGE: node_image}
     if found.role == "backend":
         replace["'/api/health'"] = repr(health)
@@ -401,14 +457,42 @@ def dockerfiles(app: str, found: Found, node_image: str, health: str) -> Tree:
     for name, template in (("Dockerfile", "Dockerfile"), (".dockerignore", "dockerignore")):
         if name not in found.existing:
             text = scaffold.template_text(f"app/{found.role}/{template}", replace)
-            tree[prefix + name] = File(for_manager(text, manager_of(found)) if name == "Dockerfile" else text, kind=Kind.USER)
+            if name == "Dockerfile":
+                text = with_prisma(for_manager(text, manager_of(found)), found)
+            tree[prefix + name] = File(text, kind=Kind.USER)
     return tree
+
+
+# `prisma generate` reads prisma.config.ts, whose env("DATABASE_URL") must be set: a
+# placeholder (generate never connects), not a secret.
+PRISMA_GENERATE = "DATABASE_URL=postgresql://build@localhost/build node_modules/.bin/prisma generate"
+
+
+def with_prisma(text: str, found: Found) -> str:
+    """A Prisma backend's Dockerfile: the client generated before the build (unless its
+    scripts do it), and the schema engine fetched into the production dependencies, so
+    that `prisma migrate deploy` runs in the read-only production container."""
+    if not (found.orm and found.orm.generate):
+        return text
+    manager = manager_of(found)
+    scripts = " ".join(found.scripts.get(name, "") for name in ("build", "prebuild", "postinstall"))
+    swaps = [] if "prisma generate" in scripts else [(f"RUN {manager.run('build')}", f"RUN {PRISMA_GENERATE} && {manager.run('build')}")]
+    if found.orm.release:
+        swaps.append((f"RUN {manager.prune}", f"RUN {manager.prune} && node_modules/.bin/prisma version"))
+    for old, new in swaps:
+        if old not in text:
+            raise RuntimeError(f"plano's Dockerfile template has no {old!r}")  # a template changed: a bug in plano
+        text = text.replace(old, new)
+    return text
 
 
 def advice_for(found: Found) -> list[str]:
     where = f"{found.dir}/"
     if found.role == "backend":
-        tips = list(found.dockerfile_issues)
+        tips = list(found.dockerfile_issues) + (found.orm.advice if found.orm else [])
+        if in_workspace(found) and found.orm and found.orm.generate and "prisma generate" not in found.scripts.get("build", ""):
+            tips.append(f"{where}package.json: the workspace Dockerfile runs your build script; make it run `prisma generate` "
+                        "first (\"build\": \"prisma generate && nest build\")")
         if not found.api_prefix:
             tips.append(f"{where}src/main.ts: nginx sends /api/... to the backend unchanged; add app.setGlobalPrefix('api')")
         if not found.health_route:
@@ -427,7 +511,8 @@ def defaults(app: str, role: str) -> dict[str, str]:
     model = mf.Backend if role == "backend" else mf.Frontend
     fields = model.model_fields
     return {"source": f"../{app}/{role}", "health": fields["health"].default, "path": fields["path"].default,
-            "port": fields["port"].default, "env": {}, "dev_command": None, "test": None}
+            "port": fields["port"].default, "env": {}, "dev_command": None, "test": None,
+            "workspace": None, "release": None}
 
 
 def plan_adoption(app: str, repo_rel: str, found: list[Found], registry: str, domain: str, node_image: str,
@@ -443,14 +528,17 @@ def plan_adoption(app: str, repo_rel: str, found: list[Found], registry: str, do
         tree.update(dockerfiles(app, one, node_image, health))
         values = {
             "source": repo_rel if one.dir == "." else f"{repo_rel}/{one.dir}",
+            "workspace": repo_rel if in_workspace(one) else None,
             "port": one.port if one.port and one.port != 3000 else None,
             "health": health,
             "path": f"/{one.api_prefix}" if one.api_prefix else None,
             "env": dict(one.env) or None,
+            "release": one.orm.release if one.orm else None,
             **manager_commands(one),
         }
         services[one.role] = {key: value for key, value in values.items() if value not in (None, defaults(app, one.role)[key])}
-    parts = tuple(scaffold.RepoPart(f.role, f.dir, scaffold.checks_for(f.role, f.scripts, manager_of(f)), manager_of(f)) for f in found)
+    parts = tuple(scaffold.RepoPart(f.role, f.dir, scaffold.checks_for(f.role, f.scripts, manager_of(f)), manager_of(f),
+                                    "." if in_workspace(f) else "") for f in found)
     backend = next((one for one in found if one.role == "backend"), None)
     refs = [ref for _, ref in backend.env] if backend else []
     database = bool(backend and (backend.database_packages or any(r.startswith("database.") for r in refs)))
@@ -458,9 +546,12 @@ def plan_adoption(app: str, repo_rel: str, found: list[Found], registry: str, do
     pipelines, ci_advice = choose_ci(ci, git)
     tree.update(scaffold.repo_tree(app, registry, domain, parts, node_image, git.branch, pipelines, database))
     advice = [tip for one in found for tip in advice_for(one)] + ci_advice
-    ports = [f"{one.role} listens on {one.port} ({one.port_source})" for one in found if one.port]
+    ports = [f"{one.role} in {one.dir}/: part of {one.workspace.describe()}; its image is built from the repo root "
+             f"({one.dir}/Dockerfile)" for one in found if in_workspace(one) and one.workspace]
+    ports += [f"{one.role} listens on {one.port} ({one.port_source})" for one in found if one.port]
     ports += [f"backend health route: {one.health_route} ({one.health_source})" for one in found if one.health_route]
     ports += [f"backend reads {name}: plano gives it {ref}" for one in found for name, ref in one.env]
+    ports += [fact for one in found if one.orm for fact in one.orm.facts]
     return Adoption(tree, services["backend"], services["frontend"], parts, advice, database, redis, uses(backend) + ports)
 
 

@@ -37,6 +37,14 @@ class Manager:
     install: str  # exactly from the lock, every dependency
     prune: str  # down to the production dependencies
     ci_install: str  # in CI, with its cache in the project folder
+    version: str = ""  # pnpm's or yarn berry's, where plano installs it
+
+    @property
+    def frozen(self) -> str:
+        """On a developer's machine: install exactly from the lock."""
+        if self.name == "npm":
+            return "npm ci"
+        return "yarn install --immutable" if "--immutable" in self.install else f"{self.name} install --frozen-lockfile"
 
     def run(self, script: str) -> str:
         return f"{self.name} test" if script == "test" else f"{self.name} run {script}"
@@ -54,7 +62,7 @@ PNPM_VERSION = "10.34.9"
 def pnpm(version: str = PNPM_VERSION) -> Manager:
     get = f"npm install --global --no-audit --no-fund pnpm@{version}"
     return Manager("pnpm", "pnpm-lock.yaml", f"{get} && pnpm install --frozen-lockfile && pnpm store prune",
-                   "pnpm prune --prod", f"{get} && pnpm install --frozen-lockfile --store-dir $CI_PROJECT_DIR/.pnpm-store")
+                   "pnpm prune --prod", f"{get} && pnpm install --frozen-lockfile --store-dir $CI_PROJECT_DIR/.pnpm-store", version)
 
 
 PNPM = pnpm()
@@ -64,16 +72,37 @@ YARN = Manager("yarn", "yarn.lock", f"{YARN_GET} && yarn install --frozen-lockfi
                "yarn install --production --frozen-lockfile --ignore-scripts --prefer-offline",
                f"{YARN_GET} && yarn install --frozen-lockfile --cache-folder $CI_PROJECT_DIR/.yarn-cache")
 LOCKS = {"package-lock.json": "npm", "pnpm-lock.yaml": "pnpm", "yarn.lock": "yarn"}
+# yarn 2+ ("berry") when packageManager names none. It comes from the npm registry
+# (@yarnpkg/cli-dist): corepack fetches it from repo.yarnpkg.com, which many networks block.
+YARN_BERRY_VERSION = "4.18.1"
+
+
+def yarn_berry(version: str = YARN_BERRY_VERSION) -> Manager:
+    get = f"npm install --global --force --no-audit --no-fund @yarnpkg/cli-dist@{version}"
+    return Manager("yarn", "yarn.lock", f"{get} && yarn install --immutable", "yarn workspaces focus --production",
+                   f"{get} && yarn install --immutable", version)
 
 
 @dataclass(frozen=True)
 class RepoPart:
-    """One service of an app repo: its role, its folder, the commands CI runs there and its package manager."""
+    """One service of an app repo: its role, its folder, the commands CI runs there, its
+    package manager, and the folder it installs in and its image is built from (the
+    workspace root for a service of a workspace; else its own)."""
 
     role: str  # backend | frontend
     dir: str
     checks: tuple[str, ...]
     manager: Manager = NPM
+    root: str = ""  # "" : dir
+
+    @property
+    def context(self) -> str:
+        return self.root or self.dir
+
+    @property
+    def dockerfile(self) -> str:
+        """Its Dockerfile, as the path from the context."""
+        return "Dockerfile" if self.context == self.dir else f"{self.dir}/Dockerfile"
 
 
 def checks_for(role: str, scripts: dict[str, str], manager: Manager = NPM) -> tuple[str, ...]:

@@ -1,0 +1,158 @@
+"""Workspaces: a repo whose root declares its packages (npm, pnpm or yarn workspaces,
+Nx), with one lock at the root that every package installs from.
+
+`detect()` reads the root; a service inside such a workspace is built from the root
+(the build context) with a Dockerfile that installs only what that service needs:
+`turbo prune` for Turborepo repos, `pnpm fetch` and `pnpm deploy` for pnpm ones.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+
+from plano.core.errors import UsageError
+
+SHAPES = ("turbo", "pnpm", "berry")  # the workspaces plano builds; see Workspace.unsupported
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """The root of a workspace: how it declares its packages and what builds it."""
+
+    manager: str  # npm | pnpm | yarn | nx
+    declared_in: str  # pnpm-workspace.yaml, package.json workspaces, nx.json
+    patterns: tuple[str, ...]  # the package folders it declares (globs)
+    lock: str | None  # the lock at the root
+    turbo: str | None = None  # the Turborepo version the repo pins (turbo.json and turbo installed)
+    pnpm: str | None = None  # packageManager's pnpm version
+    berry: bool = False  # yarn 2 or later
+    linker: str = ""  # yarn berry's nodeLinker (pnp unless .yarnrc.yml says otherwise)
+    yarn: str | None = None  # packageManager's yarn version
+    package_manager: str = ""  # the root package.json's packageManager (turbo requires it)
+
+    @property
+    def shape(self) -> str | None:
+        """Which of plano's workspace Dockerfiles builds it (None: none yet)."""
+        if self.manager == "pnpm" and self.lock == "pnpm-lock.yaml":
+            return "pnpm"
+        if self.manager == "npm" and self.lock == "package-lock.json" and self.turbo and self.package_manager:
+            return "turbo"
+        if self.manager == "yarn" and self.berry and self.lock == "yarn.lock" and self.linker == "node-modules":
+            return "berry"
+        return None
+
+    def describe(self) -> str:
+        kind = {"npm": "an npm workspace", "pnpm": "a pnpm workspace", "nx": "an Nx workspace",
+                "yarn": f"a yarn {self.yarn or ('2+' if self.berry else '1')} workspace"}
+        return f"{kind[self.manager]}{' with Turborepo ' + self.turbo if self.turbo else ''} ({self.declared_in})"
+
+    def unsupported(self) -> str:
+        """Why plano cannot build a service of this workspace yet (shape is None)."""
+        if self.lock is None:
+            return (f"{self.describe()} with no lock at the repo root; run the install there (npm install, pnpm install) and "
+                    "commit the lock, then adopt again")
+        if self.manager == "npm" and self.turbo and not self.package_manager:
+            return (f"{self.describe()}: turbo needs the root package.json's packageManager (e.g. \"npm@11.6.2\", "
+                    "your npm --version); add it, then adopt again")
+        if self.manager == "npm":
+            return (f"{self.describe()}: plano builds npm workspaces with `turbo prune` (Turborepo); add turbo.json and "
+                    "turbo to the root devDependencies, or give the service a lock of its own")
+        if self.manager == "yarn" and self.berry:
+            return (f"{self.describe()} with Plug'n'Play: plano's images run with node_modules (Next.js's standalone "
+                    "output needs them); set `nodeLinker: node-modules` in .yarnrc.yml and run yarn install, then adopt again")
+        if self.manager == "yarn":
+            return (f"{self.describe()}: plano builds yarn workspaces of yarn 2 or later, pnpm workspaces and npm "
+                    "workspaces with Turborepo, not yet yarn 1 ones")
+        return f"{self.describe()}: plano builds pnpm workspaces and npm workspaces with Turborepo, not yet Nx ones"
+
+
+def read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{path}: not valid JSON ({exc}); fix it and run again") from None
+    return data if isinstance(data, dict) else {}
+
+
+def pnpm_patterns(repo: Path) -> tuple[str, ...]:
+    path = repo / "pnpm-workspace.yaml"
+    try:
+        data = YAML(typ="safe").load(path.read_text())
+    except (OSError, YAMLError) as exc:
+        raise UsageError(f"{path}: not valid YAML ({str(exc).splitlines()[0]}); fix it and run again") from None
+    packages = data.get("packages") if isinstance(data, dict) else None
+    return tuple(p for p in packages if isinstance(p, str)) if isinstance(packages, list) else ()
+
+
+def npm_patterns(package: dict) -> tuple[str, ...]:
+    declared = package.get("workspaces")
+    if isinstance(declared, dict):  # yarn's {packages: [...], nohoist: [...]}
+        declared = declared.get("packages")
+    return tuple(p for p in declared if isinstance(p, str)) if isinstance(declared, list) else ()
+
+
+def exact_version(spec: object) -> str | None:
+    match = re.fullmatch(r"[\^~=v]?(\d+\.\d+\.\d+(?:-[\w.]+)?)", spec.strip()) if isinstance(spec, str) else None
+    return match.group(1) if match else None
+
+
+def turbo_version(repo: Path, package: dict) -> str | None:
+    """The turbo the repo installs: the lock's, else package.json's exact pin."""
+    if not (repo / "turbo.json").is_file():
+        return None
+    locked = read_json(repo / "package-lock.json").get("packages", {}).get("node_modules/turbo", {})
+    spec = {**package.get("devDependencies", {}), **package.get("dependencies", {})}.get("turbo")
+    return exact_version(locked.get("version") if isinstance(locked, dict) else None) or exact_version(spec)
+
+
+def yarn_linker(repo: Path) -> str:
+    """nodeLinker of .yarnrc.yml (yarn 2+): pnp when unset."""
+    try:
+        data = YAML(typ="safe").load((repo / ".yarnrc.yml").read_text())
+    except FileNotFoundError:
+        return "pnp"
+    except (OSError, YAMLError) as exc:
+        raise UsageError(f"{repo / '.yarnrc.yml'}: not valid YAML ({str(exc).splitlines()[0]}); fix it and run again") from None
+    linker = data.get("nodeLinker") if isinstance(data, dict) else None
+    return linker if isinstance(linker, str) else "pnp"
+
+
+def detect(repo: Path) -> Workspace | None:
+    """The workspace the repo root declares, if it does."""
+    package = read_json(repo / "package.json")
+    manager_field = package.get("packageManager") if isinstance(package.get("packageManager"), str) else ""
+    pnpm = re.fullmatch(r"pnpm@(\d+\.\d+\.\d+)(?:\+\S+)?", manager_field)
+    lock = next((name for name in ("pnpm-lock.yaml", "package-lock.json", "yarn.lock") if (repo / name).is_file()), None)
+    if (repo / "pnpm-workspace.yaml").is_file():
+        return Workspace("pnpm", "pnpm-workspace.yaml", pnpm_patterns(repo), lock if lock == "pnpm-lock.yaml" else None,
+                         turbo_version(repo, package), pnpm.group(1) if pnpm else None, package_manager=manager_field)
+    if npm_patterns(package):
+        yarn = lock == "yarn.lock" or manager_field.startswith("yarn@")
+        berry = yarn and ((repo / ".yarnrc.yml").is_file() or bool(re.match(r"yarn@[2-9]", manager_field)))
+        yarn_version = re.fullmatch(r"yarn@(\d+\.\d+\.\d+)(?:\+\S+)?", manager_field)
+        return Workspace("yarn" if yarn else "npm", "package.json workspaces", npm_patterns(package), lock,
+                         turbo_version(repo, package), berry=berry, package_manager=manager_field,
+                         linker=yarn_linker(repo) if berry else "", yarn=yarn_version.group(1) if yarn_version else None)
+    if (repo / "nx.json").is_file():
+        return Workspace("nx", "nx.json", (), lock)
+    return None
+
+
+def members(repo: Path, workspace: Workspace) -> list[Path]:
+    """The package folders the workspace declares (each holding a package.json)."""
+    found: list[Path] = []
+    for pattern in workspace.patterns:
+        if pattern.startswith("!"):
+            continue
+        for folder in sorted(repo.glob(pattern.rstrip("/"))):
+            if folder.is_dir() and (folder / "package.json").is_file() and "node_modules" not in folder.parts and folder not in found:
+                found.append(folder)
+    return found
