@@ -14,6 +14,7 @@ import socket
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from tests.integration.net import unverified_tls
@@ -31,6 +32,32 @@ class Outcome:
     at: str = field(default_factory=lambda: time.strftime("%H:%M:%S"))  # to read beside nginx's log
 
 
+@dataclass(frozen=True)
+class Probe:
+    """One kind of request the load sends: what, what answer counts as served, and how
+    to read the version that answered from the body (None: not read)."""
+
+    method: str
+    path: str
+    expect: int = 200
+    body: Callable[[int], bytes] | None = None  # the n-th request's JSON body
+    version: Callable[[bytes], str | None] | None = None
+    contains: bytes = b""  # the body must hold this
+
+
+def stand_in_version(payload: bytes) -> str | None:
+    match = VERSION_RE.search(payload)
+    return "frontend " + match.group(1).decode() if match else None
+
+
+# The stand-in app1 of the deploy tests: its version route, a write, its page.
+STAND_IN_PROBES = (
+    Probe("GET", "/api/version", version=lambda payload: "backend " + json.loads(payload)["version"]),
+    Probe("POST", "/api/rows", 201, body=lambda n: json.dumps({"value": f"load-{n}"}).encode()),
+    Probe("GET", "/", version=stand_in_version),
+)
+
+
 @dataclass
 class Load:
     port: int
@@ -38,6 +65,7 @@ class Load:
     workers: int = 4
     max_seconds: float = 300
     max_requests: int = 200_000
+    probes: tuple[Probe, ...] = STAND_IN_PROBES
     results: list[Outcome] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -52,29 +80,20 @@ class Load:
         return conn
 
     def one(self, conn: http.client.HTTPConnection, n: int) -> Outcome:
-        kind = n % 3
+        probe = self.probes[n % len(self.probes)]
         started = time.monotonic()
-        if kind == 0:
-            conn.request("GET", "/api/version", headers={"Host": self.host, "Connection": "close"})
-        elif kind == 1:
-            body = json.dumps({"value": f"load-{n}"}).encode()
-            conn.request("POST", "/api/rows", body=body, headers={"Host": self.host, "Content-Type": "application/json", "Connection": "close"})
-        else:
-            conn.request("GET", "/", headers={"Host": self.host, "Connection": "close"})
+        headers = {"Host": self.host, "Connection": "close"}
+        body = probe.body(n) if probe.body else None
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        conn.request(probe.method, probe.path, body=body, headers=headers)
         response = conn.getresponse()
         payload = response.read()
         seconds = time.monotonic() - started
-        what = ("GET /api/version", "POST /api/rows", "GET /")[kind]
-        expected = 201 if kind == 1 else 200
-        if response.status != expected:
+        what = f"{probe.method} {probe.path}"
+        if response.status != probe.expect or probe.contains not in payload:
             return Outcome(False, what, None, seconds, f"{response.status} {payload[:200]!r}")
-        version = None
-        if kind == 0:
-            version = "backend " + json.loads(payload)["version"]
-        elif kind == 2:
-            match = VERSION_RE.search(payload)
-            version = "frontend " + match.group(1).decode() if match else None
-        return Outcome(True, what, version, seconds)
+        return Outcome(True, what, probe.version(payload) if probe.version else None, seconds)
 
     def worker(self) -> None:
         deadline = time.monotonic() + self.max_seconds

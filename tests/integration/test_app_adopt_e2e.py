@@ -4,6 +4,7 @@
 prod stack behind the rendered nginx."""
 
 import hashlib
+import json
 import os
 import subprocess
 from collections.abc import Iterator
@@ -51,8 +52,12 @@ def generate(repo: Path) -> None:
         assert proc.returncode == 0, f"{' '.join(GENERATORS[role])}:\n{out[-3000:]}"
     # The generated lock has vite 8.4.0, whose optional napi-windows-process-start-time
     # is not in the registry here: the containers' npm 12 then refuses `npm ci`. The
-    # owner's fix, as in plano's own template: pin vite 8.3.8.
-    for argv in (["npm", "pkg", "set", "overrides.vite=8.3.8"], ["npm", "install", "--no-audit", "--no-fund"]):
+    # owner's fix, as in plano's own template: pin vite 8.3.8 (as the direct dependency
+    # when the current schematics make it one: npm refuses an override of those).
+    direct = "vite" in json.loads((repo / "backend/package.json").read_text()).get("devDependencies", {})
+    fixes = [["npm", "install", "--save-dev", "--save-exact", "--no-audit", "--no-fund", "vite@8.3.8"]] if direct else [
+        ["npm", "pkg", "set", "overrides.vite=8.3.8"], ["npm", "install", "--no-audit", "--no-fund"]]
+    for argv in fixes:
         fix = subprocess.run(argv, cwd=repo / "backend", env=env, capture_output=True, text=True, timeout=900)
         assert fix.returncode == 0, fix.stderr[-3000:]
 
@@ -189,3 +194,64 @@ def test_a_backend_on_a_fixed_port_with_a_versioned_health_route(adopted):
     plano("prod", "up", cwd=ws.infra, timeout=900)  # --wait: its healthcheck passes on /api/v1/health at 3001
     status, _, body = https_request(ws.ports["prod_https"], "api.example.com", "/api/v1/health")
     assert status == 200 and b'"status":"ok"' in body, body[:300]
+
+
+DATA_SOURCE = """import { DataSource } from 'typeorm';
+
+export default new DataSource({
+  type: 'postgres',
+  url: process.env.DATABASE_URL,
+  migrations: ['dist/migrations/*.js'],
+});
+"""
+
+
+def test_typeorm_migrations_run_as_the_release_of_a_deploy(adopted):
+    """The generated backend with TypeORM as teams add it: a DataSource file and a
+    migration made by TypeORM's own CLI (`typeorm migration:create`). adopt makes the
+    migration the release command; `plano deploy` runs it, before the switch, against
+    the app's own database, from the production image."""
+    import shutil
+
+    ws, repo, _, _ = adopted
+    api = ws.root / "notes"
+    shutil.copytree(repo / "backend", api, ignore=shutil.ignore_patterns("node_modules", "dist"))
+    env = {**os.environ, "npm_config_yes": "true"}
+    for argv in (["npm", "install", "--save-exact", "--no-audit", "--no-fund", "typeorm@1.1.2", "pg@8"],
+                 ["npx", "--no-install", "typeorm", "migration:create", "src/migrations/CreateNotes"]):
+        done = subprocess.run(argv, cwd=api, env=env, capture_output=True, text=True, timeout=900)
+        assert done.returncode == 0, f"{' '.join(argv)}:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
+    (api / "src/data-source.ts").write_text(DATA_SOURCE)
+    [migration] = (api / "src/migrations").glob("*-CreateNotes.ts")
+    text = migration.read_text()
+    up = text.index("public async up(queryRunner: QueryRunner): Promise<void> {") + len("public async up(queryRunner: QueryRunner): Promise<void> {")
+    migration.write_text(text[:up] + "\n        await queryRunner.query('CREATE TABLE notes (id serial PRIMARY KEY, body text NOT NULL)');" + text[up:])
+    out = plano("app", "adopt", "../notes", "--domain", "notes.example.com", cwd=ws.infra).stdout
+    assert "TypeORM migrations: release runs `migration:run -d dist/data-source.js` before each deploy's switch " \
+           "(./src/data-source.ts)" in out, out
+    manifest = (ws.infra / "plano.yml").read_text()
+    assert "      release:\n        - /usr/src/app/node_modules/.bin/typeorm\n        - migration:run\n        - -d\n" \
+           "        - dist/data-source.js\n" in manifest
+    notes = manifest.split("  notes:\n", 1)[1]
+    assert notes.startswith("    domains:\n      - notes.example.com\n") and "database: false" not in notes  # typeorm: Postgres
+    assert notes.endswith("    redis: false\n")
+    for tag in ("1.0.0", "2.0.0"):
+        image = f"{REGISTRY}/{ws.name}/notes-backend:{tag}"
+        build_image(image, api, timeout=1200)
+        docker("push", image)
+    prod_env = ws.infra / ".env.prod"
+    prod_env.write_text(prod_env.read_text().replace("NOTES_BACKEND_TAG=latest", "NOTES_BACKEND_TAG=1.0.0"))
+    plano("prod", "up", cwd=ws.infra, timeout=900)
+    plano("db", "create", "notes", "--prod", cwd=ws.infra)  # an app added to a running stack gets its database so
+
+    def query(sql: str) -> str:
+        return docker("exec", f"{ws.name}-database-1", "psql", "-U", "postgres", "-d", "notes", "-At", "-c", sql).stdout.strip()
+
+    assert query("SELECT to_regclass('public.notes')") == ""  # not yet: migrations run at deploys
+    done = plano("deploy", "notes", "--service", "backend", "--tag", "2.0.0", cwd=ws.infra)
+    out = done.stdout + done.stderr
+    assert "release command /usr/src/app/node_modules/.bin/typeorm migration:run -d dist/data-source.js" in out, out
+    assert query("SELECT to_regclass('public.notes')") == "notes"
+    assert query("SELECT name FROM migrations").startswith("CreateNotes")
+    # The table is the app's: its owner is the app's role, not postgres.
+    assert query("SELECT tableowner FROM pg_tables WHERE tablename = 'notes'") == "notes"
