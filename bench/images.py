@@ -1,6 +1,11 @@
 """Image builds of a `plano app new` app: build times and production image sizes, in one run.
 
-    python bench/images.py [--keep-workspace]
+    python bench/images.py [--keep-workspace] [--layout app|turbo|pnpm|berry]
+
+--layout turbo|pnpm|berry measures an adopted workspace instead (bench/layouts.py):
+the generators' NestJS and Next.js apps in an npm workspace with Turborepo, a pnpm
+workspace or a yarn 4 one, each service built from the root with plano's Dockerfile and with a
+baseline Dockerfile of the official examples' shape, and prints plano/baseline ratios.
 
 Creates a temporary workspace (`plano init infra`, then `plano app new app1`) and, for
 the app's backend (NestJS) and frontend (Next.js), builds the production image (the
@@ -88,6 +93,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keep-workspace", action="store_true", help="leave the temporary workspace in place (images are still removed)")
     parser.add_argument("--log-dir", type=Path, help="write each build's output to DIR/<role>-<kind>.log")
+    parser.add_argument("--layout", choices=("app", "turbo", "pnpm", "berry"), default="app",
+                        help="app: `plano app new`'s repo (default); turbo, pnpm: an adopted workspace against a baseline")
     return parser.parse_args(argv)
 
 
@@ -154,10 +161,11 @@ def edit_one_line(context: Path, role: str) -> str:
 # ---------------------------------------------------------------- builds
 
 
-def build(context: Path, tag: str, kind: str, no_cache: bool = False, log: Path | None = None) -> Build:
+def build(context: Path, tag: str, kind: str, no_cache: bool = False, log: Path | None = None, dockerfile: str | None = None) -> Build:
     """One legacy-builder build of the production image; seconds from start to tagged."""
     known = all_image_ids()
-    argv = ["docker", "build", "--force-rm", "--build-arg", f"NODE_IMAGE={NODE_IMAGE}", "-t", tag]
+    argv = ["docker", "build", "--force-rm", "--build-arg", f"NODE_IMAGE={NODE_IMAGE}", "-t", tag,
+            *(["-f", str(context / dockerfile)] if dockerfile else [])]
     if no_cache:
         argv.append("--no-cache")
     env = {**os.environ, "DOCKER_BUILDKIT": "0"}
@@ -206,24 +214,29 @@ def parse_build(output: str, known: set[str], result: Build) -> Build:
 
 
 def measure_role(app: Path, role: str, run_id: str, builds: list[Build], log_dir: Path | None) -> dict[str, Build]:
-    """cold (--no-cache), warm (no change), change (one line); each appended to `builds`
-    as soon as it exists so the teardown sees it even if a later step fails."""
-    context = app / role
-    repo = f"bench-img-{run_id}-{role}"
+    """`plano app new`'s service: its own folder is the context."""
+    return measure(app / role, None, role, run_id, builds, log_dir, lambda: edit_one_line(app / role, role))
+
+
+def measure(context: Path, dockerfile: str | None, name: str, run_id: str, builds: list[Build], log_dir: Path | None,
+            edit) -> dict[str, Build]:
+    """cold (--no-cache), warm (no change), change (one line, made by edit()); each
+    appended to `builds` as soon as it exists so the teardown sees it even if a later step fails."""
+    repo = f"bench-img-{run_id}-{name}"
     out: dict[str, Build] = {}
     for kind in ("cold", "warm", "change"):
         if kind == "change":
-            note(f"{role}: one-line edit {edit_one_line(context, role)}")
-        note(f"{role}: {kind} build")
+            note(f"{name}: one-line edit {edit()}")
+        note(f"{name}: {kind} build")
         try:
-            log = log_dir / f"{role}-{kind}.log" if log_dir else None
-            b = build(context, f"{repo}:{kind}", kind, no_cache=kind == "cold", log=log)
+            log = log_dir / f"{name}-{kind}.log" if log_dir else None
+            b = build(context, f"{repo}:{kind}", kind, no_cache=kind == "cold", log=log, dockerfile=dockerfile)
         except BuildFailed as err:
             builds.append(err.partial)
             raise
         builds.append(b)
         out[kind] = b
-        note(f"{role}: {kind} build {b.seconds:.1f} s ({b.cached}/{b.steps} steps cached, {len(b.created)} images created)")
+        note(f"{name}: {kind} build {b.seconds:.1f} s ({b.cached}/{b.steps} steps cached, {len(b.created)} images created)")
     return out
 
 
@@ -285,6 +298,39 @@ def report(results: dict[str, dict[str, Build]], measured: dict[str, Sizes], edi
         print(f"{name:<52} {value:8.1f} {unit:<2}  {'met' if value < goal else 'NOT met'}")
 
 
+# ---------------------------------------------------------------- workspace layouts
+
+
+def measure_layout(layout: str, tmp: Path, run_id: str, builds: list[Build], log_dir: Path | None) -> None:
+    """Each service of the layout's adopted workspace, with plano's Dockerfile and the baseline's."""
+    import layouts
+
+    repo = layouts.make_repo(layout, tmp, plano)
+    edits = layouts.Edits(repo)
+    rows: dict[str, tuple[dict[str, Build], Sizes]] = {}
+    for role, inner in layouts.INNER.items():
+        for variant, dockerfile in (("plano", f"{inner}/Dockerfile"), ("baseline", f"{inner}/Dockerfile.baseline")):
+            name = f"{role}-{variant}"
+            result = measure(repo, dockerfile, name, run_id, builds, log_dir, lambda role=role: edits(role))
+            rows[name] = (result, sizes(result["change"].tag))
+    report_layout(layout, rows)
+
+
+def report_layout(layout: str, rows: dict[str, tuple[dict[str, Build], Sizes]]) -> None:
+    print(f"\n{layout} workspace, DOCKER_BUILDKIT=0 docker build -f <service>/Dockerfile <root> --build-arg NODE_IMAGE={NODE_IMAGE} "
+          f"(base {mb(image_size(NODE_IMAGE))} MB); {os.cpu_count()} CPUs, load average now {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"{'service':<20} {'cold s':>7} {'warm s':>7} {'change s':>9}  {'steps cold/warm/change':<24} {'image MB':>9} {'app layers MB':>14}")
+    for name, (b, s) in rows.items():
+        steps = " ".join(f"{b[k].cached}/{b[k].steps}" for k in ("cold", "warm", "change"))
+        print(f"{name:<20} {b['cold'].seconds:>7.1f} {b['warm'].seconds:>7.1f} {b['change'].seconds:>9.1f}  {steps:<24} "
+              f"{mb(s.total):>9} {mb(s.layers):>14}")
+    print("\nratio plano/baseline (below 1: plano's is smaller or faster)")
+    for role in ("backend", "frontend"):
+        (mine, mine_size), (base, base_size) = rows[f"{role}-plano"], rows[f"{role}-baseline"]
+        print(f"{role:<9} app layers {mine_size.layers / base_size.layers:5.2f}  cold build {mine['cold'].seconds / base['cold'].seconds:5.2f}  "
+              f"one-line change {mine['change'].seconds / base['change'].seconds:5.2f}")
+
+
 # ---------------------------------------------------------------- teardown
 
 
@@ -318,6 +364,9 @@ def main(argv: list[str] | None = None) -> None:
         args.log_dir.mkdir(parents=True, exist_ok=True)
     try:
         note(f"workspace {tmp}, image tags bench-img-{run_id}-<role>:<kind>")
+        if args.layout != "app":
+            measure_layout(args.layout, tmp, run_id, builds, args.log_dir)
+            return
         app = make_workspace(tmp)
         results: dict[str, dict[str, Build]] = {}
         measured: dict[str, Sizes] = {}
