@@ -23,7 +23,7 @@ INSTALL = {
               "npm prune --omit=dev --no-audit --no-fund"),
     "pnpm": ("COPY . .\nRUN npm install --global --no-audit --no-fund pnpm@{pnpm} && pnpm install --frozen-lockfile",
              "pnpm --filter \"{package}...\" run build",
-             "pnpm prune --prod"),
+             "CI=true pnpm prune --prod"),  # no TTY: pnpm asks before it removes node_modules
     "berry": ("COPY . .\nRUN npm install --global --force --no-audit --no-fund @yarnpkg/cli-dist@{yarn} && yarn install --immutable",
               "yarn workspaces foreach --recursive --topological --from {package} run build",
               "yarn workspaces focus --production {package}"),
