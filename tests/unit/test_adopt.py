@@ -7,7 +7,7 @@ import pytest
 
 from plano.core.errors import UsageError
 from plano.core.files import tree_digest
-from plano.ops import adopt, scaffold
+from plano.ops import adopt, codefacts, scaffold
 
 NEST = {"scripts": {"build": "nest build", "start:dev": "nest start --watch", "test": "vitest run",
                     "test:e2e": "vitest run --config ./vitest.config.e2e.ts"},
@@ -178,7 +178,7 @@ def test_the_pipeline_builds_on_the_repos_own_branch(tmp_path):
     ("bootstrap();", None),
 ])
 def test_the_backends_listen_port_is_read(main_ts, port):
-    assert adopt.listen_port(main_ts, "api/src/main.ts")[0] == port
+    assert codefacts.listen_port(main_ts, "api/src/main.ts")[0] == port
 
 
 def test_a_fixed_port_reaches_plano_yml_with_where_it_was_read(tmp_path):
@@ -230,7 +230,7 @@ def test_the_env_names_a_backend_reads_are_answered(tmp_path):
                                        ("TYPEORM_PASSWORD", "database.password"), ("REDIS_URL", None), ("DATABASE_URL", None),
                                        ("DB", None), ("API_HOST", None), ("REDIS_DB", None)])
 def test_env_names_plano_can_answer(name, ref):
-    assert adopt.env_ref(name) == ref
+    assert codefacts.env_ref(name) == ref
 
 
 def test_services_are_found_three_levels_down_and_anywhere_by_flag(tmp_path):
