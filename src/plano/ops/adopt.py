@@ -99,7 +99,7 @@ def role_of(package: dict) -> str | None:
 DEPTH = 3  # apps/api, packages/web, services/api/server
 
 
-def candidates(repo: Path, extra: tuple[Path, ...] = ()) -> list[Path]:
+def candidates(repo: Path, extra: tuple[Path, ...], workspace: Workspace | None) -> list[Path]:
     """The repo and its folders up to DEPTH levels down that hold a package.json, the
     packages its workspace declares (however deep) and any folder named on the command
     line."""
@@ -108,7 +108,6 @@ def candidates(repo: Path, extra: tuple[Path, ...] = ()) -> list[Path]:
         level = sorted(p for folder in level for p in folder.iterdir()
                        if p.is_dir() and not p.name.startswith(".") and p.name not in SKIP_DIRS)
         found += level
-    workspace = workspaces.detect(repo)
     declared = workspaces.members(repo, workspace) if workspace else []
     found += [p for p in (*declared, *extra) if p.is_dir() and p not in found]
     return [d for d in found if (d / "package.json").is_file()]
@@ -154,9 +153,10 @@ def own_dockerfile(repo: Path, folder: Path, port: int, from_root: bool = False)
     return tuple(issues)
 
 
-def survey_one(repo: Path, folder: Path, role: str, package: dict) -> Found:
+def survey_one(repo: Path, folder: Path, role: str, package: dict, root: Workspace | None) -> Found:
+    """One service; `root` is the workspace the repo root declares (its services have no lock of their own)."""
     lockfile = next((name for name in LOCKFILES if (folder / name).is_file()), None)
-    workspace = workspaces.detect(repo) if folder != repo and lockfile is None else None
+    workspace = root if folder != repo and lockfile is None else None
     common = {
         "role": role,
         "dir": folder.relative_to(repo).as_posix() or ".",
@@ -188,10 +188,10 @@ def survey_one(repo: Path, folder: Path, role: str, package: dict) -> Found:
                  port=port, port_source=port_source, dockerfile_issues=own_dockerfile(repo, folder, port or 3000, workspace is not None))
 
 
-def services_in(repo: Path, named: tuple[Path, ...]) -> dict[str, list[tuple[Path, dict]]]:
+def services_in(repo: Path, named: tuple[Path, ...], workspace: Workspace | None) -> dict[str, list[tuple[Path, dict]]]:
     """Each folder holding a NestJS or a Next.js package.json, by role."""
     found: dict[str, list[tuple[Path, dict]]] = {"backend": [], "frontend": []}
-    for folder in candidates(repo, named):
+    for folder in candidates(repo, named, workspace):
         try:
             package = json.loads((folder / "package.json").read_text())
         except (OSError, ValueError) as exc:
@@ -216,7 +216,8 @@ def survey(repo: Path, backend_dir: str | None = None, frontend_dir: str | None 
     for given in (d for d in chosen.values() if d is not None):
         if not (repo / given).resolve().is_relative_to(repo.resolve()):
             raise UsageError(f"--backend/--frontend {given}: not a folder inside {repo}; give a path relative to the repo")
-    found = services_in(repo, named)
+    root = workspaces.detect(repo)  # read once: the lock it parses can be large
+    found = services_in(repo, named, root)
     result = []
     for role, hits in found.items():
         if chosen[role] is not None:
@@ -226,7 +227,7 @@ def survey(repo: Path, backend_dir: str | None = None, frontend_dir: str | None 
         if len(hits) > 1:
             names = ", ".join(f.relative_to(repo).as_posix() or "." for f, _ in hits)
             raise UsageError(f"{repo}: found {len(hits)} {KIND_NAMES[role]}s ({names}); choose one with --{role} DIR")
-        result += [survey_one(repo, folder, role, package) for folder, package in hits]
+        result += [survey_one(repo, folder, role, package, root) for folder, package in hits]
     if not result:
         raise UsageError(
             f"{repo}: no NestJS backend (package.json depending on @nestjs/core) and no Next.js frontend "
