@@ -123,22 +123,22 @@ def build_context(app_name: str, app: App, role: str) -> str:
     return app.services()[role].workspace or source(app_name, app, role)
 
 
-def in_workspace(app_name: str, app: App, role: str) -> str:
+def inner_folder(app_name: str, app: App, role: str) -> str:
     """The service's folder inside its build context: "apps/api", or "." on its own."""
-    from plano.core.manifest import workspace_path
+    from plano.core.manifest import workspace_path  # at call time: plano --help does not load pydantic
 
     return workspace_path(build_context(app_name, app, role), source(app_name, app, role)) or "."
 
 
 def dockerfile(app_name: str, app: App, role: str) -> str:
     """The service's Dockerfile, relative to its build context (compose's build.dockerfile)."""
-    inner = in_workspace(app_name, app, role)
+    inner = inner_folder(app_name, app, role)
     return "Dockerfile" if inner == "." else f"{inner}/Dockerfile"
 
 
 def workdir(app_name: str, app: App, role: str) -> str:
     """The service's folder in its containers: the app workdir, or its folder in the workspace."""
-    inner = in_workspace(app_name, app, role)
+    inner = inner_folder(app_name, app, role)
     return APP_WORKDIR if inner == "." else f"{APP_WORKDIR}/{inner}"
 
 
@@ -146,7 +146,7 @@ def dev_node_modules(app_name: str, app: App, role: str) -> list[tuple[str, str]
     """Dev only: (volume, container path) of each node_modules kept from the image over
     the source bind mount: the context's, and the service's own in a workspace."""
     volumes = [(node_modules_volume(app_name, role), f"{APP_WORKDIR}/node_modules")]
-    if in_workspace(app_name, app, role) != ".":
+    if inner_folder(app_name, app, role) != ".":
         volumes.append((f"{service(app_name, role)}-own-node-modules", f"{workdir(app_name, app, role)}/node_modules"))
     return volumes
 

@@ -99,11 +99,6 @@ class RepoPart:
     def context(self) -> str:
         return self.root or self.dir
 
-    @property
-    def dockerfile(self) -> str:
-        """Its Dockerfile, as the path from the context."""
-        return "Dockerfile" if self.context == self.dir else f"{self.dir}/Dockerfile"
-
 
 def checks_for(role: str, scripts: dict[str, str], manager: Manager = NPM) -> tuple[str, ...]:
     """What CI runs for a service, from its package.json scripts: the tests it has,
