@@ -286,18 +286,8 @@ NEST_WATCH_RE = re.compile(r"\bnest\s+start\b.*--watch")
 
 
 def manager_commands(found: Found) -> dict[str, list[str] | None]:
-    """plano.yml's dev and test commands where they are not the defaults (npm run start:dev, npm test)."""
-    commands: dict[str, list[str] | None] = {"dev_command": dev_command(found)}
-    if commands["dev_command"] == default_dev_command(found.role):
-        commands.pop("dev_command")
-    manager = manager_of(found)
-    if manager.name != "npm":
-        commands["test"] = [manager.name, "test"]
-    return commands
-
-
-def default_dev_command(role: str) -> list[str]:
-    return (mf.Backend if role == "backend" else mf.Frontend)().dev_command
+    """plano.yml's dev and test commands (plan_adoption leaves out the defaults)."""
+    return {"dev_command": dev_command(found), "test": [manager_of(found).name, "test"]}
 
 
 def dev_command(found: Found) -> list[str]:
@@ -429,8 +419,8 @@ def defaults(app: str, role: str) -> dict[str, str]:
     model = mf.Backend if role == "backend" else mf.Frontend
     fields = model.model_fields
     return {"source": f"../{app}/{role}", "health": fields["health"].default, "path": fields["path"].default,
-            "port": fields["port"].default, "env": {}, "dev_command": None, "test": None,
-            "workspace": None, "release": None}
+            "port": fields["port"].default, "env": {}, "dev_command": fields["dev_command"].default_factory(),
+            "test": fields["test"].default_factory(), "workspace": None, "release": None}
 
 
 def plan_adoption(app: str, repo_rel: str, found: list[Found], registry: str, domain: str, node_image: str,
@@ -465,7 +455,7 @@ def plan_adoption(app: str, repo_rel: str, found: list[Found], registry: str, do
     tree.update(scaffold.repo_tree(app, registry, domain, parts, node_image, git.branch, pipelines, database))
     advice = [tip for one in found for tip in advice_for(one)] + ci_advice
     ports = [f"{one.role} in {one.dir}/: part of {one.workspace.describe()}; its image is built from the repo root "
-             f"({one.dir}/Dockerfile)" for one in found if in_workspace(one) and one.workspace]
+             f"({one.dir}/Dockerfile)" for one in found if one.workspace and in_workspace(one)]
     ports += [f"{one.role} listens on {one.port} ({one.port_source})" for one in found if one.port]
     ports += [f"backend health route: {one.health_route} ({one.health_source})" for one in found if one.health_route]
     ports += [f"backend reads {name}: plano gives it {ref}" for one in found for name, ref in one.env]

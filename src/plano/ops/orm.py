@@ -61,14 +61,15 @@ def typeorm(folder: Path, where: str) -> Orm:
                                           f"switch ({rel})"], advice=advice)
 
 
-def prisma(folder: Path, where: str, deps: dict) -> Orm:
+def prisma(folder: Path, where: str, runtime: dict) -> Orm:
+    """`runtime`: package.json's dependencies (what the production image keeps)."""
     schema = next((p for p in (folder / "prisma/schema.prisma", folder / "schema.prisma") if p.is_file()), None)
     if schema is None:
         return Orm("prisma", advice=[f"{where}: Prisma without prisma/schema.prisma; plano runs `prisma generate` and "
                                      "`prisma migrate deploy` from there"])
     migrations = sorted(schema.parent.glob("migrations/*/migration.sql"))
     advice = []
-    if "prisma" not in deps.get("dependencies", {}):
+    if "prisma" not in runtime:
         advice.append(f"{where}package.json: prisma is not a production dependency; the release runs `prisma migrate "
                       "deploy` in the production image, so move it to dependencies")
     if not migrations:
@@ -86,7 +87,7 @@ def detect(folder: Path, where: str, package: dict) -> Orm | None:
     """The backend's ORM when it is TypeORM or Prisma (else None). `where` prefixes paths ("api/")."""
     deps = {**package.get("devDependencies", {}), **package.get("dependencies", {})}
     if "prisma" in deps or "@prisma/client" in deps:
-        return prisma(folder, where, {"dependencies": package.get("dependencies", {})})
+        return prisma(folder, where, package.get("dependencies", {}))
     if "typeorm" in deps:
         return typeorm(folder, where)
     return None

@@ -37,21 +37,15 @@ class Manager:
     install: str  # exactly from the lock, every dependency
     prune: str  # down to the production dependencies
     ci_install: str  # in CI, with its cache in the project folder
+    frozen: str  # on a developer's machine: install exactly from the lock
     version: str = ""  # pnpm's or yarn berry's, where plano installs it
-
-    @property
-    def frozen(self) -> str:
-        """On a developer's machine: install exactly from the lock."""
-        if self.name == "npm":
-            return "npm ci"
-        return "yarn install --immutable" if "--immutable" in self.install else f"{self.name} install --frozen-lockfile"
 
     def run(self, script: str) -> str:
         return f"{self.name} test" if script == "test" else f"{self.name} run {script}"
 
 
 NPM = Manager("npm", "package-lock.json", "npm ci --no-audit --no-fund && npm cache clean --force",
-              "npm prune --omit=dev --no-audit --no-fund", "npm ci --cache $CI_PROJECT_DIR/.npm --prefer-offline")
+              "npm prune --omit=dev --no-audit --no-fund", "npm ci --cache $CI_PROJECT_DIR/.npm --prefer-offline", "npm ci")
 # pnpm's version when package.json's packageManager names none. pnpm is installed with
 # npm (its registry's integrity hashes), not with corepack: corepack 0.34/0.35, in the
 # Node images of this writing, refuses current pnpm releases ("No compatible signature
@@ -62,7 +56,8 @@ PNPM_VERSION = "10.34.9"
 def pnpm(version: str = PNPM_VERSION) -> Manager:
     get = f"npm install --global --no-audit --no-fund pnpm@{version}"
     return Manager("pnpm", "pnpm-lock.yaml", f"{get} && pnpm install --frozen-lockfile && pnpm store prune",
-                   "pnpm prune --prod", f"{get} && pnpm install --frozen-lockfile --store-dir $CI_PROJECT_DIR/.pnpm-store", version)
+                   "pnpm prune --prod", f"{get} && pnpm install --frozen-lockfile --store-dir $CI_PROJECT_DIR/.pnpm-store",
+                   "pnpm install --frozen-lockfile", version)
 
 
 PNPM = pnpm()
@@ -70,7 +65,7 @@ PNPM = pnpm()
 YARN_GET = "npm install --global --force --no-audit --no-fund yarn@1.22.22"
 YARN = Manager("yarn", "yarn.lock", f"{YARN_GET} && yarn install --frozen-lockfile && yarn cache clean",
                "yarn install --production --frozen-lockfile --ignore-scripts --prefer-offline",
-               f"{YARN_GET} && yarn install --frozen-lockfile --cache-folder $CI_PROJECT_DIR/.yarn-cache")
+               f"{YARN_GET} && yarn install --frozen-lockfile --cache-folder $CI_PROJECT_DIR/.yarn-cache", "yarn install --frozen-lockfile")
 LOCKS = {"package-lock.json": "npm", "pnpm-lock.yaml": "pnpm", "yarn.lock": "yarn"}
 # yarn 2+ ("berry") when packageManager names none. It comes from the npm registry
 # (@yarnpkg/cli-dist): corepack fetches it from repo.yarnpkg.com, which many networks block.
@@ -80,7 +75,7 @@ YARN_BERRY_VERSION = "4.18.1"
 def yarn_berry(version: str = YARN_BERRY_VERSION) -> Manager:
     get = f"npm install --global --force --no-audit --no-fund @yarnpkg/cli-dist@{version}"
     return Manager("yarn", "yarn.lock", f"{get} && yarn install --immutable", "yarn workspaces focus --production",
-                   f"{get} && yarn install --immutable", version)
+                   f"{get} && yarn install --immutable", "yarn install --immutable", version)
 
 
 @dataclass(frozen=True)
