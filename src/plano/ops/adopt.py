@@ -11,7 +11,6 @@ advice to print.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -192,12 +191,7 @@ def services_in(repo: Path, named: tuple[Path, ...], workspace: Workspace | None
     """Each folder holding a NestJS or a Next.js package.json, by role."""
     found: dict[str, list[tuple[Path, dict]]] = {"backend": [], "frontend": []}
     for folder in candidates(repo, named, workspace):
-        try:
-            package = json.loads((folder / "package.json").read_text())
-        except (OSError, ValueError) as exc:
-            raise UsageError(f"{folder / 'package.json'}: not valid JSON ({exc}); fix it and run again") from None
-        if not isinstance(package, dict):
-            continue
+        package = workspaces.read_json(folder / "package.json")
         if all(marker in dependencies(package) for marker in MARKERS.values()):
             raise UsageError(f"{folder / 'package.json'}: one package holds both the NestJS backend and the Next.js frontend "
                              "(an Nx-style single-package repo); plano builds each service from its own package.json, not yet from this")

@@ -82,13 +82,19 @@ def read_json(path: Path) -> dict:
     return data if isinstance(data, dict) else {}
 
 
-def pnpm_patterns(repo: Path) -> tuple[str, ...]:
-    path = repo / "pnpm-workspace.yaml"
+def read_yaml(path: Path) -> dict:
+    """A YAML mapping ({} when the file is missing or holds something else)."""
     try:
         data = YAML(typ="safe").load(path.read_text())
+    except FileNotFoundError:
+        return {}
     except (OSError, YAMLError) as exc:
         raise UsageError(f"{path}: not valid YAML ({str(exc).splitlines()[0]}); fix it and run again") from None
-    packages = data.get("packages") if isinstance(data, dict) else None
+    return data if isinstance(data, dict) else {}
+
+
+def pnpm_patterns(repo: Path) -> tuple[str, ...]:
+    packages = read_yaml(repo / "pnpm-workspace.yaml").get("packages")
     return tuple(p for p in packages if isinstance(p, str)) if isinstance(packages, list) else ()
 
 
@@ -115,13 +121,7 @@ def turbo_version(repo: Path, package: dict) -> str | None:
 
 def yarn_linker(repo: Path) -> str:
     """nodeLinker of .yarnrc.yml (yarn 2+): pnp when unset."""
-    try:
-        data = YAML(typ="safe").load((repo / ".yarnrc.yml").read_text())
-    except FileNotFoundError:
-        return "pnp"
-    except (OSError, YAMLError) as exc:
-        raise UsageError(f"{repo / '.yarnrc.yml'}: not valid YAML ({str(exc).splitlines()[0]}); fix it and run again") from None
-    linker = data.get("nodeLinker") if isinstance(data, dict) else None
+    linker = read_yaml(repo / ".yarnrc.yml").get("nodeLinker")
     return linker if isinstance(linker, str) else "pnp"
 
 

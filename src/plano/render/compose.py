@@ -309,11 +309,11 @@ def dev(manifest: Manifest) -> dict[str, Any]:
     }
     for name, app in manifest.apps.items():
         for role, svc in app.services().items():
-            context, dockerfile = n.build_context(name, app, role), n.dockerfile(name, app, role)
+            context, dockerfile, workdir = n.build_context(name, app, role), n.dockerfile(name, app, role), n.workdir(name, app, role)
             services[n.service(name, role)] = {
                 "build": {"context": context, **({"dockerfile": dockerfile} if dockerfile != "Dockerfile" else {}),
                           "target": svc.dev_target, "args": {"NODE_IMAGE": manifest.images.node}},
-                **({"working_dir": n.workdir(name, app, role)} if n.workdir(name, app, role) != n.APP_WORKDIR else {}),
+                **({"working_dir": workdir} if workdir != n.APP_WORKDIR else {}),
                 "command": svc.dev_command,
                 "environment": {"NODE_ENV": "development", **DEV_WATCH_ENV, "PUBLIC_URL": f"https://{n.dev_domains(manifest, name)[0]}"},
                 # node_modules comes from the image, in a named volume over the bind mount:
