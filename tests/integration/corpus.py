@@ -16,8 +16,8 @@ import os
 import subprocess
 from pathlib import Path
 
-from tests.integration.test_app_adopt_e2e import CREATE_NEXT_APP, NEST_CLI
-
+NEST_CLI = "@nestjs/cli@12.0.8"
+CREATE_NEXT_APP = "create-next-app@16.4.3"
 PNPM = "10.34.9"  # plano's pin (scaffold.PNPM_VERSION); the repo's packageManager names it
 TURBO = "2.11.13"
 YARN = "4.18.1"  # yarn berry, from the npm registry (@yarnpkg/cli-dist): corepack's source, repo.yarnpkg.com, is unreachable
@@ -44,14 +44,20 @@ def generators(manager: str) -> dict[str, list[str]]:
     }
 
 
+def run_generators(cwd: Path, argvs: dict[str, list[str]], env: dict[str, str]) -> dict[str, str]:
+    """Run the generators side by side in cwd; each one's output, by name (a failure fails the test)."""
+    procs = {name: subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for name, argv in argvs.items()}
+    outputs = {}
+    for name, proc in procs.items():
+        outputs[name], _ = proc.communicate(timeout=900)
+        assert proc.returncode == 0, f"{' '.join(argvs[name])}:\n{outputs[name][-3000:]}"
+    return outputs
+
+
 def generate_apps(apps: Path, manager: str, env: dict[str, str]) -> None:
     apps.mkdir(parents=True)
-    argvs = generators(manager)
-    procs = {name: subprocess.Popen(argv, cwd=apps, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-             for name, argv in argvs.items()}
-    for name, proc in procs.items():
-        out, _ = proc.communicate(timeout=900)
-        assert proc.returncode == 0, f"{' '.join(argvs[name])}:\n{out[-3000:]}"
+    run_generators(apps, generators(manager), env)
 
 
 def shared_package(repo: Path) -> None:

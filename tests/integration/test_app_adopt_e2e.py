@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.corpus import CREATE_NEXT_APP, NEST_CLI, run_generators
 from tests.integration.net import https_request
 from tests.integration.stackfixtures import (
     REGISTRY,
@@ -26,8 +27,6 @@ from tests.unit.test_scaffold import SCHEMAS, check_jsonschema
 
 pytestmark = pytest.mark.expected_seconds(330)  # on a 2-core machine
 
-NEST_CLI = "@nestjs/cli@12.0.8"
-CREATE_NEXT_APP = "create-next-app@16.4.3"
 GENERATORS = {
     "backend": ["npx", "-y", NEST_CLI, "new", "backend", "--package-manager", "npm", "--skip-git"],
     # --empty: the default page loads Google fonts, which `next build` cannot fetch offline.
@@ -45,11 +44,7 @@ def snapshot(repo: Path) -> dict[str, str]:
 
 def generate(repo: Path) -> None:
     env = {**os.environ, "CI": "1", "NEXT_TELEMETRY_DISABLED": "1", "npm_config_yes": "true"}
-    procs = {role: subprocess.Popen(argv, cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-             for role, argv in GENERATORS.items()}
-    for role, proc in procs.items():
-        out, _ = proc.communicate(timeout=900)
-        assert proc.returncode == 0, f"{' '.join(GENERATORS[role])}:\n{out[-3000:]}"
+    run_generators(repo, GENERATORS, env)
     # The generated lock has vite 8.4.0, whose optional napi-windows-process-start-time
     # is not in the registry here: the containers' npm 12 then refuses `npm ci`. The
     # owner's fix, as in plano's own template: pin vite 8.3.8 (as the direct dependency

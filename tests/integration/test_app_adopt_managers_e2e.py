@@ -4,15 +4,13 @@ install, prune, build and run with that manager, plano.yml's dev and test comman
 and both production images serving behind nginx."""
 
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from plano.ops import scaffold
+from tests.integration.corpus import CREATE_NEXT_APP, NEST_CLI, run_generators
 from tests.integration.test_app_adopt_e2e import (
-    CREATE_NEXT_APP,
-    NEST_CLI,
     adopted_shop,
     serve_adopted_shop,
     snapshot,
@@ -41,11 +39,7 @@ def generate(repo: Path, shims: Path, manager: str) -> None:
     env = {**os.environ, "PATH": f"{shims}:{os.environ['PATH']}", "CI": "1", "NEXT_TELEMETRY_DISABLED": "1",
            "npm_config_yes": "true", "YARN_IGNORE_ENGINES": "true"}
     argvs = generators(manager)
-    procs = {role: subprocess.Popen(argv, cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-             for role, argv in argvs.items()}
-    for role, proc in procs.items():
-        out, _ = proc.communicate(timeout=900)
-        assert proc.returncode == 0, f"{' '.join(argvs[role])}:\n{out[-3000:]}"
+    for role, out in run_generators(repo, argvs, env).items():
         lock = {"pnpm": scaffold.PNPM.lock, "yarn": scaffold.YARN.lock}[manager]
         assert (repo / role / lock).is_file(), f"{' '.join(argvs[role])} made no {lock}:\n{out[-3000:]}"
 
