@@ -5,8 +5,9 @@ root's install making the one lock.
 
 The root's few files (package.json, turbo.json, pnpm-workspace.yaml) are written here:
 `create-turbo` downloads its starter from github.com, which these machines cannot reach.
-Each repo serves `GET /api` -> "hello from shop v1" (through the shared package) and a
-page saying "web v1"; `bump()` makes v2 of both.
+An Nx workspace is made by `create-nx-workspace` and Nx's own Next.js generator.
+Each repo serves `GET /api` -> "hello from shop v1" (through the shared package, but
+in Nx's) and a page saying "web v1"; `bump()` makes v2 of both.
 """
 
 from __future__ import annotations
@@ -21,7 +22,12 @@ CREATE_NEXT_APP = "create-next-app@16.4.3"
 PNPM = "10.34.9"  # plano's pin (scaffold.PNPM_VERSION); the repo's packageManager names it
 TURBO = "2.11.13"
 YARN = "4.18.1"  # yarn berry, from the npm registry (@yarnpkg/cli-dist): corepack's source, repo.yarnpkg.com, is unreachable
-LAYOUTS = ("turbo", "pnpm", "berry")
+CREATE_NX_WORKSPACE = "create-nx-workspace@23.2.1"
+# The registry here lacks sass-embedded 1.108's packages for other platforms (it has
+# 1.105.0 of all of them); the lock npm writes without them is refused by the Node
+# image's npm 12 (`npm ci`: "Missing: sass-embedded-win32-x64@ from lock file").
+SASS_EMBEDDED = "1.105.0"
+LAYOUTS = ("turbo", "pnpm", "berry", "nx")
 
 
 def run(argv: list[str], cwd: Path, env: dict[str, str], timeout: float = 900) -> str:
@@ -80,10 +86,18 @@ def use_shared(repo: Path, spec: str, env: dict[str, str]) -> None:
     edit(repo / "apps/web/app/page.tsx", "<div>Hello world!</div>", "<div>web v1</div>")
 
 
+def sources(repo: Path) -> tuple[Path, Path]:
+    """The files that say the version: the backend's service and the page."""
+    if (repo / "nx.json").is_file():
+        return repo / "apps/api/src/app/app.service.ts", repo / "apps/web/src/app/page.tsx"
+    return repo / "apps/api/src/app.service.ts", repo / "apps/web/app/page.tsx"
+
+
 def bump(repo: Path, old: str, new: str) -> None:
     """The next version of both services: v1 -> v2."""
-    edit(repo / "apps/api/src/app.service.ts", f"greeting('shop {old}')", f"greeting('shop {new}')")
-    edit(repo / "apps/web/app/page.tsx", f"<div>web {old}</div>", f"<div>web {new}</div>")
+    api, web = sources(repo)
+    edit(api, f"shop {old}'", f"shop {new}'")
+    edit(web, f"web {old}", f"web {new}")
 
 
 def turbo_repo(repo: Path, env: dict[str, str]) -> None:
@@ -132,6 +146,24 @@ def berry_repo(repo: Path, env: dict[str, str]) -> None:
     run(["yarn", "install"], repo, {**env, "YARN_ENABLE_IMMUTABLE_INSTALLS": "false"})
 
 
+def nx_repo(repo: Path, env: dict[str, str]) -> None:
+    """create-nx-workspace's nest preset (one package.json at the root, apps/api), then
+    its Next.js plugin's app (apps/web), as Nx's docs add one."""
+    nx_env = {**env, "NX_DAEMON": "false", "NX_NO_CLOUD": "true", "NX_SKIP_NX_CACHE": "true"}
+    repo.rmdir()  # create-nx-workspace makes the folder
+    run(["npx", "-y", CREATE_NX_WORKSPACE, repo.name, "--preset=nest", "--appName=api", "--nxCloud=skip",
+         "--packageManager=npm", "--workspaces=false", "--interactive=false"], repo.parent, nx_env)
+    run(["npx", "nx", "add", "@nx/next"], repo, nx_env)
+    # No e2e project: its Playwright browsers come from a CDN these machines cannot reach.
+    run(["npx", "nx", "g", "@nx/next:app", "apps/web", "--e2eTestRunner=none", "--no-interactive"], repo, nx_env)
+    run(["npm", "pkg", "set", f"overrides.sass-embedded={SASS_EMBEDDED}"], repo, env)
+    run(["npm", "install", "--no-audit", "--no-fund"], repo, env)
+    api, web = sources(repo)
+    edit(api, "getData(): { message: string } {\n    return { message: 'Hello API' };",
+         "getData(): string {\n    return 'hello from shop v1';")
+    edit(web, "Welcome web", "Welcome web v1")
+
+
 def make(layout: str, repo: Path) -> None:
     shims = repo.parent / "shims"
     shims.mkdir(exist_ok=True)
@@ -141,4 +173,4 @@ def make(layout: str, repo: Path) -> None:
     (shims / "yarn").chmod(0o755)
     env = {**os.environ, "PATH": f"{shims}:{os.environ['PATH']}", "CI": "1", "NEXT_TELEMETRY_DISABLED": "1",
            "npm_config_yes": "true", "TURBO_TELEMETRY_DISABLED": "1"}
-    {"turbo": turbo_repo, "pnpm": pnpm_repo, "berry": berry_repo}[layout](repo, env)
+    {"turbo": turbo_repo, "pnpm": pnpm_repo, "berry": berry_repo, "nx": nx_repo}[layout](repo, env)

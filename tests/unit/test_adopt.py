@@ -168,6 +168,19 @@ def test_the_pipeline_builds_on_the_repos_own_branch(tmp_path):
         adopt.choose_ci("jenkins", adopt.GitFacts())
 
 
+@pytest.mark.parametrize("main_ts, prefix", [
+    ("app.setGlobalPrefix('api');", "api"),
+    ("app.setGlobalPrefix('/v1/', { exclude: ['health'] });", "v1"),
+    ("const globalPrefix = 'api';\napp.setGlobalPrefix(globalPrefix);", "api"),
+    ("const PREFIX: string = `v2`;\napp.setGlobalPrefix(PREFIX);", "v2"),
+    ("app.setGlobalPrefix(config.prefix);", None),
+    ("app.setGlobalPrefix(unknown);", None),
+    ("await app.listen(3000);", None),
+])
+def test_the_global_prefix_is_read_through_a_constant(main_ts, prefix):
+    assert codefacts.global_prefix(main_ts) == prefix
+
+
 @pytest.mark.parametrize("main_ts, port", [
     ("await app.listen(3001);", 3001),
     ("const PORT = 4000;\nawait app.listen(PORT);", 4000),
@@ -382,17 +395,51 @@ def berry_repo(root: Path) -> Path:
     return root
 
 
+NX_MAIN = """import { NestFactory } from '@nestjs/core';
+async function bootstrap() {
+  const app = await NestFactory.create(AppModule);
+  const globalPrefix = 'api';
+  app.setGlobalPrefix(globalPrefix);
+  await app.listen(process.env.PORT || 3000);
+}
+"""
+NX_WEBPACK = """module.exports = {
+  output: { path: join(__dirname, '../../dist/apps/api'), clean: true },
+  plugins: [new NxAppWebpackPlugin({ target: 'node', main: './src/main.ts', generatePackageJson: true })],
+};
+"""
+
+
+def nx_repo(root: Path) -> Path:
+    """create-nx-workspace's shape: one package.json at the root, projects with a project.json
+    (apps/api: NestJS bundled by webpack; apps/web: Next.js; apps/api-e2e: tests, no service)."""
+    package(root, {"name": "@shop/source", "scripts": {}, "dependencies": {"@nestjs/core": "^11.0.0", "next": "~16.1.6"},
+                   "devDependencies": {"nx": "23.2.1", "@nx/webpack": "23.2.1"}},
+            **{"nx.json": "{}"})
+    for name, files in {"api": {"src__main.ts": NX_MAIN, "webpack.config.js": NX_WEBPACK, "jest.config.cts": ""},
+                        "api-e2e": {"src__api__api.spec.ts": "", "jest.config.cts": ""},
+                        "web": {"next.config.js": "module.exports = {};\n", "src__app__page.tsx": "", "src__app__api__hello__route.ts": "",
+                                "eslint.config.mjs": ""}}.items():
+        folder = root / "apps" / name
+        folder.mkdir(parents=True)
+        (folder / "project.json").write_text(json.dumps({"name": name, "targets": {}}))
+        for rel, text in files.items():
+            (folder / rel.replace("__", "/")).parent.mkdir(parents=True, exist_ok=True)
+            (folder / rel.replace("__", "/")).write_text(text)
+    return root
+
+
 GOLDEN_ADOPT = Path(__file__).parent.parent / "golden" / "adopt"
 
 
-@pytest.mark.parametrize("shape, make", [("turbo", turbo_repo), ("pnpm", pnpm_repo), ("berry", berry_repo)])
+@pytest.mark.parametrize("shape, make", [("turbo", turbo_repo), ("pnpm", pnpm_repo), ("berry", berry_repo), ("nx", nx_repo)])
 def test_a_workspace_is_built_from_its_root(tmp_path, shape, make, update_golden):
     repo = make(tmp_path / "shop")
     before = tree_digest(repo)
     result = plan(repo)
     assert tree_digest(repo) == before  # planning writes nothing
     inner = {"turbo": ("apps/api", "apps/web"), "pnpm": ("services/core/http/api", "services/core/http/web"),
-             "berry": ("apps/api", "apps/web")}[shape]
+             "berry": ("apps/api", "apps/web"), "nx": ("apps/api", "apps/web")}[shape]
     assert result.backend["source"] == f"../shop/{inner[0]}" and result.backend["workspace"] == "../shop"
     assert result.frontend["source"] == f"../shop/{inner[1]}" and result.frontend["workspace"] == "../shop"
     assert sorted(result.files) == [".dockerignore", ".github/workflows/ci.yml", "README.md",
@@ -407,6 +454,61 @@ def test_a_workspace_is_built_from_its_root(tmp_path, shape, make, update_golden
         assert result.files[rel].content == golden.read_text(), f"{rel} differs from {golden}"
     ci = result.files[".github/workflows/ci.yml"].content
     assert f"            dir: {inner[0]}\n            root: .\n" in ci and "          file: ${{ matrix.dir }}/Dockerfile\n" in ci
+
+
+def test_an_nx_workspace_gives_two_services_built_by_their_projects_targets(tmp_path):
+    result = plan(nx_repo(tmp_path / "shop"))
+    assert result.backend == {"source": "../shop/apps/api", "workspace": "../shop", "health": "/api",
+                              "dev_command": ["npx", "nx", "serve", "api"], "test": ["npx", "nx", "test", "api"]}
+    assert result.frontend == {"source": "../shop/apps/web", "workspace": "../shop",
+                               "dev_command": ["npx", "nx", "dev", "web"], "test": ["npx", "nx", "lint", "web"]}
+    assert [p.checks for p in result.parts] == [("npx nx test api", "npx nx build api"), ("npx nx build web",)]
+    assert "backend is the Nx project api (apps/api/project.json); its build writes dist/apps/api (apps/api/webpack.config.js)" \
+        in result.facts
+    assert "database: none (package.json)" in result.facts
+    # create-nx-workspace's Next app has a route under /api, which nginx sends to the backend.
+    assert [tip for tip in result.advice if "src/app/api/" in tip] == [
+        "apps/web/src/app/api/: Next.js routes under /api, where nginx sends every request to the backend, so they are "
+        "never reached; move them, or give the backend another path in plano.yml"]
+
+
+def test_an_nx_projects_build_options_name_its_output(tmp_path):
+    repo = nx_repo(tmp_path / "shop")
+    (repo / "apps/api/webpack.config.js").unlink()
+    (repo / "apps/api/project.json").write_text(json.dumps({"name": "shop-api", "targets": {"build": {
+        "executor": "@nx/webpack:webpack", "options": {"outputPath": "dist/shop-api", "generatePackageJson": True}}}}))
+    result = plan(repo)
+    assert "npx --no-install nx build shop-api" in result.files["apps/api/Dockerfile"].content
+    assert "COPY --from=build /usr/src/app/dist/shop-api/ /usr/src/app/" in result.files["apps/api/Dockerfile"].content
+
+
+@pytest.mark.parametrize(("webpack", "message"), [
+    (NX_WEBPACK.replace("generatePackageJson: true", "generatePackageJson: false"),
+     "apps/api/webpack.config.js: set generatePackageJson: true; plano's image installs the production dependencies Nx "
+     "lists in dist/apps/api/package.json"),
+    (NX_WEBPACK.replace("../../dist/apps/api", "../../../elsewhere"),
+     "apps/api/webpack.config.js: the build writes outside the workspace; write it under dist/ (e.g. dist/apps/api)"),
+    (None, "apps/api/: no webpack.config.js and no build outputPath in project.json; plano builds Nx backends bundled with webpack"),
+])
+def test_an_nx_backend_plano_cannot_run_is_refused_in_one_line(tmp_path, webpack, message):
+    repo = nx_repo(tmp_path / "shop")
+    if webpack is None:
+        (repo / "apps/api/webpack.config.js").unlink()
+    else:
+        (repo / "apps/api/webpack.config.js").write_text(webpack)
+    before = tree_digest(repo)
+    with pytest.raises(UsageError) as err:
+        plan(repo)
+    assert message in str(err.value) and "\n" not in str(err.value)
+    assert tree_digest(repo) == before
+
+
+def test_an_nx_workspace_installed_with_pnpm_is_refused(tmp_path):
+    repo = nx_repo(tmp_path / "shop")
+    (repo / "package-lock.json").rename(repo / "pnpm-lock.yaml")
+    with pytest.raises(UsageError, match=r"apps/api/: part of an Nx workspace \(nx.json\) installed from pnpm-lock.yaml: plano "
+                                         r"builds Nx workspaces installed with npm \(package-lock.json\), not yet with pnpm or yarn"):
+        plan(repo)
 
 
 def test_the_pnpm_of_packagemanager_builds_the_workspace(tmp_path):
@@ -431,7 +533,7 @@ def test_the_workspace_dockerfiles_pass_hadolint():
 
     hadolint = Path(sys.executable).parent / "hadolint"
     paths = sorted(str(p) for p in GOLDEN_ADOPT.rglob("Dockerfile"))
-    assert len(paths) == 6
+    assert len(paths) == 8
     result = subprocess.run([str(hadolint), *paths], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
 

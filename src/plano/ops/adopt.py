@@ -18,10 +18,10 @@ from pathlib import Path
 from plano.core import manifest as mf
 from plano.core.errors import UsageError
 from plano.core.files import File, Kind, Tree
-from plano.ops import orm, scaffold, workspaces
+from plano.ops import nx, orm, scaffold, workspaces
 from plano.ops.codefacts import (
-    PREFIX_RE,
     env_mapping,
+    global_prefix,
     health_route,
     listen_port,
     script_port,
@@ -72,6 +72,8 @@ class Found:
     port_source: str = ""  # where the port was read
     redis_packages: tuple[str, ...] = ()  # backend: the Redis clients it depends on
     orm: orm.Orm | None = None  # backend: TypeORM or Prisma, and how its migrations run
+    nx: nx.Project | None = None  # a project of an Nx workspace (built by its targets, not by scripts)
+    routes: tuple[str, ...] = ()  # frontend: its first-level route folders (app/api, pages/blog...)
 
 
 @dataclass(frozen=True)
@@ -98,10 +100,10 @@ def role_of(package: dict) -> str | None:
 DEPTH = 3  # apps/api, packages/web, services/api/server
 
 
-def candidates(repo: Path, extra: tuple[Path, ...], workspace: Workspace | None) -> list[Path]:
-    """The repo and its folders up to DEPTH levels down that hold a package.json, the
-    packages its workspace declares (however deep) and any folder named on the command
-    line."""
+def candidates(repo: Path, extra: tuple[Path, ...], workspace: Workspace | None, holding: str = "package.json") -> list[Path]:
+    """The repo and its folders up to DEPTH levels down that hold a package.json (an Nx
+    workspace's projects: a project.json), the packages its workspace declares (however
+    deep) and any folder named on the command line."""
     found, level = [repo], [repo]
     for _ in range(DEPTH):
         level = sorted(p for folder in level for p in folder.iterdir()
@@ -109,7 +111,7 @@ def candidates(repo: Path, extra: tuple[Path, ...], workspace: Workspace | None)
         found += level
     declared = workspaces.members(repo, workspace) if workspace else []
     found += [p for p in (*declared, *extra) if p.is_dir() and p not in found]
-    return [d for d in found if (d / "package.json").is_file()]
+    return [d for d in found if (d / holding).is_file()]
 
 
 def is_berry(folder: Path) -> bool:
@@ -156,6 +158,7 @@ def survey_one(repo: Path, folder: Path, role: str, package: dict, root: Workspa
     """One service; `root` is the workspace the repo root declares (its services have no lock of their own)."""
     lockfile = next((name for name in LOCKFILES if (folder / name).is_file()), None)
     workspace = root if folder != repo and lockfile is None else None
+    project = nx.project(repo, folder) if workspace and workspace.manager == "nx" else None
     common = {
         "role": role,
         "dir": folder.relative_to(repo).as_posix() or ".",
@@ -166,14 +169,15 @@ def survey_one(repo: Path, folder: Path, role: str, package: dict, root: Workspa
         "package_name": package.get("name") if isinstance(package.get("name"), str) else "",
         "package_manager": package.get("packageManager") if isinstance(package.get("packageManager"), str) else None,
         "yarn_berry": lockfile == "yarn.lock" and is_berry(folder),
+        "nx": project,
     }
     if role == "backend":
-        sources = read_sources(folder, "src/**/*.ts")
-        prefix = PREFIX_RE.search(read_sources(folder, "src/main.ts"))
+        sources, main = read_sources(folder, "src/**/*.ts"), read_sources(folder, "src/main.ts")
+        prefix = global_prefix(main)
         deps = dependencies(package)
-        port, port_source = listen_port(read_sources(folder, "src/main.ts"), f"{common['dir']}/src/main.ts")
-        route, route_source = health_route(folder, read_sources(folder, "src/main.ts"), prefix.group(1) if prefix else None)
-        return Found(**common, api_prefix=prefix.group(1) if prefix else None, health_route=route, health_source=route_source,
+        port, port_source = listen_port(main, f"{common['dir']}/src/main.ts")
+        route, route_source = health_route(folder, main, prefix)
+        return Found(**common, api_prefix=prefix, health_route=route, health_source=route_source,
                      env=env_mapping(sources), dockerfile_issues=own_dockerfile(repo, folder, port or 3000, workspace is not None),
                      port=port, port_source=port_source,
                      database_packages=tuple(p for p in DATABASE_PACKAGES if p in deps),
@@ -184,12 +188,15 @@ def survey_one(repo: Path, folder: Path, role: str, package: dict, root: Workspa
     sources = read_sources(folder, "app/**/*.tsx") + read_sources(folder, "src/**/*.tsx") + read_sources(folder, "pages/**/*.tsx")
     port, port_source = script_port(common["scripts"], f"{common['dir']}/package.json")
     return Found(**common, standalone=bool(STANDALONE_RE.search(config)), google_fonts=GOOGLE_FONT in sources,
+                 routes=route_folders(folder),
                  port=port, port_source=port_source, dockerfile_issues=own_dockerfile(repo, folder, port or 3000, workspace is not None))
 
 
 def services_in(repo: Path, named: tuple[Path, ...], workspace: Workspace | None) -> dict[str, list[tuple[Path, dict]]]:
     """Each folder holding a NestJS or a Next.js package.json, by role."""
     found: dict[str, list[tuple[Path, dict]]] = {"backend": [], "frontend": []}
+    if workspace and workspace.manager == "nx":
+        return nx_services(repo, named, workspace)
     for folder in candidates(repo, named, workspace):
         package = workspaces.read_json(folder / "package.json")
         if all(marker in dependencies(package) for marker in MARKERS.values()):
@@ -198,6 +205,18 @@ def services_in(repo: Path, named: tuple[Path, ...], workspace: Workspace | None
         role = role_of(package)
         if role:
             found[role].append((folder, package))
+    return found
+
+
+def nx_services(repo: Path, named: tuple[Path, ...], workspace: Workspace) -> dict[str, list[tuple[Path, dict]]]:
+    """The Nx projects that are a NestJS backend or a Next.js frontend, each with the
+    root's package.json (which holds every project's dependencies) under its project name."""
+    root = workspaces.read_json(repo / "package.json")
+    found: dict[str, list[tuple[Path, dict]]] = {"backend": [], "frontend": []}
+    for folder in candidates(repo, named, workspace, holding="project.json"):
+        project = nx.project(repo, folder)
+        if project and MARKERS[project.role] in dependencies(root):
+            found[project.role].append((folder, {**root, "name": project.name, "scripts": {}}))
     return found
 
 
@@ -246,6 +265,8 @@ def check_usable(found: Found) -> None:
                          "so it cannot host this backend's database")
     if in_workspace(found):
         check_workspace(found)
+        if found.nx:
+            return  # built and served by Nx's targets, not by scripts
     elif found.lockfile is None:
         raise UsageError(f"{where}: no package-lock.json; run `npm install` there and commit the lock file, then adopt again")
     elif found.yarn_berry:
@@ -269,8 +290,25 @@ def check_workspace(found: Found) -> None:
     if found.workspace.shape is None:
         raise UsageError(f"{found.dir}/: part of {found.workspace.unsupported()}")
     if not PACKAGE_NAME_RE.fullmatch(found.package_name):
-        raise UsageError(f"{found.dir}/package.json: no valid name; the workspace builds each package by its name, so give "
+        where = "project.json" if found.nx else "package.json"
+        raise UsageError(f"{found.dir}/{where}: no valid name; the workspace builds each package by its name, so give "
                          "it one (e.g. \"name\": \"api\")")
+    if found.nx and found.role == "backend":
+        check_nx_backend(found, found.nx)
+
+
+def check_nx_backend(found: Found, project: nx.Project) -> None:
+    """An Nx backend's image runs the webpack bundle with the production dependencies
+    Nx lists beside it (generatePackageJson)."""
+    if not project.output_source:
+        raise UsageError(f"{found.dir}/: no webpack.config.js and no build outputPath in project.json; plano builds Nx "
+                         "backends bundled with webpack (@nx/webpack, create-nx-workspace's nest preset)")
+    if not project.output:
+        raise UsageError(f"{project.output_source}: the build writes outside the workspace; write it under dist/ "
+                         f"(e.g. dist/{found.dir})")
+    if not project.package_json:
+        raise UsageError(f"{project.output_source}: set generatePackageJson: true; plano's image installs the production "
+                         f"dependencies Nx lists in {project.output}/package.json")
 
 
 # `nest start --watch` runs the app through a shell unless --no-shell; on a change it
@@ -281,12 +319,24 @@ NEST_WATCH_RE = re.compile(r"\bnest\s+start\b.*--watch")
 
 def manager_commands(found: Found) -> dict[str, list[str] | None]:
     """plano.yml's dev and test commands (plan_adoption leaves out the defaults)."""
+    if found.nx:
+        return {"dev_command": dev_command(found), "test": ["npx", "nx", found.nx.check, found.nx.name]}
     return {"dev_command": dev_command(found), "test": [manager_of(found).name, "test"]}
+
+
+def ci_checks(found: Found) -> tuple[str, ...]:
+    """What CI runs for a service: its scripts' tests and build, or an Nx project's targets."""
+    if found.nx:
+        targets = (("test",) if found.nx.check == "test" else ()) + ("build",)
+        return tuple(f"npx nx {target} {found.nx.name}" for target in targets)
+    return scaffold.checks_for(found.role, found.scripts, manager_of(found))
 
 
 def dev_command(found: Found) -> list[str]:
     """What `plano dev up` runs in the service's folder: its manager's start:dev or dev,
-    with --no-shell for a `nest start --watch` that lacks it."""
+    with --no-shell for a `nest start --watch` that lacks it; an Nx project's serve or dev target."""
+    if found.nx:
+        return ["npx", "nx", "serve" if found.role == "backend" else "dev", found.nx.name]
     manager = manager_of(found)
     script = "start:dev" if found.role == "backend" else "dev"
     argv = [manager.name, "run", script]
@@ -335,7 +385,8 @@ def workspace_dockerfiles(app: str, found: Found, node_image: str, health: str) 
     manager = manager_of(found)
     text = render_template(f"app/workspace/{found.workspace.shape}-{found.role}.Dockerfile.j2", app=app, inner=found.dir,
                            package=found.package_name, node_image=node_image, manager=manager, turbo=found.workspace.turbo,
-                           pnpm=manager.version, yarn=manager.version, health=health, dev_command=dev_command(found))
+                           pnpm=manager.version, yarn=manager.version, health=health, dev_command=dev_command(found),
+                           project=found.nx.name if found.nx else "", output=found.nx.output if found.nx else "")
     tree: Tree = {".dockerignore": File(render_template("app/workspace/dockerignore"), kind=Kind.USER)}
     if "Dockerfile" not in found.existing:
         tree[f"{found.dir}/Dockerfile"] = File(text, kind=Kind.USER)
@@ -409,6 +460,27 @@ def advice_for(found: Found) -> list[str]:
     return tips
 
 
+NEXT_ROUTE_DIRS = ("app", "src/app", "pages", "src/pages")
+
+
+def route_folders(folder: Path) -> tuple[str, ...]:
+    """A Next.js app's first-level route folders: app/api, src/pages/blog..."""
+    return tuple(f"{base}/{child.name}" for base in NEXT_ROUTE_DIRS if (folder / base).is_dir()
+                 for child in sorted((folder / base).iterdir()) if child.is_dir())
+
+
+def shadowed_routes(found: list[Found], backend: dict | None) -> list[str]:
+    """The frontend's own routes under the backend's path, which nginx never sends it
+    (create-nx-workspace's Next app has one: app/api/hello)."""
+    front = next((one for one in found if one.role == "frontend"), None)
+    if front is None or backend is None or backend.get("enabled") is False:
+        return []
+    path = (backend.get("path") or mf.Backend.model_fields["path"].default).strip("/")
+    return [f"{front.dir}/{route}/: Next.js routes under /{path}, where nginx sends every request to the backend, so "
+            "they are never reached; move them, or give the backend another path in plano.yml"
+            for route in front.routes if path and route.split("/")[-1] == path.split("/")[0]]
+
+
 def defaults(app: str, role: str) -> dict[str, str]:
     model = mf.Backend if role == "backend" else mf.Frontend
     fields = model.model_fields
@@ -439,17 +511,19 @@ def plan_adoption(app: str, repo_rel: str, found: list[Found], registry: str, do
             **manager_commands(one),
         }
         services[one.role] = {key: value for key, value in values.items() if value not in (None, defaults(app, one.role)[key])}
-    parts = tuple(scaffold.RepoPart(f.role, f.dir, scaffold.checks_for(f.role, f.scripts, manager_of(f)), manager_of(f),
-                                    "." if in_workspace(f) else "") for f in found)
+    parts = tuple(scaffold.RepoPart(f.role, f.dir, ci_checks(f), manager_of(f), "." if in_workspace(f) else "") for f in found)
     backend = next((one for one in found if one.role == "backend"), None)
     refs = [ref for _, ref in backend.env] if backend else []
     database = bool(backend and (backend.database_packages or any(r.startswith("database.") for r in refs)))
     redis = bool(backend and (backend.redis_packages or any(r.startswith("redis.") for r in refs)))
     pipelines, ci_advice = choose_ci(ci, git)
     tree.update(scaffold.repo_tree(app, registry, domain, parts, node_image, git.branch, pipelines, database))
-    advice = [tip for one in found for tip in advice_for(one)] + ci_advice
+    advice = [tip for one in found for tip in advice_for(one)] + shadowed_routes(found, services["backend"]) + ci_advice
     ports = [f"{one.role} in {one.dir}/: part of {one.workspace.describe()}; its image is built from the repo root "
              f"({one.dir}/Dockerfile)" for one in found if one.workspace and in_workspace(one)]
+    ports += [f"{one.role} is the Nx project {one.nx.name} ({one.dir}/project.json)"
+              + (f"; its build writes {one.nx.output} ({one.nx.output_source})" if one.role == "backend" else "")
+              for one in found if one.nx]
     ports += [f"{one.role} listens on {one.port} ({one.port_source})" for one in found if one.port]
     ports += [f"backend health route: {one.health_route} ({one.health_source})" for one in found if one.health_route]
     ports += [f"backend reads {name}: plano gives it {ref}" for one in found for name, ref in one.env]
@@ -495,7 +569,7 @@ def uses(backend: Found | None) -> list[str]:
     """What the app uses, each with where it was read."""
     if backend is None:
         return ["database: none, Redis: none (no backend)"]
-    where = f"{backend.dir}/package.json"
+    where = "package.json" if backend.nx else f"{backend.dir}/package.json"  # an Nx workspace's: the root's
     return [
         f"database: {'Postgres, for ' + ', '.join(backend.database_packages) if backend.database_packages else 'none'} ({where})",
         f"Redis: {'yes, for ' + ', '.join(backend.redis_packages) if backend.redis_packages else 'none'} ({where})",

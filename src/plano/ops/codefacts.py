@@ -11,7 +11,10 @@ from pathlib import Path
 
 from plano.core import manifest as mf
 
-PREFIX_RE = re.compile(r"""setGlobalPrefix\(\s*['"`]/?([^'"`]*?)/?['"`]""")
+# app.setGlobalPrefix('api'), or through a constant: `const globalPrefix = 'api'` (Nx's main.ts)
+PREFIX_RE = re.compile(r"""setGlobalPrefix\(\s*([^,)]+?)\s*[,)]""")
+STRING_RE = re.compile(r"""['"`]/?([^'"`]*?)/?['"`]""")
+IDENTIFIER_RE = re.compile(r"[A-Za-z_$][\w$]*")
 # @Controller('health'), @Controller({ path: 'health', version: '2' }), @Controller(); then @Get('x'), @Get()
 CONTROLLER_RE = re.compile(r"""@Controller\(\s*(?:['"`]([^'"`]*)['"`]|\{([^}]*)\})?\s*\)""")
 GET_RE = re.compile(r"""@Get\(\s*(?:['"`]([^'"`]*)['"`])?\s*\)""")
@@ -28,7 +31,7 @@ PG_NAMES = {"PGHOST": "host", "PGPORT": "port", "PGUSER": "user", "PGPASSWORD": 
 VERSIONING_RE = re.compile(r"""enableVersioning\(\s*\{([^}]*)\}""")
 # app.listen(3001), app.listen(PORT) with `const PORT = 3001`, app.listen(process.env.PORT ?? 3000)
 LISTEN_RE = re.compile(r"""\.listen\(\s*([^,)]+?)\s*[,)]""")
-CONST_RE = r"""(?:const|let|var)\s+{name}\s*(?::\s*number\s*)?=\s*([^;\n]+)"""
+CONST_RE = r"""(?:const|let|var)\s+{name}\s*(?::\s*\w+\s*)?=\s*([^;\n]+)"""
 PORT_FLAG_RE = re.compile(r"""(?:^|\s)(?:-p|--port)[\s=]+(\d{2,5})(?:\s|$)""")
 
 
@@ -52,16 +55,28 @@ def env_mapping(sources: str) -> tuple[tuple[str, str], ...]:
     return tuple((name, ref) for name in names if (ref := env_ref(name)))
 
 
+def constant(value: str, source: str) -> str:
+    """An argument, or the value of the constant it names when `source` defines it."""
+    if IDENTIFIER_RE.fullmatch(value):
+        const = re.search(CONST_RE.format(name=re.escape(value)), source)
+        return const.group(1).strip() if const else value
+    return value
+
+
+def global_prefix(main_ts: str) -> str | None:
+    """The global prefix main.ts sets (a string, or a constant holding one), without slashes."""
+    match = PREFIX_RE.search(main_ts)
+    literal = STRING_RE.fullmatch(constant(match.group(1), main_ts)) if match else None
+    return literal.group(1) if literal else None
+
+
 def listen_port(main_ts: str, where: str) -> tuple[int | None, str]:
     """The port a NestJS main.ts listens on when it is fixed: `listen(3001)`, or a
     constant holding a number. `listen(process.env.PORT ?? 3000)` follows PORT (None)."""
     match = LISTEN_RE.search(main_ts)
     if not match:
         return None, ""
-    value = match.group(1).strip()
-    if re.fullmatch(r"[A-Za-z_$][\w$]*", value):
-        const = re.search(CONST_RE.format(name=re.escape(value)), main_ts)
-        value = const.group(1).strip() if const else value
+    value = constant(match.group(1).strip(), main_ts)
     if "process.env" in value:
         return None, ""
     return (int(value), f"{where}: listen({match.group(1).strip()})") if value.isdigit() else (None, "")

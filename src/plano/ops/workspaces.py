@@ -3,7 +3,9 @@ Nx), with one lock at the root that every package installs from.
 
 `detect()` reads the root; a service inside such a workspace is built from the root
 (the build context) with a Dockerfile that installs only what that service needs:
-`turbo prune` for Turborepo repos, `pnpm fetch` and `pnpm deploy` for pnpm ones.
+`turbo prune` for Turborepo repos, `pnpm fetch` and `pnpm deploy` for pnpm ones,
+`yarn workspaces focus` for yarn 2+ ones, `nx build` and the package.json Nx writes
+beside a bundle for Nx ones (see `nx`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from ruamel.yaml.error import YAMLError
 
 from plano.core.errors import UsageError
 
-SHAPES = ("turbo", "pnpm", "berry")  # the workspaces plano builds; see Workspace.unsupported
+SHAPES = ("turbo", "pnpm", "berry", "nx")  # the workspaces plano builds; see Workspace.unsupported
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,8 @@ class Workspace:
             return "turbo"
         if self.manager == "yarn" and self.berry and self.lock == "yarn.lock" and self.linker == "node-modules":
             return "berry"
+        if self.manager == "nx" and self.lock == "package-lock.json":
+            return "nx"
         return None
 
     def describe(self) -> str:
@@ -69,7 +73,8 @@ class Workspace:
         if self.manager == "yarn":
             return (f"{self.describe()}: plano builds yarn workspaces of yarn 2 or later, pnpm workspaces and npm "
                     "workspaces with Turborepo, not yet yarn 1 ones")
-        return f"{self.describe()}: plano builds pnpm workspaces and npm workspaces with Turborepo, not yet Nx ones"
+        return (f"{self.describe()} installed from {self.lock}: plano builds Nx workspaces installed with npm "
+                "(package-lock.json), not yet with pnpm or yarn")
 
 
 def read_json(path: Path) -> dict:
