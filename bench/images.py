@@ -1,8 +1,8 @@
 """Image builds of a `plano app new` app: build times and production image sizes, in one run.
 
-    python bench/images.py [--keep-workspace] [--layout app|turbo|pnpm|berry]
+    python bench/images.py [--keep-workspace] [--layout app|turbo|pnpm|berry|npm|classic|nx]
 
---layout turbo|pnpm|berry measures an adopted workspace instead (bench/layouts.py):
+--layout turbo|pnpm|berry|npm|classic|nx measures an adopted workspace instead (bench/layouts.py):
 the generators' NestJS and Next.js apps in an npm workspace with Turborepo, a pnpm
 workspace or a yarn 4 one, each service built from the root with plano's Dockerfile and with a
 baseline Dockerfile of the official examples' shape, and prints plano/baseline ratios.
@@ -93,7 +93,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keep-workspace", action="store_true", help="leave the temporary workspace in place (images are still removed)")
     parser.add_argument("--log-dir", type=Path, help="write each build's output to DIR/<role>-<kind>.log")
-    parser.add_argument("--layout", choices=("app", "turbo", "pnpm", "berry"), default="app",
+    parser.add_argument("--layout", choices=("app", "turbo", "pnpm", "berry", "npm", "classic", "nx"), default="app",
                         help="app: `plano app new`'s repo (default); turbo, pnpm: an adopted workspace against a baseline")
     return parser.parse_args(argv)
 

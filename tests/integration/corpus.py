@@ -27,7 +27,8 @@ CREATE_NX_WORKSPACE = "create-nx-workspace@23.2.1"
 # 1.105.0 of all of them); the lock npm writes without them is refused by the Node
 # image's npm 12 (`npm ci`: "Missing: sass-embedded-win32-x64@ from lock file").
 SASS_EMBEDDED = "1.105.0"
-LAYOUTS = ("turbo", "pnpm", "berry", "nx")
+YARN_CLASSIC = "1.22.22"
+LAYOUTS = ("turbo", "pnpm", "berry", "nx", "npm", "classic")
 
 
 def run(argv: list[str], cwd: Path, env: dict[str, str], timeout: float = 900) -> str:
@@ -100,6 +101,11 @@ def bump(repo: Path, old: str, new: str) -> None:
     edit(web, f"web {old}", f"web {new}")
 
 
+# The generated lock would take vite 8.4.0, whose optional Windows-only package is not
+# in the registry here: the containers' npm 12 then refuses `npm ci`.
+VITE = "8.3.8"
+
+
 def turbo_repo(repo: Path, env: dict[str, str]) -> None:
     """npm workspaces with Turborepo: apps/api, apps/web, packages/shared."""
     (repo / "package.json").write_text(json.dumps({
@@ -107,9 +113,7 @@ def turbo_repo(repo: Path, env: dict[str, str]) -> None:
         "scripts": {"build": "turbo run build", "dev": "turbo run dev"},
         "devDependencies": {"turbo": TURBO},
         "packageManager": f"npm@{run(['npm', '--version'], repo, env).strip()}",  # turbo requires it
-        # The generated lock would take vite 8.4.0, whose optional Windows-only package
-        # is not in the registry here: the containers' npm 12 then refuses `npm ci`.
-        "overrides": {"vite": "8.3.8"},
+        "overrides": {"vite": VITE},
     }, indent=2))
     (repo / "turbo.json").write_text(json.dumps({"tasks": {
         "build": {"dependsOn": ["^build"], "outputs": ["dist/**", ".next/**", "!.next/cache/**"]},
@@ -118,6 +122,27 @@ def turbo_repo(repo: Path, env: dict[str, str]) -> None:
     generate_apps(repo / "apps", "npm", env)
     use_shared(repo, "*", env)
     run(["npm", "install", "--no-audit", "--no-fund"], repo, env)
+
+
+def npm_repo(repo: Path, env: dict[str, str]) -> None:
+    """npm workspaces alone (no Turborepo): apps/api, apps/web, packages/shared."""
+    (repo / "package.json").write_text(json.dumps({"name": "shop", "private": True, "workspaces": ["apps/*", "packages/*"],
+                                                   "overrides": {"vite": VITE}}, indent=2))
+    shared_package(repo)
+    generate_apps(repo / "apps", "npm", env)
+    use_shared(repo, "*", env)
+    run(["npm", "install", "--no-audit", "--no-fund"], repo, env)
+
+
+def classic_repo(repo: Path, env: dict[str, str]) -> None:
+    """A yarn 1 workspace: apps/api, apps/web, packages/shared (yarn 1 links it by version: "*")."""
+    (repo / "package.json").write_text(json.dumps({"name": "shop", "private": True, "workspaces": ["apps/*", "packages/*"],
+                                                   "resolutions": {"vite": VITE}}, indent=2))
+    shared_package(repo)
+    classic = {**env, "PATH": f"{repo.parent / 'shims-classic'}:{env['PATH']}"}
+    generate_apps(repo / "apps", "yarn", classic)
+    use_shared(repo, "*", env)
+    run(["yarn", "install", "--non-interactive"], repo, classic)
 
 
 def pnpm_repo(repo: Path, env: dict[str, str]) -> None:
@@ -171,6 +196,11 @@ def make(layout: str, repo: Path) -> None:
     (shims / "pnpm").chmod(0o755)
     (shims / "yarn").write_text(f'#!/bin/sh\nexec npx -y -p @yarnpkg/cli-dist@{YARN} yarn "$@"\n')
     (shims / "yarn").chmod(0o755)
+    classic = repo.parent / "shims-classic"  # first on the PATH for a yarn 1 repo
+    classic.mkdir(exist_ok=True)
+    (classic / "yarn").write_text(f'#!/bin/sh\nexec npx -y yarn@{YARN_CLASSIC} "$@"\n')
+    (classic / "yarn").chmod(0o755)
     env = {**os.environ, "PATH": f"{shims}:{os.environ['PATH']}", "CI": "1", "NEXT_TELEMETRY_DISABLED": "1",
            "npm_config_yes": "true", "TURBO_TELEMETRY_DISABLED": "1"}
-    {"turbo": turbo_repo, "pnpm": pnpm_repo, "berry": berry_repo, "nx": nx_repo}[layout](repo, env)
+    {"turbo": turbo_repo, "pnpm": pnpm_repo, "berry": berry_repo, "nx": nx_repo, "npm": npm_repo,
+     "classic": classic_repo}[layout](repo, env)

@@ -59,7 +59,8 @@ def check_adoption(adopted, layout: str) -> None:
     assert "    backend:\n      source: ../shop/apps/api\n      workspace: ../shop\n" in manifest, manifest
     marker = {"turbo": f"turbo@{corpus.TURBO} && turbo prune api --docker", "pnpm": f"pnpm@{corpus.PNPM} && pnpm fetch",
               "berry": f"@yarnpkg/cli-dist@{corpus.YARN} && yarn install --immutable",
-              "nx": "RUN npx --no-install nx build api"}[layout]
+              "nx": "RUN npx --no-install nx build api", "npm": "npm ci --omit=dev --workspace=api",
+              "classic": "yarn workspace api run build"}[layout]
     assert marker in (repo / "apps/api/Dockerfile").read_text()
     # plano check lints the adopted Dockerfiles (hadolint) with the rest.
     check = plano("check", "--json", cwd=ws.infra, check=False)

@@ -257,16 +257,13 @@ def test_services_are_found_three_levels_down_and_anywhere_by_flag(tmp_path):
 
 
 @pytest.mark.parametrize(("setup", "message"), [
-    (lambda r: (package(r, {"workspaces": ["apps/*"]}), package(r / "apps/api", {"name": "api", **NEST}, lockfile=None)),
-     "apps/api/: part of an npm workspace (package.json workspaces): plano builds npm workspaces with `turbo prune` "
-     "(Turborepo); add turbo.json and turbo to the root devDependencies, or give the service a lock of its own"),
     (lambda r: (package(r, {"workspaces": ["apps/*"], "devDependencies": {"turbo": "2.11.13"}}, **{"turbo.json": "{}"}),
                 package(r / "apps/api", {"name": "api", **NEST}, lockfile=None)),
      "apps/api/: part of an npm workspace with Turborepo 2.11.13 (package.json workspaces): turbo needs the root "
      "package.json's packageManager"),
-    (lambda r: (package(r, {"workspaces": ["apps/*"]}, lockfile="yarn.lock"), package(r / "apps/api", {"name": "api", **NEST}, lockfile=None)),
-     "apps/api/: part of a yarn 1 workspace (package.json workspaces): plano builds yarn workspaces of yarn 2 or later, "
-     "pnpm workspaces and npm workspaces with Turborepo, not yet yarn 1 ones"),
+    (lambda r: (package(r, {"workspaces": ["apps/*"]}, lockfile="pnpm-lock.yaml"), package(r / "apps/api", {"name": "api", **NEST}, lockfile=None)),
+     "apps/api/: part of an npm workspace (package.json workspaces) installed from pnpm-lock.yaml: an npm workspace "
+     "installs from package-lock.json"),
     (lambda r: (package(r, {"workspaces": ["apps/*"], "packageManager": "yarn@4.18.1"}, lockfile="yarn.lock"),
                 package(r / "apps/api", {"name": "api", **NEST}, lockfile=None)),
      "apps/api/: part of a yarn 4.18.1 workspace (package.json workspaces) with Plug'n'Play: plano's images run with "
@@ -429,17 +426,34 @@ def nx_repo(root: Path) -> Path:
     return root
 
 
+def npm_repo(root: Path, lockfile: str = "package-lock.json") -> Path:
+    """npm workspaces without Turborepo (yarn 1 ones with a yarn.lock): apps/api uses
+    @shop/shared (which has a build) and, through it, @shop/util (which has none)."""
+    package(root, {"name": "shop", "workspaces": ["apps/*", "packages/*"]}, lockfile=lockfile)
+    package(root / "apps/api", {"name": "api", **NEST, "dependencies": {"@nestjs/core": "12", "@shop/shared": "*"}}, lockfile=None)
+    package(root / "apps/web", {"name": "web", **NEXT, "dependencies": {"next": "16", "@shop/util": "*"}}, lockfile=None)
+    package(root / "packages/shared", {"name": "@shop/shared", "scripts": {"build": "tsc"}, "dependencies": {"@shop/util": "*"}},
+            lockfile=None)
+    package(root / "packages/util", {"name": "@shop/util"}, lockfile=None)
+    return root
+
+
+def classic_repo(root: Path) -> Path:
+    return npm_repo(root, "yarn.lock")
+
+
 GOLDEN_ADOPT = Path(__file__).parent.parent / "golden" / "adopt"
 
 
-@pytest.mark.parametrize("shape, make", [("turbo", turbo_repo), ("pnpm", pnpm_repo), ("berry", berry_repo), ("nx", nx_repo)])
+@pytest.mark.parametrize("shape, make", [("turbo", turbo_repo), ("pnpm", pnpm_repo), ("berry", berry_repo), ("nx", nx_repo),
+                                         ("npm", npm_repo), ("classic", classic_repo)])
 def test_a_workspace_is_built_from_its_root(tmp_path, shape, make, update_golden):
     repo = make(tmp_path / "shop")
     before = tree_digest(repo)
     result = plan(repo)
     assert tree_digest(repo) == before  # planning writes nothing
     inner = {"turbo": ("apps/api", "apps/web"), "pnpm": ("services/core/http/api", "services/core/http/web"),
-             "berry": ("apps/api", "apps/web"), "nx": ("apps/api", "apps/web")}[shape]
+             "berry": ("apps/api", "apps/web")}.get(shape, ("apps/api", "apps/web"))
     assert result.backend["source"] == f"../shop/{inner[0]}" and result.backend["workspace"] == "../shop"
     assert result.frontend["source"] == f"../shop/{inner[1]}" and result.frontend["workspace"] == "../shop"
     assert sorted(result.files) == [".dockerignore", ".github/workflows/ci.yml", "README.md",
@@ -511,6 +525,20 @@ def test_an_nx_workspace_installed_with_pnpm_is_refused(tmp_path):
         plan(repo)
 
 
+def test_the_workspace_packages_a_service_uses_build_first(tmp_path):
+    found = adopt.survey(npm_repo(tmp_path / "shop"))
+    assert [(m.name, m.dir, m.builds) for m in found[0].local] == [("@shop/util", "packages/util", False),
+                                                                    ("@shop/shared", "packages/shared", True)]
+    assert adopt.manifests_commands(found[0])["builds"] == ["npm run build --workspace=@shop/shared", "npm run build --workspace=api"]
+    assert [m.name for m in found[1].local] == ["@shop/util"]
+
+
+def test_a_workspace_cycle_ends(tmp_path):
+    repo = npm_repo(tmp_path / "shop")
+    package(repo / "packages/util", {"name": "@shop/util", "dependencies": {"@shop/shared": "*"}}, lockfile=None)
+    assert [m.name for m in adopt.survey(repo)[0].local] == ["@shop/util", "@shop/shared"]
+
+
 def test_the_pnpm_of_packagemanager_builds_the_workspace(tmp_path):
     result = plan(pnpm_repo(tmp_path / "shop"))
     assert "pnpm@10.30.1 && pnpm fetch" in result.files["services/core/http/api/Dockerfile"].content
@@ -533,7 +561,7 @@ def test_the_workspace_dockerfiles_pass_hadolint():
 
     hadolint = Path(sys.executable).parent / "hadolint"
     paths = sorted(str(p) for p in GOLDEN_ADOPT.rglob("Dockerfile"))
-    assert len(paths) == 8
+    assert len(paths) == 12
     result = subprocess.run([str(hadolint), *paths], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
 

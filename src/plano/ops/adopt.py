@@ -74,6 +74,7 @@ class Found:
     orm: orm.Orm | None = None  # backend: TypeORM or Prisma, and how its migrations run
     nx: nx.Project | None = None  # a project of an Nx workspace (built by its targets, not by scripts)
     routes: tuple[str, ...] = ()  # frontend: its first-level route folders (app/api, pages/blog...)
+    local: tuple[workspaces.Member, ...] = ()  # the workspace packages it uses, in build order
 
 
 @dataclass(frozen=True)
@@ -170,6 +171,7 @@ def survey_one(repo: Path, folder: Path, role: str, package: dict, root: Workspa
         "package_manager": package.get("packageManager") if isinstance(package.get("packageManager"), str) else None,
         "yarn_berry": lockfile == "yarn.lock" and is_berry(folder),
         "nx": project,
+        "local": workspaces.local_dependencies(repo, workspace, package) if workspace and not project else (),
     }
     if role == "backend":
         sources, main = read_sources(folder, "src/**/*.ts"), read_sources(folder, "src/main.ts")
@@ -378,15 +380,33 @@ def for_manager(text: str, manager: scaffold.Manager) -> str:
     return text.replace(f"RUN {npm.prune}", f"RUN {manager.prune}")  # the backend's prod-deps stage
 
 
+def manifests_commands(found: Found) -> dict[str, object]:
+    """An npm or yarn 1 workspace's build (the packages the service uses, then the
+    service) and the install of its production dependencies."""
+    assert found.workspace is not None
+    names = [m.name for m in found.local if m.builds] + [found.package_name]
+    if found.workspace.shape == "npm":
+        return {"builds": [f"npm run build --workspace={name}" for name in names],
+                "prod_install": f"npm ci --omit=dev --workspace={found.package_name} --no-audit --no-fund && npm cache clean --force",
+                "prod_scope": "alone (npm ci --workspace)"}
+    return {"builds": [f"yarn workspace {name} run build" for name in names],
+            "prod_install": f"{scaffold.YARN_GET} && {scaffold.YARN.prune} && yarn cache clean",
+            "prod_scope": "and of the workspace's other packages (yarn 1 installs the whole workspace)"}
+
+
 def workspace_dockerfiles(app: str, found: Found, node_image: str, health: str) -> Tree:
     """A service of a workspace: its Dockerfile, built from the workspace root, and the
     root's .dockerignore (each where missing)."""
     assert found.workspace is not None and found.workspace.shape is not None
     manager = manager_of(found)
-    text = render_template(f"app/workspace/{found.workspace.shape}-{found.role}.Dockerfile.j2", app=app, inner=found.dir,
-                           package=found.package_name, node_image=node_image, manager=manager, turbo=found.workspace.turbo,
-                           pnpm=manager.version, yarn=manager.version, health=health, dev_command=dev_command(found),
-                           project=found.nx.name if found.nx else "", output=found.nx.output if found.nx else "")
+    shape = found.workspace.shape
+    extra = manifests_commands(found) if shape in ("npm", "classic") else {}
+    text = render_template(f"app/workspace/{'manifests' if extra else shape}-{found.role}.Dockerfile.j2", app=app,
+                           inner=found.dir, package=found.package_name, node_image=node_image, manager=manager,
+                           turbo=found.workspace.turbo, pnpm=manager.version, yarn=manager.version, health=health,
+                           dev_command=dev_command(found), project=found.nx.name if found.nx else "",
+                           output=found.nx.output if found.nx else "", kind=found.workspace.describe(),
+                           local=[m.dir for m in found.local], **extra)
     tree: Tree = {".dockerignore": File(render_template("app/workspace/dockerignore"), kind=Kind.USER)}
     if "Dockerfile" not in found.existing:
         tree[f"{found.dir}/Dockerfile"] = File(text, kind=Kind.USER)

@@ -5,7 +5,8 @@ Nx), with one lock at the root that every package installs from.
 (the build context) with a Dockerfile that installs only what that service needs:
 `turbo prune` for Turborepo repos, `pnpm fetch` and `pnpm deploy` for pnpm ones,
 `yarn workspaces focus` for yarn 2+ ones, `nx build` and the package.json Nx writes
-beside a bundle for Nx ones (see `nx`).
+beside a bundle for Nx ones (see `nx`); npm and yarn 1 workspaces build the packages
+it uses first (`local_dependencies`), then install its production dependencies.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from ruamel.yaml.error import YAMLError
 
 from plano.core.errors import UsageError
 
-SHAPES = ("turbo", "pnpm", "berry", "nx")  # the workspaces plano builds; see Workspace.unsupported
+SHAPES = ("turbo", "pnpm", "berry", "nx", "npm", "classic")  # the workspaces plano builds; see Workspace.unsupported
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,10 @@ class Workspace:
             return "berry"
         if self.manager == "nx" and self.lock == "package-lock.json":
             return "nx"
+        if self.manager == "npm" and self.lock == "package-lock.json" and not self.turbo:
+            return "npm"
+        if self.manager == "yarn" and not self.berry and self.lock == "yarn.lock":
+            return "classic"
         return None
 
     def describe(self) -> str:
@@ -65,14 +70,12 @@ class Workspace:
             return (f"{self.describe()}: turbo needs the root package.json's packageManager (e.g. \"npm@11.6.2\", "
                     "your npm --version); add it, then adopt again")
         if self.manager == "npm":
-            return (f"{self.describe()}: plano builds npm workspaces with `turbo prune` (Turborepo); add turbo.json and "
-                    "turbo to the root devDependencies, or give the service a lock of its own")
+            return f"{self.describe()} installed from {self.lock}: an npm workspace installs from package-lock.json"
         if self.manager == "yarn" and self.berry:
             return (f"{self.describe()} with Plug'n'Play: plano's images run with node_modules (Next.js's standalone "
                     "output needs them); set `nodeLinker: node-modules` in .yarnrc.yml and run yarn install, then adopt again")
         if self.manager == "yarn":
-            return (f"{self.describe()}: plano builds yarn workspaces of yarn 2 or later, pnpm workspaces and npm "
-                    "workspaces with Turborepo, not yet yarn 1 ones")
+            return f"{self.describe()} installed from {self.lock}: a yarn workspace installs from yarn.lock"
         return (f"{self.describe()} installed from {self.lock}: plano builds Nx workspaces installed with npm "
                 "(package-lock.json), not yet with pnpm or yarn")
 
@@ -149,6 +152,38 @@ def detect(repo: Path) -> Workspace | None:
     if (repo / "nx.json").is_file():
         return Workspace("nx", "nx.json", (), lock)
     return None
+
+
+@dataclass(frozen=True)
+class Member:
+    """A package of the workspace that a service uses."""
+
+    name: str
+    dir: str  # relative to the root
+    builds: bool  # it has a build script (built before the service)
+
+
+def local_dependencies(repo: Path, workspace: Workspace, package: dict) -> tuple[Member, ...]:
+    """The workspace packages `package` depends on, however indirectly, each after the
+    ones it uses (the order they build in)."""
+    by_name: dict[str, tuple[Path, dict]] = {}
+    for folder in members(repo, workspace):
+        manifest = read_json(folder / "package.json")
+        if isinstance(manifest.get("name"), str):
+            by_name[manifest["name"]] = (folder, manifest)
+    ordered: list[Member] = []
+
+    def visit(manifest: dict, path: tuple[str, ...]) -> None:
+        deps = {**manifest.get("devDependencies", {}), **manifest.get("dependencies", {})}
+        for name in sorted(deps):
+            if name in by_name and name not in path and name not in [m.name for m in ordered]:
+                folder, used = by_name[name]
+                visit(used, (*path, name))
+                scripts = used.get("scripts", {})
+                ordered.append(Member(name, folder.relative_to(repo).as_posix(), isinstance(scripts, dict) and "build" in scripts))
+
+    visit(package, (package.get("name", ""),))
+    return tuple(ordered)
 
 
 def members(repo: Path, workspace: Workspace) -> list[Path]:
