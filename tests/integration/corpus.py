@@ -142,7 +142,9 @@ def classic_repo(repo: Path, env: dict[str, str]) -> None:
     classic = {**env, "PATH": f"{repo.parent / 'shims-classic'}:{env['PATH']}"}
     generate_apps(repo / "apps", "yarn", classic)
     use_shared(repo, "*", env)
-    run(["yarn", "install", "--non-interactive"], repo, classic)
+    # --ignore-engines: this machine's Node 20 is older than the generated packages ask
+    # for (yarn 1 refuses, npm warns); the images run Node 24.
+    run(["yarn", "install", "--non-interactive", "--ignore-engines"], repo, classic)
 
 
 def pnpm_repo(repo: Path, env: dict[str, str]) -> None:

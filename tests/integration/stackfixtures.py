@@ -41,12 +41,13 @@ def docker(*args: str, check: bool = True, timeout: float = 900, cwd: Path | Non
     return proc
 
 
-def build_image(image: str, context: Path, timeout: float = 900, dockerfile: str | None = None) -> None:
+def build_image(image: str, context: Path, timeout: float = 900, dockerfile: str | None = None,
+                node_image: str = STAND_INS["node"]) -> None:
     """`docker build` of a test image (the legacy builder: no buildx here), on the
-    stand-in Node image, labelled with the test run so that its end removes it;
-    `dockerfile` relative to the context (a workspace's service)."""
+    stand-in Node image (or `node_image`), labelled with the test run so that its end
+    removes it; `dockerfile` relative to the context (a workspace's service)."""
     proc = subprocess.run(["docker", "build", "-q", "--label", f"{testrun.LABEL}={testrun.current()}", "-t", image,
-                           "--build-arg", f"NODE_IMAGE={STAND_INS['node']}", *(["-f", str(context / dockerfile)] if dockerfile else []),
+                           "--build-arg", f"NODE_IMAGE={node_image}", *(["-f", str(context / dockerfile)] if dockerfile else []),
                            str(context)],
                           capture_output=True, text=True, timeout=timeout, env={**os.environ, "DOCKER_BUILDKIT": "0"})
     assert proc.returncode == 0, f"docker build -t {image} {context}:\n{proc.stderr[-3000:]}"

@@ -618,14 +618,19 @@ def test_prisma_generates_before_the_build_and_migrates_as_the_release(tmp_path,
     deps = {**NEST, "scripts": {**NEST["scripts"], "build": build},
             "dependencies": {"@nestjs/core": "12", "@prisma/client": "7.10.1", "prisma": "7.10.1"}}
     package(tmp_path, deps, **{"prisma__schema.prisma": "datasource db { provider = \"postgresql\" }\n",
-                               "prisma__migrations__20261201_init__migration.sql": MIGRATION})
+                               "prisma__migrations__20261201_init__migration.sql": MIGRATION,
+                               "prisma7.config.ts": 'import "dotenv/config";\n'})
     result = plan(tmp_path)
     assert result.backend["release"] == ["/usr/src/app/node_modules/.bin/prisma", "migrate", "deploy"]
     assert "Prisma migrations (1): release runs `prisma migrate deploy` before each deploy's switch (./prisma/migrations)" in result.facts
     dockerfile = result.files["Dockerfile"].content
     assert (f"RUN {adopt.PRISMA_GENERATE} && npm run build" in dockerfile) == generated
     assert "RUN npm prune --omit=dev --no-audit --no-fund && node_modules/.bin/prisma version" in dockerfile
+    # What the release reads is in the production image.
+    assert "COPY package.json ./\nCOPY prisma ./prisma\nCOPY prisma7.config.ts ./prisma7.config.ts\n" in dockerfile
     assert not any("prisma is not a production dependency" in tip for tip in result.advice)
+    assert "./prisma7.config.ts: imports dotenv, which is not a production dependency; the release loads this file in " \
+           "the production image (where plano sets DATABASE_URL), so move dotenv to dependencies or drop the import" in result.advice
 
 
 def test_prisma_without_migrations_gets_no_release(tmp_path):

@@ -138,7 +138,8 @@ def app_adopt(ctx: click.Context, path: str, domains: tuple[str, ...], name: str
     summarize(result)
     for tip in adoption.advice:
         out.print(f"[yellow]to do:[/] {tip}", highlight=False)
-    out.print(f"app {name} adopted. Next: plano dev up")
+    running = f"; on a prod stack already running: plano db create {name} --prod" if adoption.database and not no_database else ""
+    out.print(f"app {name} adopted. Next: plano dev up{running}")
 
 
 @app.command("remove")

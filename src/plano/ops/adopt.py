@@ -36,7 +36,7 @@ SKIP_DIRS = {"node_modules", "dist", "build", "coverage"}
 STANDALONE_RE = re.compile(r"""output\s*:\s*['"`]standalone['"`]""")
 GOOGLE_FONT = "next/font/google"
 # A backend that depends on one of these uses Postgres, or Redis (else plano gives it none).
-DATABASE_PACKAGES = ("pg", "postgres", "pg-promise", "slonik", "typeorm", "@nestjs/typeorm", "prisma", "@prisma/client", "sequelize",
+DATABASE_PACKAGES = ("pg", "@prisma/adapter-pg", "postgres", "pg-promise", "slonik", "typeorm", "@nestjs/typeorm", "prisma", "@prisma/client", "sequelize",
                      "@nestjs/sequelize", "knex", "@mikro-orm/core", "@mikro-orm/postgresql", "drizzle-orm", "kysely")
 # plano provides Postgres and Redis; an app built on another database is refused, not half-hosted.
 UNSUPPORTED_PACKAGES = ("mongoose", "@nestjs/mongoose", "mongodb", "@mikro-orm/mongodb", "mysql", "mysql2", "@mikro-orm/mysql",
@@ -443,8 +443,9 @@ PRISMA_GENERATE = "DATABASE_URL=postgresql://build@localhost/build node_modules/
 
 def with_prisma(text: str, found: Found) -> str:
     """A Prisma backend's Dockerfile: the client generated before the build (unless its
-    scripts do it), and the schema engine fetched into the production dependencies, so
-    that `prisma migrate deploy` runs in the read-only production container."""
+    scripts do it), and the schema engine fetched into the production dependencies and
+    the schema, migrations and prisma.config in the image, so that `prisma migrate
+    deploy` runs in the read-only production container."""
     if not (found.orm and found.orm.generate):
         return text
     manager = manager_of(found)
@@ -452,6 +453,9 @@ def with_prisma(text: str, found: Found) -> str:
     swaps = [] if "prisma generate" in scripts else [(f"RUN {manager.run('build')}", f"RUN {PRISMA_GENERATE} && {manager.run('build')}")]
     if found.orm.release:
         swaps.append((f"RUN {manager.prune}", f"RUN {manager.prune} && node_modules/.bin/prisma version"))
+        # `prisma migrate deploy` (the release) reads the schema, its migrations and prisma.config.
+        copies = "".join(f"COPY {name} ./{name}\n" for name in found.orm.runtime_files)
+        swaps.append(("COPY package.json ./\n", f"COPY package.json ./\n{copies}"))
     for old, new in swaps:
         if old not in text:
             raise RuntimeError(f"plano's Dockerfile template has no {old!r}")  # a template changed: a bug in plano

@@ -28,6 +28,7 @@ class Orm:
     name: str  # typeorm | prisma
     release: list[str] | None = None
     generate: bool = False  # `prisma generate` must run before the build
+    runtime_files: tuple[str, ...] = ()  # what the release reads beside dist/ (prisma/, prisma.config.ts)
     facts: list[str] = field(default_factory=list)
     advice: list[str] = field(default_factory=list)
 
@@ -61,6 +62,17 @@ def typeorm(folder: Path, where: str) -> Orm:
                                           f"switch ({rel})"], advice=advice)
 
 
+# Where Prisma looks for its config, first found wins (@prisma/config 7: prisma7.config.*
+# is what `prisma init` writes; prisma.config.* the earlier name).
+PRISMA_CONFIGS = ("prisma7.config", ".config/prisma7", "prisma.config", ".config/prisma")
+CONFIG_SUFFIXES = (".js", ".ts", ".mjs", ".cjs", ".mts", ".cts")
+
+
+def prisma_config(folder: Path) -> Path | None:
+    return next((folder / f"{base}{suffix}" for base in PRISMA_CONFIGS for suffix in CONFIG_SUFFIXES
+                 if (folder / f"{base}{suffix}").is_file()), None)
+
+
 def prisma(folder: Path, where: str, runtime: dict) -> Orm:
     """`runtime`: package.json's dependencies (what the production image keeps)."""
     schema = next((p for p in (folder / "prisma/schema.prisma", folder / "schema.prisma") if p.is_file()), None)
@@ -78,7 +90,14 @@ def prisma(folder: Path, where: str, runtime: dict) -> Orm:
                                                     "sets no release and the database schema is yours to apply"])
     release = [f"{BIN}/prisma", "migrate", "deploy"]
     rel = f"{where}{schema.parent.relative_to(folder).as_posix()}/migrations"
-    return Orm("prisma", release, generate=True, advice=advice,
+    config = prisma_config(folder)
+    files = (schema.parent.relative_to(folder).as_posix() if schema.parent != folder else schema.name,
+             *([config.relative_to(folder).as_posix()] if config else []))
+    if config and "dotenv" in config.read_text(errors="replace") and "dotenv" not in runtime:
+        advice.append(f"{where}{config.relative_to(folder).as_posix()}: imports dotenv, which is not a production dependency; the release loads "
+                      "this file in the production image (where plano sets DATABASE_URL), so move dotenv to dependencies "
+                      "or drop the import")
+    return Orm("prisma", release, generate=True, advice=advice, runtime_files=files,
                facts=[f"Prisma migrations ({len(migrations)}): release runs `prisma migrate deploy` before each "
                       f"deploy's switch ({rel})"])
 
