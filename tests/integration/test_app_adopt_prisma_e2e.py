@@ -27,7 +27,7 @@ from tests.integration.net import https_request, wait_for
 from tests.integration.stackfixtures import REGISTRY, STAND_INS, build_image, docker, plano
 from tests.integration.test_app_adopt_e2e import adopted_shop
 
-pytestmark = pytest.mark.expected_seconds(300)  # on a 2-core machine
+pytestmark = pytest.mark.expected_seconds(330)  # on a 2-core machine
 
 PRISMA = "7.10.1"
 DOTENV = "17.2.3"
