@@ -7,7 +7,7 @@ import pytest
 
 from plano.core.errors import UsageError
 from plano.core.files import tree_digest
-from plano.ops import adopt, codefacts, scaffold
+from plano.ops import adopt, codefacts, scaffold, service
 
 NEST = {"scripts": {"build": "nest build", "start:dev": "nest start --watch", "test": "vitest run",
                     "test:e2e": "vitest run --config ./vitest.config.e2e.ts"},
@@ -529,7 +529,7 @@ def test_the_workspace_packages_a_service_uses_build_first(tmp_path):
     found = adopt.survey(npm_repo(tmp_path / "shop"))
     assert [(m.name, m.dir, m.builds) for m in found[0].local] == [("@shop/util", "packages/util", False),
                                                                     ("@shop/shared", "packages/shared", True)]
-    assert adopt.manifests_commands(found[0])["builds"] == ["npm run build --workspace=@shop/shared", "npm run build --workspace=api"]
+    assert service.manifests_commands(found[0])["builds"] == ["npm run build --workspace=@shop/shared", "npm run build --workspace=api"]
     assert [m.name for m in found[1].local] == ["@shop/util"]
 
 
@@ -624,7 +624,7 @@ def test_prisma_generates_before_the_build_and_migrates_as_the_release(tmp_path,
     assert result.backend["release"] == ["/usr/src/app/node_modules/.bin/prisma", "migrate", "deploy"]
     assert "Prisma migrations (1): release runs `prisma migrate deploy` before each deploy's switch (./prisma/migrations)" in result.facts
     dockerfile = result.files["Dockerfile"].content
-    assert (f"RUN {adopt.PRISMA_GENERATE} && npm run build" in dockerfile) == generated
+    assert (f"RUN {service.PRISMA_GENERATE} && npm run build" in dockerfile) == generated
     assert "RUN npm prune --omit=dev --no-audit --no-fund && node_modules/.bin/prisma version" in dockerfile
     # What the release reads is in the production image.
     assert "COPY package.json ./\nCOPY prisma ./prisma\nCOPY prisma7.config.ts ./prisma7.config.ts\n" in dockerfile
