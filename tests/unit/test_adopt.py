@@ -101,7 +101,7 @@ def test_a_single_service_repo_is_adopted_at_its_root(tmp_path):
     (lambda r: (r / "x").mkdir(), "no NestJS backend (package.json depending on @nestjs/core) and no Next.js frontend"),
     (lambda r: package(r / "backend", NEST, lockfile=None), "backend/: no package-lock.json; run `npm install` there"),
     (lambda r: package(r / "backend", NEST, lockfile=None, **{"yarn.lock": "__metadata:\n  version: 8\n"}),
-     "backend/: uses yarn 2 or later (yarn.lock with __metadata, or .yarnrc.yml)"),
+     "backend/: uses yarn 2 or later with Plug'n'Play (.yarnrc.yml's nodeLinker: pnp); plano's images run with node_modules"),
     (lambda r: package(r / "backend", NEST, lockfile="bun.lockb"), "backend/: uses Bun (bun.lockb)"),
     (lambda r: package(r / "web", {"dependencies": {"next": "16"}, "scripts": {"build": "next build"}}),
      "web/package.json: no script dev; the Dockerfile runs `npm run dev`, add it"),
@@ -574,6 +574,33 @@ def test_the_workspace_dockerfiles_pass_hadolint():
 def test_the_dev_command_restarts_nest_without_a_shell(tmp_path, script, dev):
     package(tmp_path, {**NEST, "scripts": {**NEST["scripts"], "start:dev": script}})
     assert plan(tmp_path).backend.get("dev_command") == dev
+
+
+def test_yarn_berry_in_its_own_folder_installs_focuses_and_runs_with_it(tmp_path):
+    berry = {"yarn.lock": "__metadata:\n  version: 8\n", ".yarnrc.yml": "nodeLinker: node-modules\nyarnPath: .yarn/releases/yarn-4.9.2.cjs\n",
+             ".yarn__releases__yarn-4.9.2.cjs": ""}
+    package(tmp_path / "backend", {**NEST, "packageManager": "yarn@4.9.2"}, lockfile=None, **berry)
+    package(tmp_path / "frontend", NEXT, lockfile=None, **berry)
+    result = plan(tmp_path)
+    backend = result.files["backend/Dockerfile"].content
+    assert "COPY package.json yarn.lock .yarnrc.yml ./\nCOPY .yarn/releases ./.yarn/releases\n" in backend
+    assert "RUN npm install --global --force --no-audit --no-fund @yarnpkg/cli-dist@4.9.2 && yarn install --immutable" in backend
+    assert "FROM deps AS prod-deps\nRUN yarn workspaces focus --production\n" in backend
+    assert "ENV NODE_ENV=development \\\n    TMPDIR=/var/tmp \\\n" in backend
+    assert 'CMD ["yarn", "run", "start:dev"]' in backend and 'RUN yarn run build' in backend
+    # No packageManager: plano's pin.
+    assert f"@yarnpkg/cli-dist@{scaffold.YARN_BERRY_VERSION} && yarn install --immutable" in result.files["frontend/Dockerfile"].content
+    assert result.backend["dev_command"] == ["yarn", "run", "start:dev", "--no-shell"]
+    assert result.parts[0].manager.install.endswith("yarn install --immutable")
+    import subprocess
+    import sys
+
+    for role in ("backend", "frontend"):  # plano check lints them: they pass hadolint
+        (tmp_path / role / "Dockerfile").write_text(result.files[f"{role}/Dockerfile"].content)
+    hadolint = Path(sys.executable).parent / "hadolint"
+    lint = subprocess.run([str(hadolint), str(tmp_path / "backend/Dockerfile"), str(tmp_path / "frontend/Dockerfile")],
+                          capture_output=True, text=True, timeout=120)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
 
 
 def test_a_yarn_berry_workspace_installs_its_yarn_from_the_npm_registry(tmp_path):

@@ -99,6 +99,14 @@ def read_sources(folder: Path, pattern: str) -> str:
     return "\n".join(p.read_text(errors="replace") for p in sorted(folder.glob(pattern)) if "node_modules" not in p.parts)
 
 
+YARN_DIRS = (".yarn/releases", ".yarn/plugins", ".yarn/patches")
+
+
+def berry_facts(folder: Path) -> dict[str, object]:
+    """yarn 2+ in the service's own folder: its linker and yarn's own folders."""
+    return {"yarn_linker": workspaces.yarn_linker(folder), "yarn_dirs": tuple(d for d in YARN_DIRS if (folder / d).is_dir())}
+
+
 def own_dockerfile(repo: Path, folder: Path, port: int, from_root: bool = False) -> tuple[str, ...]:
     """What a service's own Dockerfile lacks for plano, each with the fix: the `dev`
     target `plano dev up` builds, the port the app listens on, a build context of the
@@ -142,6 +150,7 @@ def survey_one(repo: Path, folder: Path, role: str, package: dict, root: Workspa
         "package_name": package.get("name") if isinstance(package.get("name"), str) else "",
         "package_manager": package.get("packageManager") if isinstance(package.get("packageManager"), str) else None,
         "yarn_berry": lockfile == "yarn.lock" and is_berry(folder),
+        **(berry_facts(folder) if lockfile == "yarn.lock" and is_berry(folder) else {}),
         "nx": project,
         "local": workspaces.local_dependencies(repo, workspace, package) if workspace and not project else (),
     }
@@ -243,9 +252,10 @@ def check_usable(found: Found) -> None:
             return  # built and served by Nx's targets, not by scripts
     elif found.lockfile is None:
         raise UsageError(f"{where}: no package-lock.json; run `npm install` there and commit the lock file, then adopt again")
-    elif found.yarn_berry:
-        raise UsageError(f"{where}: uses yarn 2 or later (yarn.lock with __metadata, or .yarnrc.yml); plano's Dockerfiles "
-                         "install with npm, pnpm or yarn 1, not yet with yarn berry")
+    elif found.yarn_berry and found.yarn_linker != "node-modules":
+        raise UsageError(f"{where}: uses yarn 2 or later with Plug'n'Play (.yarnrc.yml's nodeLinker: {found.yarn_linker}); "
+                         "plano's images run with node_modules (Next.js's standalone output needs them); set `nodeLinker: "
+                         "node-modules` in .yarnrc.yml and run yarn install, then adopt again")
     elif found.lockfile not in scaffold.LOCKS:
         raise UsageError(f"{where}: uses {found.lockfile}; plano's Dockerfiles install with npm, pnpm or yarn 1")
     needed = ["build"] + (["start:dev"] if found.role == "backend" else ["dev"])

@@ -45,6 +45,8 @@ class Found:
     nx: nx.Project | None = None  # a project of an Nx workspace (built by its targets, not by scripts)
     routes: tuple[str, ...] = ()  # frontend: its first-level route folders (app/api, pages/blog...)
     local: tuple[workspaces.Member, ...] = ()  # the workspace packages it uses, in build order
+    yarn_linker: str = ""  # yarn 2+ in its own folder: .yarnrc.yml's nodeLinker (pnp when unset)
+    yarn_dirs: tuple[str, ...] = ()  # yarn 2+ in its own folder: .yarn/releases, plugins, patches it has
 
 
 # `nest start --watch` runs the app through a shell unless --no-shell; on a change it
@@ -89,6 +91,9 @@ def manager_of(found: Found) -> scaffold.Manager:
         return scaffold.pnpm(workspace.pnpm)
     if workspace and workspace.berry:
         return scaffold.yarn_berry(workspace.yarn or scaffold.YARN_BERRY_VERSION)
+    if kind == "yarn" and found.yarn_berry:
+        named = re.fullmatch(r"yarn@(\d+\.\d+\.\d+)(?:\+\S+)?", found.package_manager or "")
+        return scaffold.yarn_berry(named.group(1) if named else scaffold.YARN_BERRY_VERSION)
     if kind == "yarn":
         return scaffold.YARN
     if kind != "pnpm":
@@ -112,6 +117,26 @@ def for_manager(text: str, manager: scaffold.Manager) -> str:
             raise RuntimeError(f"plano's Dockerfile template has no {old!r}")  # a template changed: a bug in plano
         text = text.replace(old, new)
     return text.replace(f"RUN {npm.prune}", f"RUN {manager.prune}")  # the backend's prod-deps stage
+
+
+def for_berry(text: str, found: Found) -> str:
+    """plano's Dockerfile made for yarn 2+ in the service's own folder (after
+    for_manager): yarn's settings and release in the install's context, its cache kept
+    in the deps stage (never shipped) for `yarn workspaces focus`, and `yarn run`'s
+    shims out of the noexec /tmp in dev."""
+    manager = manager_of(found)
+    copies = "".join(f"COPY {d} ./{d}\n" for d in found.yarn_dirs)
+    swaps = [(f"COPY package.json {manager.lock} ./\n", f"COPY package.json {manager.lock} .yarnrc.yml ./\n{copies}"),
+             (f"RUN {manager.install}", "# yarn's cache stays: this stage never ships, and `yarn workspaces focus` reads it.\n"
+                                        f"# hadolint ignore=DL3060\nRUN {manager.install}"),
+             ("FROM deps AS dev\nENV NODE_ENV=development \\\n",
+              "FROM deps AS dev\n# `yarn run` writes its shims in TMPDIR; the infra's /tmp is a noexec tmpfs.\n"
+              "ENV NODE_ENV=development \\\n    TMPDIR=/var/tmp \\\n")]
+    for old, new in swaps:
+        if old not in text:
+            raise RuntimeError(f"plano's Dockerfile template has no {old!r}")  # a template changed: a bug in plano
+        text = text.replace(old, new)
+    return text
 
 
 def manifests_commands(found: Found) -> dict[str, object]:
@@ -165,7 +190,8 @@ def dockerfiles(app: str, found: Found, node_image: str, health: str) -> Tree:
         if name not in found.existing:
             text = scaffold.template_text(f"app/{found.role}/{template}", replace)
             if name == "Dockerfile":
-                text = with_prisma(for_manager(text, manager_of(found)), found)
+                text = for_manager(text, manager_of(found))
+                text = with_prisma(for_berry(text, found) if found.yarn_berry else text, found)
             tree[prefix + name] = File(text, kind=Kind.USER)
     return tree
 
