@@ -44,13 +44,15 @@ def generate(repo: Path, shims: Path, manager: str) -> None:
     env = {**os.environ, "PATH": f"{shims}:{os.environ['PATH']}", "CI": "1", "NEXT_TELEMETRY_DISABLED": "1",
            "npm_config_yes": "true", "YARN_IGNORE_ENGINES": "true", "YARN_ENABLE_TELEMETRY": "0",
            "YARN_ENABLE_IMMUTABLE_INSTALLS": "false"}  # yarn 4 under CI=1 would refuse to write the first lock
-    argvs = generators(tool)
+    # yarn 4: the generators' install passes yarn 1's flags (nest: `yarn install --silent`),
+    # so the owner installs, after the switch to node_modules (Plug'n'Play is refused).
+    argvs = {role: [*argv, "--skip-install"] if manager == "berry" else argv for role, argv in generators(tool).items()}
     for role, out in run_generators(repo, argvs, env).items():
+        if manager == "berry":
+            (repo / role / ".yarnrc.yml").write_text("nodeLinker: node-modules\n")
+            run(["yarn", "install"], repo / role, {k: v for k, v in env.items() if k != "YARN_IGNORE_ENGINES"})  # yarn 1's
         lock = {"pnpm": scaffold.PNPM.lock, "yarn": scaffold.YARN.lock}[tool]
         assert (repo / role / lock).is_file(), f"{' '.join(argvs[role])} made no {lock}:\n{out[-3000:]}"
-        if manager == "berry":  # yarn 4 installs with Plug'n'Play, which plano refuses; the owner's switch:
-            (repo / role / ".yarnrc.yml").write_text("nodeLinker: node-modules\n")
-            run(["yarn", "install"], repo / role, env)
 
 
 @pytest.fixture(scope="module", params=["pnpm", "yarn", "berry"])
