@@ -118,7 +118,7 @@ def sweep(run_id: str, folder: Path) -> list[str] | None:
         "containers": _remove(["rm", "-f", "-v"], _listed(["ps", "-aq"], selectors)),
         "networks": _remove(["network", "rm"], _listed(["network", "ls", "-q"], selectors)),
         "volumes": _remove(["volume", "rm", "-f"], _listed(["volume", "ls", "-q"], selectors)),
-        "images": _remove(["image", "rm", "-f"], _listed(["image", "ls", "-q"], selectors) | _images_under(projects)),
+        "images": _remove(["image", "rm", "-f"], _listed(["image", "ls", "-q"], selectors) | images_under(projects)),
         "registry manifests": _untag_registry(projects),
         "pebbles": stopped,
     }
@@ -162,7 +162,7 @@ def _remove(command: list[str], ids: set[str]) -> int:
     return sum(_docker(*command, ident).returncode == 0 for ident in sorted(ids))
 
 
-def _images_under(projects: list[str]) -> set[str]:
+def images_under(projects: list[str]) -> set[str]:
     """IDs of the images named <registry>/<project>/...: those the tests built or pulled for a project."""
     prefixes = tuple(f"{REGISTRY}/{p}/" for p in projects)
     listing = _docker("image", "ls", "--format", "{{.ID}} {{.Repository}}").stdout.splitlines()

@@ -107,6 +107,17 @@ def remove_project(project: str) -> None:
             docker(kind, "rm", *out, check=False)
 
 
+def remove_images(project: str) -> None:
+    """The images of the test's own project, once its module is done (the run's end removes
+    them anyway; a module with large images frees the disk for the others sooner): those
+    compose built for it or its -dev twin, and those tagged under the registry for it."""
+    found = testrun.images_under([project])
+    for name in (project, f"{project}-dev"):
+        found |= set(docker("image", "ls", "-q", "--filter", f"label=com.docker.compose.project={name}", check=False).stdout.split())
+    if found:
+        docker("image", "rm", "-f", *sorted(found), check=False)
+
+
 @contextmanager
 def prod_running(ws: Workspace) -> Iterator[Workspace]:
     """`plano prod up` for the test's lifetime; then down, and the project's containers removed."""

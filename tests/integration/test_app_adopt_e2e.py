@@ -21,6 +21,7 @@ from tests.integration.stackfixtures import (
     docker,
     make_workspace,
     plano,
+    remove_images,
     remove_project,
 )
 from tests.unit.test_scaffold import SCHEMAS, check_jsonschema
@@ -84,6 +85,7 @@ def adopted_shop(folder: Path, make_repo) -> Iterator[tuple]:
     finally:
         plano("prod", "down", cwd=ws.infra, check=False)
         remove_project(ws.name)
+        remove_images(ws.name)
 
 
 def test_adopt_finds_both_services_and_overwrites_nothing(adopted):
