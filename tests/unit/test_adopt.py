@@ -533,6 +533,13 @@ def test_the_workspace_packages_a_service_uses_build_first(tmp_path):
     assert [m.name for m in found[1].local] == ["@shop/util"]
 
 
+def test_a_workspace_package_with_odd_dependencies_is_read_without_a_crash(tmp_path):
+    repo = npm_repo(tmp_path / "shop")
+    package(repo / "packages/shared", {"name": "@shop/shared", "dependencies": ["@shop/util"], "devDependencies": None},
+            lockfile=None)
+    assert [m.name for m in adopt.survey(repo)[0].local] == ["@shop/shared"]
+
+
 def test_a_workspace_cycle_ends(tmp_path):
     repo = npm_repo(tmp_path / "shop")
     package(repo / "packages/util", {"name": "@shop/util", "dependencies": {"@shop/shared": "*"}}, lockfile=None)

@@ -62,11 +62,11 @@ class Adoption:
 
 
 def dependencies(package: dict) -> dict:
-    return {**package.get("devDependencies", {}), **package.get("dependencies", {})}
+    return workspaces.dependencies(package)
 
 
 def role_of(package: dict) -> str | None:
-    deps = {**package.get("devDependencies", {}), **package.get("dependencies", {})}
+    deps = dependencies(package)
     return next((role for role, marker in MARKERS.items() if marker in deps), None)
 
 
@@ -143,7 +143,7 @@ def survey_one(repo: Path, folder: Path, role: str, package: dict, root: Workspa
     common = {
         "role": role,
         "dir": folder.relative_to(repo).as_posix() or ".",
-        "scripts": dict(package.get("scripts", {})),
+        "scripts": package["scripts"] if isinstance(package.get("scripts"), dict) else {},
         "lockfile": lockfile,
         "existing": frozenset(p.name for p in folder.iterdir()),
         "workspace": workspace,

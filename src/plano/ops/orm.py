@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from plano.ops import workspaces
+
 # The production images keep their dependencies here (each layout's WORKDIR may be the
 # service's folder inside a workspace, so the path is absolute).
 BIN = "/usr/src/app/node_modules/.bin"
@@ -104,9 +106,9 @@ def prisma(folder: Path, where: str, runtime: dict) -> Orm:
 
 def detect(folder: Path, where: str, package: dict) -> Orm | None:
     """The backend's ORM when it is TypeORM or Prisma (else None). `where` prefixes paths ("api/")."""
-    deps = {**package.get("devDependencies", {}), **package.get("dependencies", {})}
+    deps = workspaces.dependencies(package)
     if "prisma" in deps or "@prisma/client" in deps:
-        return prisma(folder, where, package.get("dependencies", {}))
+        return prisma(folder, where, workspaces.dependencies(package, ("dependencies",)))
     if "typeorm" in deps:
         return typeorm(folder, where)
     return None

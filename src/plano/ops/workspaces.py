@@ -113,6 +113,11 @@ def npm_patterns(package: dict) -> tuple[str, ...]:
     return tuple(p for p in declared if isinstance(p, str)) if isinstance(declared, list) else ()
 
 
+def dependencies(package: dict, keys: tuple[str, ...] = ("devDependencies", "dependencies")) -> dict:
+    """package.json's dependencies of those kinds, merged (a kind that is not a mapping counts as none)."""
+    return {name: spec for key in keys if isinstance(package.get(key), dict) for name, spec in package[key].items()}
+
+
 def exact_version(spec: object) -> str | None:
     match = re.fullmatch(r"[\^~=v]?(\d+\.\d+\.\d+(?:-[\w.]+)?)", spec.strip()) if isinstance(spec, str) else None
     return match.group(1) if match else None
@@ -123,7 +128,7 @@ def turbo_version(repo: Path, package: dict) -> str | None:
     if not (repo / "turbo.json").is_file():
         return None
     locked = read_json(repo / "package-lock.json").get("packages", {}).get("node_modules/turbo", {})
-    spec = {**package.get("devDependencies", {}), **package.get("dependencies", {})}.get("turbo")
+    spec = dependencies(package).get("turbo")
     return exact_version(locked.get("version") if isinstance(locked, dict) else None) or exact_version(spec)
 
 
@@ -174,8 +179,7 @@ def local_dependencies(repo: Path, workspace: Workspace, package: dict) -> tuple
     ordered: list[Member] = []
 
     def visit(manifest: dict, path: tuple[str, ...]) -> None:
-        deps = {**manifest.get("devDependencies", {}), **manifest.get("dependencies", {})}
-        for name in sorted(deps):
+        for name in sorted(dependencies(manifest)):
             if name in by_name and name not in path and name not in [m.name for m in ordered]:
                 folder, used = by_name[name]
                 visit(used, (*path, name))
