@@ -5,7 +5,7 @@ import pytest
 
 from tests.integration import workspace_adoption as wa
 
-pytestmark = pytest.mark.expected_seconds(400)  # on a 2-core machine
+pytestmark = pytest.mark.expected_seconds(480)  # on a 2-core machine
 
 
 @pytest.fixture(scope="module")
