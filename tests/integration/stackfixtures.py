@@ -107,6 +107,11 @@ def remove_project(project: str) -> None:
             docker(kind, "rm", *out, check=False)
 
 
+def sql(ws: Workspace, database: str, query: str) -> str:
+    """One query as postgres in the prod stack's database container; its rows, unaligned."""
+    return docker("exec", f"{ws.name}-database-1", "psql", "-U", "postgres", "-d", database, "-At", "-c", query).stdout.strip()
+
+
 def remove_images(project: str) -> None:
     """The images of the test's own project, once its module is done (the run's end removes
     them anyway; a module with large images frees the disk for the others sooner): those

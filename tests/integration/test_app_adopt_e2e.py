@@ -23,6 +23,7 @@ from tests.integration.stackfixtures import (
     plano,
     remove_images,
     remove_project,
+    sql,
 )
 from tests.unit.test_scaffold import SCHEMAS, check_jsonschema
 
@@ -241,14 +242,11 @@ def test_typeorm_migrations_run_as_the_release_of_a_deploy(adopted):
     plano("prod", "up", cwd=ws.infra, timeout=900)
     plano("db", "create", "notes", "--prod", cwd=ws.infra)  # an app added to a running stack gets its database so
 
-    def query(sql: str) -> str:
-        return docker("exec", f"{ws.name}-database-1", "psql", "-U", "postgres", "-d", "notes", "-At", "-c", sql).stdout.strip()
-
-    assert query("SELECT to_regclass('public.notes')") == ""  # not yet: migrations run at deploys
+    assert sql(ws, "notes", "SELECT to_regclass('public.notes')") == ""  # not yet: migrations run at deploys
     done = plano("deploy", "notes", "--service", "backend", "--tag", "2.0.0", cwd=ws.infra)
     out = done.stdout + done.stderr
     assert "release command /usr/src/app/node_modules/.bin/typeorm migration:run -d dist/data-source.js" in out, out
-    assert query("SELECT to_regclass('public.notes')") == "notes"
-    assert query("SELECT name FROM migrations").startswith("CreateNotes")
+    assert sql(ws, "notes", "SELECT to_regclass('public.notes')") == "notes"
+    assert sql(ws, "notes", "SELECT name FROM migrations").startswith("CreateNotes")
     # The table is the app's: its owner is the app's role, not postgres.
-    assert query("SELECT tableowner FROM pg_tables WHERE tablename = 'notes'") == "notes"
+    assert sql(ws, "notes", "SELECT tableowner FROM pg_tables WHERE tablename = 'notes'") == "notes"

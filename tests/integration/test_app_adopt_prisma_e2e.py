@@ -24,7 +24,7 @@ import pytest
 from tests import testrun
 from tests.integration.corpus import NEST_CLI, edit, run
 from tests.integration.net import https_request, wait_for
-from tests.integration.stackfixtures import REGISTRY, STAND_INS, build_image, docker, plano
+from tests.integration.stackfixtures import REGISTRY, STAND_INS, build_image, docker, plano, sql
 from tests.integration.test_app_adopt_e2e import adopted_shop
 
 pytestmark = pytest.mark.expected_seconds(330)  # on a 2-core machine
@@ -162,20 +162,17 @@ def test_prisma_migrations_run_as_the_release_of_a_deploy(adopted):
     prod_env.write_text(prod_env.read_text().replace("SHOP_BACKEND_TAG=latest", "SHOP_BACKEND_TAG=1.0.0"))
     plano("prod", "up", cwd=ws.infra, timeout=900)
 
-    def query(sql: str) -> str:
-        return docker("exec", f"{ws.name}-database-1", "psql", "-U", "postgres", "-d", "shop", "-At", "-c", sql).stdout.strip()
-
-    assert query("SELECT to_regclass('public.\"Visit\"')") == ""  # not yet: migrations run at deploys
+    assert sql(ws, "shop", "SELECT to_regclass('public.\"Visit\"')") == ""  # not yet: migrations run at deploys
     done = plano("deploy", "shop", "--service", "backend", "--tag", "2.0.0", cwd=ws.infra)
     log = done.stdout + done.stderr
     assert "release command /usr/src/app/node_modules/.bin/prisma migrate deploy" in log, log
-    assert query("SELECT migration_name FROM _prisma_migrations WHERE finished_at IS NOT NULL") == "20261205000000_init"
+    assert sql(ws, "shop", "SELECT migration_name FROM _prisma_migrations WHERE finished_at IS NOT NULL") == "20261205000000_init"
     # The table is the app's: its owner is the app's role, not postgres.
-    assert query("SELECT tableowner FROM pg_tables WHERE tablename = 'Visit'") == "shop"
+    assert sql(ws, "shop", "SELECT tableowner FROM pg_tables WHERE tablename = 'Visit'") == "shop"
     # The new version writes and reads it, through nginx.
     for expected in (b"visits: 1", b"visits: 2"):
         status, _, body = https_request(ws.ports["prod_https"], "shop.example.com", "/api/visits")
         assert status == 200 and body == expected, body[:300]
     # The next deploy's release finds nothing to apply: the migration stays applied once.
     plano("deploy", "shop", "--service", "backend", "--tag", "1.0.0", cwd=ws.infra)
-    assert query("SELECT count(*) FROM _prisma_migrations") == "1"
+    assert sql(ws, "shop", "SELECT count(*) FROM _prisma_migrations") == "1"

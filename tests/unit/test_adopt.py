@@ -32,6 +32,15 @@ def plan(repo: Path, **kwargs) -> adopt.Adoption:
                                "node:22.20.0-bookworm-slim")
 
 
+def assert_refused(repo: Path, message: str) -> None:
+    """Planning the adoption of `repo` fails with `message` in one line, and writes nothing."""
+    before = tree_digest(repo)
+    with pytest.raises(UsageError) as err:
+        plan(repo)
+    assert message in str(err.value) and "\n" not in str(err.value)
+    assert tree_digest(repo) == before
+
+
 def test_role_of_reads_dependencies():
     assert adopt.role_of(NEST) == "backend"
     assert adopt.role_of(NEXT) == "frontend"
@@ -280,11 +289,7 @@ def test_services_are_found_three_levels_down_and_anywhere_by_flag(tmp_path):
 ])
 def test_what_plano_cannot_build_yet_is_refused_in_one_line(tmp_path, setup, message):
     setup(tmp_path)
-    before = tree_digest(tmp_path)
-    with pytest.raises(UsageError) as err:
-        plan(tmp_path)
-    assert message in str(err.value) and "\n" not in str(err.value)
-    assert tree_digest(tmp_path) == before
+    assert_refused(tmp_path, message)
 
 
 def test_their_own_dockerfile_is_checked_not_trusted(tmp_path):
@@ -510,11 +515,7 @@ def test_an_nx_backend_plano_cannot_run_is_refused_in_one_line(tmp_path, webpack
         (repo / "apps/api/webpack.config.js").unlink()
     else:
         (repo / "apps/api/webpack.config.js").write_text(webpack)
-    before = tree_digest(repo)
-    with pytest.raises(UsageError) as err:
-        plan(repo)
-    assert message in str(err.value) and "\n" not in str(err.value)
-    assert tree_digest(repo) == before
+    assert_refused(repo, message)
 
 
 def test_an_nx_workspace_installed_with_pnpm_is_refused(tmp_path):
