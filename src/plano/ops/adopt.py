@@ -140,6 +140,7 @@ def survey_one(repo: Path, folder: Path, role: str, package: dict, root: Workspa
     lockfile = next((name for name in LOCKFILES if (folder / name).is_file()), None)
     workspace = root if folder != repo and lockfile is None else None
     project = nx.project(repo, folder) if workspace and workspace.manager == "nx" else None
+    berry = lockfile == "yarn.lock" and is_berry(folder)
     common = {
         "role": role,
         "dir": folder.relative_to(repo).as_posix() or ".",
@@ -149,10 +150,11 @@ def survey_one(repo: Path, folder: Path, role: str, package: dict, root: Workspa
         "workspace": workspace,
         "package_name": package.get("name") if isinstance(package.get("name"), str) else "",
         "package_manager": package.get("packageManager") if isinstance(package.get("packageManager"), str) else None,
-        "yarn_berry": lockfile == "yarn.lock" and is_berry(folder),
-        **(berry_facts(folder) if lockfile == "yarn.lock" and is_berry(folder) else {}),
+        "yarn_berry": berry,
+        **(berry_facts(folder) if berry else {}),
         "nx": project,
-        "local": workspaces.local_dependencies(repo, workspace, package) if workspace and not project else (),
+        "local": (workspaces.local_dependencies(repo, workspace, package)
+                  if workspace and workspace.shape in workspaces.LOCAL_BUILD_SHAPES else ()),
     }
     if role == "backend":
         sources, main = read_sources(folder, "src/**/*.ts"), read_sources(folder, "src/main.ts")

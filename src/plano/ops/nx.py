@@ -33,10 +33,9 @@ class Project:
     check: str = "test"  # the target that checks it (`plano dev test`): test, else lint, else build
 
 
-def check_target(folder: Path) -> str:
+def check_target(folder: Path, targets: dict) -> str:
     """test where it has tests (a test target, or a jest or vitest config Nx infers one
     from), else lint where it has an eslint config, else build."""
-    targets = read_json(folder / "project.json").get("targets", {})
     if "test" in targets or any(folder.glob("jest.config.*")) or any(folder.glob("vitest.config.*")):
         return "test"
     if "lint" in targets or any(folder.glob("eslint.config.*")) or any(folder.glob(".eslintrc*")):
@@ -55,10 +54,10 @@ def role(folder: Path) -> str | None:
     return "backend" if NEST_MAIN_RE.search(main) else None
 
 
-def build_options(folder: Path) -> dict:
+def build_options(targets: dict) -> dict:
     """project.json's targets.build.options (a project that names its executor)."""
-    build = read_json(folder / "project.json").get("targets", {}).get("build", {})
-    options = build.get("options", {}) if isinstance(build, dict) else {}
+    build = targets.get("build")
+    options = build.get("options") if isinstance(build, dict) else None
     return options if isinstance(options, dict) else {}
 
 
@@ -69,13 +68,14 @@ def project(repo: Path, folder: Path) -> Project | None:
     kind = role(folder)
     if kind is None:
         return None
-    declared = read_json(folder / "project.json").get("name")
-    name = declared if isinstance(declared, str) and declared else folder.name
-    check = check_target(folder)
+    declared = read_json(folder / "project.json")  # read once: name and targets
+    name = declared["name"] if isinstance(declared.get("name"), str) and declared["name"] else folder.name
+    targets = declared["targets"] if isinstance(declared.get("targets"), dict) else {}
+    check = check_target(folder, targets)
     if kind == "frontend":
         return Project(name, kind, check=check)
     inner = folder.relative_to(repo).as_posix()
-    options = build_options(folder)
+    options = build_options(targets)
     if isinstance(options.get("outputPath"), str):  # an executor's options, relative to the root
         return Project(name, kind, options["outputPath"].strip("/"), f"{inner}/project.json",
                        options.get("generatePackageJson") is True, check)

@@ -159,7 +159,7 @@ def workspace_dockerfiles(app: str, found: Found, node_image: str, health: str) 
     assert found.workspace is not None and found.workspace.shape is not None
     manager = manager_of(found)
     shape = found.workspace.shape
-    extra = manifests_commands(found) if shape in ("npm", "classic") else {}
+    extra = manifests_commands(found) if shape in workspaces.LOCAL_BUILD_SHAPES else {}
     text = render_template(f"app/workspace/{'manifests' if extra else shape}-{found.role}.Dockerfile.j2", app=app,
                            inner=found.dir, package=found.package_name, node_image=node_image, manager=manager,
                            turbo=found.workspace.turbo, pnpm=manager.version, yarn=manager.version, health=health,

@@ -22,6 +22,9 @@ from ruamel.yaml.error import YAMLError
 from plano.core.errors import UsageError
 
 SHAPES = ("turbo", "pnpm", "berry", "nx", "npm", "classic")  # the workspaces plano builds; see Workspace.unsupported
+# The shapes whose Dockerfile builds the workspace packages a service uses itself, in
+# order (local_dependencies); the others' tools do it (turbo, pnpm --filter, yarn foreach).
+LOCAL_BUILD_SHAPES = ("npm", "classic")
 
 
 @dataclass(frozen=True)
