@@ -150,22 +150,22 @@ def test_user_files_survive_render(infra, capsys):
 
 
 BAD_ADDS = [
-    (["App1", "--domain", "a.example.com"], "apps/App1: app names are lower-case letters"),
-    (["../x", "--domain", "a.example.com"], "apps/../x: app names are lower-case letters"),
-    (["a;b", "--domain", "a.example.com"], "apps/a;b: app names are lower-case letters"),
-    (["1app", "--domain", "a.example.com"], "apps/1app: app names are lower-case letters"),
-    (["--domain", "a.example.com", "--", "-app"], "apps/-app: app names are lower-case letters"),
+    (["App1", "--domain", "a.example.com"], "NAME 'App1': app names are lower-case letters"),
+    (["../x", "--domain", "a.example.com"], "NAME '../x': app names are lower-case letters"),
+    (["a;b", "--domain", "a.example.com"], "NAME 'a;b': app names are lower-case letters"),
+    (["1app", "--domain", "a.example.com"], "NAME '1app': app names are lower-case letters"),
+    (["--domain", "a.example.com", "--", "-app"], "NAME '-app': app names are lower-case letters"),
     (["a" * 31, "--domain", "a.example.com"], "app names are at most 30 characters"),
-    (["café", "--domain", "a.example.com"], "apps/café: app names are lower-case letters"),
-    (["nginx", "--domain", "a.example.com"], "apps/nginx: 'nginx' is reserved"),
-    (["database", "--domain", "a.example.com"], "apps/database: 'database' is reserved"),
-    (["redis", "--domain", "a.example.com"], "apps/redis: 'redis' is reserved"),
-    (["certbot", "--domain", "a.example.com"], "apps/certbot: 'certbot' is reserved"),
-    (["postgres", "--domain", "a.example.com"], "apps/postgres: 'postgres' is reserved"),
-    (["app2", "--domain", "bad_domain"], "apps/app2/domains/0: 'bad_domain' is not a valid domain"),
+    (["café", "--domain", "a.example.com"], "NAME 'café': app names are lower-case letters"),
+    (["nginx", "--domain", "a.example.com"], "NAME: 'nginx' is reserved"),
+    (["database", "--domain", "a.example.com"], "NAME: 'database' is reserved"),
+    (["redis", "--domain", "a.example.com"], "NAME: 'redis' is reserved"),
+    (["certbot", "--domain", "a.example.com"], "NAME: 'certbot' is reserved"),
+    (["postgres", "--domain", "a.example.com"], "NAME: 'postgres' is reserved"),
+    (["app2", "--domain", "bad_domain"], "--domain: 'bad_domain' is not a valid domain"),
     (["app2", "--domain", "APP1.example.com."], "apps/app2/domains/0: app1.example.com is already used by apps/app1/domains/0"),
-    (["app2", "--domain", "b.example.com", "--backend-port", "0"], "apps/app2/backend/port: ports are 1-65535, got 0"),
-    (["app2", "--domain", "b.example.com", "--api-path", "api"], "apps/app2/backend/path: 'api' is not a URL path"),
+    (["app2", "--domain", "b.example.com", "--backend-port", "0"], "--backend-port '0': ports are 1-65535, got 0"),
+    (["app2", "--domain", "b.example.com", "--api-path", "api"], "--api-path: 'api' is not a URL path"),
     (["app1", "--domain", "c.example.com"], "apps/app1: already registered"),
 ]
 
@@ -211,7 +211,7 @@ def test_no_manifest_is_a_clear_error(workspace, capsys):
 
 def test_bad_init_writes_nothing(workspace, capsys):
     code, _, err = run(capsys, "init", "infra", "--registry", "https://nope", "--email", "ops@example.com")
-    assert code == 2 and err.startswith("error: registry: 'https://nope' is not a registry path")
+    assert code == 2 and err.startswith("error: --registry: 'https://nope' is not a registry path")
     assert not (workspace / "infra").exists()
 
 
@@ -271,8 +271,8 @@ def test_app_new_elsewhere_records_the_source_paths(infra, capsys):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["Shop", "--domain", "shop.example.com"], "error: apps/Shop: app names are lower-case letters"),
-        (["shop", "--domain", "not a domain"], "error: apps/shop/domains/0: 'not a domain' is not a valid domain"),
+        (["Shop", "--domain", "shop.example.com"], "error: NAME 'Shop': app names are lower-case letters"),
+        (["shop", "--domain", "not a domain"], "error: --domain: 'not a domain' is not a valid domain"),
         (["used", "--domain", "used.example.com"], "not empty; use 'plano app adopt"),
     ],
 )
@@ -312,12 +312,12 @@ def test_app_adopt_adds_files_and_registers(infra, capsys):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["../shop", "--domain", "bad domain"], "error: apps/shop/domains/0: 'bad domain' is not a valid domain"),
-        (["../shop", "--name", "Shop", "--domain", "shop.example.com"], "error: apps/Shop: app names are lower-case"),
+        (["../shop", "--domain", "bad domain"], "error: --domain: 'bad domain' is not a valid domain"),
+        (["../shop", "--name", "Shop", "--domain", "shop.example.com"], "error: --name 'Shop': app names are lower-case"),
         (["../nowhere", "--domain", "shop.example.com"], "error: ../nowhere: no such folder"),
         (["../shop", "--domain", "shop.example.com", "--frontend", "web"], "error: --frontend web: no Next.js frontend there"),
         (["../My_Shop", "--domain", "shop.example.com"],
-         "error: ../My_Shop: the folder name 'My_Shop' is not an app name; give one with --name my-shop"),
+         "error: '../My_Shop': the folder name 'My_Shop' is not an app name; give one with --name my-shop"),
     ],
 )
 def test_bad_app_adopt_writes_nothing(infra, capsys, args, message):

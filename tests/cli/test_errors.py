@@ -46,7 +46,7 @@ def test_an_unreadable_plano_yml_names_it(infra, capsys):
     (infra / "plano.yml").unlink()
     (infra / "plano.yml").mkdir()  # a folder where the manifest belongs
     code, message = failing(capsys, infra, "-C", str(infra), "render")
-    assert code == ENVIRONMENT and message.startswith(f"{infra}/plano.yml: cannot use it: Is a directory")
+    assert code == BAD_INPUT and message == f"{infra}/plano.yml: a folder, not a file; move the folder away"
 
 
 def test_db_drop_takes_only_an_app_name(infra, capsys):

@@ -38,9 +38,11 @@ def test_input_checks(stack):
         with pytest.raises(UsageError, match="is not a backup ID; they look like 20261129T033000Z"):
             backup.check_id(bad)
     assert backup.check_id("20261129T033000Z") == "20261129T033000Z"
-    for name in ("app1", "postgres", "Bad-Name"):
-        with pytest.raises(UsageError, match=f"--to-scratch {name}: give a new database name"):
+    for name in ("app1", "postgres"):
+        with pytest.raises(UsageError, match=f"--to-scratch: '{name}' is an existing database; give a new database name"):
             backup.check_scratch(name, stack.manifest)
+    with pytest.raises(UsageError, match="--to-scratch: 'Bad-Name' is not a database name; use lower-case letters"):
+        backup.check_scratch("Bad-Name", stack.manifest)
     assert backup.check_scratch("app1_before_friday", stack.manifest) == "app1_before_friday"
 
 

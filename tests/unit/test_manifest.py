@@ -1,5 +1,6 @@
 import pytest
 
+from plano.core import fields
 from plano.core import manifest as mf
 from plano.core.errors import ManifestError
 from tests.conftest import manifest_text
@@ -28,14 +29,14 @@ def test_defaults_fill_a_minimal_app():
 @pytest.mark.parametrize(
     "name, expected",
     [
-        ("App1", "apps/App1: app names are lower-case letters, digits and '-', start with a letter, end with a letter or digit (try 'app1')"),
-        ("../x", "apps/../x: app names are lower-case letters"),
-        ("a;b", "apps/a;b: app names are lower-case letters"),
+        ("App1", "apps/App1: app names are lower-case letters, digits and single '-', start with a letter, end with a letter or digit (try 'app1')"),
+        ("../x", "apps/'../x': app names are lower-case letters"),
+        ("a;b", "apps/'a;b': app names are lower-case letters"),
         ("1app", "apps/1app: app names are lower-case letters"),
         ("-app", "apps/-app: app names are lower-case letters"),
         ("app-", "apps/app-: app names are lower-case letters"),
         ("a" * 31, f"apps/{'a' * 31}: app names are at most 30 characters"),
-        ("appé", "apps/appé: app names are lower-case letters"),
+        ("appé", "apps/'appé': app names are lower-case letters"),
         ("nginx", "apps/nginx: 'nginx' is reserved for the infra's own services"),
         ("database", "apps/database: 'database' is reserved"),
         ("redis", "apps/redis: 'redis' is reserved"),
@@ -94,12 +95,12 @@ def test_unknown_top_level_key():
 
 def test_wrong_type():
     text = with_app("app1", "    domains: [a.example.com]\n    backend:\n      port: '3000'\n")
-    assert error_of(text) == "apps/app1/backend/port: expected an integer, got str '3000'"
+    assert error_of(text) == "apps/app1/backend/port: expected an integer, got '3000'"
 
 
 def test_wrong_type_bool():
     assert error_of(with_app("app1", "    domains: [a.example.com]\n    redis: yes please\n")) == (
-        "apps/app1/redis: expected true or false, got str 'yes please'"
+        "apps/app1/redis: expected true or false, got 'yes please'"
     )
 
 
@@ -153,8 +154,8 @@ def test_bad_version():
 
 
 def test_suggested_names():
-    assert mf.suggest_app_name("My App!") == "my-app"
-    assert mf.suggest_app_name("1st") == "st"
+    assert fields.suggest_app_name("My App!") == "my-app"
+    assert fields.suggest_app_name("1st") == "st"
 
 
 @pytest.mark.parametrize("env, message", [
@@ -174,8 +175,8 @@ def test_an_env_mapping_needs_what_it_points_at():
 @pytest.mark.parametrize("fields, message", [
     ("source: ../shop/apps/api\n      workspace: ../other", "apps/app1/backend: source '../shop/apps/api' is not inside workspace '../other'"),
     ("source: ../shop-api\n      workspace: ../shop", "apps/app1/backend: source '../shop-api' is not inside workspace '../shop'"),
-    ("source: ${HOME}", "apps/app1/backend/source: '${HOME}' is not a folder path"),
-    ("workspace: ''", "apps/app1/backend/workspace: '' is not a folder path"),
+    ("source: ${HOME}", "apps/app1/backend/source: '${HOME}' is not a path plano can use"),
+    ("workspace: ''", "apps/app1/backend/workspace: '' is not a path plano can use"),
 ])
 def test_a_workspace_holds_its_service(fields, message):
     assert error_of(with_app("app1", f"    domains: [a.example.com]\n    backend:\n      {fields}\n")).startswith(message)

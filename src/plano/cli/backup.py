@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from plano.cli import params as P
 from plano.cli.context import session
 from plano.cli.output import console, echo_json, table
 from plano.core.mode import Mode
@@ -18,7 +19,7 @@ def backup_group() -> None:
 
 
 @backup_group.command("run")
-@click.argument("apps", nargs=-1)
+@click.argument("apps", nargs=-1, type=P.APP)
 @click.option("--all", "all_apps", is_flag=True, help="Every app (the default).")
 @DEV
 @DRY
@@ -55,7 +56,7 @@ def list_cmd(ctx, dev, as_json) -> None:
 
 
 @backup_group.command("verify")
-@click.argument("backup_id", required=False)
+@click.argument("backup_id", required=False, type=P.BACKUP_ID)
 @DEV
 @DRY
 @click.pass_context
@@ -70,9 +71,9 @@ def verify_cmd(ctx, backup_id, dev, dry_run) -> None:
 
 
 @backup_group.command("restore")
-@click.argument("backup_id")
-@click.argument("app", required=False)
-@click.option("--to-scratch", "scratch", metavar="NAME", help="Restore APP's database into a new database NAME instead (nothing else changes).")
+@click.argument("backup_id", type=P.BACKUP_ID)
+@click.argument("app", required=False, type=P.APP)
+@click.option("--to-scratch", "scratch", metavar="NAME", type=P.DATABASE, help="Restore APP's database into a new database NAME instead (nothing else changes).")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @DEV
 @DRY

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from plano.cli import params as P
 from plano.cli.context import session
 from plano.cli.output import echo_json, table
 from plano.core.mode import Mode
@@ -15,10 +16,10 @@ def certs_group() -> None:
 
 
 @certs_group.command("issue")
-@click.argument("apps", nargs=-1)
+@click.argument("apps", nargs=-1, type=P.APP)
 @click.option("--all", "all_apps", is_flag=True, help="Every app.")
 @click.option("--staging", is_flag=True, help="Let's Encrypt's staging server (untrusted certificates, high limits).")
-@click.option("--server", metavar="URL", help="Another ACME directory URL, this once (default: acme.server in plano.yml, Let's Encrypt).")
+@click.option("--server", metavar="URL", type=P.ACME_URL, help="Another ACME directory URL, this once (default: acme.server in plano.yml, Let's Encrypt).")
 @click.option("--force", is_flag=True, help="A new certificate even if the current one is not due.")
 @click.option("--dry-run", is_flag=True, help="Print the certbot and nginx commands instead of running them.")
 @click.pass_context

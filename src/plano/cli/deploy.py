@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from plano.cli import params as P
 from plano.cli.context import session
 from plano.cli.output import echo_json, table
 from plano.core.mode import Mode
@@ -19,10 +20,10 @@ def report(records) -> None:
 
 
 @click.command("deploy")
-@click.argument("app")
+@click.argument("app", type=P.APP)
 @click.option("--service", "role", type=SERVICE, help="Only this service [both].")
-@click.option("--tag", required=True, help="The image tag to run, e.g. 1.2.3 or a commit SHA.")
-@click.option("--timeout", default=180.0, show_default=True, help="Seconds the new container has to become healthy.")
+@click.option("--tag", required=True, type=P.IMAGE_TAG, help="The image tag to run, e.g. 1.2.3 or a commit SHA.")
+@click.option("--timeout", default=180.0, type=P.SECONDS, show_default=True, help="Seconds the new container has to become healthy.")
 @click.option("--dry-run", is_flag=True, help="Print every command and file change of the deploy instead of making it "
               "(it reads the running stack).")
 @click.pass_context
@@ -38,9 +39,9 @@ def deploy_cmd(ctx, app, role, tag, timeout, dry_run) -> None:
 
 
 @click.command("rollback")
-@click.argument("app")
+@click.argument("app", type=P.APP)
 @click.option("--service", "role", type=SERVICE, help="Only this service [both].")
-@click.option("--timeout", default=180.0, show_default=True, help="Seconds the old version has to become healthy.")
+@click.option("--timeout", default=180.0, type=P.SECONDS, show_default=True, help="Seconds the old version has to become healthy.")
 @click.option("--dry-run", is_flag=True, help="Print the rollback's commands instead of running them.")
 @click.pass_context
 def rollback_cmd(ctx, app, role, timeout, dry_run) -> None:
@@ -53,7 +54,7 @@ def rollback_cmd(ctx, app, role, timeout, dry_run) -> None:
 
 
 @click.command("releases")
-@click.argument("app", required=False)
+@click.argument("app", required=False, type=P.APP)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
 def releases_cmd(ctx, app, as_json) -> None:
@@ -70,7 +71,7 @@ def releases_cmd(ctx, app, as_json) -> None:
 
 @click.command("maintenance")
 @click.argument("state", type=click.Choice(["on", "off"]))
-@click.argument("app")
+@click.argument("app", type=P.APP)
 @click.option("--dev", is_flag=True, help="The dev stack instead of prod.")
 @click.pass_context
 def maintenance_cmd(ctx, state, app, dev) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from plano import __version__
+from plano.cli import params as P
 from plano.cli.context import session
 from plano.cli.output import ConsoleOutput, console, echo_json, summarize
 from plano.core.errors import BUG, PlanoError
@@ -22,7 +23,7 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 @click.group(context_settings=CONTEXT)
 @click.version_option(__version__, prog_name="plano")
-@click.option("-C", "--dir", "directory", type=click.Path(file_okay=False), help="The infra folder (default: the nearest folder upwards holding plano.yml).")
+@click.option("-C", "--dir", "directory", type=P.LOCAL_PATH, help="The infra folder (default: the nearest folder upwards holding plano.yml).")
 @click.pass_context
 def cli(ctx: click.Context, directory: str | None) -> None:
     """plano: many NestJS + Next.js apps on one server, behind nginx with HTTPS,
@@ -39,10 +40,10 @@ def cli(ctx: click.Context, directory: str | None) -> None:
 
 
 @cli.command()
-@click.argument("directory", type=click.Path(file_okay=False), default="infra")
-@click.option("--registry", required=True, help="Where CI pushes app images, e.g. registry.example.com/acme.")
-@click.option("--email", required=True, help="Let's Encrypt account email (expiry notices).")
-@click.option("--name", help="Project name for compose (default: from the folder name).")
+@click.argument("directory", type=P.LOCAL_PATH, default="infra")
+@click.option("--registry", required=True, type=P.REGISTRY, help="Where CI pushes app images, e.g. registry.example.com/acme.")
+@click.option("--email", required=True, type=P.EMAIL, help="Let's Encrypt account email (expiry notices).")
+@click.option("--name", type=P.PROJECT, help="Project name for compose (default: from the folder name).")
 @click.option("--force", is_flag=True, help="Re-initialise an existing infra (secrets are kept).")
 @click.pass_context
 def init(ctx: click.Context, directory: str, registry: str, email: str, name: str | None, force: bool) -> None:
@@ -60,22 +61,22 @@ def app() -> None:
 
 
 @app.command("add")
-@click.argument("name")
-@click.option("--domain", "domains", multiple=True, required=True, help="A domain of the app; repeat for more (e.g. the www name).")
-@click.option("--backend-port", type=int, help="Port the NestJS backend listens on [3000].")
-@click.option("--frontend-port", type=int, help="Port the Next.js frontend listens on [3000].")
-@click.option("--api-path", help="URL path served by the backend [/api].")
-@click.option("--backend-health", help="Backend healthcheck path [/api/health].")
-@click.option("--frontend-health", help="Frontend healthcheck path [/].")
-@click.option("--backend-source", help="Backend source, relative to the infra [../NAME/backend].")
-@click.option("--frontend-source", help="Frontend source, relative to the infra [../NAME/frontend].")
-@click.option("--backend-image", help="Backend image without tag [REGISTRY/NAME-backend].")
-@click.option("--frontend-image", help="Frontend image without tag [REGISTRY/NAME-frontend].")
+@click.argument("name", type=P.APP)
+@click.option("--domain", "domains", multiple=True, required=True, type=P.DOMAIN, help="A domain of the app; repeat for more (e.g. the www name).")
+@click.option("--backend-port", type=P.PORT, help="Port the NestJS backend listens on [3000].")
+@click.option("--frontend-port", type=P.PORT, help="Port the Next.js frontend listens on [3000].")
+@click.option("--api-path", type=P.URL_PATH, help="URL path served by the backend [/api].")
+@click.option("--backend-health", type=P.URL_PATH, help="Backend healthcheck path [/api/health].")
+@click.option("--frontend-health", type=P.URL_PATH, help="Frontend healthcheck path [/].")
+@click.option("--backend-source", type=P.LOCAL_PATH, help="Backend source, relative to the infra [../NAME/backend].")
+@click.option("--frontend-source", type=P.LOCAL_PATH, help="Frontend source, relative to the infra [../NAME/frontend].")
+@click.option("--backend-image", type=P.IMAGE_NAME, help="Backend image without tag [REGISTRY/NAME-backend].")
+@click.option("--frontend-image", type=P.IMAGE_NAME, help="Frontend image without tag [REGISTRY/NAME-frontend].")
 @click.option("--no-backend", is_flag=True, help="The app has no backend.")
 @click.option("--no-frontend", is_flag=True, help="The app has no frontend.")
 @click.option("--no-database", is_flag=True, help="No Postgres database for this app.")
 @click.option("--no-redis", is_flag=True, help="No Redis user for this app.")
-@click.option("--repo", help="The app's git repository URL (for 'plano clone').")
+@click.option("--repo", type=P.REPO_URL, help="The app's git repository URL (for 'plano clone').")
 @click.option("--force", is_flag=True, help="Overwrite hand edits of generated files.")
 @click.pass_context
 def app_add(ctx: click.Context, name: str, domains: tuple[str, ...], **opts) -> None:
@@ -98,9 +99,9 @@ def app_add(ctx: click.Context, name: str, domains: tuple[str, ...], **opts) -> 
 
 
 @app.command("new")
-@click.argument("name")
-@click.option("--domain", "domains", multiple=True, required=True, help="A domain of the app; repeat for more.")
-@click.option("--path", type=click.Path(file_okay=False), help="Where to create the app repo [../NAME, next to the infra].")
+@click.argument("name", type=P.APP)
+@click.option("--domain", "domains", multiple=True, required=True, type=P.DOMAIN, help="A domain of the app; repeat for more.")
+@click.option("--path", type=P.LOCAL_PATH, help="Where to create the app repo [../NAME, next to the infra].")
 @click.pass_context
 def app_new(ctx: click.Context, name: str, domains: tuple[str, ...], path: str | None) -> None:
     """Create app repo NAME (NestJS backend + Next.js frontend, Dockerfiles, CI) and register it."""
@@ -112,11 +113,11 @@ def app_new(ctx: click.Context, name: str, domains: tuple[str, ...], path: str |
 
 
 @app.command("adopt")
-@click.argument("path", type=click.Path(file_okay=False))
-@click.option("--domain", "domains", multiple=True, required=True, help="A domain of the app; repeat for more.")
-@click.option("--name", help="The app's name [the repo folder's name].")
-@click.option("--backend", "backend_dir", metavar="DIR", help="The NestJS backend's folder in the repo [found by its package.json].")
-@click.option("--frontend", "frontend_dir", metavar="DIR", help="The Next.js frontend's folder in the repo [found by its package.json].")
+@click.argument("path", type=P.LOCAL_PATH)
+@click.option("--domain", "domains", multiple=True, required=True, type=P.DOMAIN, help="A domain of the app; repeat for more.")
+@click.option("--name", type=P.APP, help="The app's name [the repo folder's name].")
+@click.option("--backend", "backend_dir", metavar="DIR", type=P.LOCAL_PATH, help="The NestJS backend's folder in the repo [found by its package.json].")
+@click.option("--frontend", "frontend_dir", metavar="DIR", type=P.LOCAL_PATH, help="The Next.js frontend's folder in the repo [found by its package.json].")
 @click.option("--no-database", is_flag=True, help="No Postgres database, even if the backend depends on a Postgres client.")
 @click.option("--no-redis", is_flag=True, help="No Redis user, even if the backend depends on a Redis client.")
 @click.option("--ci", type=click.Choice(["auto", "github", "gitlab", "none"]), default="auto", show_default=True,
@@ -143,7 +144,7 @@ def app_adopt(ctx: click.Context, path: str, domains: tuple[str, ...], name: str
 
 
 @app.command("remove")
-@click.argument("name")
+@click.argument("name", type=P.APP)
 @click.option("--force", is_flag=True, help="Overwrite hand edits of generated files.")
 @click.pass_context
 def app_remove(ctx: click.Context, name: str, force: bool) -> None:
@@ -226,7 +227,7 @@ def check(ctx: click.Context, as_json: bool) -> None:
 
 
 @cli.command()
-@click.argument("directory", type=click.Path(file_okay=False), default="plano-demo")
+@click.argument("directory", type=P.LOCAL_PATH, default="plano-demo")
 @click.option("--image", "images", multiple=True, metavar="NAME=REF", help="Use another image, e.g. nginx=mirror.example.com/nginx:1.28.0 (names: nginx, postgres, redis, certbot, node).")
 @click.pass_context
 def demo(ctx: click.Context, directory: str, images: tuple[str, ...]) -> None:
@@ -274,8 +275,10 @@ def main(argv: list[str] | None = None, runner: Runner | None = None, output: Ou
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         return 1
-    except click.ClickException as exc:
-        exc.show()
+    except click.ClickException as exc:  # a flag or an argument: one line naming it
+        plain = isinstance(exc, click.UsageError) and not isinstance(exc, click.BadParameter) or isinstance(exc, click.MissingParameter)
+        see = f" (see {exc.ctx.command_path} --help)" if plain and exc.ctx else ""
+        click.echo(f"error: {one_line(P.flag_error(exc))}{see}", err=True)
         return exc.exit_code
     except click.exceptions.Exit as exc:
         return exc.exit_code
@@ -293,8 +296,13 @@ def report(exc: PlanoError) -> int:
 
     if isinstance(exc, DriftError):
         click.echo(exc.diff, err=True, nl=False)
-    click.echo(f"error: {exc}", err=True)
+    click.echo(f"error: {one_line(str(exc))}", err=True)
     return exc.exit_code
+
+
+def one_line(message: str) -> str:
+    """Messages quote what users typed; should a newline still slip in, it is shown, not printed."""
+    return message.replace("\r", "\\r").replace("\n", "\\n")
 
 
 if __name__ == "__main__":

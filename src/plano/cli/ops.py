@@ -6,13 +6,14 @@ import sys
 
 import click
 
+from plano.cli import params as P
 from plano.cli.context import session
 from plano.cli.output import console, echo_json, finish, table, text_table
 from plano.core.mode import Mode
 
 
 @click.command("clone")
-@click.option("--app", help="Only this app.")
+@click.option("--app", type=P.APP, help="Only this app.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
 def clone_cmd(ctx, app, as_json) -> None:
@@ -35,7 +36,7 @@ def clone_cmd(ctx, app, as_json) -> None:
 
 @click.command("doctor")
 @click.option("--prod", "prod_dns", is_flag=True, help="Also check that every domain resolves to this server.")
-@click.option("--public-ip", help="This server's public address, for --prod (default: its own addresses).")
+@click.option("--public-ip", type=P.IP_ADDRESS, help="This server's public address, for --prod (default: its own addresses).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
 def doctor_cmd(ctx, prod_dns, public_ip, as_json) -> None:

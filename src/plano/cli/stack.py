@@ -12,6 +12,7 @@ import sys
 
 import click
 
+from plano.cli import params as P
 from plano.cli.context import session
 from plano.cli.output import echo_json, finish
 from plano.core.mode import Mode
@@ -72,8 +73,8 @@ def ps_cmd(ctx, dry_run):
 @click.command("logs", help="Show logs, of every service or of SERVICE...")
 @DRY
 @click.option("-f", "--follow", is_flag=True)
-@click.option("--tail", help="Lines from the end, e.g. 100.")
-@click.argument("services", nargs=-1)
+@click.option("--tail", type=P.LINES, help="Lines from the end, e.g. 100.")
+@click.argument("services", nargs=-1, type=P.SERVICE_NAME)
 @click.pass_context
 def logs_cmd(ctx, dry_run, follow, tail, services):
     from plano.ops import stack
@@ -83,7 +84,7 @@ def logs_cmd(ctx, dry_run, follow, tail, services):
 
 @click.command("exec", help="Run a command in a running service: plano dev|prod exec SERVICE -- CMD...")
 @DRY
-@click.argument("service")
+@click.argument("service", type=P.SERVICE_NAME)
 @click.argument("command", nargs=-1, required=True)
 @click.pass_context
 def exec_cmd(ctx, dry_run, service, command):
@@ -94,7 +95,7 @@ def exec_cmd(ctx, dry_run, service, command):
 
 @click.command("restart", help="Restart every service or SERVICE...")
 @DRY
-@click.argument("services", nargs=-1)
+@click.argument("services", nargs=-1, type=P.SERVICE_NAME)
 @click.pass_context
 def restart_cmd(ctx, dry_run, services):
     from plano.ops import stack
@@ -106,7 +107,7 @@ def fetch_cmd(verb: str, help_text: str) -> click.Command:
     """`dev build` and `prod pull`: one operation, named after what the mode does."""
     @click.command(verb, help=help_text)
     @DRY
-    @click.argument("services", nargs=-1)
+    @click.argument("services", nargs=-1, type=P.SERVICE_NAME)
     @click.pass_context
     def fetch_images(ctx, dry_run, services):
         from plano.ops import stack
@@ -120,7 +121,7 @@ def fetch_cmd(verb: str, help_text: str) -> click.Command:
                "with a throwaway database APP_test; exits with the tests' exit code. ARGS go after --.")
 @DRY
 @click.option("--service", "role", type=click.Choice(["backend", "frontend"]), help="Which service [backend].")
-@click.argument("app")
+@click.argument("app", type=P.APP)
 @click.argument("args", nargs=-1)
 @click.pass_context
 def test_cmd(ctx, dry_run, role, app, args):
@@ -157,7 +158,7 @@ def db_session(ctx: click.Context, prod: bool, dry_run: bool = False):
 @db_group.command("create")
 @PROD
 @DRY
-@click.argument("app")
+@click.argument("app", type=P.APP)
 @click.pass_context
 def db_create(ctx, prod, dry_run, app):
     """Create APP's role and database (idempotent), with nothing granted to PUBLIC."""
@@ -173,7 +174,7 @@ def db_create(ctx, prod, dry_run, app):
 @db_group.command("drop")
 @PROD
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-@click.argument("app")
+@click.argument("app", type=P.APP)
 @click.pass_context
 def db_drop(ctx, prod, yes, app):
     """Drop APP's database and role. Asks first: this deletes the data."""
@@ -205,7 +206,7 @@ def db_list(ctx, prod, as_json):
 
 @db_group.command("psql")
 @PROD
-@click.argument("app")
+@click.argument("app", type=P.APP)
 @click.pass_context
 def db_psql(ctx, prod, app):
     """Open psql as APP's own role in APP's database."""

@@ -6,14 +6,15 @@ whose path points into the file (``apps/app1/domains/0``).
 
 from __future__ import annotations
 
-import io
 import posixpath
 import re
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -23,22 +24,11 @@ from pydantic import (
     model_validator,
 )
 
+from plano.core import fields, yamldoc
 from plano.core.errors import ManifestError, UsageError
 
 MANIFEST_FILE = "plano.yml"
 
-APP_NAME_RE = re.compile(r"^[a-z][a-z0-9-]*$")
-APP_NAME_MAX = 30
-# Names taken by the infra's own services, networks or roles.
-RESERVED_NAMES = frozenset(
-    {"nginx", "database", "redis", "certbot", "postgres", "backup", "plano", "default", "edge", "infra", "template0", "template1"}
-)
-LABEL_RE = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
-IMAGE_RE = re.compile(r"^[a-z0-9]+([._/:@-][a-zA-Z0-9_.-]+)*$")
-REGISTRY_RE = re.compile(r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?(/[a-z0-9]+([._-][a-z0-9]+)*)*$")
-EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-PATH_RE = re.compile(r"^/[A-Za-z0-9._~/-]*$")
-ENV_NAME_RE = re.compile(r"[A-Z_][A-Z0-9_]*")
 # What an app's own env names can point at (apps.X.backend.env: {DB_HOST: database.host}).
 ENV_REFS = {
     "database": ("host", "port", "user", "password", "name", "url"),
@@ -47,7 +37,6 @@ ENV_REFS = {
 # Set by plano for every app service; an env mapping cannot take them over.
 PLANO_ENV = frozenset({"NODE_ENV", "PORT", "HOSTNAME", "TRUST_PROXY", "UPLOADS_DIR", "DATABASE_URL", "REDIS_URL",
                        "REDIS_KEY_PREFIX", "BACKEND_URL", "PUBLIC_URL"})
-IMAGE_TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 
 DEFAULT_IMAGES = {
     "nginx": "nginx:1.28.0",
@@ -56,29 +45,6 @@ DEFAULT_IMAGES = {
     "certbot": "certbot/certbot:v4.0.0",
     "node": "node:22.20.0-bookworm-slim",
 }
-
-
-def suggest_app_name(name: str) -> str:
-    ascii_only = name.encode("ascii", "ignore").decode().lower()
-    cleaned = re.sub(r"[^a-z0-9-]+", "-", ascii_only).strip("-")
-    cleaned = re.sub(r"^[0-9-]+", "", cleaned)[:APP_NAME_MAX].rstrip("-")
-    if not cleaned or cleaned in RESERVED_NAMES:
-        cleaned = f"app-{cleaned}".rstrip("-") if cleaned else "app1"
-    return cleaned
-
-
-def check_app_name(name: object) -> str:
-    """The one rule for app names; raises ValueError with the fix."""
-    if not isinstance(name, str):
-        raise ValueError(f"app names are strings, got {type(name).__name__}")
-    rule = "app names are lower-case letters, digits and '-', start with a letter, end with a letter or digit"
-    if len(name) > APP_NAME_MAX:
-        raise ValueError(f"app names are at most {APP_NAME_MAX} characters (try {suggest_app_name(name)!r})")
-    if not APP_NAME_RE.match(name) or name.endswith("-") or "--" in name:
-        raise ValueError(f"{rule} (try {suggest_app_name(name)!r})")
-    if name in RESERVED_NAMES:
-        raise ValueError(f"{name!r} is reserved for the infra's own services; pick another name (try 'app-{name}')")
-    return name
 
 
 def workspace_path(workspace: str, source: str) -> str | None:
@@ -91,131 +57,80 @@ def workspace_path(workspace: str, source: str) -> str | None:
     return None if relative == ".." or relative.startswith("../") else relative
 
 
-def normalize_domain(value: str) -> str:
-    return value.strip().lower().rstrip(".")
+# Each field's grammar is in core/fields.py, shared with the flags.
+Domain = Annotated[str, BeforeValidator(fields.domain)]
+Port = Annotated[int, AfterValidator(fields.port)]
+ImageRef = Annotated[str, AfterValidator(fields.image_ref)]
+ImageName = Annotated[str, AfterValidator(fields.image_name)]
+UrlPath = Annotated[str, AfterValidator(fields.url_path)]
+LocalPath = Annotated[str, AfterValidator(fields.local_path)]
+Command = Annotated[list[str], AfterValidator(fields.command)]
+Address = Annotated[str, AfterValidator(fields.ip_address)]
+STAGE_RE = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,62}", re.ASCII)
 
 
-def check_domain(value: object) -> str:
-    if not isinstance(value, str):
-        raise ValueError(f"a domain is a string such as app1.example.com, got {type(value).__name__}")
-    name = normalize_domain(value)
-    labels = name.split(".")
-    if not name.isascii():
-        raise ValueError(f"{value!r} is not a valid domain: use its ASCII (punycode) form, e.g. xn--...")
-    if len(name) > 253 or len(labels) < 2 or not all(LABEL_RE.match(label) for label in labels):
-        raise ValueError(
-            f"{value!r} is not a valid domain: use dot-separated labels of letters, digits and '-', e.g. app1.example.com"
-        )
-    if labels[-1].isdigit():
-        raise ValueError(f"{value!r} is an IP address or ends in a number: use a domain name")
-    return name
-
-
-Domain = Annotated[str, BeforeValidator(check_domain)]
+def stage(value: str) -> str:
+    if not STAGE_RE.fullmatch(value):
+        raise ValueError(f"{fields.shown(value)} is not a Dockerfile stage name; give the name after AS in FROM ... AS dev, e.g. dev")
+    return value
 
 
 class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
-Port = int
-
-
-def check_port(value: int) -> int:
-    if not 1 <= value <= 65535:
-        raise ValueError(f"ports are 1-65535, got {value}")
-    return value
-
-
 class Images(Model):
     """Infra images; pin them, or point them at your mirror."""
 
-    nginx: str = DEFAULT_IMAGES["nginx"]
-    postgres: str = DEFAULT_IMAGES["postgres"]
-    redis: str = DEFAULT_IMAGES["redis"]
-    certbot: str = DEFAULT_IMAGES["certbot"]
-    node: str = DEFAULT_IMAGES["node"]  # NODE_IMAGE build argument of the apps' Dockerfiles
-
-    @field_validator("*")
-    @classmethod
-    def _image(cls, value: str) -> str:
-        if not IMAGE_RE.match(value):
-            raise ValueError(f"{value!r} is not an image reference; write it as name:tag, e.g. nginx:1.28.0")
-        return value
+    nginx: ImageRef = DEFAULT_IMAGES["nginx"]
+    postgres: ImageRef = DEFAULT_IMAGES["postgres"]
+    redis: ImageRef = DEFAULT_IMAGES["redis"]
+    certbot: ImageRef = DEFAULT_IMAGES["certbot"]
+    node: ImageRef = DEFAULT_IMAGES["node"]  # NODE_IMAGE build argument of the apps' Dockerfiles
 
 
 class ProdSettings(Model):
-    bind: str = "0.0.0.0"
+    bind: Address = "0.0.0.0"
     http_port: Port = 80
     https_port: Port = 443
 
-    _ports = field_validator("http_port", "https_port")(check_port)
-
 
 class DevSettings(Model):
-    bind: str = "127.0.0.1"
+    bind: Address = "127.0.0.1"
     http_port: Port = 80
     https_port: Port = 443
     database_port: Port = 5432
     redis_port: Port = 6379
-    domain_suffix: str = "localhost"
-
-    _ports = field_validator("http_port", "https_port", "database_port", "redis_port")(check_port)
+    domain_suffix: Annotated[str, AfterValidator(partial(fields.domain, single_label=True))] = "localhost"
 
 
 class Service(Model):
     enabled: bool = True
     port: Port = 3000
-    path: str
-    health: str
-    source: str | None = None  # default: ../<app>/<role>
+    path: UrlPath
+    health: UrlPath
+    source: LocalPath | None = None  # default: ../<app>/<role>
     # The root of the workspace (npm/pnpm/yarn workspaces, Nx) the service belongs to:
     # the build context of its images and the folder mounted in dev; source is inside it.
-    workspace: str | None = None
-    dev_target: str = "dev"
-    dev_command: list[str]
-    image: str | None = None  # default: <registry>/<app>-<role>
-    release: list[str] | None = None  # run once per deploy in the new image, before traffic switches (migrations)
-    test: list[str] = Field(default_factory=lambda: ["npm", "test"])  # `plano dev test`, in the dev container
+    workspace: LocalPath | None = None
+    dev_target: Annotated[str, AfterValidator(stage)] = "dev"
+    dev_command: Command
+    image: ImageName | None = None  # default: <registry>/<app>-<role>
+    release: Command | None = None  # run once per deploy in the new image, before traffic switches (migrations)
+    test: Command = Field(default_factory=lambda: ["npm", "test"])  # `plano dev test`, in the dev container
     # The env names the app reads, each pointing at a value plano provides: DB_HOST: database.host
     env: dict[str, str] = Field(default_factory=dict)
-
-    _port = field_validator("port")(check_port)
 
     @field_validator("env")
     @classmethod
     def _env(cls, value: dict[str, str]) -> dict[str, str]:
         refs = [f"{kind}.{key}" for kind, keys in ENV_REFS.items() for key in keys]
         for name, ref in value.items():
-            if not ENV_NAME_RE.fullmatch(name):
-                raise ValueError(f"{name!r} is not an env name; write it in capitals, digits and _, e.g. DB_HOST")
+            fields.env_name(name)
             if name in PLANO_ENV:
                 raise ValueError(f"{name} is set by plano for every app; remove it from env")
             if ref not in refs:
-                raise ValueError(f"{name}: {ref!r} is not something plano provides; give one of {', '.join(refs)}")
-        return value
-
-    @field_validator("path", "health")
-    @classmethod
-    def _url_path(cls, value: str) -> str:
-        if not PATH_RE.match(value) or "//" in value or "/../" in f"{value}/":
-            raise ValueError(f"{value!r} is not a URL path; start it with '/', e.g. /api")
-        return value if value == "/" else value.rstrip("/")
-
-    @field_validator("dev_command", "release", "test")
-    @classmethod
-    def _command(cls, value: list[str] | None) -> list[str] | None:
-        if value is None:
-            return value
-        if not value or not all(value):
-            raise ValueError("give the command as a list of non-empty words, e.g. [npm, run, start:dev]")
-        return value
-
-    @field_validator("source", "workspace")
-    @classmethod
-    def _folder(cls, value: str | None) -> str | None:
-        if value is not None and (not value.strip() or "\n" in value or "$" in value):
-            raise ValueError(f"{value!r} is not a folder path; give it relative to the infra, e.g. ../app1/backend")
+                raise ValueError(f"{name}: {fields.shown(ref)} is not something plano provides; give one of {', '.join(refs)}")
         return value
 
     @model_validator(mode="after")
@@ -225,39 +140,25 @@ class Service(Model):
                              "inside the workspace root")
         return self
 
-    @field_validator("image")
-    @classmethod
-    def _image(cls, value: str | None) -> str | None:
-        if value is not None and not REGISTRY_RE.match(value):
-            raise ValueError(f"{value!r} is not an image name; give it without a tag, e.g. registry.example.com/acme/app1-backend")
-        return value
-
 
 class Backend(Service):
-    path: str = "/api"
-    health: str = "/api/health"
-    dev_command: list[str] = Field(default_factory=lambda: ["npm", "run", "start:dev"])
+    path: UrlPath = "/api"
+    health: UrlPath = "/api/health"
+    dev_command: Command = Field(default_factory=lambda: ["npm", "run", "start:dev"])
 
 
 class Frontend(Service):
-    path: str = "/"
-    health: str = "/"
-    dev_command: list[str] = Field(default_factory=lambda: ["npm", "run", "dev"])
+    path: UrlPath = "/"
+    health: UrlPath = "/"
+    dev_command: Command = Field(default_factory=lambda: ["npm", "run", "dev"])
 
 
 class Tls(Model):
     """Your own certificate for an app, used instead of Let's Encrypt: PEM files,
     relative to the infra folder or absolute. `plano certs issue` installs them."""
 
-    certificate: str  # the certificate, then its intermediates (fullchain)
-    key: str  # its private key
-
-    @field_validator("certificate", "key")
-    @classmethod
-    def _path(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("give the path of a PEM file, e.g. certs/app1/fullchain.pem")
-        return value
+    certificate: LocalPath  # the certificate, then its intermediates (fullchain)
+    key: LocalPath  # its private key
 
 
 class App(Model):
@@ -266,7 +167,7 @@ class App(Model):
     frontend: Frontend = Field(default_factory=Frontend)
     database: bool = True
     redis: bool = True
-    repo: str | None = None
+    repo: Annotated[str, AfterValidator(fields.repo_url)] | None = None
     tls: Tls | None = None  # your own certificate instead of ACME
 
     @model_validator(mode="after")
@@ -293,53 +194,39 @@ LETSENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
 class Acme(Model):
     """Where certificates come from: Let's Encrypt unless you run your own ACME CA."""
 
-    server: str = LETSENCRYPT  # the ACME directory URL (`plano certs issue --server` overrides it once)
-    ca_bundle: str | None = None  # a CA file certbot trusts for the server's HTTPS (a private ACME CA)
-
-    @field_validator("server")
-    @classmethod
-    def _server(cls, value: str) -> str:
-        if not re.match(r"^https://[^\s/]+(/\S*)?$", value):
-            raise ValueError(f"{value!r} is not an ACME directory URL; write https://host/path, e.g. {LETSENCRYPT}")
-        return value
+    server: Annotated[str, AfterValidator(fields.acme_url)] = LETSENCRYPT  # the ACME directory URL (`plano certs issue --server` overrides it once)
+    ca_bundle: LocalPath | None = None  # a CA file certbot trusts for the server's HTTPS (a private ACME CA)
 
 
 class Restic(Model):
     """An encrypted offsite copy of every backup (restic; s3:, sftp:, rest: or a path)."""
 
     repository: str  # e.g. s3:s3.example.com/acme-backups, or /mnt/offsite/restic
-    password_file: str  # a file holding the repository password, relative to the infra or absolute
+    password_file: LocalPath  # a file holding the repository password, relative to the infra or absolute
 
-    @field_validator("repository", "password_file")
+    @field_validator("repository")
     @classmethod
-    def _given(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("give a value, e.g. repository: s3:s3.example.com/acme-backups")
-        return value
+    def _repository(cls, value: str) -> str:
+        example = "s3:s3.example.com/acme-backups"
+        # A local repository is bind-mounted at the same path: a path's grammar then.
+        return fields.local_path(value, "/mnt/offsite/restic") if value.startswith("/") else fields.free_text(value, "a restic repository", example)
 
 
 class Backup(Model):
     """The backup service: a daily run at `time` (UTC), then retention, then offsite."""
 
-    time: str = "03:30"
+    time: Annotated[str, AfterValidator(fields.time_of_day)] = "03:30"
     keep_daily: int = Field(default=7, ge=1)
     keep_weekly: int = Field(default=4, ge=0)
     keep_monthly: int = Field(default=6, ge=0)
     restic: Restic | None = None
 
-    @field_validator("time")
-    @classmethod
-    def _time(cls, value: str) -> str:
-        if not re.match(r"^([01][0-9]|2[0-3]):[0-5][0-9]$", value):
-            raise ValueError(f"{value!r} is not a time of day; write HH:MM in UTC, e.g. 03:30")
-        return value
-
 
 class Manifest(Model):
     version: Literal[1] = 1
-    name: str
-    registry: str
-    email: str
+    name: Annotated[str, AfterValidator(fields.project_name)]
+    registry: Annotated[str, AfterValidator(fields.registry)]
+    email: Annotated[str, AfterValidator(fields.email)]
     images: Images = Field(default_factory=Images)
     acme: Acme = Field(default_factory=Acme)
     backup: Backup = Field(default_factory=Backup)
@@ -347,34 +234,12 @@ class Manifest(Model):
     dev: DevSettings = Field(default_factory=DevSettings)
     apps: dict[str, App] = Field(default_factory=dict)
 
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        if not re.match(r"^[a-z][a-z0-9-]{0,39}$", value) or value.endswith("-"):
-            raise ValueError("the project name is lower-case letters, digits and '-', starting with a letter (it names the compose projects)")
-        return value
-
-    @field_validator("registry")
-    @classmethod
-    def _registry(cls, value: str) -> str:
-        if not REGISTRY_RE.match(value):
-            raise ValueError(f"{value!r} is not a registry path; write host[:port]/namespace, e.g. registry.example.com/acme")
-        return value
-
-    @field_validator("email")
-    @classmethod
-    def _email(cls, value: str) -> str:
-        if not EMAIL_RE.match(value):
-            raise ValueError(f"{value!r} is not an email address; Let's Encrypt sends expiry notices to it")
-        return value
-
-
 
 def require_app(manifest: Manifest, name: str, field: str | None = None) -> App:
     """The app named on the command line; `field` names the flag in the error (default apps/NAME)."""
     if name not in manifest.apps:
         known = ", ".join(sorted(manifest.apps)) or "none"
-        raise UsageError(f"{field or 'apps/' + name}: no such app in plano.yml (registered: {known}); see plano app list")
+        raise UsageError(f"{field or 'apps/' + fields.key(name)}: no such app in plano.yml (registered: {known}); see plano app list")
     return manifest.apps[name]
 
 
@@ -405,10 +270,14 @@ def require_role(manifest: Manifest, app: str, role: str) -> str:
 # ---------------------------------------------------------------- validation
 
 
+def key_path(loc: tuple) -> str:
+    """A validation error's location as a plano.yml path; keys that are not plain words are quoted."""
+    return "/".join(fields.key(part) for part in loc if part not in ("function-after", "function-before"))
+
+
 def _first_error(exc: ValidationError) -> ManifestError:
     err = exc.errors(include_url=False)[0]
-    loc = [str(part) for part in err["loc"] if part not in ("function-after", "function-before")]
-    path = "/".join(loc)
+    path = key_path(err["loc"])
     kind = err["type"]
     given = err.get("input")
     if kind == "extra_forbidden":
@@ -420,14 +289,16 @@ def _first_error(exc: ValidationError) -> ManifestError:
     if kind == "too_short":
         return ManifestError(path, "needs at least one entry")
     if kind == "literal_error":
-        return ManifestError(path, f"must be {err['ctx']['expected']}, got {given!r}")
+        return ManifestError(path, f"must be {err['ctx']['expected']}, got {fields.shown(given)}")
     expected = {
         "int_type": "an integer", "string_type": "a string", "bool_type": "true or false",
         "list_type": "a list", "dict_type": "a mapping (key: value)", "model_type": "a mapping (key: value)",
     }.get(kind)
     if expected:
-        return ManifestError(path, f"expected {expected}, got {type(given).__name__} {given!r}")
-    return ManifestError(path, err["msg"])
+        return ManifestError(path, f"expected {expected}, got {fields.shown(given)}")
+    if kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
+        return ManifestError(path, f"{err['msg'].lower()}, got {fields.shown(given)}")
+    return ManifestError(path, f"{err['msg']}, got {fields.shown(given)}")
 
 
 def _check_unique_domains(manifest: Manifest) -> None:
@@ -460,9 +331,9 @@ def validate(data: Any) -> Manifest:
     if isinstance(apps, dict):
         for name in apps:
             try:
-                check_app_name(name)
+                fields.app_name(name)
             except ValueError as exc:
-                raise ManifestError(f"apps/{name}", str(exc)) from None
+                raise ManifestError(f"apps/{fields.key(name)}", str(exc)) from None
     try:
         manifest = Manifest.model_validate(data)
     except ValidationError as exc:
@@ -475,40 +346,19 @@ def validate(data: Any) -> Manifest:
 # ---------------------------------------------------------------- YAML I/O
 
 
-def _yaml():
-    from ruamel.yaml import YAML
-
-    yaml = YAML(typ="rt")
-    yaml.preserve_quotes = True
-    yaml.indent(mapping=2, sequence=4, offset=2)
-    yaml.width = 4096
-    return yaml
-
-
 def parse(text: str, source: str = MANIFEST_FILE) -> Any:
-    """YAML text to round-trip data (comments kept); syntax errors name the line."""
-    from ruamel.yaml.error import MarkedYAMLError, YAMLError
-
-    try:
-        return _yaml().load(text)
-    except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
-        raise ManifestError(where, f"YAML syntax error: {exc.problem or exc.context}; fix the syntax there") from None
-    except YAMLError as exc:
-        raise ManifestError(source, f"YAML error: {exc}") from None
+    """YAML text to round-trip data (comments kept); every error names the line."""
+    return yamldoc.parse(text, source)
 
 
 def dump(data: Any) -> str:
-    out = io.StringIO()
-    _yaml().dump(data, out)
-    return out.getvalue()
+    return yamldoc.dump(data)
 
 
 def to_plain(data: Any) -> Any:
     """Round-trip containers to plain dicts and lists, so strict validation sees builtins."""
     if isinstance(data, dict):
-        return {key: to_plain(value) for key, value in data.items()}
+        return {to_plain(key): to_plain(value) for key, value in data.items()}
     if isinstance(data, list):
         return [to_plain(value) for value in data]
     if isinstance(data, bool):
@@ -537,17 +387,16 @@ class Infra:
 
 def load_infra(root: Path) -> Infra:
     path = root / MANIFEST_FILE
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise ManifestError("", f"no {MANIFEST_FILE} in {root}; run 'plano init' first or pass --dir") from None
+    if not path.exists() and not path.is_symlink():
+        raise ManifestError("", f"no {MANIFEST_FILE} in {fields.shown(str(root))}; run 'plano init' first or pass --dir")
+    text = yamldoc.read(path, MANIFEST_FILE)
     return Infra(root, text, load_text(text))
 
 
 def find_root(start: Path) -> Path:
     """The infra folder: the nearest folder upwards holding plano.yml."""
     for folder in (start, *start.parents):
-        if (folder / MANIFEST_FILE).is_file():
+        if (folder / MANIFEST_FILE).exists() or (folder / MANIFEST_FILE).is_symlink():
             return folder
     raise ManifestError("", f"no {MANIFEST_FILE} in {start} or above; run 'plano init infra' or pass --dir")
 

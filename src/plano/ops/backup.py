@@ -7,18 +7,18 @@ Here: the argv, and reading data/backups/ (manifests and the status log) for `li
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from plano.core import naming as n
+from plano.core import fields
 from plano.core.errors import PlanoError, UsageError
 from plano.core.manifest import Manifest, require_app, select_apps
 from plano.core.mode import Mode
 from plano.core.session import Session
 from plano.engine.stack import Stack, open_stack, require_engine, running_services
 
-ID_RE = re.compile(r"\d{8}T\d{6}Z", re.ASCII)
+ID_RE = fields.BACKUP_ID_RE
 
 
 def script_argv(stack: Stack, *args: str) -> list[str]:
@@ -42,16 +42,15 @@ def prune_argv(stack: Stack) -> list[str]:
 
 
 def check_id(backup_id: str) -> str:
-    if not ID_RE.fullmatch(backup_id):
-        raise UsageError(f"{backup_id!r} is not a backup ID; they look like 20261129T033000Z (see plano backup list)")
-    return backup_id
+    return fields.given("BACKUP_ID", fields.backup_id, backup_id)
 
 
 def check_scratch(name: str | None, manifest: Manifest) -> str | None:
     if name is None:
         return None
-    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", name) or name in manifest.apps or name in ("postgres", "template0", "template1"):
-        raise UsageError(f"--to-scratch {name}: give a new database name (lower-case letters, digits, _), not an app's")
+    fields.given("--to-scratch", fields.database_name, name)
+    if name in manifest.apps or name in ("postgres", "template0", "template1"):
+        raise UsageError(f"--to-scratch: {name!r} is an existing database; give a new database name, not an app's")
     return name
 
 

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from plano.core import naming as n
 from plano.core import secrets
 from plano.core.errors import ManifestError, PlanoError, UsageError
-from plano.core.manifest import check_app_name, require_app
+from plano.core import fields
+from plano.core.manifest import require_app
 from plano.core.session import Session
 from plano.engine.stack import Stack, exec_argv, open_stack
 from plano.render.sql import CREATE_SQL, HARDEN_SQL, SCHEMA_SQL
@@ -25,7 +26,7 @@ SELECT d.datname, pg_get_userbyid(d.datdba), pg_database_size(d.datname)
 FROM pg_database d WHERE NOT d.datistemplate AND d.datname <> 'postgres' ORDER BY 1;
 """
 
-SAFE_PASSWORD = re.compile(r"^[A-Za-z0-9._~-]{16,}$")
+SAFE_PASSWORD = re.compile(r"[A-Za-z0-9._~-]{16,}", re.ASCII)
 
 
 def psql_argv(database: str = "postgres", user: str = "postgres", *extra: str) -> list[str]:
@@ -48,7 +49,7 @@ def checked_password(app: str, password: str | None, env_file: str) -> str:
     var = n.db_password_var(app)
     if not password:
         raise ManifestError(env_file, f"{var} is missing; run 'plano render' to generate it")
-    if not SAFE_PASSWORD.match(password):
+    if not SAFE_PASSWORD.fullmatch(password):
         raise ManifestError(f"{env_file}/{var}", "use at least 16 characters from A-Z a-z 0-9 . _ ~ - (plano's generated secrets do)")
     return password
 
@@ -111,10 +112,7 @@ def create(session: Session, app: str) -> int:
 
 def check_drop(app: str) -> str:
     """APP may be an app already removed from plano.yml, but it is an app's name."""
-    try:
-        return check_app_name(app)
-    except ValueError as exc:
-        raise UsageError(f"APP {app!r}: {exc}") from None
+    return fields.given("APP", fields.app_name, app)
 
 
 def drop(session: Session, app: str) -> int:

@@ -32,10 +32,11 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from plano.core import fields
 from plano.core import naming as n
 from plano.core import secrets
-from plano.core.errors import PlanoError, RefusedError, UsageError
-from plano.core.manifest import IMAGE_TAG_RE, require_app, require_role
+from plano.core.errors import PlanoError, RefusedError
+from plano.core.manifest import require_app, require_role
 from plano.core.mode import Mode
 from plano.core.session import Session
 from plano.engine import inspect, nginx
@@ -86,10 +87,7 @@ class Record:
 
 
 def check_tag(tag: str) -> str:
-    if not IMAGE_TAG_RE.fullmatch(tag):
-        raise UsageError(f"--tag {tag!r}: not an image tag; give e.g. 1.2.3 or a commit SHA "
-                         "(letters, digits, '_', '.', '-', at most 128)")
-    return tag
+    return fields.given("--tag", fields.image_tag, tag)
 
 
 def targets(stack: Stack, app: str, role: str | None, tag: str) -> list[Target]:

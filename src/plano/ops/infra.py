@@ -11,10 +11,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from plano.core import files, secrets
+from plano.core import fields, files, secrets
 from plano.core import manifest as mf
 from plano.core import naming as n
-from plano.core.errors import ManifestError, RefusedError, UsageError
+from plano.core.errors import RefusedError, UsageError
 from plano.core.files import File, Kind, Plan
 from plano.core.manifest import Manifest, require_app
 from plano.core.mode import Mode
@@ -144,10 +144,7 @@ def git_init(root: Path, runner: Runner) -> None:
 
 def with_app(infra: mf.Infra, name: str, entry: dict[str, Any]) -> tuple[str, Manifest]:
     """plano.yml with the app added (comments kept), validated; nothing is written."""
-    try:
-        mf.check_app_name(name)
-    except ValueError as exc:
-        raise ManifestError(f"apps/{name}", str(exc)) from None
+    fields.given("NAME", fields.app_name, name)
     doc = mf.parse(infra.text)
     apps = doc.get("apps")
     if apps is None or not hasattr(apps, "fa"):
@@ -248,10 +245,10 @@ def adopt_app(
     if name is None:
         name = repo.resolve().name
         try:
-            mf.check_app_name(name)
+            fields.app_name(name)
         except ValueError:
-            raise UsageError(f"{repo}: the folder name {name!r} is not an app name; give one with --name "
-                             f"{mf.suggest_app_name(name)}") from None
+            raise UsageError(f"{fields.shown(str(repo))}: the folder name {fields.shown(name)} is not an app name; give one with --name "
+                             f"{fields.suggest_app_name(name)}") from None
     found = adopt.survey(repo, backend_dir, frontend_dir)
     repo_rel = os.path.relpath(repo.resolve(), infra.root.resolve())
     registry, node = infra.manifest.registry, infra.manifest.images.node

@@ -24,6 +24,12 @@ def logging() -> dict[str, Any]:
     return {"driver": "json-file", "options": {"max-size": "10m", "max-file": "3"}}
 
 
+def literal(text: str) -> str:
+    """User text as compose reads it back unchanged: `$` doubled, so compose never
+    interpolates it (a command's `${POSTGRES_PASSWORD}` stays those characters)."""
+    return text.replace("$", "$$")
+
+
 def required(var: str, where: str) -> str:
     return f"${{{var}:?{var} is missing: set it in {where} (plano render creates it)}}"
 
@@ -89,7 +95,7 @@ def backup_service(manifest: Manifest) -> dict[str, Any]:
     }
     volumes = backup_data(Mode.PROD)
     if settings.restic:
-        env |= {"RESTIC_REPOSITORY": settings.restic.repository, "RESTIC_PASSWORD_FILE": RESTIC_PASSWORD_IN_BACKUP,
+        env |= {"RESTIC_REPOSITORY": literal(settings.restic.repository), "RESTIC_PASSWORD_FILE": RESTIC_PASSWORD_IN_BACKUP,
                 "RESTIC_CACHE_DIR": "/tmp/restic-cache"}
         volumes = [*volumes, f"{host_path(settings.restic.password_file)}:{RESTIC_PASSWORD_IN_BACKUP}:ro"]
         if settings.restic.repository.startswith("/"):  # a local repository: the same path inside
@@ -142,7 +148,7 @@ ACME_CA_IN_CERTBOT = "/etc/plano/acme-ca.pem"
 
 def certbot_service(manifest: Manifest) -> dict[str, Any]:
     # Tunable from the env file (a short-lived test CA renews in seconds).
-    environment = {"ACME_EMAIL": manifest.email, "RENEW_INTERVAL_SECONDS": "${PLANO_RENEW_INTERVAL_SECONDS:-43200}"}
+    environment = {"ACME_EMAIL": literal(manifest.email), "RENEW_INTERVAL_SECONDS": "${PLANO_RENEW_INTERVAL_SECONDS:-43200}"}
     volumes = certbot_data(Mode.PROD)
     bundle = manifest.acme.ca_bundle
     if bundle:  # a private ACME CA: certbot (python-requests) trusts this file
@@ -314,7 +320,7 @@ def dev(manifest: Manifest) -> dict[str, Any]:
                 "build": {"context": context, **({"dockerfile": dockerfile} if dockerfile != "Dockerfile" else {}),
                           "target": svc.dev_target, "args": {"NODE_IMAGE": manifest.images.node}},
                 **({"working_dir": workdir} if workdir != n.APP_WORKDIR else {}),
-                "command": svc.dev_command,
+                "command": [literal(word) for word in svc.dev_command],
                 "environment": {"NODE_ENV": "development", **DEV_WATCH_ENV, "PUBLIC_URL": f"https://{n.dev_domains(manifest, name)[0]}"},
                 # node_modules comes from the image, in a named volume over the bind mount:
                 # the host's never leaks in, and `dev down --volumes` removes it (an
