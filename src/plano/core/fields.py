@@ -278,6 +278,8 @@ def local_path(value: object, example: str = "../app1/backend") -> str:
     """A file or folder on this machine, relative to the infra or absolute. It may not
     exist yet (a repo cloned later), but it must be one that can be created."""
     given = string(value, "a path", example)
+    if given.startswith("-"):  # never read as an option by a tool it is handed to
+        raise ValueError(f"{shown(given)} starts with '-'; write ./{given} for a folder of that name")
     if not given.strip() or not LOCAL_PATH_RE.fullmatch(given) or given != given.strip():
         raise ValueError(f"{shown(given)} is not a path plano can use; give it relative to the infra or absolute, "
                          f"with letters, digits, spaces and ./_@+~,=- only (no '$', ':' or quotes), e.g. {example}")

@@ -16,12 +16,13 @@ from typing import Any
 
 from plano.core.errors import ManifestError
 
-MAX_BYTES = 256 * 1024  # a plano.yml of 100 apps is about 20 KiB
+MAX_BYTES = 128 * 1024  # a plano.yml of 100 apps is about 10 KiB
 MAX_DEPTH = 24  # plano.yml's deepest value (apps/x/backend/env/NAME) is 5 levels down
-MAX_NODES = 50_000  # values once every alias is expanded
+MAX_NODES = 20_000  # values once every alias is expanded (100 apps: about 1,500)
 MAX_DIGITS = 40  # an integer longer than this is no port, count or day of plano.yml
 # The tags plain YAML resolves by itself; any other (!!set, !!binary, !foo) is refused.
 CORE_TAGS = frozenset(f"tag:yaml.org,2002:{name}" for name in ("str", "int", "float", "bool", "null", "map", "seq"))
+DEEP = f"nested more than {MAX_DEPTH} levels deep; plano.yml's settings are a few levels deep"
 CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 DECIMAL_RE = re.compile(r"[-+]?[0-9_]+")
 
@@ -80,10 +81,7 @@ def parse(text: str, source: str) -> Any:
         check(text, source)
         return yaml().load(text)
     except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        at = where(source, mark.line, mark.column) if mark else source
-        problem = str(exc.problem or exc.context or "").replace("\n", " ")
-        raise ManifestError(at, f"YAML syntax error: {problem}; fix the syntax there") from None
+        raise syntax_error(exc, source) from None
     except (YAMLError, RecursionError, ValueError) as exc:
         raise ManifestError(source, f"YAML error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
 
@@ -96,7 +94,23 @@ def check(text: str, source: str) -> None:
         column = bad.start() - (text.rfind("\n", 0, bad.start()) + 1)
         name = "a NUL byte" if bad.group() == "\x00" else f"the control character 0x{ord(bad.group()):02x}"
         raise ManifestError(where(source, line, column), f"{name}; remove it (plano.yml is text)")
-    Scan(source).run(yaml().parse(io.StringIO(text)))
+    import yaml as libyaml  # PyYAML: libyaml's parser reads the events 40 times faster than ruamel's
+
+    loader = getattr(libyaml, "CSafeLoader", libyaml.SafeLoader)
+    try:
+        Scan(source).run(libyaml.parse(text, Loader=loader))
+    except libyaml.MarkedYAMLError as exc:
+        raise syntax_error(exc, source) from None
+
+
+def syntax_error(exc, source: str) -> ManifestError:
+    """A parser's error (libyaml's or ruamel's: the same fields) at its line and column."""
+    mark = exc.problem_mark or exc.context_mark
+    at = where(source, mark.line, mark.column) if mark else source
+    problem = str(exc.problem or exc.context or "").replace("\n", " ")
+    if "nesting depth" in problem:  # libyaml's own limit, met before the scan's in flow collections
+        return ManifestError(at, DEEP)
+    return ManifestError(at, f"YAML syntax error: {problem}; fix the syntax there")
 
 
 class Scan:
@@ -114,7 +128,7 @@ class Scan:
         return ManifestError(where(self.source, mark.line, mark.column), message)
 
     def run(self, events) -> None:
-        from ruamel.yaml import events as ev
+        from yaml import events as ev
 
         for event in events:
             if isinstance(event, (ev.MappingStartEvent, ev.SequenceStartEvent)):
@@ -122,7 +136,7 @@ class Scan:
                 self.frames.append([isinstance(event, ev.MappingStartEvent), 0, 0])
                 self.anchors.append(event.anchor)
                 if len(self.frames) > MAX_DEPTH:
-                    raise self.fail(event, f"nested more than {MAX_DEPTH} levels deep; plano.yml's settings are a few levels deep")
+                    raise self.fail(event, DEEP)
             elif isinstance(event, (ev.MappingEndEvent, ev.SequenceEndEvent)):
                 _, _, size = self.frames.pop()
                 self.done(event, self.anchors.pop(), size + 1)
@@ -143,14 +157,14 @@ class Scan:
         if self.frames and self.frames[-1][0] and self.frames[-1][1] % 2 == 0:
             if type(event).__name__ != "ScalarEvent":
                 raise self.fail(event, "a key must be a plain word; a list, a mapping or an alias cannot be a key")
-            if event.style is None and event.value in ("", "~", "null", "Null", "NULL"):
+            if not event.style and event.value in ("", "~", "null", "Null", "NULL"):
                 raise self.fail(event, "an empty (null) key; give the key a name")
         if self.frames:
             self.frames[-1][1] += 1
 
     def scalar(self, event) -> None:
         value = event.value
-        if event.style is None and len(value) > MAX_DIGITS and DECIMAL_RE.fullmatch(value):
+        if not event.style and len(value) > MAX_DIGITS and DECIMAL_RE.fullmatch(value):  # plain: None or ""
             raise self.fail(event, f"a number of {len(value)} digits; no setting of plano.yml takes one that long")
 
     def done(self, event, anchor: str | None, size: int) -> None:
@@ -159,7 +173,7 @@ class Scan:
         if self.frames:
             self.frames[-1][2] += size
         self.total += size if not self.frames else 0
-        if size > MAX_NODES or self.total > MAX_NODES:
+        if size > MAX_NODES or self.total > MAX_NODES or (self.frames and self.frames[-1][2] > MAX_NODES):
             raise self.fail(event, f"more than {MAX_NODES} values once its aliases are expanded (an alias bomb?); "
                                    "write the settings out")
 

@@ -1,0 +1,46 @@
+"""plano.yml files a hostile-input run used to crash or hang plano: each is a function
+of a good file's text, giving the bytes to write. Shared by the CLI test and
+bench/hostile_manifest.py (which measures time and memory against the good file)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+
+def alias_bomb(good: str) -> str:
+    """Billion laughs: 9 levels of 9 aliases each, 9**10 values once expanded."""
+    lines = ['lol0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for level in range(1, 10):
+        lines.append(f"lol{level}: &a{level} [{', '.join(f'*a{level - 1}' for _ in range(9))}]")
+    return good + "\n".join(lines) + "\n"
+
+
+def deep_block(good: str) -> str:
+    """600 levels of block mappings, one space deeper each (3,000 would pass 128 KiB)."""
+    return good + "x:\n" + "".join(f"{' ' * (level + 1)}k:\n" for level in range(400))
+
+
+# name -> (bytes of the file, what the one-line error says)
+CASES: dict[str, tuple[Callable[[str], bytes], str]] = {
+    "not-utf8": (lambda good: good.encode() + b"x: \xff\xfe\n", "not UTF-8 (byte 0xff); save the file as UTF-8"),
+    "nul-byte": (lambda good: (good + "x: a\x00b\n").encode(), "a NUL byte; remove it"),
+    "huge-number": (lambda good: good.replace("http_port: 80\n", f"http_port: {'9' * 5000}\n", 1).encode(),
+                    "a number of 5000 digits"),
+    "deep-flow": (lambda good: (good + "x: " + "[" * 3000 + "]" * 3000 + "\n").encode(), "nested more than 24 levels deep"),
+    "deep-block": (lambda good: deep_block(good).encode(), "nested more than 24 levels deep"),
+    "alias-bomb": (lambda good: alias_bomb(good).encode(), "once its aliases are expanded (an alias bomb?)"),
+    "unknown-tag": (lambda good: good.replace("registry: ", "registry: !foo ", 1).encode(), "the YAML tag '!foo' is not used"),
+    "python-tag": (lambda good: good.replace("registry: ", "registry: !!python/object/apply:os.system ", 1).encode(),
+                   "the YAML tag 'tag:yaml.org,2002:python/object/apply:os.system' is not used"),
+    "set": (lambda good: (good + "x: !!set {a, b}\n").encode(), "the YAML tag 'tag:yaml.org,2002:set' is not used"),
+    "duplicate-key": (lambda good: good.replace("version: 1\n", "version: 1\nversion: 1\n", 1).encode(),
+                      'found duplicate key "version"'),
+    "list-as-key": (lambda good: (good + "? [a, b]\n: c\n").encode(), "a key must be a plain word"),
+    "null-key": (lambda good: (good + "~: c\n").encode(), "an empty (null) key"),
+    "two-documents": (lambda good: (good + "---\na: 1\n").encode(), "but found another document"),
+    "wide-list": (lambda good: (good + "x: [" + "1," * 60_000 + "1]\n").encode(), "more than 20000 values"),
+    # Within every limit, so the slowest file plano reads to the end: 19,000 values and 128 KiB.
+    "widest-allowed": (lambda good: (good + "x: [" + "1," * 19_000 + "1]\n#" + "#" * (128 * 1024 - len(good) - 38_010) + "\n").encode(),
+                       "x: unknown key"),
+    "too-big": (lambda good: good.encode() + b"#" * (200 * 1024), "larger than 128 KiB"),
+}
