@@ -206,6 +206,19 @@ def test_prod_up_on_a_fresh_clone_decrypts_env_prod_first(root, monkeypatch):
                                    prod("up", "-d", "--remove-orphans", "--wait", "--wait-timeout", "300")]
 
 
+def test_render_refuses_to_generate_secrets_over_an_encrypted_copy(root):
+    from plano.core.files import tree_digest
+
+    (root / ".env.dev").unlink()
+    (root / ".env.dev.enc").write_text("POSTGRES_PASSWORD=ENC[AES256_GCM,data:vQ==,type:str]\n")
+    before = tree_digest(root)
+    with pytest.raises(RefusedError) as refused:
+        infra.render(scripted.session(root, ScriptedRunner()))
+    assert str(refused.value) == (".env.dev: missing, but .env.dev.enc is here; run 'plano secrets decrypt --dev' first "
+                                  "(a render would generate new secrets in its place)")
+    assert tree_digest(root) == before
+
+
 def test_prod_up_without_the_key_starts_nothing(root):
     (root / ".env.prod").unlink()
     (root / ".env.prod.enc").write_text("POSTGRES_PASSWORD=ENC[AES256_GCM,data:vQ==,type:str]\n")
