@@ -192,6 +192,11 @@ def test_restore_plain_only_when_the_plain_file_is_missing(infra):
     assert made.out.notes == ["decrypted .env.prod.enc to .env.prod (mode 0600)"]
     assert not secrets.restore_plain(session(infra, runner), ".env.prod")
     assert len(runner.calls) == 1
+    (infra / ".env.prod").unlink()
+    with pytest.raises(PlanoError) as dry:
+        secrets.restore_plain(session(infra, runner, dry_run=True), ".env.prod")
+    assert str(dry.value) == ".env.prod: missing, only .env.prod.enc is here; run 'plano secrets decrypt' first (a dry run writes nothing)"
+    assert len(runner.calls) == 1 and not (infra / ".env.prod").exists()
 
 
 def test_edit_replaces_the_encrypted_file_only_after_a_successful_edit(infra):

@@ -245,6 +245,9 @@ def restore_plain(session: Session, env_file: str) -> bool:
     """Decrypt the env file when only its encrypted copy is here (a fresh clone); True if it did."""
     if (session.root / env_file).exists() or not (session.root / n.encrypted(env_file)).is_file():
         return False
+    if session.dry_run:  # what follows reads the plain file, which a dry run does not write
+        raise PlanoError(f"{env_file}: missing, only {n.encrypted(env_file)} is here; run 'plano secrets decrypt{flag(env_file)}' "
+                         "first (a dry run writes nothing)")
     decrypt(session, env_file)
     session.out.note(f"decrypted {n.encrypted(env_file)} to {env_file} (mode 0600)")
     return True
