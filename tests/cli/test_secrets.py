@@ -186,3 +186,29 @@ def test_edit_goes_through_sops_and_decrypts(infra, capfd, monkeypatch):
     assert "some-new-secret-value" not in (infra / ".env.prod.enc").read_text()
     assert not list(infra.glob("*.plano-tmp"))
     assert_nothing_leaked(runner, values_of(infra), out, err.replace("some-new-secret-value", ""))
+
+
+@pytest.mark.parametrize(("args", "code", "message"), [
+    (["secrets", "init", "--recipient", "age1nope"], 2,
+     "--recipient 'age1nope': not an age public key; give one that starts with age1 ('age-keygen -y KEYFILE' prints it)"),
+    (["secrets", "encrypt"], 4, ".sops.yaml: no age recipient for .env.prod.enc; run 'plano secrets init' first"),
+    (["secrets", "decrypt", "--dev"], 4, ".env.dev.enc: not found in {root}; run 'plano secrets encrypt --dev' where .env.dev is, "
+                                         "then commit and pull it"),
+    (["secrets", "edit"], 4, ".env.prod.enc: not found in {root}; run 'plano secrets encrypt' first"),
+])
+def test_each_mistake_is_one_line_with_its_exit_code_and_writes_nothing(infra, capfd, args, code, message):
+    before = tree_digest(infra.parent)
+    got, out, err = plano(capfd, RecordingRunner(), *args)
+    assert (got, out, err) == (code, "", f"error: {message.format(root=infra)}\n")
+    assert tree_digest(infra.parent) == before
+
+
+def test_status_as_a_table(infra, capfd):
+    assert main(["secrets", "init"]) == 0 and main(["secrets", "encrypt"]) == 0
+    capfd.readouterr()
+    code, out, _ = plano(capfd, RecordingRunner(), "secrets", "status")
+    assert code == 0
+    assert [line.split() for line in out.splitlines()] == [
+        ["file", "plain", "encrypted", "in", "sync", "recipients"],
+        [".env.dev", "yes", "no", "-", "0"],
+        [".env.prod", "yes", "yes", "yes", "1"]]
