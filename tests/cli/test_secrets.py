@@ -192,8 +192,8 @@ def test_edit_goes_through_sops_and_decrypts(infra, capfd, monkeypatch):
     (["secrets", "init", "--recipient", "age1nope"], 2,
      "--recipient 'age1nope': not an age public key; give one that starts with age1 ('age-keygen -y KEYFILE' prints it)"),
     (["secrets", "encrypt"], 4, ".sops.yaml: no age recipient for .env.prod.enc; run 'plano secrets init' first"),
-    (["secrets", "decrypt", "--dev"], 4, ".env.dev.enc: not found in {root}; run 'plano secrets encrypt --dev' where .env.dev is, "
-                                         "then commit and pull it"),
+    (["secrets", "decrypt", "--dev"], 4, (".env.dev.enc: not found in {root}; run 'plano secrets encrypt --dev' where .env.dev is, "
+                                          "then commit and pull it")),
     (["secrets", "edit"], 4, ".env.prod.enc: not found in {root}; run 'plano secrets encrypt' first"),
 ])
 def test_each_mistake_is_one_line_with_its_exit_code_and_writes_nothing(infra, capfd, args, code, message):
