@@ -73,3 +73,12 @@ def test_atomic_write_leaves_no_temp_file(tmp_path):
     files.write_atomic(tmp_path / "d/f.txt", "hi\n", 0o640)
     assert [p.name for p in (tmp_path / "d").iterdir()] == ["f.txt"]
     assert (tmp_path / "d/f.txt").stat().st_mode & 0o777 == 0o640
+
+
+def test_write_new_never_replaces_a_file(tmp_path):
+    files.write_new(tmp_path / "keys.txt", "first\n", 0o600)
+    assert (tmp_path / "keys.txt").read_text() == "first\n" and (tmp_path / "keys.txt").stat().st_mode & 0o777 == 0o600
+    with pytest.raises(FileExistsError):
+        files.write_new(tmp_path / "keys.txt", "second\n", 0o600)
+    assert (tmp_path / "keys.txt").read_text() == "first\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keys.txt"]  # no temporary file left

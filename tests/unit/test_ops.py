@@ -56,6 +56,19 @@ def test_doctor_decisions():
     assert doctor.exit_code([doctor.Finding("a", "fail", "")]) == 1
 
 
+def test_doctor_compares_the_encrypted_secrets_by_key_names():
+    assert doctor.decide_encrypted({".env.prod": []}) == doctor.Finding(
+        "encrypted secrets", "ok", ".env.prod: the same values as the encrypted copies")
+    assert doctor.decide_encrypted({}).status == "ok"
+    assert doctor.decide_encrypted({".env.dev": [], ".env.prod": ["APP1_DB_PASSWORD", "NEW"]}) == doctor.Finding(
+        "encrypted secrets", "warn", ".env.prod and .env.prod.enc differ (APP1_DB_PASSWORD, NEW)",
+        "plano secrets encrypt keeps .env.prod's values; plano secrets decrypt --force the committed ones")
+    assert doctor.decide_encrypted({".env.dev": ["A"]}).fix.startswith("plano secrets encrypt --dev keeps .env.dev's values")
+    assert doctor.decide_encrypted({".env.prod": None}) == doctor.Finding(
+        "encrypted secrets", "warn", "cannot decrypt .env.prod.enc with an age key here",
+        "put the key in ~/.config/sops/age/keys.txt or set SOPS_AGE_KEY_FILE")
+
+
 def test_clone_reads_git_status_and_finds_the_repo_folder(stack):
     out = "# branch.oid abc\n# branch.head main\n# branch.upstream origin/main\n# branch.ab +2 -1\n1 .M N... 100644 a b\n"
     assert clone.parse_status(out) == {"branch": "main", "dirty": True, "ahead": 2, "behind": 1}

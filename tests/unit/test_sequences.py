@@ -190,6 +190,44 @@ def test_prod_up_pulls_then_starts(root):
     assert started.urls["app1"].startswith("https://app1.example.com:") and started.placeholders == ["app1", "app2"]
 
 
+def test_prod_up_on_a_fresh_clone_decrypts_env_prod_first(root, monkeypatch):
+    monkeypatch.setenv("SOPS_AGE_KEY_FILE", str(root.parent / "no-key.txt"))
+    plain = (root / ".env.prod").read_text()
+    (root / ".env.prod").unlink()
+    (root / ".env.prod.enc").write_text("POSTGRES_PASSWORD=ENC[AES256_GCM,data:vQ==,type:str]\n")
+    runner = engine().on("decrypt", answers=Answer(0, plain)).on("compose")
+    made = scripted.session(root, runner, Mode.PROD)
+    stack.up(made)
+    decrypt = runner.calls[0].argv
+    assert decrypt[3:] == ["decrypt", "--input-type", "dotenv", "--output-type", "dotenv", str(root / ".env.prod.enc")]
+    assert (root / ".env.prod").read_text() == plain and (root / ".env.prod").stat().st_mode & 0o777 == 0o600
+    assert made.out.notes[0] == "decrypted .env.prod.enc to .env.prod (mode 0600)"
+    assert runner.actions[-2:] == [prod("pull", "--ignore-buildable", "--quiet"),
+                                   prod("up", "-d", "--remove-orphans", "--wait", "--wait-timeout", "300")]
+
+
+def test_render_refuses_to_generate_secrets_over_an_encrypted_copy(root):
+    from plano.core.files import tree_digest
+
+    (root / ".env.dev").unlink()
+    (root / ".env.dev.enc").write_text("POSTGRES_PASSWORD=ENC[AES256_GCM,data:vQ==,type:str]\n")
+    before = tree_digest(root)
+    with pytest.raises(RefusedError) as refused:
+        infra.render(scripted.session(root, ScriptedRunner()))
+    assert str(refused.value) == (".env.dev: missing, but .env.dev.enc is here; run 'plano secrets decrypt --dev' first "
+                                  "(a render would generate new secrets in its place)")
+    assert tree_digest(root) == before
+
+
+def test_prod_up_without_the_key_starts_nothing(root):
+    (root / ".env.prod").unlink()
+    (root / ".env.prod.enc").write_text("POSTGRES_PASSWORD=ENC[AES256_GCM,data:vQ==,type:str]\n")
+    runner = engine().on("decrypt", answers=Answer(128, "", "Failed to get the data key required to decrypt the SOPS file.\n"))
+    with pytest.raises(PlanoError, match=r"^\.env\.prod\.enc: no age key here can decrypt it"):
+        stack.up(scripted.session(root, runner, Mode.PROD))
+    assert [call.argv[3] for call in runner.calls] == ["decrypt"] and not (root / ".env.prod").exists()
+
+
 def test_a_failed_first_up_takes_down_what_it_started(root):
     runner = engine().on("up", "-d", answers=Answer(1)).on("compose")
     with pytest.raises(PlanoError, match=r"^prod up failed \(compose exit code 1\); see the output above and 'plano prod logs'"):

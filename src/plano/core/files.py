@@ -164,6 +164,17 @@ def write_atomic(path: Path, content: str | bytes, mode: int) -> None:
         raise
 
 
+def write_new(path: Path, content: str | bytes, mode: int) -> None:
+    """Create `path` whole, never replacing a file that exists (FileExistsError): written
+    to a temporary sibling, then hard-linked to its name, which fails if the name is taken."""
+    tmp = path.with_name(f".{path.name}.plano-tmp")
+    write_atomic(tmp, content, mode)
+    try:
+        os.link(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def apply(root: Path, result: Plan) -> None:
     for rel, new in result.writes.items():
         write_atomic(root / rel, new.content, new.mode)

@@ -32,6 +32,14 @@ ENV_BASE = ".env"
 ENV_DEV = ".env.dev"
 ENV_PROD = ".env.prod"
 ENV_PROD_EXAMPLE = ".env.prod.example"
+SECRET_ENVS = (ENV_DEV, ENV_PROD)  # the env files that hold secrets (and may be kept encrypted)
+SOPS_CONFIG = ".sops.yaml"  # committed: which age recipients `plano secrets encrypt` encrypts for
+
+
+def encrypted(env_file: str) -> str:
+    """The committed, SOPS-encrypted copy of a secret env file: `.env.prod` -> `.env.prod.enc`."""
+    return f"{env_file}.enc"
+
 DATA_DIRS = ("database", "certs", "certs/webroot", "certs/plano", "logs", "logs/certbot", "uploads", "backups",
              "nginx", "nginx/upstreams", "nginx/maintenance")
 

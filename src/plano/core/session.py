@@ -88,8 +88,9 @@ class Session:
 
     # ------------------------------------------------------------ commands
 
-    def query(self, argv: list[str], timeout: float = 60, cwd: Path | None = None, stdin: str | None = None) -> Result:
-        return self.runner.run(argv, cwd=cwd or self.root, timeout=timeout, stdin=stdin)
+    def query(self, argv: list[str], timeout: float = 60, cwd: Path | None = None, stdin: str | None = None,
+              env: dict[str, str] | None = None) -> Result:
+        return self.runner.run(argv, cwd=cwd or self.root, timeout=timeout, stdin=stdin, env=env)
 
     def act(self, argv: list[str], timeout: float = 600, stdin: str | None = None, env: dict[str, str] | None = None,
             shown: str | None = None, cwd: Path | None = None) -> Result:

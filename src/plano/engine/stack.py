@@ -38,7 +38,8 @@ def env_files(root: Path, mode: Mode) -> tuple[str, ...]:
     if not (root / own).is_file():
         hint = (
             "run 'plano render' to create it" if mode.is_dev
-            else "copy it from the machine where plano created it (it holds the prod secrets the database was initialised with)"
+            else "copy it from the machine where plano created it (it holds the prod secrets the database was initialised with), "
+            "or there run 'plano secrets encrypt' and commit .env.prod.enc (plano prod up decrypts it)"
         )
         raise PlanoError(f"{own}: missing; {hint}")
     return (base, own) if (root / base).is_file() else (own,)

@@ -22,6 +22,7 @@ from plano.core.session import Session
 from plano.engine import compose, inspect, stack
 from plano.engine.tls import installed_facts
 from plano.ops import backup, check, infra
+from plano.ops import secrets as encrypted_envs
 from plano.render import envfiles
 
 OK, WARN, FAIL = "ok", "warn", "fail"
@@ -79,6 +80,25 @@ def decide_leaks(leaks: list[str]) -> Finding:
         return Finding("secrets in git", FAIL, f"a secret value is in {', '.join(leaks[:3])}",
                        "rotate that secret, remove it from the file, and rewrite the history (git filter-repo)")
     return Finding("secrets in git", OK, "no secret value in tracked files or in the history")
+
+
+def decide_encrypted(diffs: dict[str, list[str] | None]) -> Finding:
+    """Per env file with an encrypted copy next to it: the keys whose values differ
+    (names only, never values), or None when the key here cannot decrypt it."""
+    differ = {name: keys for name, keys in diffs.items() if keys}
+    unreadable = [n.encrypted(name) for name, keys in diffs.items() if keys is None]
+    if differ:
+        name, keys = next(iter(differ.items()))
+        flag = encrypted_envs.flag(name)
+        return Finding("encrypted secrets", WARN, f"{name} and {n.encrypted(name)} differ ({', '.join(keys[:4])})"
+                       + (f" (+{len(differ) - 1} more files)" if len(differ) > 1 else ""),
+                       f"plano secrets encrypt{flag} keeps {name}'s values; plano secrets decrypt{flag} --force the committed ones")
+    if unreadable:
+        return Finding("encrypted secrets", WARN, f"cannot decrypt {', '.join(unreadable)} with an age key here",
+                       "put the key in ~/.config/sops/age/keys.txt or set SOPS_AGE_KEY_FILE")
+    if not diffs:
+        return Finding("encrypted secrets", OK, "only the encrypted copies are here (plano prod up decrypts .env.prod.enc)")
+    return Finding("encrypted secrets", OK, f"{', '.join(diffs)}: the same values as the encrypted copies")
 
 
 def decide_dns(answers: dict[str, list[str] | None], ours: set[str]) -> Finding:
@@ -207,6 +227,12 @@ def leak_finding(root: Path, manifest: Manifest, runner: Runner, git: bool) -> F
     return decide_leaks(leaks)
 
 
+def encrypted_finding(session: Session) -> Finding:
+    """Compares the decrypted values in memory (sops's output is read, never printed)."""
+    return decide_encrypted({state.file: None if state.in_sync is None else state.differing_keys
+                             for state in encrypted_envs.status(session) if state.plain and state.encrypted})
+
+
 def dns_finding(manifest: Manifest, public_ip: str | None) -> Finding:
     answers: dict[str, list[str] | None] = {}
     for domain in (d for app in manifest.apps.values() for d in app.domains):
@@ -280,6 +306,8 @@ def run(session: Session, prod_dns: bool, public_ip: str | None,
         ("secret files", lambda: secret_file_finding(root, runner, git)),
         ("secrets in git", lambda: leak_finding(root, manifest, runner, git)),
     ]
+    if any((root / n.encrypted(name)).is_file() for name in n.SECRET_ENVS):
+        steps.append(("encrypted secrets", lambda: encrypted_finding(session)))
     if prod_dns:
         steps.append(("dns", lambda: dns_finding(manifest, public_ip)))
     if engine_ok:

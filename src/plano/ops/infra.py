@@ -166,9 +166,20 @@ def add_app(session: Session, name: str, entry: dict[str, Any], force: bool = Fa
 
 def synced(session: Session, manifest: Manifest, text: str | None, force: bool = False) -> Plan:
     """sync() in the session's infra, which then reloads plano.yml."""
+    refuse_fresh_secrets(session.root)
     result = sync(session.root, manifest, text, force)
     session.reload()
     return result
+
+
+def refuse_fresh_secrets(root: Path) -> None:
+    """A clone holding only `.env.prod.enc` must not get freshly generated secrets in a new
+    `.env.prod`: the database and Redis of that infra were initialised with the committed ones."""
+    for env_file in n.SECRET_ENVS:
+        if not (root / env_file).exists() and (root / n.encrypted(env_file)).is_file():
+            flag = " --dev" if env_file == n.ENV_DEV else ""
+            raise RefusedError(f"{env_file}: missing, but {n.encrypted(env_file)} is here; run 'plano secrets decrypt{flag}' first "
+                               "(a render would generate new secrets in its place)")
 
 
 def render(session: Session, force: bool = False) -> Plan:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from plano.core import naming as n
 from plano.core.errors import PlanoError
 from plano.core.session import Session
 from plano.engine import nginx
@@ -24,7 +25,7 @@ from plano.engine.stack import (
     urls,
 )
 from plano.engine.tls import installed_facts
-from plano.ops import devca, infra
+from plano.ops import devca, infra, secrets
 
 
 @dataclass
@@ -35,7 +36,10 @@ class Started:
 
 def up(session: Session, build: bool = False, wait: bool = True) -> Started:
     """Start the stack and wait until it is healthy. An attempt that fails on a
-    stack that was not running is taken down again (data is kept)."""
+    stack that was not running is taken down again (data is kept). A fresh clone
+    with only the committed `.env.prod.enc` gets its `.env.prod` decrypted first."""
+    if not session.stack_mode.is_dev:
+        secrets.restore_plain(session, n.ENV_PROD)
     st = open_stack(session)
     mode = st.mode
     require_engine(session.runner)
