@@ -58,6 +58,8 @@ def test_each_field_takes_its_grammar_and_no_hostile_value(check, good):
     (fields.app_name, "a--b", "app names are lower-case letters, digits and single '-', start with a letter, end with a letter or digit (try 'a-b')"),
     (fields.app_name, "nginx", "'nginx' is reserved for the infra's own services; pick another name (try 'app-nginx')"),
     (fields.app_name, 3, "an app name is a string such as app1, got an integer"),
+    (fields.app_name, "x-shop", "'x-shop': compose reads names starting with 'x-' as extension fields and ignores them; pick another name "
+     "(try 'app-x-shop')"),
     (fields.image_tag, "1.0\nAPP1_DB_PASSWORD=x",
      "not an image tag; give e.g. 1.2.3 or a commit SHA (letters, digits, '_', '.', '-', at most 128, not starting with '.' or '-')"),
     (fields.email, "ops@example.com${POSTGRES_PASSWORD}",

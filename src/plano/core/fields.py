@@ -103,6 +103,9 @@ def app_name(value: object) -> str:
                          f"end with a letter or digit (try {suggest_app_name(name)!r})")
     if name in RESERVED_NAMES:
         raise ValueError(f"{name!r} is reserved for the infra's own services; pick another name (try 'app-{name}')")
+    if name == "x" or name.startswith("x-"):  # x-net, x-backend: compose takes x-* keys for extensions and drops them
+        raise ValueError(f"{name!r}: compose reads names starting with 'x-' as extension fields and ignores them; "
+                         f"pick another name (try 'app-{name}')")
     return name
 
 

@@ -75,6 +75,11 @@ def host_path(path: str) -> str:
     return path if path.startswith("/") else f"./{path}"
 
 
+def bind_source(path: str) -> str:
+    """A folder as a bind mount's source: compose reads `app:` as a named volume, `./app:` as a path."""
+    return path if path.startswith(("/", "./", "../", "~")) or path in (".", "..") else f"./{path}"
+
+
 RESTIC_PASSWORD_IN_BACKUP = "/run/secrets/restic-password"
 
 
@@ -326,7 +331,7 @@ def dev(manifest: Manifest) -> dict[str, Any]:
                 # the host's never leaks in, and `dev down --volumes` removes it (an
                 # anonymous one is handed from container to container and outlives down).
                 "volumes": [
-                    f"{context}:{n.APP_WORKDIR}",
+                    f"{bind_source(context)}:{n.APP_WORKDIR}",
                     *(f"{volume}:{path}" for volume, path in n.dev_node_modules(name, app, role)),
                     *(uploads_data(name, Mode.DEV) if role == "backend" else []),
                 ],
