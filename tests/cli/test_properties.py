@@ -409,3 +409,68 @@ def test_every_plano_yml_field(prepared, checker):
             (template / "infra/plano.yml").write_text(original)
 
     prop()
+
+
+# ---------------------------------------------------------------- the operations' flags and arguments
+
+V = object()  # where the drawn value goes
+OPERATIONS = {
+    "deploy --tag": (["deploy", "app1", "--tag", V], "2.0.0"),
+    "deploy APP": (["deploy", V, "--tag", "2.0.0"], "app1"),
+    "deploy --timeout": (["deploy", "app1", "--tag", "2.0.0", "--timeout", V], "60"),
+    "rollback APP": (["rollback", V], "app1"),
+    "releases APP": (["releases", V], "app1"),
+    "maintenance APP": (["maintenance", "on", V], "app1"),
+    "backup verify BACKUP_ID": (["backup", "verify", V], "20261201T033000Z"),
+    "backup restore BACKUP_ID": (["backup", "restore", V, "--yes"], "20261201T033000Z"),
+    "backup restore --to-scratch": (["backup", "restore", "20261201T033000Z", "app1", "--to-scratch", V, "--yes"], "app1_copy"),
+    "db create APP": (["db", "create", V], "app1"),
+    "db drop APP": (["db", "drop", V, "--yes"], "app1"),
+    "prod logs --tail": (["prod", "logs", "--tail", V], "100"),
+    "prod logs SERVICE": (["prod", "logs", V], "nginx"),
+    "prod exec SERVICE": (["prod", "exec", V, "--", "ls"], "app1-backend"),
+    "prod restart SERVICE": (["prod", "restart", V], "nginx"),
+}
+
+
+def test_every_operation_flag(prepared, checker, monkeypatch):
+    """The commands that drive the engine, against a scripted one (tests/cli/test_dry_runs):
+    a refused value runs nothing; nothing puts a secret on a command line."""
+    from tests.cli.test_dry_runs import engine_script
+
+    _, _, with_infra = prepared
+    ops = checker(with_infra, "operation flags")
+    monkeypatch.setenv("PLANO_DEV_CA_DIR", str(with_infra / "dev-ca"))
+
+    @SETTINGS
+    @given(name=st.sampled_from(list(OPERATIONS)), data=st.data())
+    def prop(name, data):
+        words, valid = OPERATIONS[name]
+        value = data.draw(st.one_of(text, near(valid), st.just(valid)))
+        argv = ["-C", "infra", *[value if word is V else word for word in words]]
+        root = ops.copy()
+        infra = root / "infra"
+        before = tree_digest(root)
+        runner = engine_script()
+        out, err = io.StringIO(), io.StringIO()
+        try:
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                old = Path.cwd()
+                os.chdir(root)
+                try:
+                    code = main(argv, runner=runner, sleep=lambda _: None)
+                finally:
+                    os.chdir(old)
+            ops.outcomes.add(code)
+            assert code in EXIT_CODES, (argv, code, err.getvalue())
+            assert "Traceback" not in err.getvalue(), err.getvalue()
+            if code == 2:  # bad input: refused before anything ran or changed
+                assert runner.actions == [] and tree_digest(root) == before, argv
+                assert err.getvalue().startswith("error: ") and err.getvalue().count("\n") == 1, err.getvalue()
+            secrets = secret_values(infra)
+            assert not [call.argv for call in runner.calls if any(v in word for v in secrets for word in call.argv)], argv
+            assert not any(v in out.getvalue() + err.getvalue() for v in secrets), argv
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+
+    prop()
