@@ -13,7 +13,7 @@ from plano.core.runner import SubprocessRunner
 from plano.ops import devca
 from tests.cli.test_cli import INIT
 from tests.cli.test_dry_runs import engine_script, secret_values
-from tests.scripted import Answer, ScriptedRunner
+from tests.scripted import Answer, Rule, ScriptedRunner
 
 
 @pytest.fixture
@@ -114,3 +114,21 @@ def test_a_corrupt_own_certificate_names_the_field_and_the_file(infra, capsys):
         "error: apps/app1/tls/certificate (certs/app1.pem): not a readable X.509 certificate (corrupt PEM data); give the fullchain PEM file",
         "error: no new certificate for app1 (see above); nginx keeps serving what it served, fix the cause and run the same command again"]
     assert runner.actions == []  # nothing installed, nginx not reloaded
+
+
+def test_a_secret_a_tool_prints_is_masked_in_the_error(infra, capsys):
+    """A release command that fails printing its DATABASE_URL: the error shows the
+    tool's output with the password masked."""
+    from plano.core import secrets as sec
+
+    password = sec.read_env(infra / ".env.prod")["APP1_DB_PASSWORD"]
+    text = (infra / "plano.yml").read_text().replace("    domains:", "    backend: {release: [npm, run, migrate]}\n    domains:", 1)
+    (infra / "plano.yml").write_text(text)
+    assert main(["render"]) == 0
+    capsys.readouterr()
+    runner = engine_script()
+    runner.rules.insert(0, Rule(("run", "--rm", "--no-deps", "-T", "app1-backend"),
+                                [Answer(1, "", f"error: cannot connect to postgres://app1:{password}@database/app1")]))
+    code = main(["deploy", "app1", "--service", "backend", "--tag", "2.0.0"], runner=runner, sleep=lambda _: None)
+    err = capsys.readouterr().err
+    assert code == 1 and password not in err and "postgres://app1:*****@database/app1" in err, err

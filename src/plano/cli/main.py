@@ -268,7 +268,7 @@ def main(argv: list[str] | None = None, runner: Runner | None = None, output: Ou
         # Without standalone mode, click returns the code of a click.exceptions.Exit.
         code = command_line().main(args=argv, prog_name="plano", standalone_mode=False, obj=made)
     except PlanoError as exc:
-        return report(exc)
+        return report(exc, made.secret_values())
     except OSError as exc:  # a file plano must read or write: one line naming it
         from plano.core.errors import FileProblem
 
@@ -292,17 +292,21 @@ def main(argv: list[str] | None = None, runner: Runner | None = None, output: Ou
     return code if isinstance(code, int) else 0
 
 
-def report(exc: PlanoError) -> int:
+def report(exc: PlanoError, secrets: set[str] = frozenset()) -> int:
+    """The error's one line; a secret a tool's output carried into it is masked."""
     from plano.core.errors import DriftError
+    from plano.core.secrets import mask
 
     if isinstance(exc, DriftError):
-        click.echo(exc.diff, err=True, nl=False)
-    click.echo(f"error: {one_line(str(exc))}", err=True)
+        click.echo(mask(exc.diff, secrets), err=True, nl=False)
+    # One line; an error that carries a tool's details (a failed deploy's health log) adds
+    # them on the lines after it. Values users typed reach it quoted (fields.shown).
+    click.echo(f"error: {mask(str(exc), secrets)}", err=True)
     return exc.exit_code
 
 
 def one_line(message: str) -> str:
-    """Messages quote what users typed; should a newline still slip in, it is shown, not printed."""
+    """click's messages hold what users typed unquoted: a newline in it is shown, not printed."""
     return message.replace("\r", "\\r").replace("\n", "\\n")
 
 

@@ -44,6 +44,22 @@ def set_env_value(text: str, key: str, value: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+SECRET_KEY_RE = re.compile(r"PASSWORD|SECRET|TOKEN|_KEY\b|^KEY\b")
+MASK = "*****"
+
+
+def secret_values(paths: Iterable[Path]) -> set[str]:
+    """The secret values of env files (keys naming a password, secret, token or key)."""
+    return {value for path in paths for key, value in read_env(path).items() if SECRET_KEY_RE.search(key) and len(value) >= 8}
+
+
+def mask(text: str, values: Iterable[str]) -> str:
+    """`text` with every secret value replaced by *****, longest first."""
+    for value in sorted(values, key=len, reverse=True):
+        text = text.replace(value, MASK)
+    return text
+
+
 def read_env(path: Path) -> dict[str, str]:
     try:
         return parse_env(path.read_text())

@@ -69,6 +69,17 @@ class Session:
     def manifest(self) -> Manifest:
         return self.infra.manifest
 
+    def secret_values(self) -> set[str]:
+        """The secrets of the infra's env files, to mask in what plano prints; none
+        before plano.yml was loaded (an error about plano.yml itself)."""
+        from plano.core import naming as n
+        from plano.core.secrets import secret_values
+
+        if not self._infra:
+            return set()
+        root = self._infra[0].root
+        return secret_values(root / name for name in (n.ENV_DEV, n.ENV_PROD))
+
     def reload(self) -> None:
         """Forget the loaded plano.yml (after an operation rewrote it)."""
         self._infra.clear()
