@@ -48,6 +48,7 @@ def site(manifest: Manifest, app_name: str) -> dict[str, object]:
     return {
         "app": app_name,
         "names": n.server_names(manifest, app_name),
+        "misdirected": f"plano_misdirected_{app_name.replace('-', '_')}",
         "upstreams": upstreams,
         "routes": routes,
         "webroot": n.WEBROOT,
