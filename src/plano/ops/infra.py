@@ -21,8 +21,6 @@ from plano.core.mode import Mode
 from plano.core.runner import Runner
 from plano.core.session import Session
 
-APP_UID = 1000  # the `node` user of the official Node images, which app images run as
-
 
 def env_values(root: Path, manifest: Manifest, make: Callable[[], str] = secrets.new_secret) -> dict[str, dict[str, str]]:
     """Values for each env file: what is on disk, plus fresh secrets for missing keys."""
@@ -69,9 +67,95 @@ def make_data_dirs(root: Path, manifest: Manifest) -> list[str]:
             continue
         path.mkdir(parents=True, exist_ok=True)
         if "/uploads/" in rel and os.geteuid() == 0:
-            os.chown(path, APP_UID, APP_UID)
+            os.chown(path, n.APP_UID, n.APP_UID)
         made.append(rel)
     return made
+
+
+# data/ folders written by a service that runs as a user of its own: (folder, uid, whole tree).
+# Older plano ran certbot and backup as root, so an upgraded data/ holds root's files there.
+DATA_OWNERS = (("certs", n.CERTBOT_UID, True), ("logs/certbot", n.CERTBOT_UID, True),
+               ("backups", n.APP_UID, True), ("uploads", n.APP_UID, False))
+
+
+def own_data(root: Path) -> None:
+    """Give those folders to their service's user (numeric ids, user = group), as root only:
+    a plano without root cannot chown, and its files were never root's either. The
+    private keys nginx reads become 0640 and certs/plano/ 0775: nginx's master process (root
+    without DAC_OVERRIDE) reads the keys and writes placeholders through certbot's group."""
+    if os.geteuid() != 0:
+        return
+    for mode in Mode:
+        for rel, uid, tree in DATA_OWNERS:
+            give(root / n.data_root(mode) / rel, uid, tree)
+        installed = root / n.data_root(mode) / "certs/plano"
+        if installed.is_dir():  # nginx's master writes the placeholders here through the group
+            installed.chmod(0o775)
+        for key in installed.glob("*/privkey.pem"):
+            if not key.is_symlink() and not key.stat().st_mode & 0o040:
+                key.chmod(0o640)
+
+
+def give(top: Path, uid: int, tree: bool = True) -> None:
+    """chown to uid:uid (the folder, or its whole tree), symlinks themselves, only what differs."""
+    if not top.is_dir():
+        return
+    paths = [top] if not tree else [top, *(Path(d) / f for d, dirs, fs in os.walk(top) for f in [*dirs, *fs])]
+    for path in paths:
+        info = path.lstat()
+        if (info.st_uid, info.st_gid) != (uid, uid):
+            os.chown(path, uid, uid, follow_symlinks=False)
+
+
+def own_restic_repository(manifest: Manifest) -> None:
+    """A local restic repository is written by the backup service's user only (as root only)."""
+    restic = manifest.backup.restic
+    if restic and restic.repository.startswith("/") and os.geteuid() == 0:
+        Path(restic.repository).mkdir(parents=True, exist_ok=True)
+        give(Path(restic.repository), n.APP_UID)
+
+
+def write_secret_files(root: Path, manifest: Manifest) -> None:
+    """Each infra service's secrets, from the mode's env files into data/<mode>/secrets/<service>/
+    (0700), one file per key: 0400 and owned by the service's user when plano runs as root;
+    else 0444, and only the 0700 folder keeps other users of this machine out."""
+    for mode in Mode:
+        values = {**secrets.read_env(root / n.ENV_BASE), **secrets.read_env(root / mode.env_file)}
+        for service, keys in n.infra_secrets(manifest).items():
+            for key in keys:
+                if values.get(key):
+                    write_secret(root / n.secret_file(mode, service, key), values[key], n.SECRET_OWNERS[service])
+
+
+def write_secret(path: Path, value: str, uid: int) -> None:
+    as_root = os.geteuid() == 0
+    mode = 0o400 if as_root else 0o444
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for folder in (path.parent, path.parent.parent):
+        folder.chmod(0o700)
+    try:
+        info = path.stat()
+        if path.read_text() == value and info.st_mode & 0o777 == mode and (not as_root or info.st_uid == uid):
+            return
+    except OSError:
+        pass
+    tmp = path.with_name(path.name + ".plano-tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(value)
+    if as_root:
+        os.chown(tmp, uid, uid)
+    tmp.chmod(mode)
+    os.replace(tmp, path)
+
+
+def prepare_data(root: Path, manifest: Manifest) -> None:
+    """What a stack needs in data/ before it starts: folders, owners, secret files."""
+    make_data_dirs(root, manifest)
+    own_data(root)
+    own_restic_repository(manifest)
+    write_secret_files(root, manifest)
 
 
 def ensure_data_dirs(session: Session, manifest: Manifest) -> None:
@@ -80,8 +164,9 @@ def ensure_data_dirs(session: Session, manifest: Manifest) -> None:
         for rel in data_dirs(manifest):
             if not (session.root / rel).is_dir():
                 session.out.planned(f"# create {rel}/")
+        session.out.planned("# write data/secrets/ and data/dev/secrets/ from the env files; chown certs, backups (as root)")
         return
-    make_data_dirs(session.root, manifest)
+    prepare_data(session.root, manifest)
 
 
 def sync(root: Path, manifest: Manifest, manifest_text: str | None = None, force: bool = False) -> Plan:
@@ -90,7 +175,7 @@ def sync(root: Path, manifest: Manifest, manifest_text: str | None = None, force
     if not force:
         files.refuse_hand_edits(result)
     files.apply(root, result)
-    make_data_dirs(root, manifest)
+    prepare_data(root, manifest)
     return result
 
 
