@@ -85,9 +85,10 @@ def own_data(root: Path) -> None:
     without DAC_OVERRIDE) reads the keys and writes placeholders through certbot's group."""
     if os.geteuid() != 0:
         return
+    for (_, uid, _), paths in unowned_data(root).items():
+        for path in paths:
+            os.chown(path, uid, uid, follow_symlinks=False)
     for mode in Mode:
-        for rel, uid, tree in DATA_OWNERS:
-            give(root / n.data_root(mode) / rel, uid, tree)
         installed = root / n.data_root(mode) / "certs/plano"
         if installed.is_dir():  # nginx's master writes the placeholders here through the group
             installed.chmod(0o775)
@@ -96,15 +97,23 @@ def own_data(root: Path) -> None:
                 key.chmod(0o640)
 
 
-def give(top: Path, uid: int, tree: bool = True) -> None:
-    """chown to uid:uid (the folder, or its whole tree), symlinks themselves, only what differs."""
+def unowned_data(root: Path) -> dict[tuple[str, int, bool], list[Path]]:
+    """(folder, uid, whole tree) -> what in it does not belong to uid:uid yet (only folders with some)."""
+    found = {}
+    for mode in Mode:
+        for rel, uid, tree in DATA_OWNERS:
+            paths = not_owned(root / n.data_root(mode) / rel, uid, tree)
+            if paths:
+                found[(f"{n.data_root(mode)}/{rel}", uid, tree)] = paths
+    return found
+
+
+def not_owned(top: Path, uid: int, tree: bool = True) -> list[Path]:
+    """The folder (or its whole tree, symlinks themselves) where owner or group is not uid."""
     if not top.is_dir():
-        return
+        return []
     paths = [top] if not tree else [top, *(Path(d) / f for d, dirs, fs in os.walk(top) for f in [*dirs, *fs])]
-    for path in paths:
-        info = path.lstat()
-        if (info.st_uid, info.st_gid) != (uid, uid):
-            os.chown(path, uid, uid, follow_symlinks=False)
+    return [path for path in paths if (path.lstat().st_uid, path.lstat().st_gid) != (uid, uid)]
 
 
 def own_restic_repository(manifest: Manifest) -> None:
@@ -112,41 +121,62 @@ def own_restic_repository(manifest: Manifest) -> None:
     restic = manifest.backup.restic
     if restic and restic.repository.startswith("/") and os.geteuid() == 0:
         Path(restic.repository).mkdir(parents=True, exist_ok=True)
-        give(Path(restic.repository), n.APP_UID)
+        for path in not_owned(Path(restic.repository), n.APP_UID):
+            os.chown(path, n.APP_UID, n.APP_UID, follow_symlinks=False)
 
 
-def write_secret_files(root: Path, manifest: Manifest) -> None:
-    """Each infra service's secrets, from the mode's env files into data/<mode>/secrets/<service>/
-    (0700), one file per key: 0400 and owned by the service's user when plano runs as root;
-    else 0444, and only the 0700 folder keeps other users of this machine out."""
+def secret_files(root: Path, manifest: Manifest) -> dict[str, tuple[str, int]]:
+    """Each infra service's secrets, from the mode's env files: data/<mode>/secrets/<service>/<KEY>
+    -> (value, the service user's uid)."""
+    found = {}
     for mode in Mode:
         values = {**secrets.read_env(root / n.ENV_BASE), **secrets.read_env(root / mode.env_file)}
         for service, keys in n.infra_secrets(manifest).items():
             for key in keys:
                 if values.get(key):
-                    write_secret(root / n.secret_file(mode, service, key), values[key], n.SECRET_OWNERS[service])
+                    found[n.secret_file(mode, service, key)] = (values[key], n.SECRET_OWNERS[service])
+    return found
+
+
+def secret_mode() -> int:
+    """0400 and owned by the service's user when plano runs as root; else 0444 (plano cannot
+    chown), and only the 0700 folders keep the other users of this machine out."""
+    return 0o400 if os.geteuid() == 0 else 0o444
+
+
+def stale_secret_files(root: Path, manifest: Manifest) -> dict[str, tuple[str, int]]:
+    """Those whose file is missing or differs (value, mode or owner)."""
+    return {rel: (value, uid) for rel, (value, uid) in secret_files(root, manifest).items()
+            if not secret_file_is(root / rel, value, uid)}
+
+
+def secret_file_is(path: Path, value: str, uid: int) -> bool:
+    try:
+        info = path.stat()
+        return (path.read_text() == value and info.st_mode & 0o777 == secret_mode()
+                and (os.geteuid() != 0 or info.st_uid == uid))
+    except OSError:
+        return False
+
+
+def write_secret_files(root: Path, manifest: Manifest) -> None:
+    for rel, (value, uid) in stale_secret_files(root, manifest).items():
+        write_secret(root / rel, value, uid)
 
 
 def write_secret(path: Path, value: str, uid: int) -> None:
-    as_root = os.geteuid() == 0
-    mode = 0o400 if as_root else 0o444
+    """Through a new file (os.replace), in 0700 folders."""
     path.parent.mkdir(parents=True, exist_ok=True)
     for folder in (path.parent, path.parent.parent):
         folder.chmod(0o700)
-    try:
-        info = path.stat()
-        if path.read_text() == value and info.st_mode & 0o777 == mode and (not as_root or info.st_uid == uid):
-            return
-    except OSError:
-        pass
     tmp = path.with_name(path.name + ".plano-tmp")
     tmp.unlink(missing_ok=True)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as out:
         out.write(value)
-    if as_root:
+    if os.geteuid() == 0:
         os.chown(tmp, uid, uid)
-    tmp.chmod(mode)
+    tmp.chmod(secret_mode())
     os.replace(tmp, path)
 
 
@@ -159,12 +189,16 @@ def prepare_data(root: Path, manifest: Manifest) -> None:
 
 
 def ensure_data_dirs(session: Session, manifest: Manifest) -> None:
-    """make_data_dirs as an action of the session (a dry run lists them)."""
+    """prepare_data as an action of the session (a dry run lists what it would write)."""
     if session.dry_run:
         for rel in data_dirs(manifest):
             if not (session.root / rel).is_dir():
                 session.out.planned(f"# create {rel}/")
-        session.out.planned("# write data/secrets/ and data/dev/secrets/ from the env files; chown certs, backups (as root)")
+        for rel in stale_secret_files(session.root, manifest):
+            session.out.planned(f"# write {rel}")
+        if os.geteuid() == 0:
+            for rel, uid, tree in unowned_data(session.root):
+                session.out.planned(f"# chown {'-R ' if tree else ''}{uid}:{uid} {rel}")
         return
     prepare_data(session.root, manifest)
 
