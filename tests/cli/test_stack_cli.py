@@ -36,7 +36,7 @@ def test_prod_up_dry_run(infra, capsys):
     pull, up = out.strip().splitlines()
     files = ["--env-file", ".env", "--env-file", ".env.prod", "-f", "docker-compose.yml", "-f", "docker-compose.prod.yml"]
     assert tail_after_binary(pull) == ["-p", "infra", *files, "pull", "--ignore-buildable", "--quiet"]
-    assert tail_after_binary(up) == ["-p", "infra", *files, "up", "-d", "--remove-orphans", "--wait", "--wait-timeout", "300"]
+    assert tail_after_binary(up) == ["-p", "infra", *files, "up", "-d", "--remove-orphans", "--build", "--wait", "--wait-timeout", "300"]
 
 
 @pytest.mark.parametrize(

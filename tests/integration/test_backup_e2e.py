@@ -89,6 +89,7 @@ def test_2_backup_wipe_restore_gives_identical_contents(site):
     out = plano("backup", "run", cwd=ws.infra, timeout=900)
     backup_id = out.stdout.split()[-2]
     folder = ws.infra / "data/backups" / backup_id
+    assert (folder.stat().st_uid, (folder / "app1.dump").stat().st_uid) == (1000, 1000), "written as the apps' user, not root"
     assert sorted(p.name for p in folder.iterdir()) == sorted([
         "SHA256SUMS", "manifest.json", "globals.sql", "app1.dump", "app1.stats", "app1-uploads.tar",
         "app2.dump", "app2.stats", "app2-uploads.tar"])
@@ -213,3 +214,14 @@ def test_6_the_backup_service_runs_on_schedule(site):
     assert f"T{at}:00Z" in output, output  # "plano-backup: next run at <date>T<at>:00Z"
     health = docker("inspect", "--format", "{{.State.Health.Status}}", f"{ws.name}-backup-1").stdout.strip()
     assert health == "healthy"
+
+
+def test_7_the_postgres_password_reaches_the_backup_only_as_a_0600_passfile(site):
+    """Written from the mounted secret file, on tmpfs, by the backup's own user."""
+    ws = site
+    out = compose(ws, "run", "--rm", "--no-deps", "-T", "--entrypoint", "sh", "backup", "-c",
+                  "plano-backup.sh list > /dev/null && stat -c '%a %u' /tmp/plano-pgpass /run/secrets/POSTGRES_PASSWORD"
+                  " && env && id -u").stdout.split("\n")
+    assert out[:2] == ["600 1000", "400 1000"], out
+    assert ws.env("prod")["POSTGRES_PASSWORD"] not in "\n".join(out)
+    assert "PGPASSFILE=/tmp/plano-pgpass" in out and out[-2:] == ["1000", ""]

@@ -18,6 +18,7 @@ from tests.integration.acme import acme_server
 from tests.integration.net import http_get
 from tests.integration.stackfixtures import (
     REGISTRY,
+    docker,
     make_workspace,
     plano,
     prod_running,
@@ -89,7 +90,12 @@ def test_1_issue_for_two_apps_one_certificate_each(site, pebble):
             assert dt.datetime.fromisoformat(row["not_after"]) == served_until
             assert row["days_left"] in (89, 90)
     assert (ws.infra / "data/certs/live/app1/fullchain.pem").is_file()
-    assert oct((ws.infra / "data/certs/plano/app1/privkey.pem").stat().st_mode & 0o777) == "0o600"
+    key = (ws.infra / "data/certs/plano/app1/privkey.pem").stat()
+    # Written by certbot's own user (not root); nginx's master reads it through that group.
+    assert (oct(key.st_mode & 0o777), key.st_uid, key.st_gid) == ("0o640", 1001, 1001)
+    certbot = docker("ps", "-q", "--filter", f"label=com.docker.compose.project={ws.name}",
+                     "--filter", "label=com.docker.compose.service=certbot").stdout.strip()
+    assert docker("exec", certbot, "id", "-u").stdout.strip() == "1001"
 
 
 def test_2_a_refused_name_is_explained_and_the_others_are_unaffected(site, pebble):

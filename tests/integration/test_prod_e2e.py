@@ -150,6 +150,46 @@ def container(ws, service) -> str:
                   "--filter", f"label=com.docker.compose.service={service}").stdout.strip()
 
 
+def test_infra_secrets_are_in_no_inspect_and_no_command_line(prod):
+    """database, redis and backup read their passwords from files owned by their own
+    user (0400): `docker inspect` and `ps` show none; the apps keep their URLs."""
+    ws, clone, _ = prod
+    env = ws.env("prod", clone)
+    passwords = {key: value for key, value in env.items() if key.endswith("_PASSWORD")}
+    assert {"POSTGRES_PASSWORD", "APP1_DB_PASSWORD", "APP2_REDIS_PASSWORD"} <= set(passwords)
+    owners = {"database": "999", "redis": "999", "backup": "1000"}
+    for service, uid in owners.items():
+        cid = container(ws, service)
+        inspected = docker("inspect", cid).stdout
+        assert [k for k, v in passwords.items() if v in inspected] == [], service
+        processes = docker("top", cid, "-eo", "pid,args").stdout
+        assert [k for k, v in passwords.items() if v in processes] == [], (service, processes)
+        files = docker("exec", cid, "sh", "-c", "stat -c '%n %a %u' /run/secrets/*").stdout.split("\n")
+        assert files and all(line.endswith(f" 400 {uid}") for line in files if line), (service, files)
+    assert passwords["APP1_DB_PASSWORD"] in docker("inspect", container(ws, "app1-backend")).stdout
+    assert docker("exec", container(ws, "backup"), "id", "-u").stdout.strip() == "1000"
+    assert docker("exec", container(ws, "certbot"), "id", "-u").stdout.strip() == "1001"
+
+
+def curl_status(port: int, sni: str, host: str, *extra: str, scheme: str = "https") -> str:
+    argv = ["curl", "-sk", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "10", *extra,
+            "--resolve", f"{sni}:{port}:127.0.0.1", "-H", f"Host: {host}", f"{scheme}://{sni}:{port}/"]
+    return subprocess.run(argv, check=False, capture_output=True, text=True, timeout=30).stdout.strip()
+
+
+def test_a_host_of_another_app_than_the_sni_is_misdirected(prod):
+    ws, _, _ = prod
+    https, http = ws.ports["prod_https"], ws.ports["prod_http"]
+    for version in ("--http1.1", "--http2"):
+        assert curl_status(https, "app1.example.com", "app2.example.com", version) == "421"
+        assert curl_status(https, "app2.example.com", "app1.example.com", version) == "421"
+        assert curl_status(https, "app1.example.com", "app1.example.com", version) == "200"
+        assert curl_status(https, "www.app1.example.com", "app1.example.com", version) == "200"
+    # Plain HTTP has no SNI: redirects as before. Without SNI, TLS is refused as before (000).
+    assert curl_status(http, "app1.example.com", "app2.example.com", scheme="http") == "308"
+    assert curl_status(https, "127.0.0.1", "app1.example.com") == "000"
+
+
 def test_a_crashed_app_container_comes_back(prod):
     """A crash (the container's process killed from the host) brings the restart
     policy into play. Docker 20.10 treats `docker kill` as a manual stop and does not
@@ -224,3 +264,4 @@ def test_the_seeds_raw_commands_work_without_plano(prod):
         assert api(ws, app, "/api/health")[0] == 200
     subprocess.run([*raw, "down"], cwd=clone, capture_output=True, timeout=300)
     os.unlink(clone / ".env")
+

@@ -86,6 +86,16 @@ def test_rendered_tree_matches_golden(case, update_golden):
         assert file.content == (folder / rel).read_text(), f"{rel} differs from tests/golden/{case}/{rel}"
 
 
+def test_a_host_the_sni_did_not_name_is_misdirected():
+    """Each HTTPS site answers 421 when the TLS SNI names none of its names (no SNI: no check)."""
+    site = render_case(CASES["custom-apps"])["docker/nginx/sites-enabled/shop.conf"].content
+    assert ("map $ssl_server_name $plano_misdirected_shop {\n    default 1;\n    \"\" 0;\n"
+            "    shop.example.com 0;\n    www.shop.example.com 0;\n    shop.localhost 0;\n}\n") in site
+    https = site[site.index("listen 443 ssl;"):]
+    assert "    if ($plano_misdirected_shop) {\n        return 421;\n    }\n" in https
+    assert "plano_misdirected" not in site[:site.index("listen 443 ssl;")].split("server {", 1)[1]  # not on port 80
+
+
 def test_rendering_is_deterministic():
     assert render_case(CASES["custom-apps"]) == render_case(CASES["custom-apps"])
 

@@ -186,7 +186,7 @@ def test_prod_up_pulls_then_starts(root):
     runner = engine().on("compose")
     started = stack.up(scripted.session(root, runner, Mode.PROD))
     assert runner.actions == [prod("pull", "--ignore-buildable", "--quiet"),
-                              prod("up", "-d", "--remove-orphans", "--wait", "--wait-timeout", "300")]
+                              prod("up", "-d", "--remove-orphans", "--build", "--wait", "--wait-timeout", "300")]
     assert started.urls["app1"].startswith("https://app1.example.com:") and started.placeholders == ["app1", "app2"]
 
 
@@ -232,7 +232,7 @@ def test_a_failed_first_up_takes_down_what_it_started(root):
     runner = engine().on("up", "-d", answers=Answer(1)).on("compose")
     with pytest.raises(PlanoError, match=r"^prod up failed \(compose exit code 1\); see the output above and 'plano prod logs'"):
         stack.up(scripted.session(root, runner, Mode.PROD))
-    assert runner.actions[-2:] == [prod("up", "-d", "--remove-orphans", "--wait", "--wait-timeout", "300"), prod("down")]
+    assert runner.actions[-2:] == [prod("up", "-d", "--remove-orphans", "--build", "--wait", "--wait-timeout", "300"), prod("down")]
     assert (root / "data/database").is_dir()  # data is kept
 
 

@@ -30,7 +30,7 @@ DEV = ["docker", "compose", "-p", "acme-dev", "--env-file", ".env", "--env-file"
 
 
 def test_up():
-    assert stack.up_argv(make("prod")) == [*PROD, "up", "-d", "--remove-orphans", "--wait", "--wait-timeout", "300"]
+    assert stack.up_argv(make("prod")) == [*PROD, "up", "-d", "--remove-orphans", "--build", "--wait", "--wait-timeout", "300"]
     assert stack.up_argv(make("dev"), build=True, wait=False) == [*DEV, "up", "-d", "--remove-orphans", "--build"]
 
 

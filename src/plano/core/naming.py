@@ -22,6 +22,15 @@ CERTBOT_DEPLOY_HOOK = "/plano/scripts/deploy-hook.sh"
 # nginx state that plano changes at run time (deploys, maintenance): data/nginx/.
 RUNTIME_IN_NGINX = "/etc/plano/runtime"
 UPLOADS_IN_APP = "/data/uploads"
+SECRETS_IN_CONTAINER = "/run/secrets"  # where compose mounts a service's secret files
+
+# Who runs the infra services that do not start as root (numeric: plano chowns data/ to them).
+APP_UID = 1000  # the `node` user of the official Node images, which app images run as
+POSTGRES_UID = 999  # the postgres user of the official (Debian) Postgres image
+REDIS_UID = 999  # the redis user of the official Redis image
+BACKUP_USER = f"{APP_UID}:{APP_UID}"  # the apps' user: it reads and restores their uploads
+CERTBOT_UID = 1001  # a user of its own; nginx reads the certificates through its group
+CERTBOT_USER = f"{CERTBOT_UID}:{CERTBOT_UID}"
 
 # Files in the infra repo.
 BASE_COMPOSE = "docker-compose.yml"
@@ -42,6 +51,30 @@ def encrypted(env_file: str) -> str:
 
 DATA_DIRS = ("database", "certs", "certs/webroot", "certs/plano", "logs", "logs/certbot", "uploads", "backups",
              "nginx", "nginx/upstreams", "nginx/maintenance")
+
+
+def infra_secrets(manifest: Manifest) -> dict[str, list[str]]:
+    """The secrets (env file keys) each infra service reads from files, never from its environment."""
+    databases = [db_password_var(name) for name, app in manifest.apps.items() if app.database]
+    redis = [redis_password_var(name) for name, app in manifest.apps.items() if app.redis]
+    return {"database": ["POSTGRES_PASSWORD", *databases], "redis": redis, "backup": ["POSTGRES_PASSWORD"]}
+
+
+SECRET_OWNERS = {"database": POSTGRES_UID, "redis": REDIS_UID, "backup": APP_UID}
+
+
+def secret_name(service: str, var: str) -> str:
+    """A compose secret: the key's value for one service (database-postgres-password)."""
+    return f"{service}-{var.lower().replace('_', '-')}"
+
+
+def secret_file(mode: str, service: str, var: str) -> str:
+    """Where plano writes it (git-ignored data/): one file per service, owned by its user."""
+    return f"{data_root(mode)}/secrets/{service}/{var}"
+
+
+def secret_in_container(var: str) -> str:
+    return f"{SECRETS_IN_CONTAINER}/{var}"
 
 
 def data_root(mode: str) -> str:

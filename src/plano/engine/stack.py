@@ -66,7 +66,10 @@ def require_engine(runner: Runner) -> None:
 
 def up_argv(stack: Stack, build: bool = False, wait: bool = True) -> list[str]:
     args = ["up", "-d", "--remove-orphans"]
-    if build:
+    # prod always builds the images of the services plano renders (nginx, database, redis,
+    # certbot, backup; cached when their files did not change): an image built by an older
+    # plano holds older scripts, e.g. ones that read passwords from the environment.
+    if build or not stack.mode.is_dev:
         args.append("--build")
     if wait:
         args += ["--wait", "--wait-timeout", str(WAIT_SECONDS)]

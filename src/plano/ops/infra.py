@@ -21,8 +21,6 @@ from plano.core.mode import Mode
 from plano.core.runner import Runner
 from plano.core.session import Session
 
-APP_UID = 1000  # the `node` user of the official Node images, which app images run as
-
 
 def env_values(root: Path, manifest: Manifest, make: Callable[[], str] = secrets.new_secret) -> dict[str, dict[str, str]]:
     """Values for each env file: what is on disk, plus fresh secrets for missing keys."""
@@ -69,19 +67,140 @@ def make_data_dirs(root: Path, manifest: Manifest) -> list[str]:
             continue
         path.mkdir(parents=True, exist_ok=True)
         if "/uploads/" in rel and os.geteuid() == 0:
-            os.chown(path, APP_UID, APP_UID)
+            os.chown(path, n.APP_UID, n.APP_UID)
         made.append(rel)
     return made
 
 
+# data/ folders written by a service that runs as a user of its own: (folder, uid, whole tree).
+# Older plano ran certbot and backup as root, so an upgraded data/ holds root's files there.
+DATA_OWNERS = (("certs", n.CERTBOT_UID, True), ("logs/certbot", n.CERTBOT_UID, True),
+               ("backups", n.APP_UID, True), ("uploads", n.APP_UID, False))
+
+
+def own_data(root: Path) -> None:
+    """Give those folders to their service's user (numeric ids, user = group), as root only:
+    a plano without root cannot chown, and its files were never root's either. The
+    private keys nginx reads become 0640 and certs/plano/ 0775: nginx's master process (root
+    without DAC_OVERRIDE) reads the keys and writes placeholders through certbot's group."""
+    if os.geteuid() != 0:
+        return
+    for (_, uid, _), paths in unowned_data(root).items():
+        for path in paths:
+            os.chown(path, uid, uid, follow_symlinks=False)
+    for mode in Mode:
+        installed = root / n.data_root(mode) / "certs/plano"
+        if installed.is_dir():  # nginx's master writes the placeholders here through the group
+            installed.chmod(0o775)
+        for key in installed.glob("*/privkey.pem"):
+            if not key.is_symlink() and not key.stat().st_mode & 0o040:
+                key.chmod(0o640)
+
+
+def unowned_data(root: Path) -> dict[tuple[str, int, bool], list[Path]]:
+    """(folder, uid, whole tree) -> what in it does not belong to uid:uid yet (only folders with some)."""
+    found = {}
+    for mode in Mode:
+        for rel, uid, tree in DATA_OWNERS:
+            paths = not_owned(root / n.data_root(mode) / rel, uid, tree)
+            if paths:
+                found[(f"{n.data_root(mode)}/{rel}", uid, tree)] = paths
+    return found
+
+
+def not_owned(top: Path, uid: int, tree: bool = True) -> list[Path]:
+    """The folder (or its whole tree, symlinks themselves) where owner or group is not uid."""
+    if not top.is_dir():
+        return []
+    paths = [top] if not tree else [top, *(Path(d) / f for d, dirs, fs in os.walk(top) for f in [*dirs, *fs])]
+    return [path for path in paths if (path.lstat().st_uid, path.lstat().st_gid) != (uid, uid)]
+
+
+def own_restic_repository(manifest: Manifest) -> None:
+    """A local restic repository is written by the backup service's user only (as root only)."""
+    restic = manifest.backup.restic
+    if restic and restic.repository.startswith("/") and os.geteuid() == 0:
+        Path(restic.repository).mkdir(parents=True, exist_ok=True)
+        for path in not_owned(Path(restic.repository), n.APP_UID):
+            os.chown(path, n.APP_UID, n.APP_UID, follow_symlinks=False)
+
+
+def secret_files(root: Path, manifest: Manifest) -> dict[str, tuple[str, int]]:
+    """Each infra service's secrets, from the mode's env files: data/<mode>/secrets/<service>/<KEY>
+    -> (value, the service user's uid)."""
+    found = {}
+    for mode in Mode:
+        values = {**secrets.read_env(root / n.ENV_BASE), **secrets.read_env(root / mode.env_file)}
+        for service, keys in n.infra_secrets(manifest).items():
+            for key in keys:
+                if values.get(key):
+                    found[n.secret_file(mode, service, key)] = (values[key], n.SECRET_OWNERS[service])
+    return found
+
+
+def secret_mode() -> int:
+    """0400 and owned by the service's user when plano runs as root; else 0444 (plano cannot
+    chown), and only the 0700 folders keep the other users of this machine out."""
+    return 0o400 if os.geteuid() == 0 else 0o444
+
+
+def stale_secret_files(root: Path, manifest: Manifest) -> dict[str, tuple[str, int]]:
+    """Those whose file is missing or differs (value, mode or owner)."""
+    return {rel: (value, uid) for rel, (value, uid) in secret_files(root, manifest).items()
+            if not secret_file_is(root / rel, value, uid)}
+
+
+def secret_file_is(path: Path, value: str, uid: int) -> bool:
+    try:
+        info = path.stat()
+        return (path.read_text() == value and info.st_mode & 0o777 == secret_mode()
+                and (os.geteuid() != 0 or info.st_uid == uid))
+    except OSError:
+        return False
+
+
+def write_secret_files(root: Path, manifest: Manifest) -> None:
+    for rel, (value, uid) in stale_secret_files(root, manifest).items():
+        write_secret(root / rel, value, uid)
+
+
+def write_secret(path: Path, value: str, uid: int) -> None:
+    """Through a new file (os.replace), in 0700 folders."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for folder in (path.parent, path.parent.parent):
+        folder.chmod(0o700)
+    tmp = path.with_name(path.name + ".plano-tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(value)
+    if os.geteuid() == 0:
+        os.chown(tmp, uid, uid)
+    tmp.chmod(secret_mode())
+    os.replace(tmp, path)
+
+
+def prepare_data(root: Path, manifest: Manifest) -> None:
+    """What a stack needs in data/ before it starts: folders, owners, secret files."""
+    make_data_dirs(root, manifest)
+    own_data(root)
+    own_restic_repository(manifest)
+    write_secret_files(root, manifest)
+
+
 def ensure_data_dirs(session: Session, manifest: Manifest) -> None:
-    """make_data_dirs as an action of the session (a dry run lists them)."""
+    """prepare_data as an action of the session (a dry run lists what it would write)."""
     if session.dry_run:
         for rel in data_dirs(manifest):
             if not (session.root / rel).is_dir():
                 session.out.planned(f"# create {rel}/")
+        for rel in stale_secret_files(session.root, manifest):
+            session.out.planned(f"# write {rel}")
+        if os.geteuid() == 0:
+            for rel, uid, tree in unowned_data(session.root):
+                session.out.planned(f"# chown {'-R ' if tree else ''}{uid}:{uid} {rel}")
         return
-    make_data_dirs(session.root, manifest)
+    prepare_data(session.root, manifest)
 
 
 def sync(root: Path, manifest: Manifest, manifest_text: str | None = None, force: bool = False) -> Plan:
@@ -90,7 +209,7 @@ def sync(root: Path, manifest: Manifest, manifest_text: str | None = None, force
     if not force:
         files.refuse_hand_edits(result)
     files.apply(root, result)
-    make_data_dirs(root, manifest)
+    prepare_data(root, manifest)
     return result
 
 

@@ -81,16 +81,31 @@ def bind_source(path: str) -> str:
 
 
 RESTIC_PASSWORD_IN_BACKUP = "/run/secrets/restic-password"
+PGPASSFILE_IN_BACKUP = "/tmp/plano-pgpass"
+
+
+def secrets_of(manifest: Manifest, service: str) -> dict[str, Any]:
+    """A service's secret files, mounted read-only at /run/secrets/<KEY> (none: no key)."""
+    wanted = n.infra_secrets(manifest)[service]
+    return {"secrets": [{"source": n.secret_name(service, var), "target": var} for var in wanted]} if wanted else {}
+
+
+def secret_sources(manifest: Manifest, mode: Mode) -> dict[str, Any]:
+    """Top-level `secrets:`: files plano writes from the env file (compose's `environment:`
+    source refuses read-only services, see the README), owned by the service's user."""
+    return {n.secret_name(service, var): {"file": f"./{n.secret_file(mode, service, var)}"}
+            for service, wanted in n.infra_secrets(manifest).items() for var in wanted}
 
 
 def backup_service(manifest: Manifest) -> dict[str, Any]:
     settings = manifest.backup
-    where = f"{n.ENV_DEV} or {n.ENV_PROD}"
     env: dict[str, str] = {
         "PGHOST": "database",
         "PGUSER": "postgres",
         "PGDATABASE": "postgres",
-        "PGPASSWORD": required("POSTGRES_PASSWORD", where),
+        # plano-backup.sh writes the passfile (0600, tmpfs) from the secret file at start.
+        "PGPASSFILE": PGPASSFILE_IN_BACKUP,
+        "POSTGRES_PASSWORD_FILE": n.secret_in_container("POSTGRES_PASSWORD"),
         "BACKUP_APPS": " ".join(sorted(manifest.apps)),
         "BACKUP_DB_APPS": " ".join(sorted(name for name, app in manifest.apps.items() if app.database)),
         "BACKUP_TIME": settings.time,
@@ -108,8 +123,10 @@ def backup_service(manifest: Manifest) -> dict[str, Any]:
     return {
         "build": built("./docker/backup", "POSTGRES_IMAGE", manifest.images.postgres),
         "restart": "unless-stopped",
+        "user": n.BACKUP_USER,
         "environment": env,
         "volumes": volumes,
+        **secrets_of(manifest, "backup"),
         "depends_on": {"database": {"condition": "service_healthy"}},
         "healthcheck": {"test": ["CMD", "backup-health.sh"], "interval": "15s", "timeout": "10s", "retries": 1, "start_period": "10s"},
         "networks": ["backup"],
@@ -118,8 +135,8 @@ def backup_service(manifest: Manifest) -> dict[str, Any]:
         # to 17, /var/lib/postgresql from 18): unmounted, each new backup container would
         # leave an anonymous volume behind. This service runs no server there.
         "tmpfs": ["/tmp", "/var/lib/postgresql", "/var/lib/postgresql/data"],
-        # Reads and restores the apps' uploads (uid 1000) as root.
-        **hardening("CHOWN", "DAC_OVERRIDE", "FOWNER"),
+        # As the apps' user (it reads and restores their uploads), with no capability.
+        **hardening(),
         "logging": logging(),
     }
 
@@ -139,6 +156,9 @@ def nginx_service(manifest: Manifest) -> dict[str, Any]:
         "restart": "unless-stopped",
         "environment": {"PLANO_RELOAD_POLL_SECONDS": "${PLANO_RELOAD_POLL_SECONDS:-30}"},
         "volumes": [f"./docker/nginx:{n.NGINX_CONF_DIR}:ro", *nginx_data(Mode.PROD)],
+        # The master process (root without DAC_OVERRIDE) reads the private keys, which
+        # certbot's user writes 0640, through certbot's group.
+        "group_add": [str(n.CERTBOT_UID)],
         "healthcheck": healthcheck(["CMD", "curl", "-fsS", "-o", "/dev/null", "http://127.0.0.1:8081/.plano/health"], "10s"),
         "networks": ["edge", *app_networks(manifest)],
         "read_only": True,
@@ -162,28 +182,26 @@ def certbot_service(manifest: Manifest) -> dict[str, Any]:
     return {
         "build": built("./docker/certbot", "CERTBOT_IMAGE", manifest.images.certbot),
         "restart": "unless-stopped",
+        "user": n.CERTBOT_USER,
         "environment": environment,
         "volumes": volumes,
         "healthcheck": healthcheck(["CMD", "grep", "-qx", "ok", "/tmp/plano-renew-status"], "60s"),
         "networks": ["edge"],
         "read_only": True,
-        "tmpfs": ["/tmp", "/var/lib/letsencrypt"],
+        "tmpfs": ["/tmp", f"/var/lib/letsencrypt:uid={n.CERTBOT_UID},gid={n.CERTBOT_UID}"],
         **hardening(),
         "logging": logging(),
     }
 
 
 def database_service(manifest: Manifest) -> dict[str, Any]:
-    where = f"{n.ENV_DEV} or {n.ENV_PROD}"
-    env = {"POSTGRES_USER": "postgres", "POSTGRES_DB": "postgres", "POSTGRES_PASSWORD": required("POSTGRES_PASSWORD", where)}
-    for name, app in manifest.apps.items():
-        if app.database:
-            env[n.db_password_var(name)] = required(n.db_password_var(name), where)
+    env = {"POSTGRES_USER": "postgres", "POSTGRES_DB": "postgres", "POSTGRES_PASSWORD_FILE": n.secret_in_container("POSTGRES_PASSWORD")}
     return {
         "build": built("./docker/database", "POSTGRES_IMAGE", manifest.images.postgres),
         "restart": "unless-stopped",
         "environment": env,
         "volumes": database_data(Mode.PROD),
+        **secrets_of(manifest, "database"),
         "shm_size": "128mb",
         # -h 127.0.0.1: the init-time server listens on the socket only, so this
         # passes only once initialisation is over.
@@ -197,17 +215,11 @@ def database_service(manifest: Manifest) -> dict[str, Any]:
 
 
 def redis_service(manifest: Manifest) -> dict[str, Any]:
-    where = f"{n.ENV_DEV} or {n.ENV_PROD}"
-    env = {
-        n.redis_password_var(name): required(n.redis_password_var(name), where)
-        for name, app in manifest.apps.items()
-        if app.redis
-    }
     return {
         "build": built("./docker/redis", "REDIS_IMAGE", manifest.images.redis),
         "restart": "unless-stopped",
         "user": "redis",
-        **({"environment": env} if env else {}),
+        **secrets_of(manifest, "redis"),
         "healthcheck": healthcheck(["CMD", "redis-cli", "ping"], "10s"),
         "networks": app_networks(manifest, "redis") or ["edge"],
         "read_only": True,
@@ -302,7 +314,8 @@ def base(manifest: Manifest) -> dict[str, Any]:
         for role in app.services():
             services[n.service(name, role)] = app_service(manifest, name, app, role)
     networks = {"edge": {}, "backup": {}} | {n.network(name): {} for name in manifest.apps}
-    return {"name": manifest.name, "include": [n.CUSTOM_COMPOSE], "services": services, "networks": networks}
+    return {"name": manifest.name, "include": [n.CUSTOM_COMPOSE], "services": services, "networks": networks,
+            "secrets": secret_sources(manifest, Mode.PROD)}
 
 
 def published(bind: str, host: int, container: int) -> str:
@@ -341,7 +354,8 @@ def dev(manifest: Manifest) -> dict[str, Any]:
             }
     volumes = {volume: {} for name, app in manifest.apps.items() for role in app.services()
                for volume, _ in n.dev_node_modules(name, app, role)}
-    return {"name": Mode.DEV.project(manifest), "services": services, **({"volumes": volumes} if volumes else {})}
+    return {"name": Mode.DEV.project(manifest), "services": services, **({"volumes": volumes} if volumes else {}),
+            "secrets": secret_sources(manifest, Mode.DEV)}
 
 
 def prod(manifest: Manifest) -> dict[str, Any]:

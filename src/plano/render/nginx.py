@@ -48,6 +48,7 @@ def site(manifest: Manifest, app_name: str) -> dict[str, object]:
     return {
         "app": app_name,
         "names": n.server_names(manifest, app_name),
+        "misdirected": f"plano_misdirected_{app_name.replace('-', '_')}",
         "upstreams": upstreams,
         "routes": routes,
         "webroot": n.WEBROOT,
@@ -66,7 +67,8 @@ def render(manifest: Manifest, env_values: dict[str, dict[str, str]]) -> Tree:
     tree |= generated("docker/nginx/Dockerfile", f"{T}/Dockerfile.j2", name=manifest.name, image=manifest.images.nginx)
     for name in STATIC:
         tree |= generated(f"docker/nginx/{name}", f"{T}/{name}")
-    paths = {"conf_dir": n.NGINX_CONF_DIR, "conf": n.NGINX_CONF, "runtime": n.RUNTIME_IN_NGINX, "certs": n.CERTS_IN_NGINX}
+    paths = {"conf_dir": n.NGINX_CONF_DIR, "conf": n.NGINX_CONF, "runtime": n.RUNTIME_IN_NGINX, "certs": n.CERTS_IN_NGINX,
+             "certbot_owner": n.CERTBOT_USER}
     for name in SCRIPTS:
         tree |= generated(f"docker/nginx/{name}", f"{T}/{name}.j2", mode=0o755, **paths)
     for app_name in manifest.apps:

@@ -13,12 +13,13 @@ T = "infra/docker"
 
 def database_rows(manifest: Manifest) -> list[dict[str, object]]:
     """The apps the init script provisions a role and a database for."""
-    return [{"name": name, "password_var": n.db_password_var(name)} for name, app in manifest.apps.items() if app.database]
+    return [{"name": name, "password_file": n.secret_in_container(n.db_password_var(name))}
+            for name, app in manifest.apps.items() if app.database]
 
 
 def redis_users(manifest: Manifest) -> list[dict[str, str]]:
     return [
-        {"name": n.redis_user(name), "password_var": n.redis_password_var(name), "prefix": n.redis_prefix(name)}
+        {"name": n.redis_user(name), "password_file": n.secret_in_container(n.redis_password_var(name)), "prefix": n.redis_prefix(name)}
         for name, app in manifest.apps.items()
         if app.redis
     ]

@@ -16,7 +16,8 @@
 # complete: a failed or killed run leaves no final-named backup, and nothing older
 # is deleted unless this run succeeded.
 #
-# Environment (set by the compose service): PGHOST, PGUSER, PGPASSWORD;
+# Environment (set by the compose service): PGHOST, PGUSER, PGPASSFILE and
+# POSTGRES_PASSWORD_FILE (the mounted secret the passfile is written from);
 # BACKUP_APPS (apps with uploads), BACKUP_DB_APPS (apps with a database);
 # KEEP_DAILY, KEEP_WEEKLY, KEEP_MONTHLY; optional RESTIC_REPOSITORY and
 # RESTIC_PASSWORD_FILE.
@@ -292,9 +293,22 @@ cmd_list() {
     done
 }
 
+# The postgres password goes from its secret file into a passfile on tmpfs (0600):
+# it is in no environment and on no command line.
+write_passfile() {
+    [ -n "${POSTGRES_PASSWORD_FILE:-}" ] && [ -n "${PGPASSFILE:-}" ] || return 0
+    [ -s "$POSTGRES_PASSWORD_FILE" ] || die "$POSTGRES_PASSWORD_FILE is missing or empty (plano render writes it)"
+    (
+        umask 077
+        printf '*:*:*:%s:%s\n' "${PGUSER:-postgres}" "$(sed 's/[\\:]/\\&/g' "$POSTGRES_PASSWORD_FILE")" > "$PGPASSFILE.partial"
+    )
+    mv "$PGPASSFILE.partial" "$PGPASSFILE"
+}
+
 [ $# -ge 1 ] || die "usage: plano-backup run [APP...] | verify [ID] | restore ID [APP] [--to-scratch NAME] | prune | list"
 command=$1
 shift
+write_passfile
 mkdir -p "$BACKUPS"
 case $command in
     run) exec 9> "$BACKUPS/.lock"; flock -n 9 || die "another backup runs; wait for it"; cmd_run "$@" ;;
