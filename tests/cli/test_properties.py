@@ -150,6 +150,7 @@ def structure(infra: Path, app: str) -> dict[str, object]:
     for path in sorted((infra / "docker/nginx").rglob("*.conf")):
         # The directive names, in order (comments and values left out).
         statements = re.sub(r"#[^\n]*", "", path.read_text())
+        statements = re.sub(r"\b(map\s[^{]*)\{[^}]*\}", r"\1{}", statements)  # a map's entries are values, not directives
         directives = re.findall(r"(?:^|[;{}])\s*([a-z_0-9]+)", statements)
         shape[f"nginx:{abstract(path.stem, app)}"] = directives
     return shape

@@ -38,7 +38,8 @@ def test_database_reads_its_passwords_from_secret_files(base):
 def test_redis_builds_its_acl_from_secret_files(base):
     assert "environment" not in base["redis"]
     assert base["redis"]["user"] == "redis"
-    assert base["redis"]["secrets"] == [{"source": "redis-blog-redis-password", "target": "BLOG_REDIS_PASSWORD"}]
+    assert base["redis"]["secrets"] == [{"source": "redis-redis-admin-password", "target": "REDIS_ADMIN_PASSWORD"},
+                                        {"source": "redis-blog-redis-password", "target": "BLOG_REDIS_PASSWORD"}]
 
 
 def test_backup_runs_as_the_apps_user_with_a_passfile_and_no_capability(base):
@@ -69,6 +70,7 @@ def test_secret_sources_per_mode():
     assert compose.base(manifest)["secrets"] == {
         "database-postgres-password": {"file": "./data/secrets/database/POSTGRES_PASSWORD"},
         "database-shop-db-password": {"file": "./data/secrets/database/SHOP_DB_PASSWORD"},
+        "redis-redis-admin-password": {"file": "./data/secrets/redis/REDIS_ADMIN_PASSWORD"},
         "redis-blog-redis-password": {"file": "./data/secrets/redis/BLOG_REDIS_PASSWORD"},
         "backup-postgres-password": {"file": "./data/secrets/backup/POSTGRES_PASSWORD"},
     }

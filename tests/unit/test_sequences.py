@@ -203,7 +203,7 @@ def test_prod_up_on_a_fresh_clone_decrypts_env_prod_first(root, monkeypatch):
     assert (root / ".env.prod").read_text() == plain and (root / ".env.prod").stat().st_mode & 0o777 == 0o600
     assert made.out.notes[0] == "decrypted .env.prod.enc to .env.prod (mode 0600)"
     assert runner.actions[-2:] == [prod("pull", "--ignore-buildable", "--quiet"),
-                                   prod("up", "-d", "--remove-orphans", "--wait", "--wait-timeout", "300")]
+                                   prod("up", "-d", "--remove-orphans", "--build", "--wait", "--wait-timeout", "300")]
 
 
 def test_render_refuses_to_generate_secrets_over_an_encrypted_copy(root):
@@ -287,3 +287,75 @@ def test_dev_test_gets_a_throwaway_database(root):
     assert "CREATE DATABASE" in calls[1].stdin and "DROP DATABASE" in calls[3].stdin  # dropped after a failure too
     assert calls[2].env == {"DATABASE_URL": f"postgres://app1:{password}@database:5432/app1_test"}
     assert not any(password in word for c in runner.calls for word in c.argv)
+
+
+# ---------------------------------------------------------------- secrets rotate
+
+
+def rotate_engine(health: str = "healthy", alter: Answer = scripted.OK) -> ScriptedRunner:
+    runner = deploy_engine(health=health)
+    runner.rules.insert(0, scripted.Rule(("exec", "-T", "redis"), [Answer(0, "OK\n")]))
+    runner.rules.insert(0, scripted.Rule(("exec", "-T", "database"), [alter, scripted.OK]))
+    return runner
+
+
+REDIS_ADMIN = prod("exec", "-T", "redis", "sh", "-c",
+                   'REDISCLI_AUTH="$(cat /run/secrets/REDIS_ADMIN_PASSWORD)" exec redis-cli --no-auth-warning --user plano')
+PSQL = prod("exec", "-T", "database", "psql", "-v", "ON_ERROR_STOP=1", "--no-psqlrc", "-U", "postgres", "-d", "postgres")
+
+
+def test_secrets_rotate_gives_redis_both_passwords_alters_the_role_and_restarts_without_release(root):
+    from plano.ops import rotate
+
+    old = secrets.read_env(root / ".env.prod")
+    runner = rotate_engine()
+    done = rotate.rotate(scripted.session(root, runner), "app1")
+    new = secrets.read_env(root / ".env.prod")
+    db_old, db_new, redis_old, redis_new = old["APP1_DB_PASSWORD"], new["APP1_DB_PASSWORD"], old["APP1_REDIS_PASSWORD"], new["APP1_REDIS_PASSWORD"]
+    assert len({db_old, db_new}) == 2 and len({redis_old, redis_new}) == 2
+    assert runner.actions == [
+        REDIS_ADMIN, PSQL,  # Redis: old + new; Postgres: new
+        ["env", "APP1_BACKEND_TAG=latest", *prod("pull", "--quiet", "app1-backend")],  # no release command
+        prod(*NGINX_TEST), prod(*NGINX_RELOAD),
+        ["env", "APP1_BACKEND_TAG=latest", *prod("up", "-d", "--no-deps", "--no-recreate", "--scale", "app1-backend=2", "app1-backend")],
+        prod(*NGINX_TEST), prod(*NGINX_RELOAD),
+        ["docker", "stop", "--time", "30", OLD], ["docker", "rm", "--force", OLD],
+        prod(*NGINX_TEST), prod(*NGINX_RELOAD),
+        REDIS_ADMIN,  # Redis: the old one removed
+    ]
+    stdins = [call.stdin for call in runner.calls if call.stdin]
+    assert stdins[0] == f"ACL SETUSER app1 >{redis_new}\n" and stdins[-1] == f"ACL SETUSER app1 <{redis_old}\n"
+    assert "SCRAM-SHA-256$4096:" in stdins[1] and db_new not in stdins[1]  # the verifier, never the password
+    assert not [call.argv for call in runner.calls if any(v in word for v in (db_new, redis_new, db_old, redis_old) for word in call.argv)]
+    assert (root / "data/secrets/redis/APP1_REDIS_PASSWORD").read_text() == redis_new
+    assert (root / "data/secrets/database/APP1_DB_PASSWORD").read_text() == db_new
+    assert [(r.service, r.action, r.from_tag, r.to_tag) for r in done.restarted] == [("app1-backend", "rotate", "latest", "latest")]
+    assert [line["action"] for line in log_lines(root)] == ["rotate"]
+
+
+def test_a_rotation_whose_new_container_fails_puts_the_old_passwords_back(root):
+    from plano.ops import rotate
+
+    before = (root / ".env.prod").read_text()
+    old = secrets.read_env(root / ".env.prod")
+    runner = rotate_engine(health="unhealthy")
+    with pytest.raises(deploy.DeployFailed):
+        rotate.rotate(scripted.session(root, runner), "app1")
+    assert (root / ".env.prod").read_text() == before
+    assert (root / "data/secrets/redis/APP1_REDIS_PASSWORD").read_text() == old["APP1_REDIS_PASSWORD"]
+    psql = [call.stdin for call in runner.calls if call.argv == PSQL]
+    redis = [call.stdin for call in runner.calls if call.argv == REDIS_ADMIN]
+    assert len(psql) == 2 and len(redis) == 2  # the new password set, then the old one back; Redis: + new, then - new
+    assert redis[1].startswith("ACL SETUSER app1 <") and redis[1] != f"ACL SETUSER app1 <{old['APP1_REDIS_PASSWORD']}\n"
+    assert [line["result"][:6] for line in log_lines(root)] == ["failed"]
+
+
+def test_a_failed_alter_role_leaves_everything_as_it_was(root):
+    from plano.ops import rotate
+
+    before = (root / ".env.prod").read_text()
+    runner = rotate_engine(alter=Answer(1, "", "psql: error: connection refused"))
+    with pytest.raises(rotate.RotateFailed, match="ALTER ROLE app1 failed: psql: error: connection refused"):
+        rotate.rotate(scripted.session(root, runner), "app1")
+    assert (root / ".env.prod").read_text() == before
+    assert [a for a in runner.actions if "pull" in a] == []  # nothing restarted

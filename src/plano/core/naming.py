@@ -57,7 +57,12 @@ def infra_secrets(manifest: Manifest) -> dict[str, list[str]]:
     """The secrets (env file keys) each infra service reads from files, never from its environment."""
     databases = [db_password_var(name) for name, app in manifest.apps.items() if app.database]
     redis = [redis_password_var(name) for name, app in manifest.apps.items() if app.redis]
-    return {"database": ["POSTGRES_PASSWORD", *databases], "redis": redis, "backup": ["POSTGRES_PASSWORD"]}
+    return {"database": ["POSTGRES_PASSWORD", *databases], "redis": [REDIS_ADMIN_VAR, *redis], "backup": ["POSTGRES_PASSWORD"]}
+
+
+# plano's own Redis user: it changes the apps' passwords at run time (secrets rotate).
+REDIS_ADMIN = "plano"
+REDIS_ADMIN_VAR = "REDIS_ADMIN_PASSWORD"
 
 
 SECRET_OWNERS = {"database": POSTGRES_UID, "redis": REDIS_UID, "backup": APP_UID}

@@ -24,7 +24,7 @@ class EnvSpec:
 
 
 def app_secrets(manifest: Manifest) -> list[str]:
-    keys = ["POSTGRES_PASSWORD"]
+    keys = ["POSTGRES_PASSWORD", n.REDIS_ADMIN_VAR]
     for name, app in manifest.apps.items():
         if app.database:
             keys.append(n.db_password_var(name))

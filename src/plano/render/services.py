@@ -46,7 +46,8 @@ def render(manifest: Manifest, env_values: dict[str, dict[str, str]]) -> Tree:
     tree |= generated("docker/redis/Dockerfile", f"{T}/redis/Dockerfile.j2", name=manifest.name, image=images.redis)
     tree |= generated("docker/redis/redis.conf", f"{T}/redis/redis.conf")
     tree |= generated(
-        "docker/redis/plano-entrypoint.sh", f"{T}/redis/plano-entrypoint.sh.j2", mode=0o755, users=redis_users(manifest)
+        "docker/redis/plano-entrypoint.sh", f"{T}/redis/plano-entrypoint.sh.j2", mode=0o755, users=redis_users(manifest),
+        admin=n.REDIS_ADMIN, admin_file=n.secret_in_container(n.REDIS_ADMIN_VAR)
     )
     tree |= generated("docker/shared-scripts/backup.sh", f"{T}/shared-scripts/backup.sh.j2", mode=0o755, project=manifest.name)
     tree |= generated("docker/backup/Dockerfile", f"{T}/backup/Dockerfile.j2", name=manifest.name, image=images.postgres)
