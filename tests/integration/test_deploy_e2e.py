@@ -214,3 +214,52 @@ def test_6_release_commands_run_before_the_switch_and_abort_it_on_failure(stack)
         assert versions_now(ws, 3) == {"backend 2.0.0", "frontend 1.0.0"}
     finally:
         manifest.write_text(original)
+
+
+def logs_in(ws, user: str, password: str) -> bool:
+    """Whether Postgres takes this role's password, over TCP (scram), as the app does."""
+    got = docker("exec", "-e", f"PGPASSWORD={password}", f"{ws.name}-database-1", "psql", "-h", "127.0.0.1", "-U", user,
+                 "-d", user, "-At", "-c", "SELECT 1", check=False)
+    return got.returncode == 0 and got.stdout.strip() == "1"
+
+
+def redis_takes(ws, user: str, password: str) -> bool:
+    got = docker("exec", "-e", f"REDISCLI_AUTH={password}", f"{ws.name}-redis-1", "redis-cli", "--no-auth-warning", "--user", user,
+                 "SET", f"{user}:rotation-probe", "1", check=False)
+    return got.stdout.strip() == "OK"
+
+
+def test_7_secrets_rotate_changes_the_passwords_under_load(stack):
+    ws = stack
+    before = ws.env("prod")
+    old_db, old_redis = before["APP1_DB_PASSWORD"], before["APP1_REDIS_PASSWORD"]
+    assert logs_in(ws, "app1", old_db) and redis_takes(ws, "app1", old_redis)
+    traffic = load(ws)
+    try:
+        time.sleep(2)
+        out = plano("secrets", "rotate", "app1", cwd=ws.infra, timeout=600)
+        wait_for(lambda: len(traffic.results) >= 2000, "the load made fewer than 2,000 requests", 240, 0.5)
+    finally:
+        traffic.stop()
+    print(f"secrets rotate under load: {traffic.summary()}")
+    assert traffic.failures == [], traffic.explain(f"{ws.name}-nginx-1")
+    assert sum(1 for r in traffic.results if r.what == "POST /api/rows") > 100  # writes through the switch
+    after = ws.env("prod")
+    new_db, new_redis = after["APP1_DB_PASSWORD"], after["APP1_REDIS_PASSWORD"]
+    assert len({old_db, new_db}) == 2 and len({old_redis, new_redis}) == 2
+    assert logs_in(ws, "app1", new_db) and not logs_in(ws, "app1", old_db)
+    assert redis_takes(ws, "app1", new_redis) and not redis_takes(ws, "app1", old_redis)
+    assert "app1: new database and Redis password(s) in use; restarted app1-backend" in out.stdout
+    assert old_db not in out.stdout + out.stderr and new_db not in out.stdout + out.stderr
+    # The backend runs with the new URL; the infra's copies and the other app are untouched.
+    env = docker("inspect", "--format", "{{json .Config.Env}}", *running(ws)).stdout
+    assert new_db in env and old_db not in env
+    assert (ws.infra / "data/secrets/database/APP1_DB_PASSWORD").read_text() == new_db
+    assert (ws.infra / "data/secrets/redis/APP1_REDIS_PASSWORD").read_text() == new_redis
+    last = json.loads((ws.infra / "data/logs/deploys.jsonl").read_text().splitlines()[-1])
+    assert last["action"] == "rotate" and last["service"] == "app1-backend" and last["result"] == "ok"
+    # After a restart of Redis and of the backend, the new passwords are the only ones.
+    plano("prod", "restart", "redis", "app1-backend", cwd=ws.infra, timeout=300)
+    wait_for(lambda: https_request(ws.ports["prod_https"], "app1.example.com", "/api/health")[0] == 200,
+             "app1's health after restarting redis and the backend", 120, 1)
+    assert redis_takes(ws, "app1", new_redis) and not redis_takes(ws, "app1", old_redis)

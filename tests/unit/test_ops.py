@@ -109,3 +109,17 @@ def test_status_rows():
 
 def test_plain_text_table():
     assert text_table(("a", "bb"), [("xxx", "y"), ("z", "")]) == "a    bb\nxxx  y\nz"
+
+
+def test_the_scram_verifier_is_the_one_postgres_stores():
+    """Postgres 17 stored this for CREATE ROLE probe PASSWORD 'pencil-pencil-pencil'
+    (pg_authid.rolpassword); with its salt, plano computes the same text."""
+    import base64
+
+    from plano.core.secrets import scram_verifier
+
+    stored = ("SCRAM-SHA-256$4096:l84iAL9DCvuP+EWzs1gIPg==$9FeBx7drBk7tFBEI95KIfc+ggAysoUXS9aHAED4zahA="
+              ":f3KhCK5zDB8p4yT1+Tuwc29j1YYxcpZZl/YKntVTXM8=")
+    assert scram_verifier("pencil-pencil-pencil", base64.b64decode("l84iAL9DCvuP+EWzs1gIPg==")) == stored
+    fresh = scram_verifier("pencil-pencil-pencil")
+    assert fresh.startswith("SCRAM-SHA-256$4096:") and fresh != stored and "pencil" not in fresh  # a new salt each time

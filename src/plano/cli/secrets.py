@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from plano.cli import params as P
 from plano.cli.context import session
 from plano.cli.output import echo_json, table
 
@@ -95,6 +96,27 @@ def status_cmd(ctx, as_json) -> None:
           [(st.file, "yes" if st.plain else "no", "yes" if st.encrypted else "no", sync(st),
             f"{len(st.recipients)}" + (f" (+{len(st.missing_recipients)} in {n.SOPS_CONFIG}: re-encrypt)" if st.missing_recipients else ""))
            for st in states], "")
+
+
+@secrets_group.command("rotate")
+@click.argument("app", type=P.APP)
+@click.option("--dry-run", is_flag=True, help="Print every command and file change instead of making them (passwords masked).")
+@click.pass_context
+def rotate_cmd(ctx, app, dry_run) -> None:
+    """New database and Redis passwords for APP in the running prod stack, with no failed
+    request: Redis takes both passwords, Postgres the new one, .env.prod is updated, APP's
+    services restart one by one through the deploy's switch, then Redis drops the old one."""
+    from plano.core.mode import Mode
+    from plano.ops import rotate
+
+    done = rotate.rotate(session(ctx, Mode.PROD, dry_run), app)
+    if dry_run:
+        return
+    parts = [name for name, wanted in (("database", done.database), ("Redis", done.redis)) if wanted]
+    click.echo(f"{app}: new {' and '.join(parts)} password(s) in use; restarted {', '.join(r.service for r in done.restarted)} "
+               "(recorded in the deploy log)")
+    if done.reencrypt:
+        click.echo(f"  {done.reencrypt}")
 
 
 def commands() -> list[click.Command]:

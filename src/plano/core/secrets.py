@@ -19,6 +19,23 @@ def new_secret() -> str:
     return _random.token_urlsafe(32)
 
 
+def scram_verifier(password: str, salt: bytes | None = None, iterations: int = 4096) -> str:
+    """What Postgres stores for a SCRAM-SHA-256 password (RFC 5803's format). Sent in
+    ALTER ROLE ... PASSWORD instead of the password, a statement the server logs (on an
+    error, or with log_statement) shows no password."""
+    import base64
+    import hashlib
+    import hmac
+
+    salt = salt if salt is not None else _random.token_bytes(16)
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
+    client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
+    server_key = hmac.new(salted, b"Server Key", hashlib.sha256).digest()
+    b64 = base64.b64encode
+    return (f"SCRAM-SHA-256${iterations}:{b64(salt).decode()}"
+            f"${b64(hashlib.sha256(client_key).digest()).decode()}:{b64(server_key).decode()}")
+
+
 def parse_env(text: str) -> dict[str, str]:
     values: dict[str, str] = {}
     for line in text.splitlines():

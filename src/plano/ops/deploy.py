@@ -209,6 +209,7 @@ class Deployer:
     drain: float = DRAIN_SECONDS
     settle: float = SETTLE_SECONDS
     removed_at: float | None = None
+    releases: bool = True  # run the service's release command (a rotation restarts without it)
 
     @property
     def root(self) -> Path:
@@ -321,7 +322,7 @@ class Deployer:
         from_tag = current_tag(self.root, target)
         self.say(f"{target.service}: {from_tag} -> {target.tag}")
         self.act(pull_argv(self.stack, target), 1800, f"pulling {target.service}:{target.tag}")
-        if service.release:
+        if service.release and self.releases:
             self.say(f"{target.service}: release command {' '.join(service.release)}")
             result = self.session.act(release_argv(self.stack, target, service.release), timeout=1800)
             if not result.ok:
