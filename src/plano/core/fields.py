@@ -65,6 +65,14 @@ def string(value: object, what: str, example: str) -> str:
     return value
 
 
+def matching(value: object, pattern: re.Pattern, what: str, example: str, refusal: str) -> str:
+    """The value when the whole of it matches; else `refusal`, where {value} is the value quoted."""
+    given = string(value, what, example)
+    if not pattern.fullmatch(given):
+        raise ValueError(refusal.format(value=shown(given)))
+    return given
+
+
 CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -113,42 +121,31 @@ PROJECT_RE = re.compile(r"[a-z](?:[a-z0-9]|-(?=[a-z0-9])){0,39}", re.ASCII)
 
 
 def project_name(value: object) -> str:
-    name = string(value, "the project name", "acme")
-    if not PROJECT_RE.fullmatch(name):
-        raise ValueError(f"{shown(name)}: the project name is at most 40 lower-case letters, digits and single '-', "
-                         "starting with a letter (it names the compose projects)")
-    return name
+    return matching(value, PROJECT_RE, "the project name", "acme", "{value}: the project name is at most 40 lower-case letters, "
+                    "digits and single '-', starting with a letter (it names the compose projects)")
 
 
 ENV_NAME_RE = re.compile(r"[A-Z_][A-Z0-9_]*", re.ASCII)
 
 
 def env_name(value: object) -> str:
-    name = string(value, "an env name", "DB_HOST")
-    if not ENV_NAME_RE.fullmatch(name):
-        raise ValueError(f"{shown(name)} is not an env name; write it in capitals, digits and _, e.g. DB_HOST")
-    return name
+    return matching(value, ENV_NAME_RE, "an env name", "DB_HOST", "{value} is not an env name; write it in capitals, digits and _, e.g. DB_HOST")
 
 
 DATABASE_NAME_RE = re.compile(r"[a-z_][a-z0-9_]{0,62}", re.ASCII)
 
 
 def database_name(value: object) -> str:
-    name = string(value, "a database name", "app1_scratch")
-    if not DATABASE_NAME_RE.fullmatch(name):
-        raise ValueError(f"{shown(name)} is not a database name; use lower-case letters, digits and _, "
-                         "at most 63, e.g. app1_scratch")
-    return name
+    return matching(value, DATABASE_NAME_RE, "a database name", "app1_scratch",
+                    "{value} is not a database name; use lower-case letters, digits and _, at most 63, e.g. app1_scratch")
 
 
 BACKUP_ID_RE = re.compile(r"[0-9]{8}T[0-9]{6}Z", re.ASCII)
 
 
 def backup_id(value: object) -> str:
-    given = string(value, "a backup ID", "20261129T033000Z")
-    if not BACKUP_ID_RE.fullmatch(given):
-        raise ValueError(f"{shown(given)} is not a backup ID; they look like 20261129T033000Z (see plano backup list)")
-    return given
+    return matching(value, BACKUP_ID_RE, "a backup ID", "20261129T033000Z",
+                    "{value} is not a backup ID; they look like 20261129T033000Z (see plano backup list)")
 
 
 # ---------------------------------------------------------------- network names and addresses
@@ -250,11 +247,8 @@ def registry(value: object) -> str:
 
 
 def image_tag(value: object) -> str:
-    given = string(value, "an image tag", "1.2.3")
-    if not IMAGE_TAG_RE.fullmatch(given):
-        raise ValueError("not an image tag; give e.g. 1.2.3 or a commit SHA "
-                         "(letters, digits, '_', '.', '-', at most 128, not starting with '.' or '-')")
-    return given
+    return matching(value, IMAGE_TAG_RE, "an image tag", "1.2.3", "not an image tag; give e.g. 1.2.3 or a commit SHA "
+                    "(letters, digits, '_', '.', '-', at most 128, not starting with '.' or '-')")
 
 
 # ---------------------------------------------------------------- paths and URLs
@@ -343,10 +337,7 @@ TIME_RE = re.compile(r"(?:[01][0-9]|2[0-3]):[0-5][0-9]", re.ASCII)
 
 
 def time_of_day(value: object) -> str:
-    given = string(value, "a time of day", "03:30")
-    if not TIME_RE.fullmatch(given):
-        raise ValueError(f"{shown(given)} is not a time of day; write HH:MM in UTC, e.g. 03:30")
-    return given
+    return matching(value, TIME_RE, "a time of day", "03:30", "{value} is not a time of day; write HH:MM in UTC, e.g. 03:30")
 
 
 def free_text(value: object, what: str, example: str) -> str:
@@ -378,10 +369,8 @@ SERVICE_RE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}", re.ASCII)
 
 def service_name(value: object) -> str:
     """A compose service of the stack (app1-backend, nginx): never an option of compose."""
-    name = string(value, "a service name", "app1-backend")
-    if not SERVICE_RE.fullmatch(name):
-        raise ValueError("not a service name; give one as `plano prod ps` lists it, e.g. app1-backend or nginx")
-    return name
+    return matching(value, SERVICE_RE, "a service name", "app1-backend",
+                    "not a service name; give one as `plano prod ps` lists it, e.g. app1-backend or nginx")
 
 
 def line_count(value: object) -> str:
