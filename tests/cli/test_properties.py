@@ -431,6 +431,9 @@ OPERATIONS = {
     "prod logs SERVICE": (["prod", "logs", V], "nginx"),
     "prod exec SERVICE": (["prod", "exec", V, "--", "ls"], "app1-backend"),
     "prod restart SERVICE": (["prod", "restart", V], "nginx"),
+    "certs issue --server": (["certs", "issue", "app1", "--server", V, "--dry-run"], "https://acme.example.com/directory"),
+    "certs issue APP": (["certs", "issue", V, "--dry-run"], "app1"),
+    "secrets rotate APP": (["secrets", "rotate", V, "--dry-run"], "app1"),
 }
 
 
