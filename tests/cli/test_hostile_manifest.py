@@ -6,7 +6,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,28 +36,33 @@ class Rendered:
     returncode: int
     stdout: str
     stderr: str
-    peak_mb: float  # the process's own peak resident memory (wait4), not this test process's
+    peak_mb: float  # the process's own peak resident memory (VmHWM at its exit)
+
+
+# plano's entry point, reporting its own peak memory as it exits. wait4's ru_maxrss
+# would not do: a child forked from this test process (hundreds of MB in a parallel
+# run's worker) starts its count from the parent's size; VmHWM restarts at exec.
+PEAK_WRAPPER = """
+import atexit, os, sys
+def peak():
+    with open('/proc/self/status') as status:
+        kb = next(line.split()[1] for line in status if line.startswith('VmHWM:'))
+    with open(os.environ['PLANO_TEST_PEAK_FILE'], 'w') as out:
+        out.write(kb)
+atexit.register(peak)
+from plano.cli import main
+sys.argv[0] = 'plano'
+sys.exit(main())
+"""
 
 
 def render(infra: Path, unprivileged: bool = False, timeout: float = 30) -> Rendered:
-    """`plano render` in a process of its own: a hang is a timeout, and its memory is measured alone."""
-    argv = [*(NO_DAC if unprivileged else []), PLANO, "-C", str(infra), "render"]
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        proc = subprocess.Popen(argv, stdout=out, stderr=err, text=True)
-        deadline = time.monotonic() + timeout
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.monotonic() > deadline:
-                proc.kill()
-                os.wait4(proc.pid, 0)
-                raise AssertionError(f"plano render ran for more than {timeout} s")
-            time.sleep(0.02)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        return Rendered(proc.returncode, out.read(), err.read(), usage.ru_maxrss / 1024)
+    """`plano render` in a process of its own: a hang is a timeout, and its memory is its own."""
+    argv = [*(NO_DAC if unprivileged else []), sys.executable, "-c", PEAK_WRAPPER, "-C", str(infra), "render"]
+    with tempfile.TemporaryDirectory() as tmp:
+        peak = Path(tmp) / "peak-kb"
+        got = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env={**os.environ, "PLANO_TEST_PEAK_FILE": str(peak)})
+        return Rendered(got.returncode, got.stdout, got.stderr, int(peak.read_text()) / 1024)
 
 
 @pytest.mark.parametrize("case", list(CASES))
