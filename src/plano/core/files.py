@@ -148,15 +148,20 @@ def refuse_hand_edits(result: Plan) -> None:
         raise DriftError(result.edited, "".join(result.diffs[rel] for rel in result.edited))
 
 
-def write_atomic(path: Path, content: str | bytes, mode: int) -> None:
+def write_atomic(path: Path, content: str | bytes, mode: int, owner: int | None = None) -> None:
+    """`path` replaced whole (a temporary sibling, then os.replace), with `mode`, and
+    `owner` as its user and group when given (root only)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.plano-tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    tmp.unlink(missing_ok=True)  # a leftover of a killed run, maybe read-only
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(content.encode() if isinstance(content, str) else content)
             handle.flush()
             os.fsync(handle.fileno())
+        if owner is not None:
+            os.chown(tmp, owner, owner)
         os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:

@@ -113,7 +113,12 @@ def not_owned(top: Path, uid: int, tree: bool = True) -> list[Path]:
     if not top.is_dir():
         return []
     paths = [top] if not tree else [top, *(Path(d) / f for d, dirs, fs in os.walk(top) for f in [*dirs, *fs])]
-    return [path for path in paths if (path.lstat().st_uid, path.lstat().st_gid) != (uid, uid)]
+    return [path for path in paths if not owned_by(path, uid)]
+
+
+def owned_by(path: Path, uid: int) -> bool:
+    info = path.lstat()
+    return (info.st_uid, info.st_gid) == (uid, uid)
 
 
 def own_restic_repository(manifest: Manifest) -> None:
@@ -165,19 +170,11 @@ def write_secret_files(root: Path, manifest: Manifest) -> None:
 
 
 def write_secret(path: Path, value: str, uid: int) -> None:
-    """Through a new file (os.replace), in 0700 folders."""
+    """Through a new file (files.write_atomic), in 0700 folders."""
     path.parent.mkdir(parents=True, exist_ok=True)
     for folder in (path.parent, path.parent.parent):
         folder.chmod(0o700)
-    tmp = path.with_name(path.name + ".plano-tmp")
-    tmp.unlink(missing_ok=True)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(value)
-    if os.geteuid() == 0:
-        os.chown(tmp, uid, uid)
-    tmp.chmod(secret_mode())
-    os.replace(tmp, path)
+    files.write_atomic(path, value, secret_mode(), owner=uid if os.geteuid() == 0 else None)
 
 
 def prepare_data(root: Path, manifest: Manifest) -> None:
