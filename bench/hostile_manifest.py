@@ -7,25 +7,21 @@ line; the goal is under 2 s and 200 MB each, whatever the file.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.hostile import CASES  # noqa: E402
+from tests.hostile import CASES, measure  # noqa: E402
 
 PLANO = str(Path(sys.executable).parent / "plano")
 
 
-def measure(infra: Path) -> tuple[int, float, float]:
+def render_check(infra: Path) -> tuple[int, float, float]:
     """Exit code, wall seconds and peak resident MB of one `plano render --check`."""
-    start = time.perf_counter()
-    proc = subprocess.Popen([PLANO, "-C", str(infra), "render", "--check"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _, status, usage = os.wait4(proc.pid, 0)
-    return os.waitstatus_to_exitcode(status), time.perf_counter() - start, usage.ru_maxrss / 1024
+    got = measure(["-C", str(infra), "render", "--check"])
+    return got.returncode, got.seconds, got.peak_mb
 
 
 def main() -> None:
@@ -35,12 +31,12 @@ def main() -> None:
         infra = Path(tmp) / "infra"
         subprocess.run([PLANO, "-C", str(infra), "app", "add", "app1", "--domain", "app1.example.com"], check=True, capture_output=True)
         good = (infra / "plano.yml").read_text()
-        code, base_s, base_mb = measure(infra)
+        code, base_s, base_mb = render_check(infra)
         print(f"{'good plano.yml':16} exit {code}  {base_s:5.2f} s  {base_mb:6.1f} MB  (baseline)")
         worst_s = worst_mb = 0.0
         for name, (make, _) in CASES.items():
             (infra / "plano.yml").write_bytes(make(good))
-            code, seconds, mb = measure(infra)
+            code, seconds, mb = render_check(infra)
             worst_s, worst_mb = max(worst_s, seconds), max(worst_mb, mb)
             print(f"{name:16} exit {code}  {seconds:5.2f} s  {mb:6.1f} MB  time x{seconds / base_s:4.2f}  memory x{mb / base_mb:4.2f}")
         print(f"worst: {worst_s:.2f} s (goal < 2 s), {worst_mb:.1f} MB (goal < 200 MB); ratio to the good file: "

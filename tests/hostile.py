@@ -1,10 +1,17 @@
 """plano.yml files a hostile-input run used to crash or hang plano: each is a function
-of a good file's text, giving the bytes to write. Shared by the CLI test and
-bench/hostile_manifest.py (which measures time and memory against the good file)."""
+of a good file's text, giving the bytes to write; and how one run of plano is measured.
+Shared by the CLI test and bench/hostile_manifest.py (time and memory against the good file)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 
 def alias_bomb(good: str) -> str:
@@ -44,3 +51,39 @@ CASES: dict[str, tuple[Callable[[str], bytes], str]] = {
                        "x: unknown key"),
     "too-big": (lambda good: good.encode() + b"#" * (200 * 1024), "larger than 128 KiB"),
 }
+
+
+@dataclass
+class Measured:
+    returncode: int
+    stdout: str
+    stderr: str
+    seconds: float
+    peak_mb: float  # the process's own peak resident memory (VmHWM at its exit)
+
+
+# plano's entry point, reporting its own peak memory as it exits. wait4's ru_maxrss
+# would not do: a child forked from a large process (a parallel run's worker) starts
+# its count from the parent's size; VmHWM restarts at exec.
+PEAK_WRAPPER = """
+import atexit, os, sys
+def peak():
+    with open('/proc/self/status') as status:
+        kb = next(line.split()[1] for line in status if line.startswith('VmHWM:'))
+    with open(os.environ['PLANO_TEST_PEAK_FILE'], 'w') as out:
+        out.write(kb)
+atexit.register(peak)
+from plano.cli import main
+sys.argv[0] = 'plano'
+sys.exit(main())
+"""
+
+
+def measure(args: Sequence[str], prefix: Sequence[str] = (), timeout: float = 30) -> Measured:
+    """`plano ARGS` in a process of its own: a hang is a timeout; its time and memory are its own."""
+    with tempfile.TemporaryDirectory() as tmp:
+        peak = Path(tmp) / "peak-kb"
+        started = time.perf_counter()
+        got = subprocess.run([*prefix, sys.executable, "-c", PEAK_WRAPPER, *args], capture_output=True, text=True, timeout=timeout,
+                             env={**os.environ, "PLANO_TEST_PEAK_FILE": str(peak)})
+        return Measured(got.returncode, got.stdout, got.stderr, time.perf_counter() - started, int(peak.read_text()) / 1024)

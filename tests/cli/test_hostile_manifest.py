@@ -3,10 +3,6 @@ line and column, exit 2, nothing written, in a bounded time and memory (every
 command loads plano.yml the same way; `render` stands for them all)."""
 
 import os
-import subprocess
-import sys
-import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -15,9 +11,7 @@ from plano.cli.main import main
 from plano.core.errors import BAD_INPUT
 from plano.core.files import tree_digest
 from tests.cli.test_cli import INIT
-from tests.hostile import CASES
-
-PLANO = str(Path(sys.executable).parent / "plano")
+from tests.hostile import CASES, Measured, measure
 
 
 @pytest.fixture(scope="module")
@@ -31,38 +25,9 @@ def infra(tmp_path_factory):
 NO_DAC = ["setpriv", "--inh-caps=-dac_override,-dac_read_search", "--bounding-set=-dac_override,-dac_read_search"]
 
 
-@dataclass
-class Rendered:
-    returncode: int
-    stdout: str
-    stderr: str
-    peak_mb: float  # the process's own peak resident memory (VmHWM at its exit)
-
-
-# plano's entry point, reporting its own peak memory as it exits. wait4's ru_maxrss
-# would not do: a child forked from this test process (hundreds of MB in a parallel
-# run's worker) starts its count from the parent's size; VmHWM restarts at exec.
-PEAK_WRAPPER = """
-import atexit, os, sys
-def peak():
-    with open('/proc/self/status') as status:
-        kb = next(line.split()[1] for line in status if line.startswith('VmHWM:'))
-    with open(os.environ['PLANO_TEST_PEAK_FILE'], 'w') as out:
-        out.write(kb)
-atexit.register(peak)
-from plano.cli import main
-sys.argv[0] = 'plano'
-sys.exit(main())
-"""
-
-
-def render(infra: Path, unprivileged: bool = False, timeout: float = 30) -> Rendered:
-    """`plano render` in a process of its own: a hang is a timeout, and its memory is its own."""
-    argv = [*(NO_DAC if unprivileged else []), sys.executable, "-c", PEAK_WRAPPER, "-C", str(infra), "render"]
-    with tempfile.TemporaryDirectory() as tmp:
-        peak = Path(tmp) / "peak-kb"
-        got = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env={**os.environ, "PLANO_TEST_PEAK_FILE": str(peak)})
-        return Rendered(got.returncode, got.stdout, got.stderr, int(peak.read_text()) / 1024)
+def render(infra: Path, unprivileged: bool = False) -> Measured:
+    """`plano render` in a process of its own (tests/hostile.measure)."""
+    return measure(["-C", str(infra), "render"], prefix=NO_DAC if unprivileged else ())
 
 
 @pytest.mark.parametrize("case", list(CASES))
