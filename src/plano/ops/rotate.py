@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from plano.core import naming as n
 from plano.core import secrets
 from plano.core.errors import PlanoError, UsageError
-from plano.core.manifest import require_app
+from plano.core.manifest import App, require_app
 from plano.core.mode import Mode
 from plano.core.session import Session
 from plano.engine.stack import Stack, exec_argv, open_stack, require_engine
@@ -54,15 +54,11 @@ def redis_admin_argv(stack: Stack) -> list[str]:
     return exec_argv(stack, "redis", ("sh", "-c", script), tty=False)
 
 
-def users_of(manifest, app: str) -> list[str]:
-    """The app's services whose environment holds its database or Redis password."""
-    entry = require_app(manifest, app)
-    roles = []
-    for role, svc in entry.services().items():
-        refs = {ref.split(".", 1)[0] for ref in svc.env.values() if ref.endswith((".password", ".url"))}
-        if role == "backend" and (entry.database or entry.redis) or refs:
-            roles.append(role)
-    return roles
+def users_of(entry: App) -> list[str]:
+    """The app's services whose environment holds its database or Redis password: the
+    backend (DATABASE_URL, REDIS_URL), and a service whose env: maps a password or URL."""
+    return [role for role, svc in entry.services().items()
+            if role == "backend" and (entry.database or entry.redis) or any(ref.endswith((".password", ".url")) for ref in svc.env.values())]
 
 
 class Rotation:
@@ -106,7 +102,7 @@ class Rotation:
     def restart(self, records: list[Record]) -> None:
         """One service after the other, each through the deploy's switch with its own tag."""
         deployer = Deployer(self.session, self.stack, releases=False)
-        for role in users_of(self.stack.manifest, self.app):
+        for role in users_of(self.entry):
             target = Target(self.app, role, "latest")
             records += deployer.deploy([Target(self.app, role, current_tag(self.stack.root, target))], action="rotate")
 
