@@ -364,6 +364,15 @@ def about(flag: str, value: object, exc: ValueError) -> str:
     return f"{flag}: {exc}" if quoted in str(exc) else f"{flag} {quoted}: {exc}"
 
 
+STAGE_RE = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,62}", re.ASCII)
+
+
+def stage_name(value: object) -> str:
+    """A Dockerfile stage (dev_target): the name after AS in FROM ... AS dev."""
+    return matching(value, STAGE_RE, "a Dockerfile stage name", "dev",
+                    "{value} is not a Dockerfile stage name; give the name after AS in FROM ... AS dev, e.g. dev")
+
+
 SERVICE_RE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}", re.ASCII)
 
 

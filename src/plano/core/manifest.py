@@ -7,7 +7,6 @@ whose path points into the file (``apps/app1/domains/0``).
 from __future__ import annotations
 
 import posixpath
-import re
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -66,13 +65,6 @@ UrlPath = Annotated[str, AfterValidator(fields.url_path)]
 LocalPath = Annotated[str, AfterValidator(fields.local_path)]
 Command = Annotated[list[str], AfterValidator(fields.command)]
 Address = Annotated[str, AfterValidator(fields.ip_address)]
-STAGE_RE = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,62}", re.ASCII)
-
-
-def stage(value: str) -> str:
-    if not STAGE_RE.fullmatch(value):
-        raise ValueError(f"{fields.shown(value)} is not a Dockerfile stage name; give the name after AS in FROM ... AS dev, e.g. dev")
-    return value
 
 
 class Model(BaseModel):
@@ -113,7 +105,7 @@ class Service(Model):
     # The root of the workspace (npm/pnpm/yarn workspaces, Nx) the service belongs to:
     # the build context of its images and the folder mounted in dev; source is inside it.
     workspace: LocalPath | None = None
-    dev_target: Annotated[str, AfterValidator(stage)] = "dev"
+    dev_target: Annotated[str, AfterValidator(fields.stage_name)] = "dev"
     dev_command: Command
     image: ImageName | None = None  # default: <registry>/<app>-<role>
     release: Command | None = None  # run once per deploy in the new image, before traffic switches (migrations)
