@@ -1,22 +1,26 @@
 """Failed requests during an update: the seed's `docker compose ... up -d` against
-`plano deploy`, under the same load, in one run.
+`plano deploy`, under the same two loads at once, in one run.
 
-    python bench/deploy_downtime.py [--workers 6] [--settle 3]
+    python bench/deploy_downtime.py [--workers 3] [--settle 3]
 
 Needs what ./scripts/test.sh starts: the Docker engine, the stand-in images and the
 local registry on 127.0.0.1:5000. Creates a temporary workspace with app1 (the
 stand-in backend and frontend, tags 1.0.0 and 2.0.0 pushed to the local registry),
-runs `plano prod up` on loopback ports, then, each time under a fresh load of GETs
-and POSTs through nginx (one TLS connection per request, tests/integration/loadgen.py):
+runs `plano prod up` on loopback ports, then, each time under two fresh loads of GETs
+and POSTs through nginx (tests/integration/loadgen.py): `--workers` clients opening
+one TLS connection per request, and `--workers` keep-alive clients, each keeping one
+connection for the whole run:
 
     (a) seed   APP1_BACKEND_TAG=<new> docker compose -f docker-compose.yml
                -f docker-compose.prod.yml up -d app1-backend   (then the frontend)
     (b) plano  plano deploy app1 --tag <new>
 
 (a) goes 1.0.0 -> 2.0.0 and (b) 2.0.0 -> 1.0.0, so both replace both containers.
-The load runs `--settle` seconds before and after each update. Prints failed
-requests, the maximum latency and the update's seconds side by side, and the ratio
-of failures. Removes its containers and workspace at the end.
+The loads run `--settle` seconds before and after each update. Prints, per method and
+load: requests, failed requests, POSTs acknowledged but missing from the database
+(lost), POSTs with no answer (and how many of those were written), the maximum
+latency; and the update's wall time, with plano's minus the seed's. Removes its
+containers and workspace at the end.
 """
 
 from __future__ import annotations
@@ -34,13 +38,16 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.integration.loadgen import Load  # noqa: E402
-from tests.integration.stackfixtures import make_workspace, plano, prod_running  # noqa: E402
+from tests.integration.stackfixtures import make_workspace, plano, prod_running, sql  # noqa: E402
 from tests.integration.test_deploy_e2e import ROLES, publish_app1  # noqa: E402
 from tests.integration.test_prod_e2e import set_env  # noqa: E402
 
 
-def measured(ws, workers: int, settle: float, update) -> tuple[Load, float]:
-    load = Load(ws.ports["prod_https"], "app1.example.com", workers=workers, max_seconds=600).start()
+def measured(ws, workers: int, settle: float, update) -> tuple[dict[str, Load], float]:
+    loads = {kind: Load(ws.ports["prod_https"], "app1.example.com", workers=workers, max_seconds=600, keepalive=kind == "keep-alive")
+             for kind in ("new connection", "keep-alive")}
+    for load in loads.values():
+        load.start()
     try:
         time.sleep(settle)
         started = time.monotonic()
@@ -48,8 +55,9 @@ def measured(ws, workers: int, settle: float, update) -> tuple[Load, float]:
         seconds = time.monotonic() - started
         time.sleep(settle)
     finally:
-        load.stop()
-    return load, seconds
+        for load in loads.values():
+            load.stop()
+    return loads, seconds
 
 
 def seed_update(ws, tag: str) -> None:
@@ -63,7 +71,7 @@ def seed_update(ws, tag: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--workers", type=int, default=6)
+    parser.add_argument("--workers", type=int, default=3)
     parser.add_argument("--settle", type=float, default=3.0)
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="bench-deploy-"))
@@ -80,14 +88,19 @@ def compare(ws, args) -> None:
     seed, seed_seconds = measured(ws, args.workers, args.settle, lambda: seed_update(ws, "2.0.0"))
     ours, our_seconds = measured(ws, args.workers, args.settle,
                                  lambda: plano("deploy", "app1", "--tag", "1.0.0", cwd=ws.infra, timeout=900))
-    rows = [("(a) seed: compose up -d", seed, seed_seconds), ("(b) plano deploy", ours, our_seconds)]
-    print(f"{'update':26} {'requests':>9} {'failed':>7} {'max latency':>12} {'update s':>9}")
-    for name, load, seconds in rows:
-        worst = max((r.seconds for r in load.results), default=0)
-        print(f"{name:26} {len(load.results):9d} {len(load.failures):7d} {worst * 1000:9.0f} ms {seconds:9.1f}")
-    kinds = sorted({f.detail.split(" ")[0] if f.what != "connection" else "connection" for f in seed.failures})
-    print(f"failed requests, plano/seed: {len(ours.failures)}/{len(seed.failures)}"
-          + (f" (seed failures: {', '.join(kinds)})" if kinds else ""))
+    rows = set(sql(ws, "app1", "SELECT value FROM items WHERE value LIKE 'load-%'").split())
+    print(f"{'update':26} {'load':15} {'requests':>9} {'failed':>7} {'POSTs lost':>10} {'unanswered':>10} "
+          f"{'(written)':>9} {'max latency':>12}")
+    for name, loads in (("(a) seed: compose up -d", seed), ("(b) plano deploy", ours)):
+        for kind, load in loads.items():
+            acked, unanswered = load.writes()
+            worst = max((r.seconds for r in load.results), default=0)
+            print(f"{name:26} {kind:15} {len(load.results):9d} {len(load.failures):7d} {len(acked - rows):10d} "
+                  f"{len(unanswered):10d} {len(unanswered & rows):9d} {worst * 1000:9.0f} ms")
+    print(f"update wall time: seed {seed_seconds:.1f} s, plano {our_seconds:.1f} s "
+          f"(plano - seed: {our_seconds - seed_seconds:+.1f} s; goal: at most +5 s)")
+    failed = sum(len(lo.failures) for lo in ours.values()), sum(len(lo.failures) for lo in seed.values())
+    print(f"failed requests, plano/seed: {failed[0]}/{failed[1]}")
 
 
 if __name__ == "__main__":

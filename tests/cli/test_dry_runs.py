@@ -101,13 +101,17 @@ def changed_files(before: dict, after: dict) -> set[str]:
 
 
 def planned_files(plans: list[str]) -> set[str]:
-    found = set()
+    """The files a plan changes: a file it writes and then removes (a deploy's DNS
+    override) existed only while the command ran."""
+    ops: dict[str, list[str]] = {}
     for line in plans:
         if line.startswith(("# write ", "# remove ")):
-            found.add(line.split(" ", 2)[2])
+            op, path = line.split(" ", 2)[1:]
+            ops.setdefault(path, []).append(op)
         elif line.startswith("# append to "):
-            found.add(line.removeprefix("# append to ").split(":", 1)[0])
-    return {path for path in found if not path.startswith("/")}  # the dev CA lives outside the infra
+            ops.setdefault(line.removeprefix("# append to ").split(":", 1)[0], []).append("append")
+    transient = {path for path, done in ops.items() if done[0] == "write" and done[-1] == "remove"}
+    return {path for path in ops if not path.startswith("/") and path not in transient}  # the dev CA lives outside the infra
 
 
 def test_every_dry_run_is_the_real_run(infra, workspace):

@@ -1,8 +1,12 @@
 """A bounded load of GETs and POSTs through nginx, for the deploy tests and bench.
 
-Each request opens its own TLS connection (with the app's SNI), so a reload's
-closing of idle keep-alive connections cannot be mistaken for a failure; every request is recorded: ok or why not, which version answered,
-and its latency. Only 127.0.0.1, a bounded count and time, and it stops by itself.
+Two kinds of client: by default each request opens its own TLS connection (with the
+app's SNI); with `keepalive`, each worker keeps one connection for as long as it
+lasts, as browsers and API clients do (a connection closed under a request is a
+failure, and the worker opens a new one). Every request is recorded: ok or why not,
+which version answered, its latency, and for a POST the value it wrote, so a test
+can check the database for every acknowledged write. Only 127.0.0.1, a bounded count
+and time, and it stops by itself.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ class Outcome:
     version: str | None
     seconds: float
     detail: str = ""
+    wrote: str | None = None  # a POST's value
     at: str = field(default_factory=lambda: time.strftime("%H:%M:%S"))  # to read beside nginx's log
 
 
@@ -40,7 +45,7 @@ class Probe:
     method: str
     path: str
     expect: int = 200
-    body: Callable[[int], bytes] | None = None  # the n-th request's JSON body
+    body: Callable[[str], bytes] | None = None  # the JSON body of the request with this unique key
     version: Callable[[bytes], str | None] | None = None
     contains: bytes = b""  # the body must hold this
 
@@ -53,7 +58,7 @@ def stand_in_version(payload: bytes) -> str | None:
 # The stand-in app1 of the deploy tests: its version route, a write, its page.
 STAND_IN_PROBES = (
     Probe("GET", "/api/version", version=lambda payload: "backend " + json.loads(payload)["version"]),
-    Probe("POST", "/api/rows", 201, body=lambda n: json.dumps({"value": f"load-{n}"}).encode()),
+    Probe("POST", "/api/rows", 201, body=lambda key: json.dumps({"value": f"load-{key}"}).encode()),
     Probe("GET", "/", version=stand_in_version),
 )
 
@@ -66,6 +71,7 @@ class Load:
     max_seconds: float = 300
     max_requests: int = 200_000
     probes: tuple[Probe, ...] = STAND_IN_PROBES
+    keepalive: bool = False
     results: list[Outcome] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -79,43 +85,58 @@ class Load:
         conn.sock = unverified_tls().wrap_socket(socket.create_connection(("127.0.0.1", self.port), timeout=10), server_hostname=self.host)
         return conn
 
-    def one(self, conn: http.client.HTTPConnection, n: int) -> Outcome:
+    def one(self, conn: http.client.HTTPConnection, n: int, key: str) -> Outcome:
         probe = self.probes[n % len(self.probes)]
         started = time.monotonic()
-        headers = {"Host": self.host, "Connection": "close"}
-        body = probe.body(n) if probe.body else None
+        headers = {"Host": self.host} if self.keepalive else {"Host": self.host, "Connection": "close"}
+        body = probe.body(key) if probe.body else None
         if body is not None:
             headers["Content-Type"] = "application/json"
-        conn.request(probe.method, probe.path, body=body, headers=headers)
-        response = conn.getresponse()
-        payload = response.read()
-        seconds = time.monotonic() - started
         what = f"{probe.method} {probe.path}"
+        wrote = json.loads(body)["value"] if body is not None else None
+        try:
+            conn.request(probe.method, probe.path, body=body, headers=headers)
+            response = conn.getresponse()
+            payload = response.read()
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            return Outcome(False, what, None, time.monotonic() - started, repr(exc), wrote)
+        seconds = time.monotonic() - started
         if response.status != probe.expect or probe.contains not in payload:
-            return Outcome(False, what, None, seconds, f"{response.status} {payload[:200]!r}")
-        return Outcome(True, what, probe.version(payload) if probe.version else None, seconds)
+            return Outcome(False, what, None, seconds, f"{response.status} {payload[:200]!r}", wrote)
+        if response.will_close:
+            conn.close()  # the server said so: the next request opens a new connection
+        return Outcome(True, what, probe.version(payload) if probe.version else None, seconds, wrote=wrote)
 
-    def worker(self) -> None:
+    def worker(self, index: int) -> None:
         deadline = time.monotonic() + self.max_seconds
         n = 0
+        conn: http.client.HTTPConnection | None = None
         while not self._stop.is_set() and time.monotonic() < deadline and len(self.results) < self.max_requests:
             n += 1
             started = time.monotonic()
-            conn = None
             try:
-                conn = self.connect()
-                outcome = self.one(conn, n)
+                if conn is None or conn.sock is None:
+                    conn = self.connect()
+                outcome = self.one(conn, n, f"{index}-{n}")
             except (OSError, http.client.HTTPException, ValueError) as exc:
                 outcome = Outcome(False, "connection", None, time.monotonic() - started, repr(exc))
-            finally:
-                if conn is not None:
-                    conn.close()
+            if (not outcome.ok or not self.keepalive) and conn is not None:
+                conn.close()
+                conn = None
             with self._lock:
                 self.results.append(outcome)
+        if conn is not None:
+            conn.close()
+
+    def writes(self) -> tuple[set[str], set[str]]:
+        """The values of the POSTs that were acknowledged, and of those that got no answer."""
+        acked = {r.wrote for r in self.results if r.ok and r.wrote}
+        unanswered = {r.wrote for r in self.results if not r.ok and r.wrote}
+        return acked, unanswered
 
     def start(self) -> "Load":
-        for _ in range(self.workers):
-            thread = threading.Thread(target=self.worker, daemon=True)
+        for index in range(self.workers):
+            thread = threading.Thread(target=self.worker, args=(index,), daemon=True)
             thread.start()
             self._threads.append(thread)
         return self

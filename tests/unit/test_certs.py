@@ -59,7 +59,7 @@ def test_install_renew_and_nginx_argv(stack):
         "--force-renewal",
     ]
     assert nginx.test_argv(stack) == [*COMPOSE, "exec", "-T", "nginx", "nginx", "-c", "/etc/plano/nginx/nginx.conf", "-t", "-q"]
-    assert nginx.reload_argv(stack)[-2:] == ["-s", "reload"]
+    assert nginx.reload_argv(stack) == [*COMPOSE, "exec", "-T", "nginx", "/etc/plano/nginx/bin/plano-reload.sh"]
 
 
 def test_choosing_apps_and_server(manifest):

@@ -41,19 +41,26 @@ def test_targets(stack):
 
 def test_argv(stack):
     target = deploy.Target("app1", "backend", "2.0.0")
+    front = deploy.Target("app1", "frontend", "2.0.0")
     env = ["env", "APP1_BACKEND_TAG=2.0.0"]
-    assert deploy.pull_argv(stack, target) == [*env, *COMPOSE, "pull", "--quiet", "app1-backend"]
+    assert deploy.pull_argv(stack, [target]) == [*env, *COMPOSE, "pull", "--quiet", "app1-backend"]
     assert deploy.release_argv(stack, target, ["npm", "run", "migrate"]) == [
         *env, *COMPOSE, "run", "--rm", "--no-deps", "-T", "app1-backend", "npm", "run", "migrate"]
-    assert deploy.scale_up_argv(stack, target) == [
+    assert deploy.scale_up_argv(stack, [target]) == [
         *env, *COMPOSE, "up", "-d", "--no-deps", "--no-recreate", "--scale", "app1-backend=2", "app1-backend"]
+    assert deploy.scale_up_argv(stack, [target, front]) == [
+        *env, "APP1_FRONTEND_TAG=2.0.0", *COMPOSE, "up", "-d", "--no-deps", "--no-recreate",
+        "--scale", "app1-backend=2", "--scale", "app1-frontend=2", "app1-backend", "app1-frontend"]
+    assert deploy.scale_up_argv(stack, [target], [2])[-3:] == ["--scale", "app1-backend=3", "app1-backend"]  # after a deploy cut short
     assert inspect.service_argv("acme", "app1-backend") == [
         "docker", "ps", "-q", "--no-trunc", "--filter", "label=com.docker.compose.project=acme",
         "--filter", "label=com.docker.compose.service=app1-backend"]
     assert deploy.stop_argv("c1") == ["docker", "stop", "--time", "30", "c1"]
-    assert nginx.pin_lines(["172.18.0.5", "172.18.0.7"], 3000, "app1-backend") == (
-        "# plano deploy: these containers only, until the deploy ends\n"
-        "server 172.18.0.5:3000;\nserver 172.18.0.7:3000;\nserver app1-backend:3000 resolve down;\n")
+    assert nginx.hosts_lines(["172.18.0.5", "172.18.0.7"], "app1-backend") == "172.18.0.5 app1-backend\n172.18.0.7 app1-backend\n"
+    assert nginx.ready_argv(stack, 5, ["http://172.18.0.7:3000/api/health"]) == [
+        *COMPOSE, "exec", "-T", "nginx", "/etc/plano/nginx/bin/plano-probe.sh", "ready", "5", "http://172.18.0.7:3000/api/health"]
+    assert nginx.drained_argv(stack, 30, [("172.18.0.5", 3000), ("10.0.0.1", 80)]) == [
+        *COMPOSE, "exec", "-T", "nginx", "/etc/plano/nginx/bin/plano-probe.sh", "drained", "30", "050012AC:0BB8", "0100000A:0050"]
     details = {"Name": "/acme-app1-backend-2", "NetworkSettings": {"Networks": {
         "acme_edge": {"IPAddress": "172.20.0.3"}, "acme_app1-net": {"IPAddress": "172.18.0.5"}}}}
     assert inspect.network_address(details, "acme_app1-net") == "172.18.0.5"
@@ -109,3 +116,9 @@ def test_one_deploy_per_app_at_a_time(tmp_path):
     with deploy.deploy_lock(tmp_path, "app1"):  # released
         pass
     assert Path(tmp_path / "data/logs/.deploy-app1.lock").read_text() == ""
+
+
+def test_a_failed_containers_log_shows_how_it_started_and_how_it_ended():
+    assert deploy.log_excerpt("") == ["(none)"]
+    assert deploy.log_excerpt("a\nb\n", head=1, tail=1) == ["a", "b"]
+    assert deploy.log_excerpt("\n".join(map(str, range(10))), head=2, tail=3) == ["0", "1", "... (5 lines)", "7", "8", "9"]

@@ -17,7 +17,7 @@ from tests.scripted import Answer, ScriptedRunner
 
 OLD, NEW = "old0c0ffee", "new0c0ffee"
 NGINX_TEST = ["exec", "-T", "nginx", "nginx", "-c", "/etc/plano/nginx/nginx.conf", "-t", "-q"]
-NGINX_RELOAD = ["exec", "-T", "nginx", "nginx", "-c", "/etc/plano/nginx/nginx.conf", "-s", "reload"]
+NGINX_RELOAD = ["exec", "-T", "nginx", "/etc/plano/nginx/bin/plano-reload.sh"]
 EMERG = ('nginx: [emerg] unknown directive "bogus" in /etc/plano/nginx/sites-enabled/app1.conf:3\n'
          "nginx: configuration file /etc/plano/nginx/nginx.conf test failed\n")
 
@@ -73,14 +73,20 @@ def engine(*running: str) -> ScriptedRunner:
     return runner.query("ps", "--status", "running", "--services", answers=Answer(0, "\n".join(running)))
 
 
-def deploy_engine(health: str = "healthy", release: Answer = scripted.OK, nginx_test: Answer = scripted.OK) -> ScriptedRunner:
+READY = ("/etc/plano/nginx/bin/plano-probe.sh", "ready")
+DRAINED = ("/etc/plano/nginx/bin/plano-probe.sh", "drained")
+
+
+def deploy_engine(health: str = "healthy", release: Answer = scripted.OK, ready: Answer | None = None) -> ScriptedRunner:
+    if ready is None:  # the health route answers when Docker finds the container healthy
+        ready = scripted.OK if health == "healthy" else Answer(1, "http://172.18.0.7:3000/api/health 503\n")
     runner = engine("nginx", "app1-backend")
     runner.query("label=com.docker.compose.service=app1-backend", answers=[Answer(0, f"{OLD}\n"), Answer(0, f"{OLD}\n{NEW}\n")])
     runner.query("docker", "inspect", OLD, answers=details("healthy", "172.18.0.5"))
     runner.query("docker", "inspect", NEW, answers=details(health, "172.18.0.7"))
     runner.query("docker", "logs", answers=Answer(0, "Nest application failed to start\n"))
     runner.on("run", "--rm", "--no-deps", "-T", "app1-backend", answers=release)
-    runner.on(*NGINX_TEST, answers=nginx_test)
+    runner.on(*READY, answers=ready).on(*DRAINED)
     return runner.on("env").on("compose").on("docker", "stop").on("docker", "rm")
 
 
@@ -89,37 +95,49 @@ def log_lines(root: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
-def upstream(root: Path) -> str:
-    return (root / "data/nginx/upstreams/app1_backend.conf").read_text()
+def overrides(root: Path) -> list[str]:
+    """The DNS overrides a deploy left behind (none once it ended, whatever happened)."""
+    return sorted(p.name for p in (root / "data/nginx/dns").glob("*")) if (root / "data/nginx/dns").exists() else []
 
 
-def rendered_upstream(root: Path) -> str:
-    return (root / "docker/nginx/upstreams/app1_backend.conf").read_text()
+PROBE_READY = prod("exec", "-T", "nginx", *READY, "5", "http://172.18.0.7:3000/api/health")
+PROBE_DRAINED = prod("exec", "-T", "nginx", *DRAINED, "30", "050012AC:0BB8")
 
 
 # ---------------------------------------------------------------- deploy
 
 
-def test_deploy_switches_with_no_gap(root):
+def test_deploy_switches_with_no_gap(root, monkeypatch):
+    from plano.core import files
+
+    written = []
+    real_write = files.write_atomic
+
+    def spy(path, content, mode, **kw):
+        written.append((str(path.relative_to(root)), content))
+        return real_write(path, content, mode, **kw)
+
+    monkeypatch.setattr(files, "write_atomic", spy)
     runner = deploy_engine()
     records = deploy.deploy(scripted.session(root, runner), "app1", "backend", "2.0.0")
     assert runner.actions == [
         tagged("2.0.0", "pull", "--quiet", "app1-backend"),
         tagged("2.0.0", "run", "--rm", "--no-deps", "-T", "app1-backend", "npm", "run", "migrate"),
-        prod(*NGINX_TEST), prod(*NGINX_RELOAD),  # pinned to the old container
         tagged("2.0.0", "up", "-d", "--no-deps", "--no-recreate", "--scale", "app1-backend=2", "app1-backend"),
-        prod(*NGINX_TEST), prod(*NGINX_RELOAD),  # pinned to the new one
+        PROBE_READY,  # from nginx's side, until it answers
+        PROBE_DRAINED,  # after the switch: until nginx holds no connection to the old container
         ["docker", "stop", "--time", "30", OLD], ["docker", "rm", "--force", OLD],
-        prod(*NGINX_TEST), prod(*NGINX_RELOAD),  # back to the service's name
     ]
+    assert written[:2] == [("data/nginx/dns/app1-backend", "172.18.0.5 app1-backend\n"),  # pinned to the old container
+                           ("data/nginx/dns/app1-backend", "172.18.0.7 app1-backend\n")]  # switched to the new one
+    assert overrides(root) == []  # back to Docker's answer: the new container only
     assert [(r.service, r.from_tag, r.to_tag, r.result) for r in records] == [("app1-backend", "latest", "2.0.0", "ok")]
     assert secrets.read_env(root / ".env.prod")["APP1_BACKEND_TAG"] == "2.0.0"
-    assert upstream(root) == rendered_upstream(root)
     assert [line["result"] for line in log_lines(root)] == ["ok"]
 
 
 def test_an_unhealthy_new_container_is_removed_and_the_old_one_serves_on(root):
-    runner = deploy_engine(health="unhealthy")
+    runner = deploy_engine(health="unhealthy", ready=Answer(1, "http://172.18.0.7:3000/api/health 503\n"))
     with pytest.raises(deploy.DeployFailed) as failed:
         deploy.deploy(scripted.session(root, runner), "app1", "backend", "2.0.0")
     assert str(failed.value).splitlines()[:3] == [
@@ -128,40 +146,33 @@ def test_an_unhealthy_new_container_is_removed_and_the_old_one_serves_on(root):
     assert runner.actions == [
         tagged("2.0.0", "pull", "--quiet", "app1-backend"),
         tagged("2.0.0", "run", "--rm", "--no-deps", "-T", "app1-backend", "npm", "run", "migrate"),
-        prod(*NGINX_TEST), prod(*NGINX_RELOAD),
         tagged("2.0.0", "up", "-d", "--no-deps", "--no-recreate", "--scale", "app1-backend=2", "app1-backend"),
+        PROBE_READY,
         ["docker", "rm", "--force", NEW],
-        prod(*NGINX_TEST), prod(*NGINX_RELOAD),
     ]
+    assert overrides(root) == []
     assert secrets.read_env(root / ".env.prod")["APP1_BACKEND_TAG"] == "latest"
-    assert upstream(root) == rendered_upstream(root)
     assert log_lines(root)[-1]["result"] == "failed: the new container acme-app1-backend-2 is unhealthy"
 
 
-def test_a_failed_release_command_switches_nothing(root):
+def test_a_new_container_that_never_answers_is_removed_at_the_deadline(root):
+    runner = deploy_engine(health="starting", ready=Answer(1, "http://172.18.0.7:3000/api/health 000\n"))
+    session = scripted.session(root, runner)
+    with pytest.raises(deploy.DeployFailed) as failed:
+        deploy.deploy(session, "app1", "backend", "2.0.0", timeout=1)
+    assert str(failed.value).splitlines()[0] == (
+        "the new container acme-app1-backend-2 did not answer /api/health with 2xx or 3xx within 1 s (its last answer: no connection)")
+    assert runner.actions[-2:] == [prod("exec", "-T", "nginx", *READY, "1", "http://172.18.0.7:3000/api/health"),
+                                   ["docker", "rm", "--force", NEW]]
+    assert overrides(root) == []
+
+
+def test_a_failed_release_switches_nothing(root):
     runner = deploy_engine(release=Answer(1, "", "migration 42 failed: relation exists"))
     with pytest.raises(deploy.DeployFailed, match=r"^the release command failed \(exit 1\); nothing was switched:\nmigration 42"):
         deploy.deploy(scripted.session(root, runner), "app1", "backend", "2.0.0")
-    assert runner.actions == [tagged("2.0.0", "pull", "--quiet", "app1-backend"),
-                              tagged("2.0.0", "run", "--rm", "--no-deps", "-T", "app1-backend", "npm", "run", "migrate")]
-    assert log_lines(root)[-1]["result"] == "failed: the release command failed (exit 1); nothing was switched:"
-
-
-def test_nginx_refusing_the_switch_is_a_failed_deploy_that_quotes_nginx(root):
-    runner = deploy_engine(nginx_test=Answer(1, "", EMERG))
-    with pytest.raises(deploy.DeployFailed) as failed:
-        deploy.deploy(scripted.session(root, runner), "app1", "backend", "2.0.0")
-    assert str(failed.value) == ('app1-backend: nginx -t failed, nginx keeps its running configuration: unknown directive "bogus" '
-                                 "in /etc/plano/nginx/sites-enabled/app1.conf:3; the old version keeps serving")
-    assert runner.actions == [
-        tagged("2.0.0", "pull", "--quiet", "app1-backend"),
-        tagged("2.0.0", "run", "--rm", "--no-deps", "-T", "app1-backend", "npm", "run", "migrate"),
-        prod(*NGINX_TEST),  # the pin to the old container: refused, so no new container is started
-        prod(*NGINX_TEST),  # putting the rendered upstream back
-    ]
-    assert upstream(root) == rendered_upstream(root)
-    assert secrets.read_env(root / ".env.prod")["APP1_BACKEND_TAG"] == "latest"
-    assert log_lines(root)[-1]["result"].startswith('failed: nginx -t failed, nginx keeps its running configuration: unknown directive')
+    assert not any("up" in argv for argv in runner.actions)
+    assert overrides(root) == []
 
 
 def test_rollback_deploys_the_tag_before(root):
@@ -253,7 +264,7 @@ def test_certs_issue_goes_on_when_one_app_is_refused(root):
     with pytest.raises(certs.CertError, match="^no new certificate for app2 \\(see above\\); nginx keeps serving"):
         certs.issue(here, (), True, server="https://acme.test/dir")
     names = [argv[argv.index("--cert-name") + 1] if "--cert-name" in argv else argv[-1] for argv in runner.actions]
-    assert names == ["app1", "certbot", "app2", "-q", "reload"]  # app1 issued and installed; nginx reloaded once
+    assert names == ["app1", "certbot", "app2", "-q", "/etc/plano/nginx/bin/plano-reload.sh"]  # app1 issued and installed; nginx reloaded once
     assert runner.actions[-2:] == [prod(*NGINX_TEST), prod(*NGINX_RELOAD)]
     assert here.out.infos == ["app1: certificate installed"]
     assert any("app2.example.com: the ACME server could not validate it" in note for note in here.out.notes)
@@ -316,11 +327,9 @@ def test_secrets_rotate_gives_redis_both_passwords_alters_the_role_and_restarts_
     assert runner.actions == [
         REDIS_ADMIN, PSQL,  # Redis: old + new; Postgres: new
         ["env", "APP1_BACKEND_TAG=latest", *prod("pull", "--quiet", "app1-backend")],  # no release command
-        prod(*NGINX_TEST), prod(*NGINX_RELOAD),
         ["env", "APP1_BACKEND_TAG=latest", *prod("up", "-d", "--no-deps", "--no-recreate", "--scale", "app1-backend=2", "app1-backend")],
-        prod(*NGINX_TEST), prod(*NGINX_RELOAD),
+        PROBE_READY, PROBE_DRAINED,
         ["docker", "stop", "--time", "30", OLD], ["docker", "rm", "--force", OLD],
-        prod(*NGINX_TEST), prod(*NGINX_RELOAD),
         REDIS_ADMIN,  # Redis: the old one removed
     ]
     stdins = [call.stdin for call in runner.calls if call.stdin]

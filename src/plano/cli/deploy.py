@@ -23,17 +23,23 @@ def report(records) -> None:
 @click.argument("app", type=P.APP)
 @click.option("--service", "role", type=SERVICE, help="Only this service [both].")
 @click.option("--tag", required=True, type=P.IMAGE_TAG, help="The image tag to run, e.g. 1.2.3 or a commit SHA.")
-@click.option("--timeout", default=180.0, type=P.SECONDS, show_default=True, help="Seconds the new container has to become healthy.")
+@click.option("--timeout", default=180.0, type=P.SECONDS, show_default=True,
+              help="Seconds the new containers have to answer their health route.")
+@click.option("--drain-timeout", "drain", default=30.0, type=P.SECONDS, show_default=True,
+              help="Seconds the old containers keep their open connections (WebSockets, long downloads) once nginx "
+              "sends them nothing new; then they are stopped.")
 @click.option("--dry-run", is_flag=True, help="Print every command and file change of the deploy instead of making it "
               "(it reads the running stack).")
 @click.pass_context
-def deploy_cmd(ctx, app, role, tag, timeout, dry_run) -> None:
+def deploy_cmd(ctx, app, role, tag, timeout, drain, dry_run) -> None:
     """Replace APP's containers with TAG with no failed request: pull, release command,
-    start next to the old one, wait for health, switch nginx, drain, stop the old one.
-    When the new one is not healthy in time it is removed and the old one keeps serving."""
+    start new containers next to the old ones, wait until they answer their health
+    route, switch nginx (no reload), drain and stop the old ones. The services switch
+    together: when one is not healthy in time the new containers are removed and the
+    old ones keep serving."""
     from plano.ops import deploy
 
-    records = deploy.deploy(session(ctx, Mode.PROD, dry_run), app, role, tag, timeout)
+    records = deploy.deploy(session(ctx, Mode.PROD, dry_run), app, role, tag, timeout, drain)
     if not dry_run:
         report(records)
 
@@ -41,14 +47,18 @@ def deploy_cmd(ctx, app, role, tag, timeout, dry_run) -> None:
 @click.command("rollback")
 @click.argument("app", type=P.APP)
 @click.option("--service", "role", type=SERVICE, help="Only this service [both].")
-@click.option("--timeout", default=180.0, type=P.SECONDS, show_default=True, help="Seconds the old version has to become healthy.")
+@click.option("--timeout", default=180.0, type=P.SECONDS, show_default=True,
+              help="Seconds the old version has to answer its health route.")
+@click.option("--drain-timeout", "drain", default=30.0, type=P.SECONDS, show_default=True,
+              help="Seconds the old containers keep their open connections (WebSockets, long downloads) once nginx "
+              "sends them nothing new; then they are stopped.")
 @click.option("--dry-run", is_flag=True, help="Print the rollback's commands instead of running them.")
 @click.pass_context
-def rollback_cmd(ctx, app, role, timeout, dry_run) -> None:
+def rollback_cmd(ctx, app, role, timeout, drain, dry_run) -> None:
     """Deploy the tag that ran before the current one (from the deploy log), the same zero-downtime way."""
     from plano.ops import deploy
 
-    records = deploy.rollback(session(ctx, Mode.PROD, dry_run), app, role, timeout)
+    records = deploy.rollback(session(ctx, Mode.PROD, dry_run), app, role, timeout, drain)
     if not dry_run:
         report(records)
 

@@ -18,6 +18,8 @@ CERTS_IN_NGINX = "/etc/nginx/certs"
 WEBROOT = "/var/www/certbot"  # the ACME HTTP-01 webroot, in the certbot and nginx containers
 NGINX_CONF_DIR = "/etc/plano/nginx"  # docker/nginx/, mounted read-only
 NGINX_CONF = f"{NGINX_CONF_DIR}/nginx.conf"
+NGINX_RELOAD = f"{NGINX_CONF_DIR}/bin/plano-reload.sh"
+NGINX_PROBE = f"{NGINX_CONF_DIR}/bin/plano-probe.sh"
 CERTBOT_DEPLOY_HOOK = "/plano/scripts/deploy-hook.sh"
 # nginx state that plano changes at run time (deploys, maintenance): data/nginx/.
 RUNTIME_IN_NGINX = "/etc/plano/runtime"
@@ -50,7 +52,7 @@ def encrypted(env_file: str) -> str:
     return f"{env_file}.enc"
 
 DATA_DIRS = ("database", "certs", "certs/webroot", "certs/plano", "logs", "logs/certbot", "uploads", "backups",
-             "nginx", "nginx/upstreams", "nginx/maintenance")
+             "nginx", "nginx/dns", "nginx/maintenance")
 
 
 def infra_secrets(manifest: Manifest) -> dict[str, list[str]]:
@@ -102,8 +104,14 @@ def network(app: str) -> str:
     return f"{app}-net"
 
 
-# How long nginx keeps an answer of Docker's DNS (the `resolver ... valid=` of nginx.conf).
-RESOLVER_VALID_SECONDS = 2
+# How long nginx keeps an answer for a service's name (the `resolver ... valid=` of
+# nginx.conf): how long a switch of `plano deploy` takes to reach every worker.
+RESOLVER_VALID_SECONDS = 1
+# The DNS server nginx asks, inside its own container (dnsmasq, started by
+# entrypoint.d/45-plano-dns.sh): it answers a service's name from the override file
+# a deploy writes (dns_override), else it asks Docker's DNS.
+DNS_PORT_IN_NGINX = 5353
+DOCKER_DNS = "127.0.0.11"
 
 
 def engine_network(project: str, app: str) -> str:
@@ -210,12 +218,6 @@ def cert_dir(app: str) -> str:
     return f"{CERTS_IN_NGINX}/plano/{app}"
 
 
-def upstream_file(upstream_name: str) -> str:
-    """The `server` line of one upstream: rendered here, copied to data/nginx/upstreams/
-    when nginx starts, and pointed at one container during a deploy."""
-    return f"docker/nginx/upstreams/{upstream_name}.conf"
-
-
 def maintenance_flag(app: str, mode: str = "prod") -> str:
     """While this file exists, nginx answers the app's requests with its 503 page."""
     return f"{data_root(mode)}/nginx/maintenance/{app}"
@@ -256,9 +258,10 @@ def installed_cert_dir(mode: str, app: str) -> str:
     return f"{data_root(mode)}/certs/plano/{app}"
 
 
-def runtime_upstream(mode: str, upstream_name: str) -> str:
-    """The live copy of an upstream's file, which deploys rewrite (upstream_file is its default)."""
-    return f"{data_root(mode)}/nginx/upstreams/{upstream_name}.conf"
+def dns_override(mode: str, service_name: str) -> str:
+    """While this file exists, nginx's DNS answers `service_name` with the addresses in
+    it (a hosts file), not Docker's: a deploy switches nginx with it, with no reload."""
+    return f"{data_root(mode)}/nginx/dns/{service_name}"
 
 
 DEPLOY_LOG = "data/logs/deploys.jsonl"  # prod only: the deploy log (plano releases)

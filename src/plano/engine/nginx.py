@@ -1,6 +1,6 @@
-"""Controlling the stack's running nginx: test, graceful reload, upstream pins
-(deploys) and the maintenance switch. Reloads are actions: under --dry-run they
-are printed."""
+"""Controlling the stack's running nginx: test, graceful reload, the DNS answers a
+deploy switches services with, the probes it waits on, and the maintenance switch.
+Reloads are actions: under --dry-run they are printed."""
 
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ def test_argv(stack: Stack) -> list[str]:
 
 
 def reload_argv(stack: Stack) -> list[str]:
-    return stack.argv("exec", "-T", "nginx", "nginx", "-c", n.NGINX_CONF, "-s", "reload")
+    """The reload, returning once new workers have taken over (docker/nginx/bin/plano-reload.sh)."""
+    return stack.argv("exec", "-T", "nginx", n.NGINX_RELOAD)
 
 
 def nginx_says(output: str) -> str:
@@ -44,21 +45,36 @@ def require_running(session: Session, stack: Stack, why: str) -> None:
         raise NginxError(f"nginx is not running; start the stack first (plano {stack.mode} up): {why}")
 
 
-def pin_lines(addresses: list[str], port: int, service: str) -> str:
-    """The upstream's servers while a deploy holds it: the containers by address, so
-    that a new nginx worker has them from its first request (a name that the previous
-    configuration did not hold leaves the upstream empty, "no live upstreams" and a
-    502, until the worker has resolved it); and the service's own name, down, so that
-    nginx keeps it resolved and the rendered file, put back, starts with its addresses."""
-    servers = "".join(f"server {address}:{port};\n" for address in addresses)
-    return (f"# plano deploy: these containers only, until the deploy ends\n{servers}"
-            f"server {service}:{port} resolve down;\n")
+def hosts_lines(addresses: list[str], service: str) -> str:
+    """A DNS override's content: a hosts file naming `service` at each address."""
+    return "".join(f"{address} {service}\n" for address in addresses)
 
 
-def write_upstream(session: Session, stack: Stack, upstream: str, content: str | None) -> None:
-    """The live upstream file: `content`, or the rendered default (None). Not reloaded."""
-    default = (stack.root / n.upstream_file(upstream)).read_text()
-    session.write(stack.root / n.runtime_upstream(stack.mode, upstream), default if content is None else content, 0o644)
+def override_dns(session: Session, stack: Stack, service: str, addresses: list[str] | None) -> None:
+    """nginx's DNS answers `service` with these addresses (None: Docker's answer again).
+    dnsmasq reads the file as it changes; nginx follows within its resolver's `valid`."""
+    path = stack.root / n.dns_override(stack.mode, service)
+    if addresses is None:
+        session.remove(path)
+    else:
+        session.write(path, hosts_lines(addresses, service), 0o644)
+
+
+def proc_net_address(address: str, port: int) -> str:
+    """An IPv4 address and port as /proc/net/tcp writes them: 172.18.0.5:3000 -> 050012AC:0BB8."""
+    packed = bytes(int(part) for part in address.split("."))
+    return f"{int.from_bytes(packed, 'little'):08X}:{port:04X}"
+
+
+def ready_argv(stack: Stack, seconds: int, urls: list[str]) -> list[str]:
+    """Poll each URL from nginx's side until it answers 2xx/3xx (exit 1 at the deadline)."""
+    return stack.argv("exec", "-T", "nginx", n.NGINX_PROBE, "ready", str(seconds), *urls)
+
+
+def drained_argv(stack: Stack, seconds: int, targets: list[tuple[str, int]]) -> list[str]:
+    """Wait until nginx holds no connection to any (address, port) (exit 1 at the deadline)."""
+    return stack.argv("exec", "-T", "nginx", n.NGINX_PROBE, "drained", str(seconds),
+                      *(proc_net_address(address, port) for address, port in targets))
 
 
 def set_maintenance(session: Session, app: str, on: bool) -> str:

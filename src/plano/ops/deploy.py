@@ -29,7 +29,7 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from plano.core import fields
@@ -42,12 +42,14 @@ from plano.core.session import Session
 from plano.engine import inspect, nginx
 from plano.engine.stack import Stack, open_stack, require_engine
 
-DRAIN_SECONDS = 3.0
 STOP_GRACE_SECONDS = 30
-# After a container is removed, how long until nginx's kept answer for the service
-# name (the `down` server of pin_lines) cannot hold it any more: the resolver's
-# `valid`, and a margin for the re-resolution itself.
-SETTLE_SECONDS = n.RESOLVER_VALID_SECONDS + 1.5
+# How long the old containers may keep connections (a WebSocket, a long download)
+# once nginx sends them nothing new; then they are stopped all the same.
+DRAIN_TIMEOUT_SECONDS = 30
+# After a switch, how long until every nginx worker has asked its DNS again.
+FOLLOW_SECONDS = n.RESOLVER_VALID_SECONDS + 0.5
+# How long one probe `exec` polls before plano looks at the containers' state.
+PROBE_ROUND_SECONDS = 5
 # What a dry run calls the container that step 4 would start.
 NEW_CONTAINER = "<new container>"
 
@@ -101,25 +103,38 @@ def targets(stack: Stack, app: str, role: str | None, tag: str) -> list[Target]:
 # ---------------------------------------------------------------- argv builders
 
 
-def with_tag(stack: Stack, target: Target, *args: str) -> list[str]:
-    """compose with the new tag in its environment (it wins over the env files)."""
-    return ["env", f"{target.variable}={target.tag}", *stack.argv(*args)]
+def with_tags(stack: Stack, targets: list[Target], *args: str) -> list[str]:
+    """compose with the new tags in its environment (they win over the env files)."""
+    return ["env", *(f"{t.variable}={t.tag}" for t in targets), *stack.argv(*args)]
 
 
-def pull_argv(stack: Stack, target: Target) -> list[str]:
-    return with_tag(stack, target, "pull", "--quiet", target.service)
+def pull_argv(stack: Stack, targets: list[Target]) -> list[str]:
+    return with_tags(stack, targets, "pull", "--quiet", *(t.service for t in targets))
 
 
 def release_argv(stack: Stack, target: Target, command: list[str]) -> list[str]:
-    return with_tag(stack, target, "run", "--rm", "--no-deps", "-T", target.service, *command)
+    return with_tags(stack, [target], "run", "--rm", "--no-deps", "-T", target.service, *command)
 
 
-def scale_up_argv(stack: Stack, target: Target) -> list[str]:
-    return with_tag(stack, target, "up", "-d", "--no-deps", "--no-recreate", "--scale", f"{target.service}=2", target.service)
+def scale_up_argv(stack: Stack, targets: list[Target], running: list[int] | None = None) -> list[str]:
+    """One more container of each target (next to its `running` ones: 1 unless a deploy
+    was cut short), the old ones left as they are."""
+    counts = running or [1] * len(targets)
+    scales = [word for t, count in zip(targets, counts, strict=True) for word in ("--scale", f"{t.service}={count + 1}")]
+    return with_tags(stack, targets, "up", "-d", "--no-deps", "--no-recreate", *scales, *(t.service for t in targets))
 
 
-def logs_argv(container: str, lines: int = 30) -> list[str]:
+def logs_argv(container: str, lines: int = 1000) -> list[str]:
     return ["docker", "logs", "--tail", str(lines), container]
+
+
+def log_excerpt(text: str, head: int = 10, tail: int = 20) -> list[str]:
+    """A failed container's first lines (how it started) and its last ones (our health
+    probes show up there, every half second)."""
+    lines = text.splitlines()
+    if len(lines) <= head + tail:
+        return lines or ["(none)"]
+    return [*lines[:head], f"... ({len(lines) - head - tail} lines)", *lines[-tail:]]
 
 
 def stop_argv(container: str) -> list[str]:
@@ -202,13 +217,25 @@ def current_tag(root: Path, target: Target) -> str:
 
 
 @dataclass
+class Switch:
+    """One service of a deploy: its target and, as the deploy goes, its containers."""
+
+    target: Target
+    port: int
+    health: str
+    from_tag: str
+    old: list[str] = field(default_factory=list)
+    old_addresses: list[str] = field(default_factory=list)
+    new: str | None = None
+    new_address: str = ""
+
+
+@dataclass
 class Deployer:
     session: Session
     stack: Stack
     timeout: float = 180
-    drain: float = DRAIN_SECONDS
-    settle: float = SETTLE_SECONDS
-    removed_at: float | None = None
+    drain: float = DRAIN_TIMEOUT_SECONDS
     releases: bool = True  # run the service's release command (a rotation restarts without it)
 
     @property
@@ -236,19 +263,14 @@ class Deployer:
             raise DeployFailed(f"docker inspect {container[:12]} failed: {got.last_line}")
         return inspect.parse(got.out)[0]
 
-    def addresses(self, target: Target, containers: list[str]) -> list[str]:
-        """The containers' addresses on the app's network, the one nginx shares with them."""
-        network = n.engine_network(self.stack.ctx.project, target.app)
-        found = []
-        for container in containers:
-            if container == NEW_CONTAINER:
-                found.append("<its address>")
-                continue
-            try:
-                found.append(inspect.network_address(self.inspect(container), network))
-            except PlanoError as exc:
-                raise DeployFailed(str(exc)) from None
-        return found
+    def address(self, target: Target, container: str) -> str:
+        """The container's address on the app's network, the one nginx shares with it."""
+        if container == NEW_CONTAINER:
+            return "<its address>"
+        try:
+            return inspect.network_address(self.inspect(container), n.engine_network(self.stack.ctx.project, target.app))
+        except PlanoError as exc:
+            raise DeployFailed(str(exc)) from None
 
     def new_container(self, target: Target, old: list[str]) -> str:
         new = [c for c in self.containers(target) if c not in old]
@@ -258,85 +280,125 @@ class Deployer:
             raise DeployFailed(f"expected one new {target.service} container, found {len(new)}")
         return new[0]
 
-    def wait_healthy(self, container: str) -> None:
-        if container == NEW_CONTAINER:
-            return
+    def point(self, switches: list[Switch], at: str) -> None:
+        """nginx's answer for each service: its old containers, its new one, or Docker's (at="docker")."""
+        for sw in switches:
+            addresses = {"old": sw.old_addresses, "new": [sw.new_address], "docker": None}[at]
+            nginx.override_dns(self.session, self.stack, sw.target.service, addresses)
+
+    def failure(self, sw: Switch, why: str) -> DeployFailed:
+        details = self.inspect(sw.new) if sw.new else {}
+        logs = self.session.query(logs_argv(sw.new)).output if sw.new else ""
+        return DeployFailed("\n".join([
+            f"the new container {inspect.name(details)} {why}",
+            "its last healthchecks:", *("  " + line for line in inspect.health_output(details.get("State", {})) or ["  none ran"]),
+            "its log:", *("  " + line for line in log_excerpt(logs)),
+        ]))
+
+    def wait_ready(self, switches: list[Switch]) -> None:
+        """Until every new container answers its health route (2xx/3xx) from nginx's
+        side; a container that exits or that Docker finds unhealthy fails at once."""
+        urls = [f"http://{sw.new_address}:{sw.port}{sw.health}" for sw in switches]
         deadline = time.monotonic() + self.timeout
         while True:
-            details = self.inspect(container)
-            status = inspect.health_of(details["State"])
-            if status in ("healthy", "running"):
+            left = deadline - time.monotonic()
+            probe = self.session.act(nginx.ready_argv(self.stack, max(1, min(PROBE_ROUND_SECONDS, round(left))), urls),
+                                     timeout=PROBE_ROUND_SECONDS + 30)
+            if probe.ok:  # (a dry run prints the probe)
                 return
-            if status in ("unhealthy", "exited") or time.monotonic() > deadline:
-                logs = self.session.query(logs_argv(container)).output
-                raise DeployFailed("\n".join([
-                    f"the new container {inspect.name(details)} is {status}"
-                    + (f" after {self.timeout:.0f} s" if status == "starting" else ""),
-                    "its last healthchecks:", *("  " + line for line in inspect.health_output(details["State"]) or ["  none ran"]),
-                    "its last log lines:", *("  " + line for line in logs.splitlines()[-30:] or ["(none)"]),
-                ]))
-            self.session.sleep(1)
+            for sw in switches:
+                status = inspect.health_of(self.inspect(sw.new)["State"])
+                if status in ("unhealthy", "exited"):
+                    raise self.failure(sw, f"is {status}")
+            if time.monotonic() >= deadline:
+                pending = {line.split()[0]: line.split()[-1] for line in probe.out.splitlines() if line.strip()}
+                late = next(sw for sw, url in zip(switches, urls, strict=True) if url in pending or not pending)
+                answer = pending.get(f"http://{late.new_address}:{late.port}{late.health}", "none")
+                raise self.failure(late, f"did not answer {late.health} with 2xx or 3xx within {self.timeout:.0f} s "
+                                         f"(its last answer: {'no connection' if answer == '000' else answer})")
 
-    def remove(self, container: str) -> None:
-        self.session.act(remove_argv(container), timeout=120)
-        self.removed_at = time.monotonic()
+    def retire(self, switches: list[Switch]) -> None:
+        """Once nginx has followed the switch: drain the old containers, stop and remove them."""
+        self.session.pause(FOLLOW_SECONDS)
+        targets = [(address, sw.port) for sw in switches for address in sw.old_addresses]
+        drained = self.session.act(nginx.drained_argv(self.stack, round(self.drain), targets), timeout=self.drain + 60)
+        if not drained.ok:
+            self.say(f"connections still open to the old containers after {self.drain:.0f} s; stopping them all the same")
+        for sw in switches:
+            for container in sw.old:
+                self.session.act(stop_argv(container), timeout=STOP_GRACE_SECONDS + 60)
+                self.session.act(remove_argv(container), timeout=120)
 
-    def pin(self, target: Target, content: str | None) -> None:
-        """Point the service's upstream at some containers (content), or back to the rendered default (None)."""
-        nginx.write_upstream(self.session, self.stack, n.upstream(target.app, target.role), content)
-        nginx.reload(self.session, self.stack)
+    def prepare(self, targets: list[Target]) -> list[Switch]:
+        """Steps 1 and 2: nothing serves differently yet."""
+        services = self.stack.manifest.apps[targets[0].app].services()
+        switches = [Switch(t, services[t.role].port, services[t.role].health, current_tag(self.root, t)) for t in targets]
+        for sw in switches:
+            self.say(f"{sw.target.service}: {sw.from_tag} -> {sw.target.tag}")
+        shown = ", ".join(f"{t.service}:{t.tag}" for t in targets)
+        self.act(pull_argv(self.stack, targets), 1800, f"pulling {shown}")
+        for t in targets:
+            release = services[t.role].release
+            if release and self.releases:
+                self.say(f"{t.service}: release command {' '.join(release)}")
+                result = self.session.act(release_argv(self.stack, t, release), timeout=1800)
+                if not result.ok:
+                    raise DeployFailed(f"the release command failed (exit {result.code}); nothing was switched:\n{result.output[-3000:]}")
+        for sw in switches:
+            sw.old = self.containers(sw.target)
+            if not sw.old:
+                raise DeployFailed(f"{sw.target.service} is not running; start the stack with plano prod up first")
+            sw.old_addresses = [self.address(sw.target, c) for c in sw.old]
+        return switches
 
-    def unpin(self, target: Target) -> None:
-        """Back to the rendered file, the service's name. nginx's new workers start with
-        the addresses it kept for that name while pinned: first let that answer lose the
-        containers just removed, or requests would go to an address nobody holds.
-        When nginx refuses the configuration, the rendered file is put back all the same."""
-        if self.removed_at is not None:
-            self.session.pause(max(0.0, self.removed_at + self.settle - time.monotonic()))
+    def switch(self, switches: list[Switch]) -> None:
+        """Steps 3 to 7: the old containers serve until every new one answers."""
+        self.point(switches, "old")
         try:
-            self.pin(target, None)
-        except nginx.NginxError:
-            nginx.write_upstream(self.session, self.stack, n.upstream(target.app, target.role), None)
-            raise
-
-    def switch(self, target: Target, port: int, old: list[str]) -> None:
-        """Steps 3 to 7: the old containers keep serving until the new one is healthy."""
-        self.pin(target, nginx.pin_lines(self.addresses(target, old), port, target.service))
-        self.act(scale_up_argv(self.stack, target), 600, f"starting a new {target.service}")
-        new = self.new_container(target, old)
-        try:
-            self.say(f"{target.service}: waiting for the new container's healthcheck (up to {self.timeout:.0f} s)")
-            self.wait_healthy(new)
-            self.pin(target, nginx.pin_lines(self.addresses(target, [new]), port, target.service))
+            self.act(scale_up_argv(self.stack, [sw.target for sw in switches], [len(sw.old) for sw in switches]), 600,
+                     f"starting new {', '.join(sw.target.service for sw in switches)}")
+            for sw in switches:
+                sw.new = self.new_container(sw.target, sw.old)
+                sw.new_address = self.address(sw.target, sw.new)
+            self.say(f"waiting for {', '.join(f'{sw.target.service} {sw.health}' for sw in switches)} to answer (up to {self.timeout:.0f} s)")
+            self.wait_ready(switches)
+            self.point(switches, "new")
         except BaseException:
-            self.remove(new)
+            for sw in switches:
+                if sw.new:
+                    self.session.act(remove_argv(sw.new), timeout=120)
+            self.point(switches, "docker")
             raise
-        self.say(f"{target.service}: nginx sends new requests to the new container; draining the old one")
-        self.session.pause(self.drain)
-        for container in old:
-            self.session.act(stop_argv(container), timeout=STOP_GRACE_SECONDS + 60)
-            self.remove(container)
-
-    def deploy_one(self, target: Target, action: str = "deploy") -> Record:
-        service = self.stack.manifest.apps[target.app].services()[target.role]
-        from_tag = current_tag(self.root, target)
-        self.say(f"{target.service}: {from_tag} -> {target.tag}")
-        self.act(pull_argv(self.stack, target), 1800, f"pulling {target.service}:{target.tag}")
-        if service.release and self.releases:
-            self.say(f"{target.service}: release command {' '.join(service.release)}")
-            result = self.session.act(release_argv(self.stack, target, service.release), timeout=1800)
-            if not result.ok:
-                raise DeployFailed(f"the release command failed (exit {result.code}); nothing was switched:\n{result.output[-3000:]}")
-        old = self.containers(target)
-        if not old:
-            raise DeployFailed(f"{target.service} is not running; start the stack with plano prod up first")
+        self.say("nginx sends new requests to the new containers; draining the old ones")
         try:
-            self.switch(target, service.port, old)
+            self.retire(switches)
         finally:
-            self.unpin(target)  # the service name: the containers that are left
-        env_path = self.root / n.ENV_PROD
-        self.session.write(env_path, secrets.set_env_value(env_path.read_text(), target.variable, target.tag), 0o600)
-        return Record(now(), who(), target.app, target.service, from_tag, target.tag, action, "ok")
+            self.point(switches, "docker")  # only the new containers are left
+
+    def deploy(self, targets: list[Target], action: str = "deploy") -> list[Record]:
+        lock = nullcontext() if self.session.dry_run else deploy_lock(self.root, targets[0].app)
+        with lock:
+            switches: list[Switch] = []
+            try:
+                switches = self.prepare(targets)
+                self.switch(switches)
+            except PlanoError as exc:
+                why = f"failed: {str(exc).splitlines()[0]}"
+                for t in targets:
+                    self.record(Record(now(), who(), t.app, t.service, current_tag(self.root, t), t.tag, action, why))
+                if isinstance(exc, nginx.NginxError):
+                    raise DeployFailed(f"{exc}; the old version keeps serving") from None
+                raise
+            env_path = self.root / n.ENV_PROD
+            text = env_path.read_text()
+            for sw in switches:
+                text = secrets.set_env_value(text, sw.target.variable, sw.target.tag)
+            self.session.write(env_path, text, 0o600)
+            records = [Record(now(), who(), sw.target.app, sw.target.service, sw.from_tag, sw.target.tag, action, "ok")
+                       for sw in switches]
+            for record in records:
+                self.record(record)
+        return records
 
     def record(self, record: Record) -> None:
         if self.session.dry_run:
@@ -344,43 +406,28 @@ class Deployer:
             return
         append_log(self.root, record)
 
-    def deploy(self, targets: list[Target], action: str = "deploy") -> list[Record]:
-        records = []
-        lock = nullcontext() if self.session.dry_run else deploy_lock(self.root, targets[0].app)
-        with lock:
-            for target in targets:
-                try:
-                    record = self.deploy_one(target, action)
-                except PlanoError as exc:
-                    self.record(Record(now(), who(), target.app, target.service, current_tag(self.root, target),
-                                       target.tag, action, f"failed: {str(exc).splitlines()[0]}"))
-                    if isinstance(exc, nginx.NginxError):
-                        raise DeployFailed(f"{target.service}: {exc}; the old version keeps serving") from None
-                    raise
-                self.record(record)
-                records.append(record)
-        return records
-
 
 # ---------------------------------------------------------------- the operations
 
 
-def deployer(session: Session, timeout: float) -> Deployer:
+def deployer(session: Session, timeout: float, drain: float = DRAIN_TIMEOUT_SECONDS) -> Deployer:
     session = session.with_mode(Mode.PROD)
     st = open_stack(session)
     require_engine(session.runner)
-    return Deployer(session, st, timeout=timeout)
+    return Deployer(session, st, timeout=timeout, drain=drain)
 
 
-def deploy(session: Session, app: str, role: str | None, tag: str, timeout: float = 180) -> list[Record]:
+def deploy(session: Session, app: str, role: str | None, tag: str, timeout: float = 180,
+           drain: float = DRAIN_TIMEOUT_SECONDS) -> list[Record]:
     """`plano deploy`: APP's services (or one) to TAG, with no failed request."""
-    d = deployer(session, timeout)
+    d = deployer(session, timeout, drain)
     return d.deploy(targets(d.stack, app, role, tag))
 
 
-def rollback(session: Session, app: str, role: str | None, timeout: float = 180) -> list[Record]:
+def rollback(session: Session, app: str, role: str | None, timeout: float = 180,
+             drain: float = DRAIN_TIMEOUT_SECONDS) -> list[Record]:
     """The tag that ran before the current one (from the deploy log), the same way."""
-    d = deployer(session, timeout)
+    d = deployer(session, timeout, drain)
     records = read_log(d.root)
     chosen = []
     for target in targets(d.stack, app, role, "latest"):

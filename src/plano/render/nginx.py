@@ -13,8 +13,10 @@ T = "infra/docker/nginx"
 STATIC = ("plano/tls.conf", "plano/security-headers.conf", "plano/proxy.conf", "plano/maintenance.html")
 SCRIPTS = (
     "entrypoint.d/40-plano-placeholder-certs.sh",
-    "entrypoint.d/45-plano-upstreams.sh",
+    "entrypoint.d/45-plano-dns.sh",
     "entrypoint.d/50-plano-reload-on-renewal.sh",
+    "bin/plano-reload.sh",
+    "bin/plano-probe.sh",
 )
 
 
@@ -63,17 +65,15 @@ def render(manifest: Manifest, env_values: dict[str, dict[str, str]]) -> Tree:
     del env_values
     tree: Tree = {}
     tree |= generated("docker/nginx/nginx.conf", f"{T}/nginx.conf.j2", client_max_body_size="25m",
-                      resolver_valid=n.RESOLVER_VALID_SECONDS)
+                      resolver_valid=n.RESOLVER_VALID_SECONDS, dns_port=n.DNS_PORT_IN_NGINX)
     tree |= generated("docker/nginx/Dockerfile", f"{T}/Dockerfile.j2", name=manifest.name, image=manifest.images.nginx)
     for name in STATIC:
         tree |= generated(f"docker/nginx/{name}", f"{T}/{name}")
     paths = {"conf_dir": n.NGINX_CONF_DIR, "conf": n.NGINX_CONF, "runtime": n.RUNTIME_IN_NGINX, "certs": n.CERTS_IN_NGINX,
-             "certbot_owner": n.CERTBOT_USER}
+             "certbot_owner": n.CERTBOT_USER, "dns_port": n.DNS_PORT_IN_NGINX, "docker_dns": n.DOCKER_DNS}
     for name in SCRIPTS:
         tree |= generated(f"docker/nginx/{name}", f"{T}/{name}.j2", mode=0o755, **paths)
     for app_name in manifest.apps:
         values = site(manifest, app_name)
         tree |= generated(n.site_file(app_name), f"{T}/site.conf.j2", **values)
-        for up in values["upstreams"]:
-            tree |= generated(n.upstream_file(up.name), f"{T}/upstream.conf.j2", upstream=up)
     return tree
