@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.acme import acme_server
+from tests.integration.loadgen import Load, Probe
 from tests.integration.net import http_get
 from tests.integration.stackfixtures import (
     REGISTRY,
@@ -134,23 +135,29 @@ def test_3_forced_renewal_under_load_fails_no_request(site, pebble):
                 results.append((False, repr(exc)))
 
     threads = [threading.Thread(target=load) for _ in range(4)]
+    # Keep-alive clients too: their connections live through the renewal's reload.
+    kept = Load(port, "app1.example.com", workers=2, max_seconds=240, keepalive=True, probes=(Probe("GET", "/"),))
     for thread in threads:
         thread.start()
+    kept.start()
     try:
         time.sleep(1)
         out = plano("certs", "renew", "--force", cwd=ws.infra, timeout=600)
         time.sleep(2)
     finally:
         stop.set()
+        kept.stop()
         for thread in threads:
             thread.join(timeout=30)
     after = status(ws)["app1.example.com"]["serial"]
     failures = [detail for ok, detail in results if not ok]
     serials = {detail for ok, detail in results if ok}
-    print(f"renewal under load: {len(results)} requests, {len(failures)} failed, serials seen {len(serials)}")
+    print(f"renewal under load: {len(results)} requests, {len(failures)} failed, serials seen {len(serials)}; "
+          f"keep-alive clients: {kept.summary()}")
     assert "app1/fullchain.pem (success)" in out.stdout and "app2/fullchain.pem (success)" in out.stdout
     assert after != before and {before, after} <= serials
     assert len(results) > 50 and failures == []
+    assert kept.failures == [], kept.explain(f"{ws.name}-nginx-1")
 
 
 def test_4_tls_quality(site, pebble):
