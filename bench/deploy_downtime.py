@@ -18,7 +18,8 @@ connection for the whole run:
 (a) goes 1.0.0 -> 2.0.0 and (b) 2.0.0 -> 1.0.0, so both replace both containers.
 The loads run `--settle` seconds before and after each update. Prints, per method and
 load: requests, failed requests, POSTs acknowledged but missing from the database
-(lost), POSTs with no answer (and how many of those were written), the maximum
+(lost), POSTs that failed (an error answer or none: how many of those were
+written all the same, which their client cannot know), the maximum
 latency; and the update's wall time, with plano's minus the seed's. Removes its
 containers and workspace at the end.
 """
@@ -89,14 +90,14 @@ def compare(ws, args) -> None:
     ours, our_seconds = measured(ws, args.workers, args.settle,
                                  lambda: plano("deploy", "app1", "--tag", "1.0.0", cwd=ws.infra, timeout=900))
     rows = set(sql(ws, "app1", "SELECT value FROM items WHERE value LIKE 'load-%'").split())
-    print(f"{'update':26} {'load':15} {'requests':>9} {'failed':>7} {'POSTs lost':>10} {'unanswered':>10} "
+    print(f"{'update':26} {'load':15} {'requests':>9} {'failed':>7} {'POSTs lost':>10} {'POSTs failed':>12} "
           f"{'(written)':>9} {'max latency':>12}")
     for name, loads in (("(a) seed: compose up -d", seed), ("(b) plano deploy", ours)):
         for kind, load in loads.items():
             acked, unanswered = load.writes()
             worst = max((r.seconds for r in load.results), default=0)
             print(f"{name:26} {kind:15} {len(load.results):9d} {len(load.failures):7d} {len(acked - rows):10d} "
-                  f"{len(unanswered):10d} {len(unanswered & rows):9d} {worst * 1000:9.0f} ms")
+                  f"{len(unanswered):12d} {len(unanswered & rows):9d} {worst * 1000:9.0f} ms")
     print(f"update wall time: seed {seed_seconds:.1f} s, plano {our_seconds:.1f} s "
           f"(plano - seed: {our_seconds - seed_seconds:+.1f} s; goal: at most +5 s)")
     failed = sum(len(lo.failures) for lo in ours.values()), sum(len(lo.failures) for lo in seed.values())

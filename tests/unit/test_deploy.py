@@ -59,8 +59,8 @@ def test_argv(stack):
     assert nginx.hosts_lines(["172.18.0.5", "172.18.0.7"], "app1-backend") == "172.18.0.5 app1-backend\n172.18.0.7 app1-backend\n"
     assert nginx.ready_argv(stack, 5, ["http://172.18.0.7:3000/api/health"]) == [
         *COMPOSE, "exec", "-T", "nginx", "/etc/plano/nginx/bin/plano-probe.sh", "ready", "5", "http://172.18.0.7:3000/api/health"]
-    assert nginx.drained_argv(stack, 30, [("172.18.0.5", 3000), ("10.0.0.1", 80)]) == [
-        *COMPOSE, "exec", "-T", "nginx", "/etc/plano/nginx/bin/plano-probe.sh", "drained", "30", "050012AC:0BB8", "0100000A:0050"]
+    assert nginx.drained_argv(stack, 30, [("172.18.0.5", 3000), ("10.0.0.1", 80)], after=1.3) == [
+        *COMPOSE, "exec", "-T", "-e", "PLANO_PROBE_AFTER=1.3", "nginx", "/etc/plano/nginx/bin/plano-probe.sh", "drained", "30", "050012AC:0BB8", "0100000A:0050"]
     details = {"Name": "/acme-app1-backend-2", "NetworkSettings": {"Networks": {
         "acme_edge": {"IPAddress": "172.20.0.3"}, "acme_app1-net": {"IPAddress": "172.18.0.5"}}}}
     assert inspect.network_address(details, "acme_app1-net") == "172.18.0.5"

@@ -101,7 +101,7 @@ def overrides(root: Path) -> list[str]:
 
 
 PROBE_READY = prod("exec", "-T", "nginx", *READY, "5", "http://172.18.0.7:3000/api/health")
-PROBE_DRAINED = prod("exec", "-T", "nginx", *DRAINED, "30", "050012AC:0BB8")
+PROBE_DRAINED = prod("exec", "-T", "-e", "PLANO_PROBE_AFTER=1.3", "nginx", *DRAINED, "30", "050012AC:0BB8")
 
 
 # ---------------------------------------------------------------- deploy

@@ -71,9 +71,10 @@ def ready_argv(stack: Stack, seconds: int, urls: list[str]) -> list[str]:
     return stack.argv("exec", "-T", "nginx", n.NGINX_PROBE, "ready", str(seconds), *urls)
 
 
-def drained_argv(stack: Stack, seconds: int, targets: list[tuple[str, int]]) -> list[str]:
-    """Wait until nginx holds no connection to any (address, port) (exit 1 at the deadline)."""
-    return stack.argv("exec", "-T", "nginx", n.NGINX_PROBE, "drained", str(seconds),
+def drained_argv(stack: Stack, seconds: int, targets: list[tuple[str, int]], after: float = 0) -> list[str]:
+    """Wait `after` seconds, then until nginx holds no connection to any (address, port)
+    (exit 1 at the deadline)."""
+    return stack.argv("exec", "-T", "-e", f"PLANO_PROBE_AFTER={after:g}", "nginx", n.NGINX_PROBE, "drained", str(seconds),
                       *(proc_net_address(address, port) for address, port in targets))
 
 

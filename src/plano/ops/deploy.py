@@ -46,8 +46,9 @@ STOP_GRACE_SECONDS = 30
 # How long the old containers may keep connections (a WebSocket, a long download)
 # once nginx sends them nothing new; then they are stopped all the same.
 DRAIN_TIMEOUT_SECONDS = 30
-# After a switch, how long until every nginx worker has asked its DNS again.
-FOLLOW_SECONDS = n.RESOLVER_VALID_SECONDS + 0.5
+# After a switch, how long until every nginx worker has asked its DNS again (an old
+# container with no connection then still gets none).
+FOLLOW_SECONDS = n.RESOLVER_VALID_SECONDS + 0.3
 # How long one probe `exec` polls before plano looks at the containers' state.
 PROBE_ROUND_SECONDS = 5
 # What a dry run calls the container that step 4 would start.
@@ -319,9 +320,9 @@ class Deployer:
 
     def retire(self, switches: list[Switch]) -> None:
         """Once nginx has followed the switch: drain the old containers, stop and remove them."""
-        self.session.pause(FOLLOW_SECONDS)
         targets = [(address, sw.port) for sw in switches for address in sw.old_addresses]
-        drained = self.session.act(nginx.drained_argv(self.stack, round(self.drain), targets), timeout=self.drain + 60)
+        drained = self.session.act(nginx.drained_argv(self.stack, round(self.drain), targets, after=FOLLOW_SECONDS),
+                                   timeout=self.drain + 60)
         if not drained.ok:
             self.say(f"connections still open to the old containers after {self.drain:.0f} s; stopping them all the same")
         for sw in switches:
