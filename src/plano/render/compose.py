@@ -41,11 +41,15 @@ def hardening(*caps: str) -> dict[str, Any]:
     return block
 
 
-# `init: true` on every service: Docker's init (tini) is PID 1 and hands the stop signal
-# to the service's process, which then has its default handlers (a Node.js server as
-# PID 1 ignores SIGTERM unless it installs a handler; a shell loop ignores it while a
-# child runs), and reaps orphans. Each service then exits on its own stop signal,
-# not by the SIGKILL after the grace period.
+# `init: true`: Docker's init (tini) is PID 1 and hands the stop signal to the service's
+# process, which then has its default handlers (a Node.js server as PID 1 ignores
+# SIGTERM unless it installs a handler; a shell loop ignores it while a child runs),
+# and reaps orphans. Each service then exits on its own stop signal, not by the
+# SIGKILL after the grace period. Not for the database: its entrypoint starts as root
+# and execs Postgres as the postgres user, and a root tini without CAP_KILL (all
+# capabilities are dropped) may not signal it ("Operation not permitted"): tini exits
+# and Postgres is killed without its shutdown checkpoint. Postgres as PID 1 handles
+# its stop signal (SIGINT, fast shutdown) and reaps its own children.
 INIT: dict[str, Any] = {"init": True}
 
 
@@ -210,7 +214,6 @@ def database_service(manifest: Manifest) -> dict[str, Any]:
     return {
         "build": built("./docker/database", "POSTGRES_IMAGE", manifest.images.postgres),
         "restart": "unless-stopped",
-        **INIT,
         "environment": env,
         "volumes": database_data(Mode.PROD),
         **secrets_of(manifest, "database"),
