@@ -30,10 +30,10 @@ def cli(ctx: click.Context, directory: str | None) -> None:
     with a shared Postgres and Redis, as plain compose files you own.
 
     \b
-    Exit codes: 0 ok; 1 a check failed or files are out of date; 2 bad input;
-    3 refused (hand-edited files, existing infra); 4 a tool, an engine or a file is
-    not usable; 70 a bug in plano. Commands that run a tool (compose, psql, tests)
-    exit with its code.
+    Exit codes: 0 ok; 1 a check failed, a service does not run (status, doctor) or
+    files are out of date; 2 bad input; 3 refused (hand-edited files, existing infra);
+    4 a tool, an engine or a file is not usable; 70 a bug in plano. Commands that run
+    a tool (compose, psql, tests) exit with its code.
     """
     if directory:
         ctx.obj.directory = Path(directory)

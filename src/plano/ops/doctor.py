@@ -161,6 +161,19 @@ def decide_restarts(containers: dict[str, tuple[bool, int]]) -> Finding:
     return Finding("restarts", OK, f"{len(containers)} containers, none in a restart loop")
 
 
+def decide_services(states: dict[str, str]) -> Finding:
+    """Every service of the prod stack (service -> its container's state, "absent" without
+    one): any that does not run fails, stopped by hand, by a crash or by the engine."""
+    down = {service: state for service, state in states.items() if state != "running"}
+    if down:
+        listed = ", ".join(f"{service} ({state})" for service, state in list(down.items())[:4])
+        more = f" (+{len(down) - 4} more)" if len(down) > 4 else ""
+        restarting = [service for service, state in down.items() if state == "restarting"]
+        fix = f"plano prod logs {restarting[0]}, then plano prod up" if restarting else "plano prod up"
+        return Finding("services", FAIL, f"{len(down)} of {len(states)} not running: {listed}{more}", fix)
+    return Finding("services", OK, f"{len(states)} services running")
+
+
 def from_outcome(name: str, outcome) -> Finding:
     status = {check.PASSED: OK, check.SKIPPED: WARN}.get(outcome.status, FAIL)
     reason = (outcome.detail or outcome.status).strip().splitlines()
@@ -281,6 +294,13 @@ def backup_finding(root: Path, now: dt.datetime) -> Finding:
     return decide_backup(state["last_success"], state["last_failure"], now)
 
 
+def services_finding(st: stack.Stack, runner: Runner) -> Finding:
+    found = inspect.by_service(inspect.project_containers(st.ctx.project, runner))
+    expected = [*inspect.INFRA_SERVICES, *(n.service(name, role) for name, app in sorted(st.manifest.apps.items()) for role in app.services())]
+    return decide_services({service: found[service]["State"].get("Status", "unknown") if service in found else "absent"
+                            for service in expected})
+
+
 def restart_finding(manifest: Manifest, runner: Runner) -> Finding:
     containers = {
         info["Name"].lstrip("/"): (bool(info["State"].get("Restarting")), int(info.get("RestartCount", 0)))
@@ -314,6 +334,7 @@ def run(session: Session, prod_dns: bool, public_ip: str | None,
         st = stack.open_stack(session.with_mode(Mode.PROD)) if (root / n.ENV_PROD).is_file() else None
         if st is not None:
             steps.append(("ports", lambda: port_finding(st, runner)))
+            steps.append(("services", lambda: services_finding(st, runner)))
         steps.append(("restarts", lambda: restart_finding(manifest, runner)))
     steps += [
         ("disk", lambda: disk_finding(root)),

@@ -1,6 +1,8 @@
 """`plano status`: one screen per environment. Per app service: the image and tag
 running against the tag recorded in the env file, health, uptime, restarts, URL;
-then the infra services, certificates, the last backup and the disk usage of data/."""
+then the infra services, certificates, the last backup and the disk usage of data/.
+Every service that does not run (stopped, restarting, paused, no container) is a
+problem, with the command that brings it back; any problem makes the exit code 1."""
 
 from __future__ import annotations
 
@@ -36,9 +38,16 @@ class ServiceRow:
 @dataclass(frozen=True)
 class InfraRow:
     service: str
-    state: str | None
-    health: str
-    restarts: int
+    state: str
+    health: str | None  # None when it does not run: a stopped container keeps its last health
+    restarts: int | None
+
+
+@dataclass(frozen=True)
+class Problem:
+    service: str
+    state: str
+    fix: str
 
 
 @dataclass(frozen=True)
@@ -73,6 +82,7 @@ class Report:
     certificates: list[CertSummary]
     backup: BackupSummary
     data: DataUsage
+    problems: list[Problem]
 
 
 def service_row(app: str, role: str, info: dict | None, recorded: str | None, url: str, now: dt.datetime) -> ServiceRow:
@@ -86,10 +96,37 @@ def service_row(app: str, role: str, info: dict | None, recorded: str | None, ur
     running = bool(state.get("Running"))
     return ServiceRow(
         app=app, service=n.service(app, role), state=state.get("Status", "unknown"), image=image, tag=tag,
-        recorded_tag=recorded, matches=recorded is None or recorded == tag, health=inspect.health_status(state),
+        recorded_tag=recorded, matches=recorded is None or recorded == tag, health=inspect.health_status(state) if running else None,
         uptime_seconds=int((now - started).total_seconds()) if running and started else None,
         restarts=inspect.restarts(info), url=url,
     )
+
+
+def infra_row(service: str, info: dict | None) -> InfraRow:
+    """One infra service from `docker inspect` (None: no container)."""
+    if info is None:
+        return InfraRow(service, "absent", None, None)
+    state = info["State"]
+    return InfraRow(service, state.get("Status", "unknown"), inspect.health_status(state) if state.get("Running") else None,
+                    inspect.restarts(info))
+
+
+def problem(service: str, state: str, mode: str) -> Problem | None:
+    """A service that does not run, and what to run (None: it runs)."""
+    if state == "running":
+        return None
+    fixes = {"restarting": f"plano {mode} logs {service} (it fails as it starts), then plano {mode} up",
+             "paused": f"plano {mode} restart {service}"}
+    return Problem(service, state, fixes.get(state, f"plano {mode} up"))
+
+
+def problems(apps: list[ServiceRow], infra: list[InfraRow], mode: str) -> list[Problem]:
+    found = [problem(row.service, row.state, mode) for row in [*apps, *infra]]
+    return [p for p in found if p is not None]
+
+
+def exit_code(report: Report) -> int:
+    return 1 if report.problems else 0
 
 
 def collect(session: Session, now: dt.datetime | None = None) -> Report:
@@ -102,8 +139,7 @@ def collect(session: Session, now: dt.datetime | None = None) -> Report:
     links = urls(manifest, mode)
     rows = [service_row(app_name, role, found.get(n.service(app_name, role)), recorded.get(n.tag_var(app_name, role)), links[app_name], now)
             for app_name, app in sorted(manifest.apps.items()) for role in app.services()]
-    infra_rows = [InfraRow(name, info["State"].get("Status"), inspect.health_status(info["State"]), inspect.restarts(info))
-                  for name, info in sorted(found.items()) if name in inspect.INFRA_SERVICES]
+    infra_rows = [infra_row(name, found.get(name)) for name in sorted(inspect.INFRA_SERVICES)]
     cert_rows = []
     for app_name in sorted(manifest.apps):
         facts = installed_facts(root, mode, app_name)
@@ -117,6 +153,7 @@ def collect(session: Session, now: dt.datetime | None = None) -> Report:
         mode=str(mode), project=st.ctx.project, apps=rows, infra=infra_rows, certificates=cert_rows,
         backup=BackupSummary(entries[-1].id if entries else None, len(entries), state["last_success"], state["last_failure"]),
         data=DataUsage(mode.data_root, folder_bytes(data), shutil.disk_usage(data).free if data.is_dir() else None),
+        problems=problems(rows, infra_rows, str(mode)),
     )
 
 

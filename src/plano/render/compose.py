@@ -41,6 +41,18 @@ def hardening(*caps: str) -> dict[str, Any]:
     return block
 
 
+# `init: true`: Docker's init (tini) is PID 1 and hands the stop signal to the service's
+# process, which then has its default handlers (a Node.js server as PID 1 ignores
+# SIGTERM unless it installs a handler; a shell loop ignores it while a child runs),
+# and reaps orphans. Each service then exits on its own stop signal, not by the
+# SIGKILL after the grace period. Not for the database: its entrypoint starts as root
+# and execs Postgres as the postgres user, and a root tini without CAP_KILL (all
+# capabilities are dropped) may not signal it ("Operation not permitted"): tini exits
+# and Postgres is killed without its shutdown checkpoint. Postgres as PID 1 handles
+# its stop signal (SIGINT, fast shutdown) and reaps its own children.
+INIT: dict[str, Any] = {"init": True}
+
+
 def healthcheck(test: list[str], start: str = "30s") -> dict[str, Any]:
     return {"test": test, "interval": "10s", "timeout": "5s", "retries": 5, "start_period": start}
 
@@ -123,6 +135,7 @@ def backup_service(manifest: Manifest) -> dict[str, Any]:
     return {
         "build": built("./docker/backup", "POSTGRES_IMAGE", manifest.images.postgres),
         "restart": "unless-stopped",
+        **INIT,
         "user": n.BACKUP_USER,
         "environment": env,
         "volumes": volumes,
@@ -154,6 +167,7 @@ def nginx_service(manifest: Manifest) -> dict[str, Any]:
         "build": built("./docker/nginx", "NGINX_IMAGE", manifest.images.nginx),
         "command": NGINX_CMD,
         "restart": "unless-stopped",
+        **INIT,
         "environment": {"PLANO_RELOAD_POLL_SECONDS": "${PLANO_RELOAD_POLL_SECONDS:-30}"},
         "volumes": [f"./docker/nginx:{n.NGINX_CONF_DIR}:ro", *nginx_data(Mode.PROD)],
         # The master process (root without DAC_OVERRIDE) reads the private keys, which
@@ -182,6 +196,7 @@ def certbot_service(manifest: Manifest) -> dict[str, Any]:
     return {
         "build": built("./docker/certbot", "CERTBOT_IMAGE", manifest.images.certbot),
         "restart": "unless-stopped",
+        **INIT,
         "user": n.CERTBOT_USER,
         "environment": environment,
         "volumes": volumes,
@@ -203,6 +218,9 @@ def database_service(manifest: Manifest) -> dict[str, Any]:
         "volumes": database_data(Mode.PROD),
         **secrets_of(manifest, "database"),
         "shm_size": "128mb",
+        # Its stop signal is the image's SIGINT (fast shutdown: a checkpoint, then exit);
+        # a busy server may need more than 10 s to checkpoint before Docker kills it.
+        "stop_grace_period": "60s",
         # -h 127.0.0.1: the init-time server listens on the socket only, so this
         # passes only once initialisation is over.
         "healthcheck": healthcheck(["CMD", "pg_isready", "-h", "127.0.0.1", "-U", "postgres", "-d", "postgres"]),
@@ -218,6 +236,7 @@ def redis_service(manifest: Manifest) -> dict[str, Any]:
     return {
         "build": built("./docker/redis", "REDIS_IMAGE", manifest.images.redis),
         "restart": "unless-stopped",
+        **INIT,
         "user": "redis",
         **secrets_of(manifest, "redis"),
         "healthcheck": healthcheck(["CMD", "redis-cli", "ping"], "10s"),
@@ -281,6 +300,7 @@ def app_service(manifest: Manifest, name: str, app: App, role: str) -> dict[str,
         depends = {dep: {"condition": "service_healthy"} for dep, wanted in (("database", app.database), ("redis", app.redis)) if wanted}
     spec: dict[str, Any] = {
         "restart": "unless-stopped",
+        **INIT,
         "environment": app_environment(manifest, name, app, role),
         "env_file": [{"path": f"./{n.env_file(name, role)}", "required": False}],
     }

@@ -29,6 +29,9 @@ STATUS=$BACKUPS/.status
 
 say() { echo "plano-backup: $*" >&2; }
 die() { say "$*"; exit 1; }
+# A stop (docker stop, Ctrl-C) ends the run through its EXIT trap: a run in flight
+# removes its .partial folder and is recorded as failed.
+trap 'say "stopped by a signal"; exit 143' TERM INT HUP
 
 contains() { # word list
     case " $2 " in *" $1 "*) return 0 ;; esac
