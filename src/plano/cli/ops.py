@@ -60,17 +60,20 @@ def doctor_cmd(ctx, prod_dns, public_ip, as_json) -> None:
 @click.pass_context
 def status_cmd(ctx, dev, as_json) -> None:
     """Per app and service: image and tag running against the tag recorded, health, uptime,
-    restarts, URL; then certificates, the last backup and data/'s disk usage."""
+    restarts, limits (memory, cpus, pids), URL; then certificates, the last backup and
+    data/'s disk usage. Exits 1 when a service was killed for going over its memory limit."""
     from plano.ops import status
 
     report = status.collect(session(ctx, Mode.of(dev)))
     if as_json:
         echo_json(report)
+        finish(1 if report.oom_kills else 0)
         return
-    headers = ("service", "state", "health", "image tag", "recorded", "uptime", "restarts", "url")
+    headers = ("service", "state", "health", "image tag", "recorded", "uptime", "restarts", "memory", "cpus", "pids", "url")
     rows = [(r.service, r.state, r.health or "-", r.tag or "-", (r.recorded_tag or "-") + ("" if r.matches else " (differs)"),
-             status.uptime(r.uptime_seconds), str(r.restarts if r.restarts is not None else "-"), r.url) for r in report.apps]
-    rows += [(r.service, r.state, r.health, "", "", "", str(r.restarts), "") for r in report.infra]
+             status.uptime(r.uptime_seconds), str(r.restarts if r.restarts is not None else "-"), *r.limits.cells(), r.url)
+            for r in report.apps]
+    rows += [(r.service, r.state, r.health, "", "", "", str(r.restarts), *r.limits.cells(), "") for r in report.infra]
     title = f"{report.mode} ({report.project})"
     out = console()
     if not sys.stdout.isatty():  # piped: whole values, aligned columns, no colour
@@ -86,6 +89,9 @@ def status_cmd(ctx, dev, as_json) -> None:
     free = report.data.free_bytes
     out.print(f"{report.data.path}/: {report.data.bytes / 1e6:.1f} MB used" + (f", {free / 1e9:.1f} GB free" if free is not None else ""),
               highlight=False)
+    for kill in report.oom_kills:  # a failure: exit 1
+        out.print(f"[red]fail[/] {kill.reason()}; {kill.fix()}", highlight=False)
+    finish(1 if report.oom_kills else 0)
 
 
 def commands() -> list[click.Command]:

@@ -21,7 +21,7 @@ from plano.core.runner import Runner
 from plano.core.session import Session
 from plano.engine import compose, inspect, stack
 from plano.engine.tls import installed_facts
-from plano.ops import backup, check, infra
+from plano.ops import backup, check, infra, status
 from plano.ops import secrets as encrypted_envs
 from plano.render import envfiles
 
@@ -161,6 +161,14 @@ def decide_restarts(containers: dict[str, tuple[bool, int]]) -> Finding:
     return Finding("restarts", OK, f"{len(containers)} containers, none in a restart loop")
 
 
+def decide_memory(kills: list[status.OomKill]) -> Finding:
+    if kills:
+        first = kills[0]
+        more = f" (+{len(kills) - 1} more: {', '.join(k.service for k in kills[1:])})" if len(kills) > 1 else ""
+        return Finding("memory", FAIL, first.reason() + more, first.fix())
+    return Finding("memory", OK, "no service was killed for going over its memory limit")
+
+
 def from_outcome(name: str, outcome) -> Finding:
     status = {check.PASSED: OK, check.SKIPPED: WARN}.get(outcome.status, FAIL)
     reason = (outcome.detail or outcome.status).strip().splitlines()
@@ -290,6 +298,12 @@ def restart_finding(manifest: Manifest, runner: Runner) -> Finding:
     return decide_restarts(containers)
 
 
+def memory_finding(manifest: Manifest, runner: Runner) -> Finding:
+    """The prod stack's OOM kills (dev has no limits)."""
+    found = inspect.by_service(inspect.project_containers(Mode.PROD.project(manifest), runner))
+    return decide_memory(status.oom_kills(manifest, found))
+
+
 def run(session: Session, prod_dns: bool, public_ip: str | None,
         progress: Callable[[str], None] = lambda _: None) -> list[Finding]:
     """Every check, each reported; they only read (queries)."""
@@ -315,6 +329,7 @@ def run(session: Session, prod_dns: bool, public_ip: str | None,
         if st is not None:
             steps.append(("ports", lambda: port_finding(st, runner)))
         steps.append(("restarts", lambda: restart_finding(manifest, runner)))
+        steps.append(("memory", lambda: memory_finding(manifest, runner)))
     steps += [
         ("disk", lambda: disk_finding(root)),
         ("certificates", lambda: cert_finding(root, manifest, now)),

@@ -6,16 +6,50 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from plano.core import fields, secrets
 from plano.core import naming as n
-from plano.core import secrets
+from plano.core.manifest import InfraLimits, Limits, Manifest
 from plano.core.session import Session
 from plano.engine import inspect
 from plano.engine.stack import open_stack, require_engine, urls
 from plano.engine.tls import installed_facts
 from plano.ops import backup
+
+
+@dataclass(frozen=True)
+class AppliedLimits:
+    """What the engine applies to a container (from `docker inspect`), None: unlimited."""
+
+    memory: str | None  # 256m, 1g
+    cpus: float | None
+    pids: int | None
+
+    def cells(self) -> tuple[str, str, str]:
+        return (self.memory or "-", f"{self.cpus:g}" if self.cpus else "-", str(self.pids or "-"))
+
+
+NO_LIMITS = AppliedLimits(None, None, None)
+
+
+@dataclass(frozen=True)
+class OomKill:
+    """A service the kernel killed for going over its memory limit, and the setting to raise."""
+
+    service: str
+    at: str
+    memory: str | None
+    restarts: int
+    setting: str | None  # apps/app1/backend/limits/memory; None for a service of docker-compose.custom.yml
+
+    def reason(self) -> str:
+        return f"{self.service} was killed at {self.at}: it went over its memory limit ({self.memory or 'none'})"
+
+    def fix(self) -> str:
+        where = f"raise {self.setting} in plano.yml" if self.setting else "raise its mem_limit in docker-compose.custom.yml"
+        return f"{where}, then plano render and plano prod up (or find the leak: plano prod logs {self.service})"
 
 
 @dataclass(frozen=True)
@@ -31,6 +65,8 @@ class ServiceRow:
     uptime_seconds: int | None
     restarts: int | None
     url: str
+    limits: AppliedLimits = NO_LIMITS
+    oom_killed_at: str | None = None
 
 
 @dataclass(frozen=True)
@@ -39,6 +75,8 @@ class InfraRow:
     state: str | None
     health: str
     restarts: int
+    limits: AppliedLimits = NO_LIMITS
+    oom_killed_at: str | None = None
 
 
 @dataclass(frozen=True)
@@ -73,6 +111,42 @@ class Report:
     certificates: list[CertSummary]
     backup: BackupSummary
     data: DataUsage
+    oom_kills: list[OomKill] = field(default_factory=list)
+
+
+def size(bytes_: int) -> str:
+    """A memory size as plano.yml writes it: 1g, 256m."""
+    gib = fields.MIB * 1024
+    return f"{bytes_ // gib}g" if bytes_ % gib == 0 else f"{round(bytes_ / fields.MIB)}m"
+
+
+def applied_limits(info: dict) -> AppliedLimits:
+    memory, cpus, pids = inspect.limits(info)
+    return AppliedLimits(size(memory) if memory else None, cpus, pids)
+
+
+def limits_of(manifest: Manifest, service: str) -> tuple[str, Limits] | None:
+    """A compose service's limits and where plano.yml sets them (apps/app1/backend/limits);
+    None for a service plano does not render (one of docker-compose.custom.yml)."""
+    if service in InfraLimits.model_fields:
+        return f"limits/{service}", getattr(manifest.limits, service)
+    for name, app in manifest.apps.items():
+        for role, svc in app.services().items():
+            if service == n.service(name, role):
+                return f"apps/{name}/{role}/limits", svc.limits
+    return None
+
+
+def oom_kills(manifest: Manifest, found: dict[str, dict]) -> list[OomKill]:
+    """The services (name -> `docker inspect`) whose last exit was the kernel's OOM kill."""
+    kills = []
+    for service, info in sorted(found.items()):
+        at = inspect.oom_killed_at(info)
+        if at:
+            where = limits_of(manifest, service)
+            kills.append(OomKill(service, at, applied_limits(info).memory, inspect.restarts(info),
+                                 f"{where[0]}/memory" if where else None))
+    return kills
 
 
 def service_row(app: str, role: str, info: dict | None, recorded: str | None, url: str, now: dt.datetime) -> ServiceRow:
@@ -88,7 +162,7 @@ def service_row(app: str, role: str, info: dict | None, recorded: str | None, ur
         app=app, service=n.service(app, role), state=state.get("Status", "unknown"), image=image, tag=tag,
         recorded_tag=recorded, matches=recorded is None or recorded == tag, health=inspect.health_status(state),
         uptime_seconds=int((now - started).total_seconds()) if running and started else None,
-        restarts=inspect.restarts(info), url=url,
+        restarts=inspect.restarts(info), url=url, limits=applied_limits(info), oom_killed_at=inspect.oom_killed_at(info),
     )
 
 
@@ -102,7 +176,8 @@ def collect(session: Session, now: dt.datetime | None = None) -> Report:
     links = urls(manifest, mode)
     rows = [service_row(app_name, role, found.get(n.service(app_name, role)), recorded.get(n.tag_var(app_name, role)), links[app_name], now)
             for app_name, app in sorted(manifest.apps.items()) for role in app.services()]
-    infra_rows = [InfraRow(name, info["State"].get("Status"), inspect.health_status(info["State"]), inspect.restarts(info))
+    infra_rows = [InfraRow(name, info["State"].get("Status"), inspect.health_status(info["State"]), inspect.restarts(info),
+                           applied_limits(info), inspect.oom_killed_at(info))
                   for name, info in sorted(found.items()) if name in inspect.INFRA_SERVICES]
     cert_rows = []
     for app_name in sorted(manifest.apps):
@@ -117,6 +192,7 @@ def collect(session: Session, now: dt.datetime | None = None) -> Report:
         mode=str(mode), project=st.ctx.project, apps=rows, infra=infra_rows, certificates=cert_rows,
         backup=BackupSummary(entries[-1].id if entries else None, len(entries), state["last_success"], state["last_failure"]),
         data=DataUsage(mode.data_root, folder_bytes(data), shutil.disk_usage(data).free if data.is_dir() else None),
+        oom_kills=oom_kills(manifest, found),
     )
 
 
