@@ -349,7 +349,7 @@ def cpus(value: object) -> float:
     """A CPU limit: a number of CPUs with at most two decimals (0.5, 1, 2); the engine
     refuses more than the server has."""
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"a CPU limit is a number such as 0.5 or 2, got {kind(value)}")
+        raise ValueError(f"a CPU limit is a number such as 0.5 or 2 (null: no cap), got {kind(value)}")
     if not 0.01 <= value <= CPUS_MAX or abs(value * 100 - round(value * 100)) > 1e-6:
         raise ValueError(f"{shown(value)} is not a CPU limit; give 0.01 to {CPUS_MAX} with at most two decimals, e.g. 0.5 or 2")
     return float(value)

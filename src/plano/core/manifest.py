@@ -103,40 +103,46 @@ class DevSettings(Model):
 # Caps, not reservations. Sized for a 2 GB server with two apps: the defaults of two
 # apps and the infra add up to 1728m (4 x 256m + 320m + 128m + 64m + 64m + 128m),
 # which leaves 320m of 2 GiB to the kernel, dockerd, containerd and the page cache.
+# CPU caps are for the apps (one app must not starve the others); the shared services
+# have none by default: a cap on nginx, Postgres or Redis throttles every app at once,
+# and one on backup lengthens the dump.
 
 
 class Limits(Model):
-    """What one service may use in prod: memory (a hard cap, no swap), CPUs, and
-    processes plus threads. The defaults are an app service's."""
+    """What one service may use in prod: memory (a hard cap, no swap), CPUs (null: no
+    cap), and processes plus threads. The defaults are an app service's."""
 
     memory: Memory = "256m"
-    cpus: Cpus = 1.0
+    cpus: Cpus | None = 1.0
     pids: Pids = 256
 
 
 class DatabaseLimits(Limits):
     memory: Memory = "320m"  # shared_buffers (128 MB) + a few MB per connection
+    cpus: Cpus | None = None
 
 
 class NginxLimits(Limits):
     memory: Memory = "128m"  # request bodies over 16k wait in its tmpfs /tmp, which counts here
+    cpus: Cpus | None = None
     pids: Pids = 128  # a worker per CPU
 
 
 class RedisLimits(Limits):
-    memory: Memory = "64m"  # Redis's maxmemory is set to 3/4 of it: writes fail before a kill empties it
-    cpus: Cpus = 0.5
+    memory: Memory = "64m"  # Redis's maxmemory is 32 MiB under it: writes fail before a kill empties it
+    cpus: Cpus | None = None
     pids: Pids = 64
 
 
 class CertbotLimits(Limits):
     memory: Memory = "64m"
-    cpus: Cpus = 0.5
+    cpus: Cpus | None = 0.5
     pids: Pids = 64
 
 
 class BackupLimits(Limits):
     memory: Memory = "128m"
+    cpus: Cpus | None = None
     pids: Pids = 128
 
 

@@ -1,6 +1,8 @@
 """`plano status`: one screen per environment. Per app service: the image and tag
-running against the tag recorded in the env file, health, uptime, restarts, URL;
-then the infra services, certificates, the last backup and the disk usage of data/."""
+running against the tag recorded in the env file, health, uptime, restarts, the
+limits the engine applies, URL; then the infra services, certificates, the last
+backup and the disk usage of data/; and the services the kernel killed for going
+over their memory limit, each with the plano.yml setting to raise."""
 
 from __future__ import annotations
 

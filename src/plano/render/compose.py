@@ -364,8 +364,9 @@ HEAP_SHARE = 0.75  # of a Node service's memory limit, for V8's old space: the r
 
 def limited(limits: Limits) -> dict[str, Any]:
     """A service's limits as plain compose keys, which `compose up` applies without swarm.
-    Swap equal to memory: no swap, so the memory limit is the real one."""
-    return {"mem_limit": limits.memory, "memswap_limit": limits.memory, "cpus": limits.cpus, "pids_limit": limits.pids}
+    Swap equal to memory: no swap, so the memory limit is the real one. No cpus: no cap."""
+    cpus = {"cpus": limits.cpus} if limits.cpus is not None else {}
+    return {"mem_limit": limits.memory, "memswap_limit": limits.memory, **cpus, "pids_limit": limits.pids}
 
 
 def node_heap_mib(limits: Limits) -> int:
