@@ -145,10 +145,11 @@ def test_status_shows_the_applied_limits_and_an_oom_kill():
 
 def test_an_oom_kill_names_the_setting_to_raise(stack):
     manifest = stack.manifest
-    assert status.limits_of(manifest, "app1-backend") == ("apps/app1/backend/limits", manifest.apps["app1"].backend.limits)
-    assert status.limits_of(manifest, "database") == ("limits/database", manifest.limits.database)
-    assert status.limits_of(manifest, "site-backend") is None  # disabled: not a service of the stack
-    assert status.limits_of(manifest, "mailpit") is None
+    assert status.memory_setting(manifest, "app1-backend") == "apps/app1/backend/limits/memory"
+    assert status.memory_setting(manifest, "site-frontend") == "apps/site/frontend/limits/memory"
+    assert status.memory_setting(manifest, "database") == "limits/database/memory"
+    assert status.memory_setting(manifest, "site-backend") is None  # disabled: not a service of the stack
+    assert status.memory_setting(manifest, "mailpit") is None
     found = {"app1-backend": oom_info("app1-backend", True), "api-backend": oom_info("api-backend", False),
              "redis": oom_info("redis", True, 64 * 2**20, 0), "mailpit": oom_info("mailpit", True, 0, 1)}
     kills = status.oom_kills(manifest, found)

@@ -21,8 +21,9 @@ from plano.core.runner import Runner
 from plano.core.session import Session
 from plano.engine import compose, inspect, stack
 from plano.engine.tls import installed_facts
-from plano.ops import backup, check, infra, status
+from plano.ops import backup, check, infra
 from plano.ops import secrets as encrypted_envs
+from plano.ops.status import OomKill, oom_kills
 from plano.render import envfiles
 
 OK, WARN, FAIL = "ok", "warn", "fail"
@@ -161,7 +162,7 @@ def decide_restarts(containers: dict[str, tuple[bool, int]]) -> Finding:
     return Finding("restarts", OK, f"{len(containers)} containers, none in a restart loop")
 
 
-def decide_memory(kills: list[status.OomKill]) -> Finding:
+def decide_memory(kills: list[OomKill]) -> Finding:
     if kills:
         first = kills[0]
         more = f" (+{len(kills) - 1} more: {', '.join(k.service for k in kills[1:])})" if len(kills) > 1 else ""
@@ -301,7 +302,7 @@ def restart_finding(manifest: Manifest, runner: Runner) -> Finding:
 def memory_finding(manifest: Manifest, runner: Runner) -> Finding:
     """The prod stack's OOM kills (dev has no limits)."""
     found = inspect.by_service(inspect.project_containers(Mode.PROD.project(manifest), runner))
-    return decide_memory(status.oom_kills(manifest, found))
+    return decide_memory(oom_kills(manifest, found))
 
 
 def run(session: Session, prod_dns: bool, public_ip: str | None,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from plano.core import fields, secrets
 from plano.core import naming as n
-from plano.core.manifest import InfraLimits, Limits, Manifest
+from plano.core.manifest import InfraLimits, Manifest
 from plano.core.session import Session
 from plano.engine import inspect
 from plano.engine.stack import open_stack, require_engine, urls
@@ -127,16 +127,13 @@ def applied_limits(info: dict) -> AppliedLimits:
     return AppliedLimits(size(memory) if memory else None, cpus, pids)
 
 
-def limits_of(manifest: Manifest, service: str) -> tuple[str, Limits] | None:
-    """A compose service's limits and where plano.yml sets them (apps/app1/backend/limits);
+def memory_setting(manifest: Manifest, service: str) -> str | None:
+    """Where plano.yml sets a compose service's memory limit (apps/app1/backend/limits/memory);
     None for a service plano does not render (one of docker-compose.custom.yml)."""
     if service in InfraLimits.model_fields:
-        return f"limits/{service}", getattr(manifest.limits, service)
-    for name, app in manifest.apps.items():
-        for role, svc in app.services().items():
-            if service == n.service(name, role):
-                return f"apps/{name}/{role}/limits", svc.limits
-    return None
+        return f"limits/{service}/memory"
+    roles = {n.service(name, role): f"apps/{name}/{role}/limits/memory" for name, app in manifest.apps.items() for role in app.services()}
+    return roles.get(service)
 
 
 def oom_kills(manifest: Manifest, found: dict[str, dict]) -> list[OomKill]:
@@ -145,9 +142,7 @@ def oom_kills(manifest: Manifest, found: dict[str, dict]) -> list[OomKill]:
     for service, info in sorted(found.items()):
         at = inspect.oom_killed_at(info)
         if at:
-            where = limits_of(manifest, service)
-            kills.append(OomKill(service, at, applied_limits(info).memory, inspect.restarts(info),
-                                 f"{where[0]}/memory" if where else None))
+            kills.append(OomKill(service, at, applied_limits(info).memory, inspect.restarts(info), memory_setting(manifest, service)))
     return kills
 
 
