@@ -185,11 +185,37 @@ def test_2_an_app_over_its_memory_is_restarted_alone_and_the_other_serves_on(sta
     out = plano("status", cwd=ws.infra, check=False)
     assert out.returncode == 1, out.stdout + out.stderr
     assert "fail app1-backend was killed at " in out.stdout and "it went over its memory limit (128m)" in out.stdout
-    assert "raise apps/app1/backend/limits/memory in plano.yml, then plano render and plano prod up" in out.stdout
+    fix = "raise apps/app1/backend/limits/memory in plano.yml, then plano render and plano deploy app1 --service backend --tag 1.0.0"
+    assert fix in out.stdout, out.stdout
     report = json.loads(plano("status", "--json", cwd=ws.infra, check=False).stdout)
     assert [(k["service"], k["memory"], k["setting"]) for k in report["oom_kills"]] == [
         ("app1-backend", "128m", "apps/app1/backend/limits/memory")]
     assert [r["service"] for r in report["apps"] + report["infra"] if r["oom_killed_at"]] == ["app1-backend"]
     finding = memory_finding(ws)
     assert finding["status"] == "fail" and finding["reason"].startswith("app1-backend was killed at "), finding
-    assert finding["fix"].startswith("raise apps/app1/backend/limits/memory in plano.yml"), finding
+    assert finding["fix"].startswith(fix), finding
+
+
+def test_3_the_fix_it_names_applies_the_new_limit_with_no_downtime(stack):
+    """Raise the limit, render, and the deploy that the report names: a new container
+    with the new limit, the OOM kill no longer reported."""
+    ws = stack
+    path = ws.infra / "plano.yml"
+    path.write_text(path.read_text().replace(f"memory: {HOG_MEMORY}", "memory: 192m"))
+    plano("render", cwd=ws.infra)
+    traffic = Load(ws.ports["prod_https"], "app1.example.com", workers=2, max_seconds=120, max_requests=20_000).start()
+    try:
+        time.sleep(2)
+        plano("deploy", "app1", "--service", "backend", "--tag", "1.0.0", cwd=ws.infra)
+        time.sleep(2)
+    finally:
+        traffic.stop()
+    print(f"deploy of app1-backend with its new limit, under load on app1: {traffic.summary()}")
+    assert traffic.failures == [], traffic.explain(f"{ws.name}-nginx-1")
+    backend = containers(ws)["app1-backend"]
+    assert backend["State"]["Running"] and not backend["State"]["OOMKilled"]
+    assert (backend["HostConfig"]["Memory"], backend["HostConfig"]["MemorySwap"]) == (192 * MIB, 192 * MIB)
+    assert "NODE_OPTIONS=--max-old-space-size=144" in backend["Config"]["Env"]
+    report = json.loads(plano("status", "--json", cwd=ws.infra).stdout)
+    assert report["oom_kills"] == [] and {r["service"]: r["limits"]["memory"] for r in report["apps"]}["app1-backend"] == "192m"
+    assert memory_finding(ws)["status"] == "ok"

@@ -154,14 +154,17 @@ def test_an_oom_kill_names_the_setting_to_raise(stack):
              "redis": oom_info("redis", True, 64 * 2**20, 0), "mailpit": oom_info("mailpit", True, 0, 1)}
     kills = status.oom_kills(manifest, found)
     assert kills == [
-        status.OomKill("app1-backend", "2026-11-29 11:58:59 UTC", "128m", 2, "apps/app1/backend/limits/memory"),
-        status.OomKill("mailpit", "2026-11-29 11:58:59 UTC", None, 1, None),
-        status.OomKill("redis", "2026-11-29 11:58:59 UTC", "64m", 0, "limits/redis/memory"),
+        status.OomKill("app1-backend", "2026-11-29 11:58:59 UTC", "128m", 2, "apps/app1/backend/limits/memory",
+                       "plano deploy app1 --service backend --tag 1"),
+        status.OomKill("mailpit", "2026-11-29 11:58:59 UTC", None, 1, None, "plano prod up"),
+        status.OomKill("redis", "2026-11-29 11:58:59 UTC", "64m", 0, "limits/redis/memory", "plano prod up"),
     ]
     assert kills[0].reason() == "app1-backend was killed at 2026-11-29 11:58:59 UTC: it went over its memory limit (128m)"
-    assert kills[0].fix() == ("raise apps/app1/backend/limits/memory in plano.yml, then plano render and plano prod up "
-                              "(or find the leak: plano prod logs app1-backend)")
-    assert kills[1].fix().startswith("raise its mem_limit in docker-compose.custom.yml, then")
+    assert kills[0].fix() == ("raise apps/app1/backend/limits/memory in plano.yml, then plano render and "
+                              "plano deploy app1 --service backend --tag 1 (or find the leak: plano prod logs app1-backend)")
+    assert kills[1].fix() == ("raise its mem_limit in docker-compose.custom.yml, then plano render and plano prod up "
+                              "(or find the leak: plano prod logs mailpit)")
+    assert kills[2].fix().startswith("raise limits/redis/memory in plano.yml, then plano render and plano prod up (")
     assert doctor.decide_memory(kills) == doctor.Finding(
         "memory", "fail", "app1-backend was killed at 2026-11-29 11:58:59 UTC: it went over its memory limit (128m) "
         "(+2 more: mailpit, redis)", kills[0].fix())

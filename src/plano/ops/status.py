@@ -7,6 +7,7 @@ over their memory limit, each with the plano.yml setting to raise."""
 from __future__ import annotations
 
 import datetime as dt
+import shlex
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,13 +46,14 @@ class OomKill:
     memory: str | None
     restarts: int
     setting: str | None  # apps/app1/backend/limits/memory; None for a service of docker-compose.custom.yml
+    apply: str  # the command that recreates it with the new limit
 
     def reason(self) -> str:
         return f"{self.service} was killed at {self.at}: it went over its memory limit ({self.memory or 'none'})"
 
     def fix(self) -> str:
         where = f"raise {self.setting} in plano.yml" if self.setting else "raise its mem_limit in docker-compose.custom.yml"
-        return f"{where}, then plano render and plano prod up (or find the leak: plano prod logs {self.service})"
+        return f"{where}, then plano render and {self.apply} (or find the leak: plano prod logs {self.service})"
 
 
 @dataclass(frozen=True)
@@ -136,13 +138,24 @@ def memory_setting(manifest: Manifest, service: str) -> str | None:
     return roles.get(service)
 
 
+def apply_argv(manifest: Manifest, service: str, info: dict) -> list[str]:
+    """What recreates a service with its new limit: an app's own deploy of the tag it
+    runs (a new container next to the old, no downtime), else `prod up`."""
+    for name, app in manifest.apps.items():
+        for role in app.services():
+            if service == n.service(name, role):
+                return ["plano", "deploy", name, "--service", role, "--tag", inspect.image_tag(info["Config"]["Image"])]
+    return ["plano", "prod", "up"]
+
+
 def oom_kills(manifest: Manifest, found: dict[str, dict]) -> list[OomKill]:
     """The services (name -> `docker inspect`) whose last exit was the kernel's OOM kill."""
     kills = []
     for service, info in sorted(found.items()):
         at = inspect.oom_killed_at(info)
         if at:
-            kills.append(OomKill(service, at, applied_limits(info).memory, inspect.restarts(info), memory_setting(manifest, service)))
+            kills.append(OomKill(service, at, applied_limits(info).memory, inspect.restarts(info), memory_setting(manifest, service),
+                                 shlex.join(apply_argv(manifest, service, info))))
     return kills
 
 
