@@ -217,8 +217,8 @@ def test_limits_are_set_per_service_and_keep_the_other_defaults():
 
 @pytest.mark.parametrize("limits, message", [
     ("{memory: 512}", "apps/app1/backend/limits/memory: 512 has no unit; write 512m for megabytes or 512g for gigabytes"),
-    ("{memory: 1.5g}", "apps/app1/backend/limits/memory: '1.5g' is not a memory size; write a whole number of megabytes or "
-     "gigabytes, e.g. 512m or 1g (1536m for 1.5 GB)"),
+    ("{memory: 1.5g}", ("apps/app1/backend/limits/memory: '1.5g' is not a memory size; write a whole number of megabytes or "
+                        "gigabytes, e.g. 512m or 1g (1536m for 1.5 GB)")),
     ("{cpus: '0.5'}", "apps/app1/backend/limits/cpus: a CPU limit is a number such as 0.5 or 2 (null: no cap), got a string"),
     ("{pids: 0}", "apps/app1/backend/limits/pids: 0 is not a process limit; give 8 to 4194304, e.g. 256"),
     ("{swap: 1g}", "apps/app1/backend/limits/swap: unknown key; remove it or check its spelling (see README, 'plano.yml')"),
