@@ -39,6 +39,7 @@ def refused(check, value) -> str:
     (fields.service_name, ["app1-backend", "nginx", "x.y_z"]),
     (fields.time_of_day, ["00:00", "03:30", "23:59"]),
     (fields.line_count, ["100", "0", "all"]),
+    (fields.memory, ["512m", "1g", "16m", "1024g", "1536M"]),
 ])
 def test_each_field_takes_its_grammar_and_no_hostile_value(check, good):
     for value in good:
@@ -114,3 +115,39 @@ def test_a_flag_value_is_reported_by_the_flag():
 def test_suggested_names_pass_the_name_check():
     for name in ("My App!", "1st", "a--b", "café", "nginx", "", "-" * 40, "x" * 50):
         assert fields.app_name(fields.suggest_app_name(name))
+
+
+def test_limits_take_sizes_numbers_and_counts():
+    assert [fields.memory(v) for v in ("512m", "2G", "1536M")] == ["512m", "2g", "1536m"]
+    assert [fields.memory_bytes(v) for v in ("16m", "512m", "1g")] == [16 * 2**20, 512 * 2**20, 2**30]
+    assert [fields.cpus(v) for v in (0.5, 1, 2, 0.01, 1.25)] == [0.5, 1.0, 2.0, 0.01, 1.25]
+    assert isinstance(fields.cpus(2), float)
+    assert [fields.pids(v) for v in (8, 256, 4194304)] == [8, 256, 4194304]
+
+
+@pytest.mark.parametrize("check, value, message", [
+    (fields.memory, 512, "512 has no unit; write 512m for megabytes or 512g for gigabytes"),
+    (fields.memory, "1.5g", "'1.5g' is not a memory size; write a whole number of megabytes or gigabytes, e.g. 512m or 1g (1536m for 1.5 GB)"),
+    (fields.memory, "512k", "'512k' is not a memory size; write a whole number of megabytes or gigabytes, e.g. 512m or 1g (1536m for 1.5 GB)"),
+    (fields.memory, "512 m", "'512 m' is not a memory size; write a whole number of megabytes or gigabytes, e.g. 512m or 1g (1536m for 1.5 GB)"),
+    (fields.memory, "0512m", "'0512m' is not a memory size; write a whole number of megabytes or gigabytes, e.g. 512m or 1g (1536m for 1.5 GB)"),
+    (fields.memory, "8m", "'8m' is out of range; give 16m to 1024g"),
+    (fields.memory, "2000g", "'2000g' is out of range; give 16m to 1024g"),
+    (fields.memory, True, "a memory size is a string such as 512m, got true/false"),
+    (fields.cpus, "0.5", "a CPU limit is a number such as 0.5 or 2 (null: no cap), got a string"),
+    (fields.cpus, True, "a CPU limit is a number such as 0.5 or 2 (null: no cap), got true/false"),
+    (fields.cpus, 0, "0 is not a CPU limit; give 0.01 to 1024 with at most two decimals, e.g. 0.5 or 2"),
+    (fields.cpus, 0.005, "0.005 is not a CPU limit; give 0.01 to 1024 with at most two decimals, e.g. 0.5 or 2"),
+    (fields.cpus, 1.333, "1.333 is not a CPU limit; give 0.01 to 1024 with at most two decimals, e.g. 0.5 or 2"),
+    (fields.cpus, float("nan"), "nan is not a CPU limit; give 0.01 to 1024 with at most two decimals, e.g. 0.5 or 2"),
+    (fields.cpus, float("inf"), "inf is not a CPU limit; give 0.01 to 1024 with at most two decimals, e.g. 0.5 or 2"),
+    (fields.cpus, 2000, "2000 is not a CPU limit; give 0.01 to 1024 with at most two decimals, e.g. 0.5 or 2"),
+    (fields.pids, 1.5, "a process limit is a whole number such as 256, got a number"),
+    (fields.pids, "256", "a process limit is a whole number such as 256, got a string"),
+    (fields.pids, False, "a process limit is a whole number such as 256, got true/false"),
+    (fields.pids, 4, "4 is not a process limit; give 8 to 4194304, e.g. 256"),
+    (fields.pids, -1, "-1 is not a process limit; give 8 to 4194304, e.g. 256"),
+    (fields.pids, 2**22 + 1, "4194305 is not a process limit; give 8 to 4194304, e.g. 256"),
+])
+def test_limit_messages_name_the_fix(check, value, message):
+    assert refused(check, value) == message

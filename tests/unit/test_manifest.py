@@ -188,3 +188,54 @@ def test_a_workspace_holds_its_service(fields, message):
 ])
 def test_workspace_path(workspace, source, inner):
     assert mf.workspace_path(workspace, source) == inner
+
+
+def test_limits_default_per_service_and_fit_a_2_gb_server_with_two_apps():
+    m = mf.load_text(with_app("app1"))
+    app = m.apps["app1"]
+    assert app.backend.limits == app.frontend.limits == mf.Limits(memory="256m", cpus=1.0, pids=256)
+    infra = {name: (lim.memory, lim.cpus, lim.pids) for name, lim in m.limits}
+    # No CPU cap on the shared services (it would throttle every app at once) nor on backup (the dump's speed).
+    assert infra == {"nginx": ("128m", None, 128), "database": ("320m", None, 256), "redis": ("64m", None, 64),
+                     "certbot": ("64m", 0.5, 64), "backup": ("128m", None, 128)}
+    two_apps = 4 * fields.memory_bytes(app.backend.limits.memory) + sum(fields.memory_bytes(lim.memory) for _, lim in m.limits)
+    assert two_apps == 1728 * 2**20  # 320 MiB of 2 GiB left to the kernel, dockerd and the page cache
+    assert max(lim.cpus or 0 for _, lim in m.limits) <= 1  # the engine refuses more CPUs than the server has
+
+
+def test_limits_are_set_per_service_and_keep_the_other_defaults():
+    text = with_app("app1", "    domains: [a.example.com]\n    backend:\n      limits: {memory: 1G, cpus: 2}\n").replace(
+        "apps:\n", "limits:\n  database: {memory: 1g}\n  redis: {pids: 32}\napps:\n", 1)
+    m = mf.load_text(text)
+    assert m.apps["app1"].backend.limits == mf.Limits(memory="1g", cpus=2.0, pids=256)
+    assert m.apps["app1"].frontend.limits == mf.Limits()
+    assert (m.limits.database.memory, m.limits.database.cpus, m.limits.database.pids) == ("1g", None, 256)
+    assert (m.limits.redis.memory, m.limits.redis.cpus, m.limits.redis.pids) == ("64m", None, 32)
+    uncapped = mf.load_text(with_app("app1", "    domains: [a.example.com]\n    frontend:\n      limits: {cpus: null}\n"))
+    assert uncapped.apps["app1"].frontend.limits == mf.Limits(memory="256m", cpus=None, pids=256)
+
+
+@pytest.mark.parametrize("limits, message", [
+    ("{memory: 512}", "apps/app1/backend/limits/memory: 512 has no unit; write 512m for megabytes or 512g for gigabytes"),
+    ("{memory: 1.5g}", ("apps/app1/backend/limits/memory: '1.5g' is not a memory size; write a whole number of megabytes or "
+                        "gigabytes, e.g. 512m or 1g (1536m for 1.5 GB)")),
+    ("{cpus: '0.5'}", "apps/app1/backend/limits/cpus: a CPU limit is a number such as 0.5 or 2 (null: no cap), got a string"),
+    ("{pids: 0}", "apps/app1/backend/limits/pids: 0 is not a process limit; give 8 to 4194304, e.g. 256"),
+    ("{swap: 1g}", "apps/app1/backend/limits/swap: unknown key; remove it or check its spelling (see README, 'plano.yml')"),
+    ("512m", "apps/app1/backend/limits: expected a mapping (key: value), got '512m'"),
+])
+def test_bad_limits_name_their_path(limits, message):
+    assert error_of(with_app("app1", f"    domains: [a.example.com]\n    backend:\n      limits: {limits}\n")) == message
+
+
+def test_bad_infra_limits_name_their_path():
+    text = with_app("app1")
+    assert error_of(text.replace("apps:\n", "limits:\n  database: {cpus: 0}\napps:\n", 1)) == \
+        "limits/database/cpus: 0 is not a CPU limit; give 0.01 to 1024 with at most two decimals, e.g. 0.5 or 2"
+    assert error_of(text.replace("apps:\n", "limits:\n  app1: {memory: 1g}\napps:\n", 1)) == \
+        "limits/app1: unknown key; remove it or check its spelling (see README, 'plano.yml')"
+
+
+def test_node_options_is_plano_s():
+    assert error_of(with_app("app1", "    domains: [a.example.com]\n    backend:\n      env: {NODE_OPTIONS: database.url}\n")) == \
+        "apps/app1/backend/env: NODE_OPTIONS is set by plano for every app; remove it from env"

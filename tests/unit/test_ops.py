@@ -123,3 +123,49 @@ def test_the_scram_verifier_is_the_one_postgres_stores():
     assert scram_verifier("pencil-pencil-pencil", base64.b64decode("l84iAL9DCvuP+EWzs1gIPg==")) == stored
     fresh = scram_verifier("pencil-pencil-pencil")
     assert fresh.startswith("SCRAM-SHA-256$4096:") and fresh != stored and "pencil" not in fresh  # a new salt each time
+
+
+def oom_info(service: str, oom: bool, memory: int = 128 * 2**20, restarts: int = 2) -> dict:
+    return {"Config": {"Image": "x:1", "Labels": {"com.docker.compose.service": service}},
+            "State": {"Status": "running", "Running": True, "OOMKilled": oom, "StartedAt": "2026-11-29T11:59:00Z",
+                      "FinishedAt": "2026-11-29T11:58:59.123456789Z"},
+            "HostConfig": {"Memory": memory, "NanoCpus": 500_000_000, "PidsLimit": 64}, "RestartCount": restarts}
+
+
+def test_status_shows_the_applied_limits_and_an_oom_kill():
+    row = status.service_row("app1", "backend", oom_info("app1-backend", True), None, "u", NOW)
+    assert (row.limits, row.oom_killed_at) == (status.AppliedLimits("128m", 0.5, 64), "2026-11-29 11:58:59 UTC")
+    assert row.limits.cells() == ("128m", "0.5", "64")
+    unlimited = {"State": {}, "HostConfig": {"Memory": 0, "NanoCpus": 0, "PidsLimit": None}}
+    assert status.applied_limits(unlimited) == status.NO_LIMITS and status.NO_LIMITS.cells() == ("-", "-", "-")
+    assert status.applied_limits({"State": {}, "HostConfig": {"PidsLimit": -1}}) == status.NO_LIMITS
+    assert [status.size(b) for b in (2**30, 3 * 2**30, 256 * 2**20, 1536 * 2**20)] == ["1g", "3g", "256m", "1536m"]
+    assert inspect.oom_killed_at({"State": {"OOMKilled": False, "FinishedAt": "2026-11-29T11:58:59Z"}}) is None
+
+
+def test_an_oom_kill_names_the_setting_to_raise(stack):
+    manifest = stack.manifest
+    assert status.memory_setting(manifest, "app1-backend") == "apps/app1/backend/limits/memory"
+    assert status.memory_setting(manifest, "site-frontend") == "apps/site/frontend/limits/memory"
+    assert status.memory_setting(manifest, "database") == "limits/database/memory"
+    assert status.memory_setting(manifest, "site-backend") is None  # disabled: not a service of the stack
+    assert status.memory_setting(manifest, "mailpit") is None
+    found = {"app1-backend": oom_info("app1-backend", True), "api-backend": oom_info("api-backend", False),
+             "redis": oom_info("redis", True, 64 * 2**20, 0), "mailpit": oom_info("mailpit", True, 0, 1)}
+    kills = status.oom_kills(manifest, found)
+    assert kills == [
+        status.OomKill("app1-backend", "2026-11-29 11:58:59 UTC", "128m", 2, "apps/app1/backend/limits/memory",
+                       "plano deploy app1 --service backend --tag 1"),
+        status.OomKill("mailpit", "2026-11-29 11:58:59 UTC", None, 1, None, "plano prod up"),
+        status.OomKill("redis", "2026-11-29 11:58:59 UTC", "64m", 0, "limits/redis/memory", "plano prod up"),
+    ]
+    assert kills[0].reason() == "app1-backend was killed at 2026-11-29 11:58:59 UTC: it went over its memory limit (128m)"
+    assert kills[0].fix() == ("raise apps/app1/backend/limits/memory in plano.yml, then plano render and "
+                              "plano deploy app1 --service backend --tag 1 (or find the leak: plano prod logs app1-backend)")
+    assert kills[1].fix() == ("raise its mem_limit in docker-compose.custom.yml, then plano render and plano prod up "
+                              "(or find the leak: plano prod logs mailpit)")
+    assert kills[2].fix().startswith("raise limits/redis/memory in plano.yml, then plano render and plano prod up (")
+    assert doctor.decide_memory(kills) == doctor.Finding(
+        "memory", "fail", "app1-backend was killed at 2026-11-29 11:58:59 UTC: it went over its memory limit (128m) "
+        "(+2 more: mailpit, redis)", kills[0].fix())
+    assert doctor.decide_memory([]) == doctor.Finding("memory", "ok", "no service was killed for going over its memory limit")

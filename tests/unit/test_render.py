@@ -165,3 +165,35 @@ def test_workspace_services_build_from_the_root_and_mount_it_in_dev(update_golde
         if update_golden:
             (folder / rel).write_text(tree[rel].content)
         assert tree[rel].content == (folder / rel).read_text(), f"{rel} differs from tests/golden/workspace-app/{rel}"
+
+
+LIMITED = CASES["one-app"].replace("apps:\n", "limits:\n  database: {memory: 1g, cpus: 2}\n  redis: {memory: 200m}\napps:\n", 1).replace(
+    "    domains:", "    backend:\n      limits: {memory: 1g, cpus: 1.5, pids: 64}\n    domains:", 1)
+
+
+def test_limits_go_into_the_prod_file_only_with_no_swap_and_the_node_heap_under_them():
+    from plano.render import compose, services
+
+    manifest = mf.load_text(LIMITED)
+    prod = compose.prod(manifest)["services"]
+    assert prod["app1-backend"] == {
+        "image": "registry.example.com/acme/app1-backend:${APP1_BACKEND_TAG:-latest}",
+        "environment": {"NODE_OPTIONS": "--max-old-space-size=768"},
+        "mem_limit": "1g", "memswap_limit": "1g", "cpus": 1.5, "pids_limit": 64}
+    assert {key: prod["app1-frontend"][key] for key in ("environment", "mem_limit", "memswap_limit", "cpus", "pids_limit")} == {
+        "environment": {"NODE_OPTIONS": "--max-old-space-size=192"},
+        "mem_limit": "256m", "memswap_limit": "256m", "cpus": 1.0, "pids_limit": 256}
+    assert prod["database"] == {"mem_limit": "1g", "memswap_limit": "1g", "cpus": 2.0, "pids_limit": 256}
+    assert prod["redis"] == {"mem_limit": "200m", "memswap_limit": "200m", "pids_limit": 64}  # no cpus: no cap
+    assert prod["nginx"]["mem_limit"] == "128m" and prod["certbot"]["cpus"] == 0.5 and prod["backup"]["pids_limit"] == 128
+    # Dev servers compile and watch: no limit there, and no NODE_OPTIONS of plano's.
+    for data in (compose.base(manifest), compose.dev(manifest)):
+        for spec in data["services"].values():
+            assert not {"mem_limit", "memswap_limit", "cpus", "pids_limit"} & set(spec)
+            assert "NODE_OPTIONS" not in spec.get("environment", {})
+    assert services.redis_maxmemory(manifest) == 150 * 2**20  # 200m less a quarter
+    assert services.redis_maxmemory(mf.load_text(CASES["one-app"])) == 32 * 2**20  # 64m less 32m
+    tiny = mf.load_text(CASES["one-app"].replace("apps:\n", "limits:\n  redis: {memory: 16m}\napps:\n", 1))
+    assert services.redis_maxmemory(tiny) == 4 * 2**20
+    tree = render_case(LIMITED)
+    assert "\nmaxmemory 157286400\n" in tree["docker/redis/redis.conf"].content

@@ -60,8 +60,9 @@ def doctor_cmd(ctx, prod_dns, public_ip, as_json) -> None:
 @click.pass_context
 def status_cmd(ctx, dev, as_json) -> None:
     """Per app and service: image and tag running against the tag recorded, health, uptime,
-    restarts, URL; then certificates, the last backup and data/'s disk usage.
-    Exits 1 when a service does not run (each is named, with the command to run)."""
+    restarts, limits (memory, cpus, pids), URL; then certificates, the last backup and
+    data/'s disk usage. Exits 1 when a service does not run or was killed for going over
+    its memory limit (each is named, with the command to run)."""
     from plano.ops import status
 
     report = status.collect(session(ctx, Mode.of(dev)))
@@ -69,11 +70,12 @@ def status_cmd(ctx, dev, as_json) -> None:
         echo_json(report)
         finish(status.exit_code(report))
         return
-    headers = ("service", "state", "health", "image tag", "recorded", "uptime", "restarts", "url")
+    headers = ("service", "state", "health", "image tag", "recorded", "uptime", "restarts", "memory", "cpus", "pids", "url")
     rows = [(r.service, r.state, r.health or "-", r.tag or "-", (r.recorded_tag or "-") + ("" if r.matches else " (differs)"),
-             status.uptime(r.uptime_seconds), str(r.restarts if r.restarts is not None else "-"), r.url) for r in report.apps]
-    rows += [(r.service, r.state, r.health or "-", "", "", "", str(r.restarts if r.restarts is not None else "-"), "")
-             for r in report.infra]
+             status.uptime(r.uptime_seconds), str(r.restarts if r.restarts is not None else "-"), *r.limits.cells(), r.url)
+             for r in report.apps]
+    rows += [(r.service, r.state, r.health or "-", "", "", "", str(r.restarts if r.restarts is not None else "-"),
+              *r.limits.cells(), "") for r in report.infra]
     title = f"{report.mode} ({report.project})"
     out = console()
     if not sys.stdout.isatty():  # piped: whole values, aligned columns, no colour
@@ -91,6 +93,8 @@ def status_cmd(ctx, dev, as_json) -> None:
               highlight=False)
     for p in report.problems:
         out.print(f"[red]fail[/]: {p.service} is {p.state}; run: {p.fix}", highlight=False)
+    for kill in report.oom_kills:
+        out.print(f"[red]fail[/]: {kill.reason()}; {kill.fix()}", highlight=False)
     finish(status.exit_code(report))
 
 

@@ -319,6 +319,54 @@ def repo_url(value: object) -> str:
     raise ValueError(bad)
 
 
+# ---------------------------------------------------------------- resource limits
+
+MEMORY_RE = re.compile(r"[1-9][0-9]{0,6}[mMgG]", re.ASCII)
+MIB = 1024 * 1024
+MEMORY_MIN, MEMORY_MAX = 16 * MIB, 1024 * 1024 * MIB  # 16m (a process needs more than Docker's 6m floor), 1024g
+
+
+def memory(value: object) -> str:
+    """A memory limit as compose takes it: whole megabytes or gigabytes, 512m or 1g (lower-cased)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        raise ValueError(f"{value} has no unit; write {value}m for megabytes or {value}g for gigabytes")
+    given = matching(value, MEMORY_RE, "a memory size", "512m", "{value} is not a memory size; write a whole number of "
+                     "megabytes or gigabytes, e.g. 512m or 1g (1536m for 1.5 GB)").lower()
+    if not MEMORY_MIN <= memory_bytes(given) <= MEMORY_MAX:
+        raise ValueError(f"{shown(given)} is out of range; give 16m to 1024g")
+    return given
+
+
+def memory_bytes(value: str) -> int:
+    """A checked memory size (512m, 1g) in bytes."""
+    return int(value[:-1]) * MIB * (1024 if value[-1] == "g" else 1)
+
+
+CPUS_MAX = 1024
+
+
+def cpus(value: object) -> float:
+    """A CPU limit: a number of CPUs with at most two decimals (0.5, 1, 2); the engine
+    refuses more than the server has."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"a CPU limit is a number such as 0.5 or 2 (null: no cap), got {kind(value)}")
+    if not 0.01 <= value <= CPUS_MAX or abs(value * 100 - round(value * 100)) > 1e-6:
+        raise ValueError(f"{shown(value)} is not a CPU limit; give 0.01 to {CPUS_MAX} with at most two decimals, e.g. 0.5 or 2")
+    return float(value)
+
+
+PIDS_MIN, PIDS_MAX = 8, 4194304  # the kernel's largest pid_max
+
+
+def pids(value: object) -> int:
+    """A limit on processes and threads (a fork bomb stops there)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"a process limit is a whole number such as 256, got {kind(value)}")
+    if not PIDS_MIN <= value <= PIDS_MAX:
+        raise ValueError(f"{shown(value)} is not a process limit; give {PIDS_MIN} to {PIDS_MAX}, e.g. 256")
+    return value
+
+
 # ---------------------------------------------------------------- free text
 
 def command(value: object) -> list[str]:

@@ -34,7 +34,7 @@ ENV_REFS = {
     "redis": ("host", "port", "user", "password", "url", "prefix"),
 }
 # Set by plano for every app service; an env mapping cannot take them over.
-PLANO_ENV = frozenset({"NODE_ENV", "PORT", "HOSTNAME", "TRUST_PROXY", "UPLOADS_DIR", "DATABASE_URL", "REDIS_URL",
+PLANO_ENV = frozenset({"NODE_ENV", "NODE_OPTIONS", "PORT", "HOSTNAME", "TRUST_PROXY", "UPLOADS_DIR", "DATABASE_URL", "REDIS_URL",
                        "REDIS_KEY_PREFIX", "BACKEND_URL", "PUBLIC_URL"})
 
 DEFAULT_IMAGES = {
@@ -65,6 +65,9 @@ UrlPath = Annotated[str, AfterValidator(fields.url_path)]
 LocalPath = Annotated[str, AfterValidator(fields.local_path)]
 Command = Annotated[list[str], AfterValidator(fields.command)]
 Address = Annotated[str, AfterValidator(fields.ip_address)]
+Memory = Annotated[str, BeforeValidator(fields.memory)]
+Cpus = Annotated[float, BeforeValidator(fields.cpus)]
+Pids = Annotated[int, BeforeValidator(fields.pids)]
 
 
 class Model(BaseModel):
@@ -96,6 +99,63 @@ class DevSettings(Model):
     domain_suffix: Annotated[str, AfterValidator(partial(fields.domain, single_label=True))] = "localhost"
 
 
+# ---------------------------------------------------------------- limits (prod)
+# Caps, not reservations. Sized for a 2 GB server with two apps: the defaults of two
+# apps and the infra add up to 1728m (4 x 256m + 320m + 128m + 64m + 64m + 128m),
+# which leaves 320m of 2 GiB to the kernel, dockerd, containerd and the page cache.
+# CPU caps are for the apps (one app must not starve the others); the shared services
+# have none by default: a cap on nginx, Postgres or Redis throttles every app at once,
+# and one on backup lengthens the dump.
+
+
+class Limits(Model):
+    """What one service may use in prod: memory (a hard cap, no swap), CPUs (null: no
+    cap), and processes plus threads. The defaults are an app service's."""
+
+    memory: Memory = "256m"
+    cpus: Cpus | None = 1.0
+    pids: Pids = 256
+
+
+class DatabaseLimits(Limits):
+    memory: Memory = "320m"  # shared_buffers (128 MB) + a few MB per connection
+    cpus: Cpus | None = None
+
+
+class NginxLimits(Limits):
+    memory: Memory = "128m"  # request bodies over 16k wait in its tmpfs /tmp, which counts here
+    cpus: Cpus | None = None
+    pids: Pids = 128  # a worker per CPU
+
+
+class RedisLimits(Limits):
+    memory: Memory = "64m"  # Redis's maxmemory is 32 MiB under it: writes fail before a kill empties it
+    cpus: Cpus | None = None
+    pids: Pids = 64
+
+
+class CertbotLimits(Limits):
+    memory: Memory = "64m"
+    cpus: Cpus | None = 0.5
+    pids: Pids = 64
+
+
+class BackupLimits(Limits):
+    memory: Memory = "128m"
+    cpus: Cpus | None = None
+    pids: Pids = 128
+
+
+class InfraLimits(Model):
+    """Limits of the infra services (an app's services take theirs under apps.X.backend.limits)."""
+
+    nginx: NginxLimits = Field(default_factory=NginxLimits)
+    database: DatabaseLimits = Field(default_factory=DatabaseLimits)
+    redis: RedisLimits = Field(default_factory=RedisLimits)
+    certbot: CertbotLimits = Field(default_factory=CertbotLimits)
+    backup: BackupLimits = Field(default_factory=BackupLimits)
+
+
 class Service(Model):
     enabled: bool = True
     port: Port = 3000
@@ -112,6 +172,7 @@ class Service(Model):
     test: Command = Field(default_factory=lambda: ["npm", "test"])  # `plano dev test`, in the dev container
     # The env names the app reads, each pointing at a value plano provides: DB_HOST: database.host
     env: dict[str, str] = Field(default_factory=dict)
+    limits: Limits = Field(default_factory=Limits)  # prod only: dev servers compile and watch, and need more
 
     @field_validator("env")
     @classmethod
@@ -222,6 +283,7 @@ class Manifest(Model):
     images: Images = Field(default_factory=Images)
     acme: Acme = Field(default_factory=Acme)
     backup: Backup = Field(default_factory=Backup)
+    limits: InfraLimits = Field(default_factory=InfraLimits)
     prod: ProdSettings = Field(default_factory=ProdSettings)
     dev: DevSettings = Field(default_factory=DevSettings)
     apps: dict[str, App] = Field(default_factory=dict)

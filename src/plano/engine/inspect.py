@@ -79,6 +79,24 @@ def restarts(details: dict) -> int:
     return int(details.get("RestartCount", 0))
 
 
+def limits(details: dict) -> tuple[int | None, float | None, int | None]:
+    """The limits the engine applies: memory in bytes, CPUs, processes; None when unlimited."""
+    host = details.get("HostConfig") or {}
+    memory, nano_cpus, pids = host.get("Memory") or 0, host.get("NanoCpus") or 0, host.get("PidsLimit") or 0
+    return (memory if memory > 0 else None, nano_cpus / 1e9 if nano_cpus > 0 else None, pids if pids > 0 else None)
+
+
+def oom_killed_at(details: dict) -> str | None:
+    """When the kernel last killed the container for exceeding its memory limit. Docker
+    keeps State.OOMKilled through the restart that follows (until the next exit), so a
+    running container still shows it; the time is that exit's."""
+    state = details.get("State") or {}
+    if not state.get("OOMKilled"):
+        return None
+    finished = parse_started(state.get("FinishedAt", ""))
+    return finished.strftime("%Y-%m-%d %H:%M:%S UTC") if finished else "an unknown time"
+
+
 def network_address(details: dict, network: str) -> str:
     """A container's IPv4 address on one network."""
     address = (details["NetworkSettings"]["Networks"].get(network) or {}).get("IPAddress")

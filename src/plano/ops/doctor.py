@@ -23,6 +23,7 @@ from plano.engine import compose, inspect, stack
 from plano.engine.tls import installed_facts
 from plano.ops import backup, check, infra
 from plano.ops import secrets as encrypted_envs
+from plano.ops.status import OomKill, oom_kills
 from plano.render import envfiles
 
 OK, WARN, FAIL = "ok", "warn", "fail"
@@ -174,6 +175,14 @@ def decide_services(states: dict[str, str]) -> Finding:
     return Finding("services", OK, f"{len(states)} services running")
 
 
+def decide_memory(kills: list[OomKill]) -> Finding:
+    if kills:
+        first = kills[0]
+        more = f" (+{len(kills) - 1} more: {', '.join(k.service for k in kills[1:])})" if len(kills) > 1 else ""
+        return Finding("memory", FAIL, first.reason() + more, first.fix())
+    return Finding("memory", OK, "no service was killed for going over its memory limit")
+
+
 def from_outcome(name: str, outcome) -> Finding:
     status = {check.PASSED: OK, check.SKIPPED: WARN}.get(outcome.status, FAIL)
     reason = (outcome.detail or outcome.status).strip().splitlines()
@@ -310,6 +319,12 @@ def restart_finding(manifest: Manifest, runner: Runner) -> Finding:
     return decide_restarts(containers)
 
 
+def memory_finding(manifest: Manifest, runner: Runner) -> Finding:
+    """The prod stack's OOM kills (dev has no limits)."""
+    found = inspect.by_service(inspect.project_containers(Mode.PROD.project(manifest), runner))
+    return decide_memory(oom_kills(manifest, found))
+
+
 def run(session: Session, prod_dns: bool, public_ip: str | None,
         progress: Callable[[str], None] = lambda _: None) -> list[Finding]:
     """Every check, each reported; they only read (queries)."""
@@ -336,6 +351,7 @@ def run(session: Session, prod_dns: bool, public_ip: str | None,
             steps.append(("ports", lambda: port_finding(st, runner)))
             steps.append(("services", lambda: services_finding(st, runner)))
         steps.append(("restarts", lambda: restart_finding(manifest, runner)))
+        steps.append(("memory", lambda: memory_finding(manifest, runner)))
     steps += [
         ("disk", lambda: disk_finding(root)),
         ("certificates", lambda: cert_finding(root, manifest, now)),

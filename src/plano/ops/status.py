@@ -1,23 +1,61 @@
 """`plano status`: one screen per environment. Per app service: the image and tag
-running against the tag recorded in the env file, health, uptime, restarts, URL;
-then the infra services, certificates, the last backup and the disk usage of data/.
-Every service that does not run (stopped, restarting, paused, no container) is a
-problem, with the command that brings it back; any problem makes the exit code 1."""
+running against the tag recorded in the env file, health, uptime, restarts, the
+limits the engine applies, URL; then the infra services, certificates, the last
+backup and the disk usage of data/. Every service that does not run (stopped,
+restarting, paused, no container) is a problem, with the command that brings it
+back, and so is a service the kernel killed for going over its memory limit, with
+the plano.yml setting to raise; any problem makes the exit code 1."""
 
 from __future__ import annotations
 
 import datetime as dt
+import shlex
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from plano.core import fields, secrets
 from plano.core import naming as n
-from plano.core import secrets
+from plano.core.manifest import InfraLimits, Manifest
 from plano.core.session import Session
 from plano.engine import inspect
 from plano.engine.stack import open_stack, require_engine, urls
 from plano.engine.tls import installed_facts
 from plano.ops import backup
+
+
+@dataclass(frozen=True)
+class AppliedLimits:
+    """What the engine applies to a container (from `docker inspect`), None: unlimited."""
+
+    memory: str | None  # 256m, 1g
+    cpus: float | None
+    pids: int | None
+
+    def cells(self) -> tuple[str, str, str]:
+        return (self.memory or "-", f"{self.cpus:g}" if self.cpus else "-", str(self.pids or "-"))
+
+
+NO_LIMITS = AppliedLimits(None, None, None)
+
+
+@dataclass(frozen=True)
+class OomKill:
+    """A service the kernel killed for going over its memory limit, and the setting to raise."""
+
+    service: str
+    at: str
+    memory: str | None
+    restarts: int
+    setting: str | None  # apps/app1/backend/limits/memory; None for a service of docker-compose.custom.yml
+    apply: str  # the command that recreates it with the new limit
+
+    def reason(self) -> str:
+        return f"{self.service} was killed at {self.at}: it went over its memory limit ({self.memory or 'none'})"
+
+    def fix(self) -> str:
+        where = f"raise {self.setting} in plano.yml" if self.setting else "raise its mem_limit in docker-compose.custom.yml"
+        return f"{where}, then plano render and {self.apply} (or find the leak: plano prod logs {self.service})"
 
 
 @dataclass(frozen=True)
@@ -33,6 +71,8 @@ class ServiceRow:
     uptime_seconds: int | None
     restarts: int | None
     url: str
+    limits: AppliedLimits = NO_LIMITS
+    oom_killed_at: str | None = None
 
 
 @dataclass(frozen=True)
@@ -41,6 +81,8 @@ class InfraRow:
     state: str
     health: str | None  # None when it does not run: a stopped container keeps its last health
     restarts: int | None
+    limits: AppliedLimits = NO_LIMITS
+    oom_killed_at: str | None = None
 
 
 @dataclass(frozen=True)
@@ -83,6 +125,48 @@ class Report:
     backup: BackupSummary
     data: DataUsage
     problems: list[Problem]
+    oom_kills: list[OomKill] = field(default_factory=list)
+
+
+def size(bytes_: int) -> str:
+    """A memory size as plano.yml writes it: 1g, 256m."""
+    gib = fields.MIB * 1024
+    return f"{bytes_ // gib}g" if bytes_ % gib == 0 else f"{round(bytes_ / fields.MIB)}m"
+
+
+def applied_limits(info: dict) -> AppliedLimits:
+    memory, cpus, pids = inspect.limits(info)
+    return AppliedLimits(size(memory) if memory else None, cpus, pids)
+
+
+def memory_setting(manifest: Manifest, service: str) -> str | None:
+    """Where plano.yml sets a compose service's memory limit (apps/app1/backend/limits/memory);
+    None for a service plano does not render (one of docker-compose.custom.yml)."""
+    if service in InfraLimits.model_fields:
+        return f"limits/{service}/memory"
+    roles = {n.service(name, role): f"apps/{name}/{role}/limits/memory" for name, app in manifest.apps.items() for role in app.services()}
+    return roles.get(service)
+
+
+def apply_argv(manifest: Manifest, service: str, info: dict) -> list[str]:
+    """What recreates a service with its new limit: an app's own deploy of the tag it
+    runs (a new container next to the old, no downtime), else `prod up`."""
+    for name, app in manifest.apps.items():
+        for role in app.services():
+            if service == n.service(name, role):
+                return ["plano", "deploy", name, "--service", role, "--tag", inspect.image_tag(info["Config"]["Image"])]
+    return ["plano", "prod", "up"]
+
+
+def oom_kills(manifest: Manifest, found: dict[str, dict]) -> list[OomKill]:
+    """The services (name -> `docker inspect`) whose last exit was the kernel's OOM kill."""
+    kills = []
+    for service, info in sorted(found.items()):
+        at = inspect.oom_killed_at(info)
+        if at:
+            kills.append(OomKill(service, at, applied_limits(info).memory, inspect.restarts(info), memory_setting(manifest, service),
+                                 shlex.join(apply_argv(manifest, service, info))))
+    return kills
 
 
 def service_row(app: str, role: str, info: dict | None, recorded: str | None, url: str, now: dt.datetime) -> ServiceRow:
@@ -98,7 +182,7 @@ def service_row(app: str, role: str, info: dict | None, recorded: str | None, ur
         app=app, service=n.service(app, role), state=state.get("Status", "unknown"), image=image, tag=tag,
         recorded_tag=recorded, matches=recorded is None or recorded == tag, health=inspect.health_status(state) if running else None,
         uptime_seconds=int((now - started).total_seconds()) if running and started else None,
-        restarts=inspect.restarts(info), url=url,
+        restarts=inspect.restarts(info), url=url, limits=applied_limits(info), oom_killed_at=inspect.oom_killed_at(info),
     )
 
 
@@ -108,7 +192,7 @@ def infra_row(service: str, info: dict | None) -> InfraRow:
         return InfraRow(service, "absent", None, None)
     state = info["State"]
     return InfraRow(service, state.get("Status", "unknown"), inspect.health_status(state) if state.get("Running") else None,
-                    inspect.restarts(info))
+                    inspect.restarts(info), applied_limits(info), inspect.oom_killed_at(info))
 
 
 def problem(service: str, state: str, mode: str) -> Problem | None:
@@ -126,7 +210,7 @@ def problems(apps: list[ServiceRow], infra: list[InfraRow], mode: str) -> list[P
 
 
 def exit_code(report: Report) -> int:
-    return 1 if report.problems else 0
+    return 1 if report.problems or report.oom_kills else 0
 
 
 def collect(session: Session, now: dt.datetime | None = None) -> Report:
@@ -154,6 +238,7 @@ def collect(session: Session, now: dt.datetime | None = None) -> Report:
         backup=BackupSummary(entries[-1].id if entries else None, len(entries), state["last_success"], state["last_failure"]),
         data=DataUsage(mode.data_root, folder_bytes(data), shutil.disk_usage(data).free if data.is_dir() else None),
         problems=problems(rows, infra_rows, str(mode)),
+        oom_kills=oom_kills(manifest, found),
     )
 
 

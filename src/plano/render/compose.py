@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from plano.core import fields
 from plano.core import naming as n
 from plano.core.files import File, Kind, Tree, with_header
-from plano.core.manifest import App, Manifest
+from plano.core.manifest import App, Limits, Manifest
 from plano.core.mode import Mode
 
 NGINX_CMD = ["nginx", "-c", n.NGINX_CONF, "-g", "daemon off;"]
@@ -378,15 +379,37 @@ def dev(manifest: Manifest) -> dict[str, Any]:
             "secrets": secret_sources(manifest, Mode.DEV)}
 
 
+HEAP_SHARE = 0.75  # of a Node service's memory limit, for V8's old space: the rest is buffers, code, stacks
+
+
+def limited(limits: Limits) -> dict[str, Any]:
+    """A service's limits as plain compose keys, which `compose up` applies without swarm.
+    Swap equal to memory: no swap, so the memory limit is the real one. No cpus: no cap."""
+    cpus = {"cpus": limits.cpus} if limits.cpus is not None else {}
+    return {"mem_limit": limits.memory, "memswap_limit": limits.memory, **cpus, "pids_limit": limits.pids}
+
+
+def node_heap_mib(limits: Limits) -> int:
+    """V8 sizes its heap from the machine, or (Node >= 20) from the cgroup, but not under
+    it: measured in a 256m container, Node 24's heap limit is 259 MB. Below the limit,
+    V8 collects before the kernel kills the process, and a leak ends in a heap error."""
+    return int(fields.memory_bytes(limits.memory) * HEAP_SHARE) // fields.MIB
+
+
 def prod(manifest: Manifest) -> dict[str, Any]:
     p = manifest.prod
     services: dict[str, Any] = {
-        "nginx": {"ports": [published(p.bind, p.http_port, 80), published(p.bind, p.https_port, 443)]},
+        "nginx": {"ports": [published(p.bind, p.http_port, 80), published(p.bind, p.https_port, 443)], **limited(manifest.limits.nginx)},
+        **{name: limited(getattr(manifest.limits, name)) for name in ("certbot", "database", "redis", "backup")},
     }
     for name, app in manifest.apps.items():
-        for role in app.services():
+        for role, svc in app.services().items():
             image = n.prod_image(manifest, name, role)
-            services[n.service(name, role)] = {"image": f"{image}:${{{n.tag_var(name, role)}:-latest}}"}
+            services[n.service(name, role)] = {
+                "image": f"{image}:${{{n.tag_var(name, role)}:-latest}}",
+                "environment": {"NODE_OPTIONS": f"--max-old-space-size={node_heap_mib(svc.limits)}"},
+                **limited(svc.limits),
+            }
     return {"services": services}
 
 
