@@ -128,3 +128,16 @@ def test_doctor_reads_env_prod_as_a_set_of_keys(infra):
     assert main(["render"]) == 0 and env.read_text() == moved
     env.write_text(moved.replace(tag + "\n", ""))
     assert doctor.rendered_finding(infra, manifest).reason == "1 out of date with plano.yml: .env.prod"
+
+
+def test_a_deploy_cut_short_leaves_an_override_that_doctor_reports(tmp_path):
+    from plano.ops import deploy
+
+    assert doctor.decide_overrides({}) == doctor.Finding("deploy switches", "ok", "nginx reaches every service through Docker's DNS")
+    assert doctor.decide_overrides({"app1-backend": "app1"}) == doctor.Finding(
+        "deploy switches", "fail", "a deploy was cut short: nginx still reaches app1-backend through data/nginx/dns/",
+        "plano deploy app1 --service backend --tag <its tag in .env.prod>, or plano prod restart nginx")
+    assert not deploy.deploy_running(tmp_path, "app1")
+    with deploy.deploy_lock(tmp_path, "app1"):
+        assert deploy.deploy_running(tmp_path, "app1")  # doctor leaves a running deploy's overrides alone
+    assert not deploy.deploy_running(tmp_path, "app1")

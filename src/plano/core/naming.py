@@ -258,10 +258,14 @@ def installed_cert_dir(mode: str, app: str) -> str:
     return f"{data_root(mode)}/certs/plano/{app}"
 
 
+def dns_overrides(mode: str) -> str:
+    return f"{data_root(mode)}/nginx/dns"
+
+
 def dns_override(mode: str, service_name: str) -> str:
     """While this file exists, nginx's DNS answers `service_name` with the addresses in
     it (a hosts file), not Docker's: a deploy switches nginx with it, with no reload."""
-    return f"{data_root(mode)}/nginx/dns/{service_name}"
+    return f"{dns_overrides(mode)}/{service_name}"
 
 
 DEPLOY_LOG = "data/logs/deploys.jsonl"  # prod only: the deploy log (plano releases)

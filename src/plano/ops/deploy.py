@@ -210,6 +210,20 @@ def deploy_lock(root: Path, app: str) -> Iterator[None]:
         handle.close()
 
 
+def deploy_running(root: Path, app: str) -> bool:
+    """Whether a deploy of `app` holds its lock now (on this machine)."""
+    path = root / n.deploy_lock(app)
+    if not path.exists():
+        return False
+    with path.open("a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return False
+
+
 def current_tag(root: Path, target: Target) -> str:
     return secrets.read_env(root / n.ENV_PROD).get(target.variable) or "latest"
 

@@ -175,6 +175,18 @@ def decide_services(states: dict[str, str]) -> Finding:
     return Finding("services", OK, f"{len(states)} services running")
 
 
+def decide_overrides(left: dict[str, str]) -> Finding:
+    """DNS overrides (service -> its app) that no running deploy holds: a deploy was cut
+    short, and nginx sends that service's requests to the addresses it pinned."""
+    if left:
+        service, app = next(iter(sorted(left.items())))
+        return Finding("deploy switches", FAIL,
+                       f"a deploy was cut short: nginx still reaches {', '.join(sorted(left))} through {n.dns_overrides('prod')}/",
+                       f"plano deploy {app} --service {service.removeprefix(app + '-')} --tag <its tag in {n.ENV_PROD}>, "
+                       "or plano prod restart nginx")
+    return Finding("deploy switches", OK, "nginx reaches every service through Docker's DNS")
+
+
 def decide_memory(kills: list[OomKill]) -> Finding:
     if kills:
         first = kills[0]
@@ -319,6 +331,15 @@ def restart_finding(manifest: Manifest, runner: Runner) -> Finding:
     return decide_restarts(containers)
 
 
+def overrides_finding(root: Path, manifest: Manifest) -> Finding:
+    from plano.ops.deploy import deploy_running
+
+    folder = root / n.dns_overrides("prod")
+    apps = {n.service(name, role): name for name, app in manifest.apps.items() for role in app.services()}
+    files = sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) if folder.is_dir() else []
+    return decide_overrides({f: apps.get(f, "APP") for f in files if not deploy_running(root, apps.get(f, ""))})
+
+
 def memory_finding(manifest: Manifest, runner: Runner) -> Finding:
     """The prod stack's OOM kills (dev has no limits)."""
     found = inspect.by_service(inspect.project_containers(Mode.PROD.project(manifest), runner))
@@ -350,6 +371,7 @@ def run(session: Session, prod_dns: bool, public_ip: str | None,
         if st is not None:
             steps.append(("ports", lambda: port_finding(st, runner)))
             steps.append(("services", lambda: services_finding(st, runner)))
+            steps.append(("deploy switches", lambda: overrides_finding(root, manifest)))
         steps.append(("restarts", lambda: restart_finding(manifest, runner)))
         steps.append(("memory", lambda: memory_finding(manifest, runner)))
     steps += [
