@@ -1,9 +1,10 @@
 """A bounded load of GETs and POSTs through nginx, for the deploy tests and bench.
 
-Two kinds of client: by default each request opens its own TLS connection (with the
-app's SNI); with `keepalive`, each worker keeps one connection for as long as it
-lasts, as browsers and API clients do (a connection closed under a request is a
-failure, and the worker opens a new one). Every request is recorded: ok or why not,
+Three kinds of client: by default each request opens its own TLS connection (with
+the app's SNI); with `keepalive`, each worker keeps one HTTP/1.1 connection for as
+long as it lasts, as API clients do (a connection closed under a request is a
+failure, and the worker opens a new one); with `http2`, each worker keeps one HTTP/2
+connection (httpx), as browsers do. Every request is recorded: ok or why not,
 which version answered, its latency, and for a POST the value it wrote, so a test
 can check the database for every acknowledged write. Only 127.0.0.1, a bounded count
 and time, and it stops by itself.
@@ -72,6 +73,7 @@ class Load:
     max_requests: int = 200_000
     probes: tuple[Probe, ...] = STAND_IN_PROBES
     keepalive: bool = False
+    http2: bool = False
     results: list[Outcome] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -107,7 +109,43 @@ class Load:
             conn.close()  # the server said so: the next request opens a new connection
         return Outcome(True, what, probe.version(payload) if probe.version else None, seconds, wrote=wrote)
 
+    def one_h2(self, client, n: int, key: str) -> Outcome:
+        import httpx
+
+        probe = self.probes[n % len(self.probes)]
+        body = probe.body(key) if probe.body else None
+        wrote = json.loads(body)["value"] if body is not None else None
+        headers = {"Host": self.host} | ({"Content-Type": "application/json"} if body is not None else {})
+        started = time.monotonic()
+        what = f"{probe.method} {probe.path} (h2)"
+        try:
+            response = client.request(probe.method, f"https://127.0.0.1:{self.port}{probe.path}", content=body, headers=headers,
+                                      extensions={"sni_hostname": self.host})
+        except httpx.HTTPError as exc:
+            return Outcome(False, what, None, time.monotonic() - started, repr(exc), wrote)
+        seconds = time.monotonic() - started
+        if response.http_version != "HTTP/2":
+            return Outcome(False, what, None, seconds, f"answered over {response.http_version}", wrote)
+        if response.status_code != probe.expect or probe.contains not in response.content:
+            return Outcome(False, what, None, seconds, f"{response.status_code} {response.content[:200]!r}", wrote)
+        return Outcome(True, what, probe.version(response.content) if probe.version else None, seconds, wrote=wrote)
+
+    def worker_h2(self, index: int) -> None:
+        """One HTTP/2 connection per worker (httpx opens a new one when nginx ends it with GOAWAY)."""
+        import httpx
+
+        deadline = time.monotonic() + self.max_seconds
+        n = 0
+        with httpx.Client(http2=True, verify=unverified_tls(), timeout=10) as client:
+            while not self._stop.is_set() and time.monotonic() < deadline and len(self.results) < self.max_requests:
+                n += 1
+                outcome = self.one_h2(client, n, f"h2-{index}-{n}")
+                with self._lock:
+                    self.results.append(outcome)
+
     def worker(self, index: int) -> None:
+        if self.http2:
+            return self.worker_h2(index)
         deadline = time.monotonic() + self.max_seconds
         n = 0
         conn: http.client.HTTPConnection | None = None

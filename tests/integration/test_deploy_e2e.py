@@ -68,8 +68,8 @@ def stack(tmp_path_factory, engine):
         yield ws
 
 
-def load(ws, keepalive: bool = False, workers: int = 6) -> Load:
-    return Load(ws.ports["prod_https"], "app1.example.com", workers=workers, keepalive=keepalive).start()
+def load(ws, keepalive: bool = False, workers: int = 6, http2: bool = False) -> Load:
+    return Load(ws.ports["prod_https"], "app1.example.com", workers=workers, keepalive=keepalive, http2=http2).start()
 
 
 def check_writes(ws, *loads: Load) -> str:
@@ -97,27 +97,28 @@ def running(ws) -> list[str]:
 
 
 def test_1_deploy_backend_then_frontend_under_load(stack):
-    """Two kinds of client at once: a new TLS connection per request, and keep-alive
-    connections that live through the whole deploy (no switch may close them)."""
+    """Three kinds of client at once: a new TLS connection per request, and HTTP/1.1 and
+    HTTP/2 connections that live through the whole deploy (no switch may close them)."""
     ws = stack
     assert versions_now(ws, 3) == {"backend 1.0.0", "frontend 1.0.0"}
-    fresh, kept = load(ws, workers=3), load(ws, keepalive=True, workers=3)
+    fresh, kept, h2 = load(ws, workers=2), load(ws, keepalive=True, workers=2), load(ws, workers=2, http2=True)
     try:
         time.sleep(2)
         started = time.monotonic()
         out = plano("deploy", "app1", "--service", "backend", "--tag", "2.0.0", cwd=ws.infra)
         plano("deploy", "app1", "--service", "frontend", "--tag", "2.0.0", cwd=ws.infra)
         seconds = time.monotonic() - started
-        wait_for(lambda: len(fresh.results) + len(kept.results) >= 5000, "the load made fewer than 5,000 requests", 240, 0.5)
+        wait_for(lambda: len(fresh.results) + len(kept.results) + len(h2.results) >= 5000, "the load made fewer than 5,000 requests",
+                 240, 0.5)
     finally:
-        fresh.stop()
-        kept.stop()
+        for each in (fresh, kept, h2):
+            each.stop()
     print(f"deploy of backend + frontend under load, {seconds:.1f} s: new connection per request: {fresh.summary()}; "
-          f"keep-alive: {kept.summary()}; {check_writes(ws, fresh, kept)}")
+          f"HTTP/1.1 keep-alive: {kept.summary()}; HTTP/2: {h2.summary()}; {check_writes(ws, fresh, kept, h2)}")
     assert "app1-backend: 1.0.0 -> 2.0.0, done" in out.stdout
-    assert fresh.failures == [], fresh.explain(f"{ws.name}-nginx-1")
-    assert kept.failures == [], kept.explain(f"{ws.name}-nginx-1")
-    assert len(fresh.results) >= 1000 and len(kept.results) >= 1000
+    for each in (fresh, kept, h2):
+        assert each.failures == [], each.explain(f"{ws.name}-nginx-1")
+        assert len(each.results) >= 500
     assert {r.version for r in kept.results[-200:] if r.version} == {"backend 2.0.0", "frontend 2.0.0"}
     assert versions_now(ws) == {"backend 2.0.0", "frontend 2.0.0"}
     env = (ws.infra / ".env.prod").read_text()
@@ -332,3 +333,52 @@ def test_8_requests_held_through_a_deploy_reach_the_service_they_were_sent_to(st
     assert all(b'"size":1048576' in body for _, body, _ in answers), answers
     assert kept.failures == [], kept.explain(f"{ws.name}-nginx-1")
     assert versions_now(ws, 3) == {f"backend {other}", f"frontend {other}"}
+
+
+def events(ws, query: str, got: list) -> None:
+    """Read a server-sent event stream from app1's backend to its end; appends (complete events, how it ended)."""
+    raw = socket.create_connection(("127.0.0.1", ws.ports["prod_https"]), timeout=60)
+    text, ended = b"", "closed"
+    try:
+        with unverified_tls().wrap_socket(raw, server_hostname="app1.example.com") as tls:
+            tls.sendall(f"GET /api/events?{query} HTTP/1.1\r\nHost: app1.example.com\r\nConnection: close\r\n\r\n".encode())
+            while data := tls.recv(65536):
+                text += data
+    except OSError as exc:
+        ended = repr(exc)
+    head, _, body = text.partition(b"\r\n\r\n")
+    blocks = body.decode(errors="replace").split("\n\n")
+    complete = [b for b in blocks[:-1] if "data: " in b]  # what follows the last blank line is unfinished
+    if b"event: end" in body and body.rstrip().endswith(b"0"):  # the end event, then chunked encoding's last chunk
+        ended = "end"
+    got.append((head.split(b"\r\n")[0].decode(), [json.loads(b.split("data: ", 1)[1].splitlines()[0]) for b in complete], ended))
+
+
+def test_9_an_open_event_stream_is_drained_to_its_end_or_to_the_deadline(stack):
+    """A stream that ends within --drain-timeout gets every event from the old backend
+    and its end; one that would outlast it is stopped at the deadline (the demo
+    backend ends its streams cleanly when it is asked to stop): whole events only."""
+    ws = stack
+    current = "2.0.0" if "APP1_BACKEND_TAG=2.0.0" in (ws.infra / ".env.prod").read_text() else "1.0.0"
+    other = "1.0.0" if current == "2.0.0" else "2.0.0"
+    short, long_ = [], []
+    readers = [threading.Thread(target=events, args=(ws, "count=24&every=250", short)),  # 6 s
+               threading.Thread(target=events, args=(ws, "count=240&every=250", long_))]  # 60 s
+    for reader in readers:
+        reader.start()
+    time.sleep(1)
+    started = time.monotonic()
+    plano("deploy", "app1", "--service", "backend", "--tag", other, "--drain-timeout", "8", cwd=ws.infra)
+    seconds = time.monotonic() - started
+    for reader in readers:
+        reader.join(timeout=120)
+    (status, ticks, ended), (long_status, long_ticks, long_ended) = short[0], long_[0]
+    print(f"deploy with open event streams, {seconds:.1f} s: the 6 s stream got {len(ticks)} events and {ended}; "
+          f"the 60 s one got {len(long_ticks)} whole events, then {long_ended}")
+    assert status == "HTTP/1.1 200 OK" and long_status == "HTTP/1.1 200 OK"
+    assert [t["tick"] for t in ticks] == list(range(1, 25)) and ended == "end"
+    assert {t["version"] for t in ticks} == {current}  # the old backend served it to its end
+    assert 0 < len(long_ticks) < 240 and [t["tick"] for t in long_ticks] == list(range(1, len(long_ticks) + 1))
+    assert long_ended == "end"
+    assert seconds < 60  # the deadline, not the stream, ended the drain
+    assert versions_now(ws, 2) == {f"backend {other}", f"frontend {current}"}
