@@ -184,7 +184,7 @@ def test_2_an_app_over_its_memory_is_restarted_alone_and_the_other_serves_on(sta
 
     out = plano("status", cwd=ws.infra, check=False)
     assert out.returncode == 1, out.stdout + out.stderr
-    assert "fail app1-backend was killed at " in out.stdout and "it went over its memory limit (128m)" in out.stdout
+    assert "fail: app1-backend was killed at " in out.stdout and "it went over its memory limit (128m)" in out.stdout
     fix = "raise apps/app1/backend/limits/memory in plano.yml, then plano render and plano deploy app1 --service backend --tag 1.0.0"
     assert fix in out.stdout, out.stdout
     report = json.loads(plano("status", "--json", cwd=ws.infra, check=False).stdout)
