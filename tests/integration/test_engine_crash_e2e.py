@@ -25,8 +25,8 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Self
 from pathlib import Path
+from typing import Self
 
 import pytest
 
@@ -39,6 +39,7 @@ from tests.integration.stackfixtures import (
     build_image,
     docker,
     make_workspace,
+    plano,
 )
 
 pytestmark = pytest.mark.expected_seconds(300)  # on a 2-core machine
@@ -139,8 +140,7 @@ def stack(tmp_path_factory, engine, test_run):
         text = text.replace(f"  {key}: {STAND_INS[key]} ", f"  {key}: {stand_in_in_registry(ws.name, key)} ", 1)
     # nginx's ports are published inside the container, which publishes them on the host's loopback.
     manifest.write_text(text.replace("  bind: 127.0.0.1\n", "  bind: 0.0.0.0\n", 1))
-    plano_out = subprocess.run([sys.executable, "-m", "plano.cli", "render"], cwd=ws.infra, capture_output=True, text=True)
-    assert plano_out.returncode == 0, plano_out.stderr
+    plano("render", cwd=ws.infra)
     for app in APPS:
         for role in ("backend", "frontend"):
             image = f"{REGISTRY}/{ws.name}/{app}-{role}:1.0.0"
