@@ -97,7 +97,7 @@ class Engine:
         self.inside("sh", "-c", "while pgrep -x dockerd >/dev/null; do sleep 0.1; done")
 
     def docker(self, *args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess:
-        proc = subprocess.run(["docker", "-H", self.host, *args], capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(["docker", "-H", self.host, *args], check=False, capture_output=True, text=True, timeout=timeout)
         if check:
             assert proc.returncode == 0, f"inner docker {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
         return proc
@@ -108,7 +108,7 @@ class Engine:
 
 
 def plano_on(engine: Engine, *args: str, cwd: Path, timeout: float = 900) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-m", "plano.cli", *args], cwd=cwd, capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-m", "plano.cli", *args], cwd=cwd, check=False, capture_output=True, text=True,
                           timeout=timeout, env={**os.environ, "DOCKER_HOST": engine.host})
     assert proc.returncode == 0, f"plano {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
     return proc
@@ -174,7 +174,7 @@ def stack(tmp_path_factory, engine, test_run):
     finally:
         # The inner engine removes its containers (and their cgroups, which are the host's) first.
         subprocess.run(["sh", "-c", f"docker -H {inner.host} ps -aq | xargs -r docker -H {inner.host} rm -f"],
-                       capture_output=True, timeout=120)
+                       check=False, capture_output=True, timeout=120)
         docker("rm", "-f", "-v", node, check=False)
 
 
@@ -365,7 +365,7 @@ def test_3_with_live_restore_an_engine_crash_stops_no_container(stack):
     (inner.sockets / "daemon.json").write_text(json.dumps({**DAEMON_JSON, "live-restore": True}))
     inner.inside("sh", "-c", "kill -HUP $(pgrep -x dockerd)")
     assert inner.docker("info", "--format", "{{.LiveRestoreEnabled}}").stdout.strip() == "true"
-    doctor = subprocess.run([sys.executable, "-m", "plano.cli", "doctor", "--json"], cwd=ws.infra, capture_output=True,
+    doctor = subprocess.run([sys.executable, "-m", "plano.cli", "doctor", "--json"], cwd=ws.infra, check=False, capture_output=True,
                             text=True, timeout=600, env={**os.environ, "DOCKER_HOST": inner.host})
     found = {f["check"]: f for f in json.loads(doctor.stdout)}
     assert found["crash recovery"]["status"] == "ok", found["crash recovery"]
