@@ -24,6 +24,12 @@ STAND_INS = {
     "node": "plano-test/node:sid",
 }
 REGISTRY = testrun.REGISTRY  # scripts/harness/registry.sh
+# A Docker engine in a container (plano-test/dind): what `docker run --privileged` would
+# give, less CAP_SYS_RESOURCE, which this sandbox's bounding set lacks
+# (../shared/docs/offline-test-environment.md). Add a /var/lib/docker: a tmpfs or a volume.
+ENGINE_IN_A_CONTAINER = ["--cap-add", "ALL", "--cap-drop", "SYS_RESOURCE", "--security-opt", "seccomp=unconfined",
+                         "--security-opt", "apparmor=unconfined", "--security-opt", "systempaths=unconfined",
+                         "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw", "--tmpfs", "/run"]
 
 
 def plano(*args: str, cwd: Path, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess:

@@ -12,25 +12,20 @@ from pathlib import Path
 import pytest
 
 from tests import testrun
-from tests.integration.stackfixtures import docker
+from tests.integration.stackfixtures import ENGINE_IN_A_CONTAINER, docker
 
 pytestmark = pytest.mark.expected_seconds(45)  # on a 2-core machine
 
 ROOT = Path(__file__).resolve().parents[2]
 NODE_IMAGE = "plano-test/dind:bookworm"
 CERTBOT_IMAGE = "plano-test/certbot:sid"
-# What `docker run --privileged` would give, less CAP_SYS_RESOURCE, which this
-# sandbox's bounding set lacks (../shared/docs/offline-test-environment.md).
-ENGINE_IN_A_CONTAINER = ["--cap-add", "ALL", "--cap-drop", "SYS_RESOURCE", "--security-opt", "seccomp=unconfined",
-                         "--security-opt", "apparmor=unconfined", "--security-opt", "systempaths=unconfined",
-                         "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw", "--tmpfs", "/run", "--tmpfs", "/var/lib/docker:exec"]
 
 
 @pytest.fixture(scope="module")
 def node(engine, test_run):
     name = f"e2e-harness-{uuid.uuid4().hex[:6]}"
     docker("run", "-d", "--init", "--name", name, "--label", f"{testrun.LABEL}={test_run}", *ENGINE_IN_A_CONTAINER,
-           "-v", f"{ROOT / 'scripts/harness'}:/harness:ro", NODE_IMAGE)
+           "--tmpfs", "/var/lib/docker:exec", "-v", f"{ROOT / 'scripts/harness'}:/harness:ro", NODE_IMAGE)
     try:
         yield name
     finally:

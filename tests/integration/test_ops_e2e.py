@@ -64,7 +64,7 @@ def test_2_a_healthy_stack_reads_ok(site):
     assert statuses.pop("disk") in ("ok", "warn")
     assert statuses == dict.fromkeys(statuses, "ok"), found
     assert set(statuses) == {"engine", "rendered files", "compose config (dev)", "compose config (prod)", "nginx -t",
-                             ".env.prod keys", "secret files", "secrets in git", "ports", "services", "deploy switches", "restarts", "memory", "certificates", "backups"}
+                             ".env.prod keys", "secret files", "secrets in git", "ports", "services", "deploy switches", "restarts", "memory", "crash recovery", "certificates", "backups"}
     assert code == 0
 
 

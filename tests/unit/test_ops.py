@@ -169,3 +169,23 @@ def test_an_oom_kill_names_the_setting_to_raise(stack):
         "memory", "fail", "app1-backend was killed at 2026-11-29 11:58:59 UTC: it went over its memory limit (128m) "
         "(+2 more: mailpit, redis)", kills[0].fix())
     assert doctor.decide_memory([]) == doctor.Finding("memory", "ok", "no service was killed for going over its memory limit")
+
+
+def test_doctor_crash_recovery():
+    always = {"acme-nginx-1": "always", "acme-database-1": "always"}
+    assert doctor.decide_recovery(always, "enabled", live_restore=False) == doctor.Finding(
+        "crash recovery", "ok", "2 containers with restart: always; live-restore off: an engine crash restarts them",
+        'optional: "live-restore": true in /etc/docker/daemon.json, then systemctl reload docker')
+    assert doctor.decide_recovery(always, None, live_restore=True) == doctor.Finding(
+        "crash recovery", "ok", "2 containers with restart: always; live-restore on: an engine crash leaves them running")
+    assert doctor.decide_recovery(always, "disabled", live_restore=True) == doctor.Finding(
+        "crash recovery", "fail", "docker.service is disabled: after a reboot the stack stays down", "systemctl enable docker.service")
+    assert doctor.decide_recovery(always, "indirect", live_restore=True).status == "fail"  # socket-activated only
+    old = {f"acme-{name}-1": "unless-stopped" for name in ("redis", "nginx", "database", "certbot")} | {"acme-backup-1": "always"}
+    assert doctor.decide_recovery(old, "enabled", live_restore=False) == doctor.Finding(
+        "crash recovery", "warn", "restart: unless-stopped on acme-certbot-1, acme-database-1, acme-nginx-1 (+1 more): "
+        "down after an engine crash", "plano prod up (recreates them with restart: always)")
+    assert doctor.decide_recovery({"acme-nginx-1": ""}, None, live_restore=False).reason == \
+        "restart: no on acme-nginx-1: down after an engine crash"
+    assert doctor.decide_recovery({}, "enabled", live_restore=False).reason == \
+        "no prod container (plano prod up starts them with restart: always)"

@@ -25,10 +25,14 @@ from plano.ops import backup, check, infra
 from plano.ops import secrets as encrypted_envs
 from plano.ops.status import OomKill, oom_kills
 from plano.render import envfiles
+from plano.render.compose import RESTART
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 CERT_DAYS = 21
 BACKUP_HOURS = 26  # a daily schedule, with slack
+# `systemctl is-enabled` answers for a unit that does not start at boot (indirect: only
+# its socket is enabled, and nothing connects to the engine at boot).
+NOT_AT_BOOT = ("disabled", "masked", "masked-runtime", "indirect", "linked", "linked-runtime")
 
 
 @dataclass(frozen=True)
@@ -195,6 +199,27 @@ def decide_memory(kills: list[OomKill]) -> Finding:
     return Finding("memory", OK, "no service was killed for going over its memory limit")
 
 
+def decide_recovery(policies: dict[str, str], boot: str | None, live_restore: bool) -> Finding:
+    """Whether the prod stack comes back by itself after an engine crash and a reboot.
+    A dockerd that restarts after an unclean exit (without live-restore) stops the
+    containers it finds alive and records them as stopped by hand: only `restart:
+    always` ones start again. After a reboot they start only if the engine does.
+    `boot` is `systemctl is-enabled docker.service`'s answer (None: no systemd unit)."""
+    if boot in NOT_AT_BOOT:
+        return Finding("crash recovery", FAIL, f"docker.service is {boot}: after a reboot the stack stays down",
+                       "systemctl enable docker.service")
+    if not policies:
+        return Finding("crash recovery", OK, "no prod container (plano prod up starts them with restart: always)")
+    stale = sorted(name for name, policy in policies.items() if policy != RESTART)
+    if stale:
+        more = f" (+{len(stale) - 3} more)" if len(stale) > 3 else ""
+        return Finding("crash recovery", WARN, f"restart: {policies[stale[0]] or 'no'} on {', '.join(stale[:3])}{more}: "
+                       "down after an engine crash", "plano prod up (recreates them with restart: always)")
+    engine = "on: an engine crash leaves them running" if live_restore else "off: an engine crash restarts them"
+    return Finding("crash recovery", OK, f"{len(policies)} containers with restart: always; live-restore {engine}",
+                   "" if live_restore else 'optional: "live-restore": true in /etc/docker/daemon.json, then systemctl reload docker')
+
+
 def from_outcome(name: str, outcome) -> Finding:
     status = {check.PASSED: OK, check.SKIPPED: WARN}.get(outcome.status, FAIL)
     reason = (outcome.detail or outcome.status).strip().splitlines()
@@ -346,6 +371,15 @@ def memory_finding(manifest: Manifest, runner: Runner) -> Finding:
     return decide_memory(oom_kills(manifest, found))
 
 
+def recovery_finding(manifest: Manifest, runner: Runner) -> Finding:
+    containers = [info for info in inspect.project_containers(Mode.PROD.project(manifest), runner)
+                  if info["Config"]["Labels"].get("com.docker.compose.oneoff") != "True"]
+    policies = {info["Name"].lstrip("/"): info["HostConfig"]["RestartPolicy"]["Name"] for info in containers}
+    boot = runner.run(["systemctl", "is-enabled", "docker.service"], timeout=20).out.strip() or None
+    live = runner.run(["docker", "info", "--format", "{{.LiveRestoreEnabled}}"], timeout=20).out.strip() == "true"
+    return decide_recovery(policies, boot, live)
+
+
 def run(session: Session, prod_dns: bool, public_ip: str | None,
         progress: Callable[[str], None] = lambda _: None) -> list[Finding]:
     """Every check, each reported; they only read (queries)."""
@@ -374,6 +408,7 @@ def run(session: Session, prod_dns: bool, public_ip: str | None,
             steps.append(("deploy switches", lambda: overrides_finding(root, manifest)))
         steps.append(("restarts", lambda: restart_finding(manifest, runner)))
         steps.append(("memory", lambda: memory_finding(manifest, runner)))
+        steps.append(("crash recovery", lambda: recovery_finding(manifest, runner)))
     steps += [
         ("disk", lambda: disk_finding(root)),
         ("certificates", lambda: cert_finding(root, manifest, now)),

@@ -20,6 +20,16 @@ DEV_WATCH_ENV = {
 }
 
 
+# Every service's restart policy. Not `unless-stopped`: when dockerd dies while its
+# containers run (killed, OOM, crashed) and starts again without live-restore, its
+# restore stops the containers it finds alive and marks them stopped by hand, so
+# `unless-stopped` ones stay down until someone runs `plano prod up` (measured:
+# nothing ran 182 s after a restart). `always` ones start again at once; at boot both
+# start with the engine. plano never leaves a stopped container behind (`prod down`
+# and deploys remove them), so `always` resurrects nothing that was meant to stay down.
+RESTART = "always"
+
+
 def logging() -> dict[str, Any]:
     """Capped json-file logs (a fresh dict each time: the YAML has no anchors)."""
     return {"driver": "json-file", "options": {"max-size": "10m", "max-file": "3"}}
@@ -135,7 +145,7 @@ def backup_service(manifest: Manifest) -> dict[str, Any]:
             volumes.append(f"{settings.restic.repository}:{settings.restic.repository}")
     return {
         "build": built("./docker/backup", "POSTGRES_IMAGE", manifest.images.postgres),
-        "restart": "unless-stopped",
+        "restart": RESTART,
         **INIT,
         "user": n.BACKUP_USER,
         "environment": env,
@@ -167,7 +177,7 @@ def nginx_service(manifest: Manifest) -> dict[str, Any]:
     return {
         "build": built("./docker/nginx", "NGINX_IMAGE", manifest.images.nginx),
         "command": NGINX_CMD,
-        "restart": "unless-stopped",
+        "restart": RESTART,
         **INIT,
         "environment": {"PLANO_RELOAD_POLL_SECONDS": "${PLANO_RELOAD_POLL_SECONDS:-30}"},
         "volumes": [f"./docker/nginx:{n.NGINX_CONF_DIR}:ro", *nginx_data(Mode.PROD)],
@@ -196,7 +206,7 @@ def certbot_service(manifest: Manifest) -> dict[str, Any]:
         volumes = [*volumes, f"{bundle if bundle.startswith('/') else './' + bundle}:{ACME_CA_IN_CERTBOT}:ro"]
     return {
         "build": built("./docker/certbot", "CERTBOT_IMAGE", manifest.images.certbot),
-        "restart": "unless-stopped",
+        "restart": RESTART,
         **INIT,
         "user": n.CERTBOT_USER,
         "environment": environment,
@@ -214,7 +224,7 @@ def database_service(manifest: Manifest) -> dict[str, Any]:
     env = {"POSTGRES_USER": "postgres", "POSTGRES_DB": "postgres", "POSTGRES_PASSWORD_FILE": n.secret_in_container("POSTGRES_PASSWORD")}
     return {
         "build": built("./docker/database", "POSTGRES_IMAGE", manifest.images.postgres),
-        "restart": "unless-stopped",
+        "restart": RESTART,
         "environment": env,
         "volumes": database_data(Mode.PROD),
         **secrets_of(manifest, "database"),
@@ -236,7 +246,7 @@ def database_service(manifest: Manifest) -> dict[str, Any]:
 def redis_service(manifest: Manifest) -> dict[str, Any]:
     return {
         "build": built("./docker/redis", "REDIS_IMAGE", manifest.images.redis),
-        "restart": "unless-stopped",
+        "restart": RESTART,
         **INIT,
         "user": "redis",
         **secrets_of(manifest, "redis"),
@@ -300,7 +310,7 @@ def app_service(manifest: Manifest, name: str, app: App, role: str) -> dict[str,
     if role == "backend":
         depends = {dep: {"condition": "service_healthy"} for dep, wanted in (("database", app.database), ("redis", app.redis)) if wanted}
     spec: dict[str, Any] = {
-        "restart": "unless-stopped",
+        "restart": RESTART,
         **INIT,
         "environment": app_environment(manifest, name, app, role),
         "env_file": [{"path": f"./{n.env_file(name, role)}", "required": False}],
