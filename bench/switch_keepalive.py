@@ -1,0 +1,101 @@
+"""What a switch costs clients that keep their connections: nginx reloads against the
+DNS switch `plano deploy` uses, under the same loads, in one run.
+
+    python bench/switch_keepalive.py [--switches 20] [--every 0.5] [--workers 3]
+
+Needs what ./scripts/test.sh starts (engine, stand-in images, local registry).
+Creates a temporary workspace with app1 (the stand-in backend and frontend), runs
+`plano prod up` on loopback ports, then twice, each time under fresh loads of GETs
+and POSTs through nginx (`--workers` clients opening a connection per request and
+`--workers` HTTP/1.1 keep-alive clients, tests/integration/loadgen.py):
+
+    (a) reload   `--switches` graceful reloads of nginx (docker/nginx/bin/plano-reload.sh,
+                 as `plano render` and the certificate commands do), `--every` s apart
+    (b) switch   `--switches` switches of app1-backend's DNS answer between its container
+                 and Docker's answer (what `plano deploy` does), `--every` s apart
+
+Prints each load's requests and failed requests per method, and the failures per
+reload against those per switch. Removes its containers and workspace at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from plano.core.files import write_atomic  # noqa: E402
+from tests.integration.loadgen import Load  # noqa: E402
+from tests.integration.stackfixtures import docker, make_workspace, prod_running  # noqa: E402
+from tests.integration.test_deploy_e2e import publish_app1  # noqa: E402
+
+
+def under_load(ws, workers: int, action, count: int, every: float) -> dict[str, Load]:
+    loads = {kind: Load(ws.ports["prod_https"], "app1.example.com", workers=workers, max_seconds=600, keepalive=kind == "keep-alive")
+             for kind in ("new connection", "keep-alive")}
+    for load in loads.values():
+        load.start()
+    try:
+        time.sleep(2)
+        for _ in range(count):
+            action()
+            time.sleep(every)
+        time.sleep(2)
+    finally:
+        for load in loads.values():
+            load.stop()
+    return loads
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--switches", type=int, default=20)
+    parser.add_argument("--every", type=float, default=0.5)
+    parser.add_argument("--workers", type=int, default=3)
+    args = parser.parse_args()
+    folder = Path(tempfile.mkdtemp(prefix="bench-switch-"))
+    try:
+        ws = make_workspace(folder, apps=("app1",))
+        publish_app1(ws)
+        with prod_running(ws):
+            compare(ws, args)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def compare(ws, args) -> None:
+    nginx = f"{ws.name}-nginx-1"
+    backend = f"{ws.name}-app1-backend-1"
+    address = docker("inspect", "-f", f'{{{{(index .NetworkSettings.Networks "{ws.name}_app1-net").IPAddress}}}}', backend).stdout.strip()
+    override = ws.infra / "data/nginx/dns/app1-backend"
+    flips = iter(range(10**6))
+
+    def reload() -> None:
+        docker("exec", nginx, "/etc/plano/nginx/bin/plano-reload.sh")
+
+    def switch() -> None:  # the same container either way: only the mechanism is measured
+        if next(flips) % 2 == 0:
+            write_atomic(override, f"{address} app1-backend\n", 0o644)  # as plano deploy writes it
+        else:
+            override.unlink(missing_ok=True)
+
+    results = {"(a) reload": under_load(ws, args.workers, reload, args.switches, args.every),
+               "(b) DNS switch": under_load(ws, args.workers, switch, args.switches, args.every)}
+    override.unlink(missing_ok=True)
+    print(f"{args.switches} of each, {args.every} s apart")
+    print(f"{'method':16} {'load':15} {'requests':>9} {'failed':>7}")
+    for method, loads in results.items():
+        for kind, load in loads.items():
+            print(f"{method:16} {kind:15} {len(load.results):9d} {len(load.failures):7d}")
+    per = {method: sum(len(lo.failures) for lo in loads.values()) / args.switches for method, loads in results.items()}
+    print(f"failed requests per reload: {per['(a) reload']:.2f}; per DNS switch: {per['(b) DNS switch']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
