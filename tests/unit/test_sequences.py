@@ -264,10 +264,21 @@ def test_certs_issue_goes_on_when_one_app_is_refused(root):
     with pytest.raises(certs.CertError, match="^no new certificate for app2 \\(see above\\); nginx keeps serving"):
         certs.issue(here, (), True, server="https://acme.test/dir")
     names = [argv[argv.index("--cert-name") + 1] if "--cert-name" in argv else argv[-1] for argv in runner.actions]
-    assert names == ["app1", "certbot", "app2", "-q", "/etc/plano/nginx/bin/plano-reload.sh"]  # app1 issued and installed; nginx reloaded once
-    assert runner.actions[-2:] == [prod(*NGINX_TEST), prod(*NGINX_RELOAD)]
+    assert names == ["app1", "certbot", "app2"]  # app1 issued and installed; no nginx reload (nginx loads it at the handshake)
     assert here.out.infos == ["app1: certificate installed"]
     assert any("app2.example.com: the ACME server could not validate it" in note for note in here.out.notes)
+
+
+def test_certs_renew_runs_certbot_only_no_reload(root):
+    said = "  /etc/letsencrypt/live/app1/fullchain.pem (success)\n"
+    runner = engine("nginx").on("renew", answers=Answer(0, said)).on("compose")
+    renewed, late = certs.renew(scripted.session(root, runner, Mode.PROD), force=True)
+    assert renewed == ["/etc/letsencrypt/live/app1/fullchain.pem (success)"]
+    assert late == ["app1"]  # nothing installed in this scripted run: nothing nginx could serve
+    certbot = ["run", "--rm", "--no-deps", "-T", "--entrypoint", "certbot", "certbot", "renew", "--non-interactive",
+               "--no-random-sleep-on-renew", "--webroot", "-w", "/var/www/certbot",
+               "--deploy-hook", "/plano/scripts/deploy-hook.sh", "--force-renewal"]
+    assert runner.actions == [prod(*certbot)]  # certbot's deploy hook installs; nginx loads it by itself
 
 
 def test_backup_restore_takes_a_safety_backup_first(root):

@@ -21,24 +21,27 @@ def certs_group() -> None:
 @click.option("--staging", is_flag=True, help="Let's Encrypt's staging server (untrusted certificates, high limits).")
 @click.option("--server", metavar="URL", type=P.ACME_URL, help="Another ACME directory URL, this once (default: acme.server in plano.yml, Let's Encrypt).")
 @click.option("--force", is_flag=True, help="A new certificate even if the current one is not due.")
-@click.option("--dry-run", is_flag=True, help="Print the certbot and nginx commands instead of running them.")
+@click.option("--dry-run", is_flag=True, help="Print the certbot commands instead of running them.")
 @click.pass_context
 def issue_cmd(ctx, apps, all_apps, staging, server, force, dry_run) -> None:
     """Get one certificate per app covering all its domains, through the running prod nginx,
-    then test and gracefully reload nginx. Apps with `tls:` in plano.yml get their own files installed."""
+    then wait until nginx serves it (no reload: nginx loads new certificates by itself within
+    seconds). Apps with `tls:` in plano.yml get their own files installed."""
     from plano.ops import certs
 
     issued = certs.issue(session(ctx, Mode.PROD, dry_run), apps, all_apps, staging, server, force)
     if issued.done and not dry_run:
-        click.echo("nginx tested and reloaded gracefully" + (f"; not yet served for {', '.join(issued.late)}" if issued.late else ""))
+        click.echo("nginx serves the new certificates (no reload)" if not issued.late
+                   else f"warning: nginx does not serve the new certificate of {', '.join(issued.late)} yet")
 
 
 @certs_group.command("renew")
 @click.option("--force", is_flag=True, help="Renew now even if not due (certbot --force-renewal).")
-@click.option("--dry-run", is_flag=True, help="Print the certbot and nginx commands instead of running them.")
+@click.option("--dry-run", is_flag=True, help="Print the certbot commands instead of running them.")
 @click.pass_context
 def renew_cmd(ctx, force, dry_run) -> None:
-    """Renew due certificates now (the certbot service also does it every 12 h), then reload nginx."""
+    """Renew due certificates now (the certbot service also does it every 12 h); nginx serves
+    them within seconds, with no reload."""
     from plano.ops import certs
 
     renewed, late = certs.renew(session(ctx, Mode.PROD, dry_run), force)

@@ -33,6 +33,13 @@ REDIS_UID = 999  # the redis user of the official Redis image
 BACKUP_USER = f"{APP_UID}:{APP_UID}"  # the apps' user: it reads and restores their uploads
 CERTBOT_UID = 1001  # a user of its own; nginx reads the certificates through its group
 CERTBOT_USER = f"{CERTBOT_UID}:{CERTBOT_UID}"
+# The group (gid CERTBOT_UID) nginx's workers run with: they load the private keys,
+# 0640 and owned by certbot's user and group, at the TLS handshake.
+CERTS_GROUP = "plano-certs"
+# How long an nginx worker serves a loaded certificate before it checks the files again
+# (`ssl_certificate_cache valid=`): an installed or renewed certificate is served
+# within this, with no reload.
+CERT_CACHE_VALID_SECONDS = 5
 
 # Files in the infra repo.
 BASE_COMPOSE = "docker-compose.yml"

@@ -128,13 +128,16 @@ class Session:
 
     # ------------------------------------------------------------ files and time
 
-    def write(self, path: Path, content: str | bytes, mode: int) -> None:
+    def write(self, path: Path, content: str | bytes, mode: int, owner: int | None = None) -> None:
         if self.dry_run:
             self.out.planned(f"# write {self.shown_path(path)}")
             return
         from plano.core.files import write_atomic
 
-        write_atomic(path, content, mode)
+        if owner is None:
+            write_atomic(path, content, mode)
+        else:
+            write_atomic(path, content, mode, owner)
 
     def remove(self, path: Path) -> None:
         if self.dry_run:

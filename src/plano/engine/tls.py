@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
 import re
 import socket
 import ssl
@@ -85,6 +86,15 @@ def covers(names: tuple[str, ...], domain: str) -> bool:
 
 def cert_file(root: Path, mode: Mode, app: str) -> Path:
     return root / n.installed_cert_dir(mode, app) / "fullchain.pem"
+
+
+def key_access() -> tuple[int, int | None]:
+    """(mode, owner) of a private key plano installs for nginx. As root: 0640, certbot's
+    user and group, which nginx's workers run with (they load keys at the TLS handshake;
+    they hold the key in memory anyway). Without root no chown is possible: 0600, yours."""
+    if os.geteuid() == 0:
+        return 0o640, n.CERTBOT_UID
+    return 0o600, None
 
 
 def installed_facts(root: Path, mode: Mode, app: str) -> CertFacts | None:

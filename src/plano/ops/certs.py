@@ -25,6 +25,7 @@ from plano.engine.tls import (
     facts,
     first_pem_der,
     installed_facts,
+    key_access,
     served_der,
     tls_address,
 )
@@ -167,13 +168,14 @@ def status(session: Session, now: dt.datetime | None = None) -> list[CertRow]:
 class Issued:
     done: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
-    late: list[str] = field(default_factory=list)  # installed, not yet served after the reload
+    late: list[str] = field(default_factory=list)  # installed, not yet served when issue returned
 
 
 def issue(session: Session, apps: tuple[str, ...], all_apps: bool, staging: bool = False, server: str | None = None,
           force: bool = False) -> Issued:
     """One certificate per app for all its domains; an app that fails is reported and
-    the others go on; nginx is tested and reloaded once, if anything changed."""
+    the others go on. No reload: nginx's workers load the installed files at the next
+    TLS handshakes (ssl_certificate_cache, nginx.conf); this waits until they do."""
     st = open_stack(session)
     chosen = select_apps(st.manifest, apps, all_apps, required=True)
     url = acme_server(st.manifest, server, staging)
@@ -193,7 +195,6 @@ def issue(session: Session, apps: tuple[str, ...], all_apps: bool, staging: bool
             result.failed.append(app)
             session.out.note(f"error: {exc}")
     if result.done:
-        nginx.reload(session, st)
         result.late = [] if session.dry_run else wait_until_served(st.root, st.manifest, result.done)
     if result.failed:
         raise CertError(
@@ -215,7 +216,8 @@ def issue_acme(session: Session, stack: Stack, app: str, server: str, force: boo
 
 
 def renew(session: Session, force: bool = False) -> tuple[list[str], list[str]]:
-    """Renew what is due now; returns (certbot's renewed lines, apps not yet served)."""
+    """Renew what is due now; returns (certbot's renewed lines, apps not yet served).
+    No reload: certbot's deploy hook installs the files, nginx's workers load them."""
     st = open_stack(session)
     require_engine(session.runner)
     nginx.require_running(session, st, "renewals are checked through it")
@@ -223,19 +225,24 @@ def renew(session: Session, force: bool = False) -> tuple[list[str], list[str]]:
     if not result.ok:
         raise CertError(f"renewal failed: {explain_failure(result.output, ['some domains'], 'in data/certs/renewal/')}")
     renewed = [line.strip() for line in result.output.splitlines() if line.strip().endswith("(success)")]
-    nginx.reload(session, st)
     apps = [app for app in renewed_apps(result.output) if app in st.manifest.apps]
     return renewed, ([] if session.dry_run else wait_until_served(st.root, st.manifest, apps))
 
 
-def wait_until_served(root: Path, manifest: Manifest, apps: list[str], seconds: float = 15) -> list[str]:
-    """After a reload, nginx's new workers take over within moments: wait until each
-    app's first domain is served its installed certificate. Returns the apps that are not."""
+SETTLE_SECONDS = n.CERT_CACHE_VALID_SECONDS + 1  # valid=, counted in whole seconds by nginx
+
+
+def wait_until_served(root: Path, manifest: Manifest, apps: list[str], seconds: float = SETTLE_SECONDS + 10,
+                      settle: float = SETTLE_SECONDS) -> list[str]:
+    """Just after the files were installed: wait until each app's first domain is served
+    its installed certificate, and `settle` seconds in all, after which every nginx worker
+    (each has its own cache) has checked the files again. Returns the apps not served."""
     host, port = tls_address(manifest, Mode.PROD)
     installed = {app: installed_facts(root, Mode.PROD, app) for app in apps}
     unreadable = [app for app, found in installed.items() if found is None]  # nothing to wait for
     pending = {app: found for app, found in installed.items() if found is not None}
-    deadline = time.monotonic() + seconds
+    awaited, start = bool(pending), time.monotonic()
+    deadline = start + seconds
     while pending and time.monotonic() < deadline:
         for app, expected in list(pending.items()):
             try:
@@ -245,6 +252,8 @@ def wait_until_served(root: Path, manifest: Manifest, apps: list[str], seconds: 
                 pass
         if pending:
             time.sleep(0.2)
+    if awaited and not pending:
+        time.sleep(max(0.0, start + settle - time.monotonic()))
     return sorted([*pending, *unreadable])
 
 
@@ -265,7 +274,7 @@ def install_own(session: Session, app_name: str, app: App, now: dt.datetime | No
     own = check_own(chain, key, app.domains, now, where, app.tls.certificate, app.tls.key)
     target = cert_file(root, session.stack_mode, app_name).parent
     try:
-        session.write(target / "privkey.pem", key, 0o600)
+        session.write(target / "privkey.pem", key, *key_access())
         session.write(target / "fullchain.pem", chain, 0o644)
     except OSError as exc:
         raise FileProblem.of(exc, "write") from None

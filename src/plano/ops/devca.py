@@ -26,6 +26,7 @@ from plano.core.errors import UsageError
 from plano.core.files import write_atomic
 from plano.core.mode import Mode
 from plano.core.session import Session
+from plano.engine.tls import key_access
 
 PERMITTED = "localhost"
 CA_YEARS = 10
@@ -171,7 +172,7 @@ def install_dev_certs(session: Session, app_domains: dict[str, list[str]], folde
         if leaf_is_current(current, ca, names, now):
             continue
         chain, key = issue_leaf(ca, names, now)
-        session.write(target / "privkey.pem", key, 0o600)
+        session.write(target / "privkey.pem", key, *key_access())
         session.write(target / "fullchain.pem", chain, 0o644)
         renewed.append(app)
     return ca, created, renewed

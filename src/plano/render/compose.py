@@ -179,10 +179,10 @@ def nginx_service(manifest: Manifest) -> dict[str, Any]:
         "command": NGINX_CMD,
         "restart": RESTART,
         **INIT,
-        "environment": {"PLANO_RELOAD_POLL_SECONDS": "${PLANO_RELOAD_POLL_SECONDS:-30}"},
         "volumes": [f"./docker/nginx:{n.NGINX_CONF_DIR}:ro", *nginx_data(Mode.PROD)],
-        # The master process (root without DAC_OVERRIDE) reads the private keys, which
-        # certbot's user writes 0640, through certbot's group.
+        # The entrypoint (root without DAC_OVERRIDE) writes placeholder certificates into
+        # certbot's folders through certbot's group; the workers read the keys (0640)
+        # with that group too (`user` in nginx.conf).
         "group_add": [str(n.CERTBOT_UID)],
         "healthcheck": healthcheck(["CMD", "curl", "-fsS", "-o", "/dev/null", "http://127.0.0.1:8081/.plano/health"], "10s"),
         "networks": ["edge", *app_networks(manifest)],

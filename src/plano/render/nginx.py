@@ -14,7 +14,6 @@ STATIC = ("plano/tls.conf", "plano/security-headers.conf", "plano/proxy.conf", "
 SCRIPTS = (
     "entrypoint.d/40-plano-placeholder-certs.sh",
     "entrypoint.d/45-plano-dns.sh",
-    "entrypoint.d/50-plano-reload-on-renewal.sh",
     "bin/plano-reload.sh",
     "bin/plano-probe.sh",
 )
@@ -51,6 +50,7 @@ def site(manifest: Manifest, app_name: str) -> dict[str, object]:
         "app": app_name,
         "names": n.server_names(manifest, app_name),
         "misdirected": f"plano_misdirected_{app_name.replace('-', '_')}",
+        "cert_var": f"plano_cert_dir_{app_name.replace('-', '_')}",
         "upstreams": upstreams,
         "routes": routes,
         "webroot": n.WEBROOT,
@@ -65,8 +65,10 @@ def render(manifest: Manifest, env_values: dict[str, dict[str, str]]) -> Tree:
     del env_values
     tree: Tree = {}
     tree |= generated("docker/nginx/nginx.conf", f"{T}/nginx.conf.j2", client_max_body_size="25m",
-                      resolver_valid=n.RESOLVER_VALID_SECONDS, dns_port=n.DNS_PORT_IN_NGINX)
-    tree |= generated("docker/nginx/Dockerfile", f"{T}/Dockerfile.j2", name=manifest.name, image=manifest.images.nginx)
+                      resolver_valid=n.RESOLVER_VALID_SECONDS, dns_port=n.DNS_PORT_IN_NGINX,
+                      cert_valid=n.CERT_CACHE_VALID_SECONDS, certs_group=n.CERTS_GROUP)
+    tree |= generated("docker/nginx/Dockerfile", f"{T}/Dockerfile.j2", name=manifest.name, image=manifest.images.nginx,
+                      certs_gid=n.CERTBOT_UID, certs_group=n.CERTS_GROUP)
     for name in STATIC:
         tree |= generated(f"docker/nginx/{name}", f"{T}/{name}")
     paths = {"conf_dir": n.NGINX_CONF_DIR, "conf": n.NGINX_CONF, "runtime": n.RUNTIME_IN_NGINX, "certs": n.CERTS_IN_NGINX,
