@@ -1,5 +1,5 @@
 """What a switch costs clients that keep their connections: nginx reloads against the
-DNS switch `plano deploy` uses, under the same loads, in one run.
+DNS switch `plano deploy` uses and a certificate install, under the same loads, in one run.
 
     python bench/switch_keepalive.py [--switches 20] [--every 0.5] [--workers 3]
 
@@ -10,9 +10,12 @@ and POSTs through nginx (`--workers` clients opening a connection per request an
 `--workers` HTTP/1.1 keep-alive clients, tests/integration/loadgen.py):
 
     (a) reload   `--switches` graceful reloads of nginx (docker/nginx/bin/plano-reload.sh,
-                 as `plano render` and the certificate commands do), `--every` s apart
+                 as `plano render` does), `--every` s apart
     (b) switch   `--switches` switches of app1-backend's DNS answer between its container
                  and Docker's answer (what `plano deploy` does), `--every` s apart
+    (c) certs    `--switches` installs of app1's certificate and key, two self-signed pairs
+                 in turn, written as certbot's deploy hook and `plano certs` write them
+                 (renamed into place, key 0640 certbot's); nginx loads them by itself
 
 Prints each load's requests and failed requests per method, and the failures per
 reload against those per switch. Removes its containers and workspace at the end.
@@ -21,6 +24,7 @@ reload against those per switch. Removes its containers and workspace at the end
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import shutil
 import sys
 import tempfile
@@ -30,10 +34,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from plano.core import naming as n  # noqa: E402
 from plano.core.files import write_atomic  # noqa: E402
 from tests.integration.loadgen import Load  # noqa: E402
 from tests.integration.stackfixtures import docker, make_workspace, prod_running  # noqa: E402
 from tests.integration.test_deploy_e2e import publish_app1  # noqa: E402
+from tests.unit.test_certs import self_signed  # noqa: E402
 
 
 def under_load(ws, workers: int, action, count: int, every: float) -> dict[str, Load]:
@@ -85,8 +91,19 @@ def compare(ws, args) -> None:
         else:
             override.unlink(missing_ok=True)
 
+    folder = ws.infra / "data/certs/plano/app1"
+    pairs = [self_signed(["app1.example.com"], now=dt.datetime.now(dt.UTC))
+             for _ in range(2)]
+    installs = iter(range(10**6))
+
+    def certs() -> None:
+        chain, key = pairs[next(installs) % 2]
+        write_atomic(folder / "privkey.pem", key, 0o640, n.CERTBOT_UID)
+        write_atomic(folder / "fullchain.pem", chain, 0o644, n.CERTBOT_UID)
+
     results = {"(a) reload": under_load(ws, args.workers, reload, args.switches, args.every),
-               "(b) DNS switch": under_load(ws, args.workers, switch, args.switches, args.every)}
+               "(b) DNS switch": under_load(ws, args.workers, switch, args.switches, args.every),
+               "(c) certs": under_load(ws, args.workers, certs, args.switches, args.every)}
     override.unlink(missing_ok=True)
     print(f"{args.switches} of each, {args.every} s apart")
     print(f"{'method':16} {'load':15} {'requests':>9} {'failed':>7}")
@@ -94,7 +111,8 @@ def compare(ws, args) -> None:
         for kind, load in loads.items():
             print(f"{method:16} {kind:15} {len(load.results):9d} {len(load.failures):7d}")
     per = {method: sum(len(lo.failures) for lo in loads.values()) / args.switches for method, loads in results.items()}
-    print(f"failed requests per reload: {per['(a) reload']:.2f}; per DNS switch: {per['(b) DNS switch']:.2f}")
+    print(f"failed requests per reload: {per['(a) reload']:.2f}; per DNS switch: {per['(b) DNS switch']:.2f}; "
+          f"per certificate install: {per['(c) certs']:.2f}")
 
 
 if __name__ == "__main__":

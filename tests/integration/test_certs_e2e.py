@@ -1,6 +1,7 @@
 """HTTPS for real: certificates from a real ACME server (Debian's pebble, HTTP-01
 validated through the rendered nginx, no PEBBLE_VA_ALWAYS_VALID), installed with
-a graceful reload, renewed under load, failures explained, TLS checked by sslyze."""
+no reload (nginx's workers load them at the handshake), renewed under load,
+failures explained, TLS checked by sslyze."""
 
 import datetime as dt
 import json
@@ -70,6 +71,17 @@ def verified(port: int, name: str, root: str) -> dict:
     return cert
 
 
+def workers(ws) -> dict[str, str]:
+    """nginx's worker processes: pid -> their groups (a reload would replace every one)."""
+    script = ('for f in /proc/[0-9]*/cmdline; do d=${f%/cmdline}; case "$(tr "\\0" " " < "$f" 2>/dev/null)" in '
+              '"nginx: worker"*) echo "${d#/proc/} $(grep ^Gid: $d/status | cut -f2) $(grep ^Groups: $d/status | cut -f2)";; '
+              'esac; done')
+    out = docker("exec", f"{ws.name}-nginx-1", "sh", "-c", script).stdout
+    found = dict(line.split(" ", 1) for line in out.splitlines() if line.strip())
+    assert found, "no nginx worker process found"
+    return found
+
+
 def status(ws) -> dict[str, dict]:
     return {row["domain"]: row for row in json.loads(plano("certs", "status", "--json", cwd=ws.infra).stdout)}
 
@@ -78,8 +90,13 @@ def test_1_issue_for_two_apps_one_certificate_each(site, pebble):
     ws = site
     before = status(ws)
     assert before["app1.example.com"]["source"] == "placeholder" and before["app1.example.com"]["serving"]
+    pids = workers(ws)
+    # The workers run with certbot's group (1001), which lets them read the keys (0640).
+    assert all(groups.split()[0] == "1001" for groups in pids.values()), pids
     out = plano("certs", "issue", "app1", "app2", cwd=ws.infra, timeout=600)
-    assert "nginx tested and reloaded gracefully" in out.stdout
+    assert "nginx serves the new certificates (no reload)" in out.stdout
+    assert workers(ws) == pids  # no reload: the same workers serve the new certificates
+    print(f"certs issue: nginx workers unchanged ({len(pids)}: {' '.join(sorted(pids))})")
     rows = status(ws)
     for app, names in NAMES.items():
         for name in names:
@@ -92,7 +109,7 @@ def test_1_issue_for_two_apps_one_certificate_each(site, pebble):
             assert row["days_left"] in (89, 90)
     assert (ws.infra / "data/certs/live/app1/fullchain.pem").is_file()
     key = (ws.infra / "data/certs/plano/app1/privkey.pem").stat()
-    # Written by certbot's own user (not root); nginx's master reads it through that group.
+    # Written by certbot's own user (not root); nginx's workers read it through that group.
     assert (oct(key.st_mode & 0o777), key.st_uid, key.st_gid) == ("0o640", 1001, 1001)
     certbot = docker("ps", "-q", "--filter", f"label=com.docker.compose.project={ws.name}",
                      "--filter", "label=com.docker.compose.service=certbot").stdout.strip()
@@ -135,7 +152,8 @@ def test_3_forced_renewal_under_load_fails_no_request(site, pebble):
                 results.append((False, repr(exc)))
 
     threads = [threading.Thread(target=load) for _ in range(4)]
-    # Keep-alive clients too: their connections live through the renewal's reload.
+    # Keep-alive clients too: no reload closes their connections.
+    pids = workers(ws)
     kept = Load(port, "app1.example.com", workers=2, max_seconds=240, keepalive=True, probes=(Probe("GET", "/"),))
     for thread in threads:
         thread.start()
@@ -158,6 +176,8 @@ def test_3_forced_renewal_under_load_fails_no_request(site, pebble):
     assert after != before and {before, after} <= serials
     assert len(results) > 50 and failures == []
     assert kept.failures == [], kept.explain(f"{ws.name}-nginx-1")
+    assert workers(ws) == pids, "nginx was reloaded"
+    print(f"certs renew: nginx workers unchanged ({len(pids)})")
 
 
 def test_4_tls_quality(site, pebble):
@@ -229,8 +249,12 @@ def test_6_your_own_certificate_is_used_instead_of_acme(site):
     text = manifest.read_text()
     assert "  app2:\n    domains:\n" in text
     manifest.write_text(text.replace("  app2:\n", "  app2:\n    tls:\n      certificate: own/app2.pem\n      key: own/app2.key\n", 1))
+    pids = workers(ws)
     out = plano("certs", "issue", "app2", cwd=ws.infra)
     assert "app2: installed your certificate (issuer app2.example.com" in out.stdout
+    assert workers(ws) == pids  # no reload
+    installed = (ws.infra / "data/certs/plano/app2/privkey.pem").stat()  # plano (root) wrote it for nginx's workers
+    assert (oct(installed.st_mode & 0o777), installed.st_uid, installed.st_gid) == ("0o640", 1001, 1001)
     context = ssl.create_default_context(cadata=chain.decode())
     for name in NAMES["app2"]:
         with socket.create_connection(("127.0.0.1", ws.ports["prod_https"]), timeout=5) as sock, \
