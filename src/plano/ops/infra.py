@@ -81,8 +81,9 @@ DATA_OWNERS = (("certs", n.CERTBOT_UID, True), ("logs/certbot", n.CERTBOT_UID, T
 def own_data(root: Path) -> None:
     """Give those folders to their service's user (numeric ids, user = group), as root only:
     a plano without root cannot chown, and its files were never root's either. The
-    private keys nginx reads become 0640 and certs/plano/ 0775: nginx's master process (root
-    without DAC_OVERRIDE) reads the keys and writes placeholders through certbot's group."""
+    private keys nginx reads become 0640 and certs/plano/ 0775: nginx's workers read the
+    keys, and its entrypoint (root without DAC_OVERRIDE) writes placeholders, through
+    certbot's group."""
     if os.geteuid() != 0:
         return
     for (_, uid, _), paths in unowned_data(root).items():
