@@ -31,8 +31,10 @@ def issue_cmd(ctx, apps, all_apps, staging, server, force, dry_run) -> None:
 
     issued = certs.issue(session(ctx, Mode.PROD, dry_run), apps, all_apps, staging, server, force)
     if issued.done and not dry_run:
-        click.echo("nginx serves the new certificates (no reload)" if not issued.late
-                   else f"warning: nginx does not serve the new certificate of {', '.join(issued.late)} yet")
+        if issued.late:
+            click.echo(f"warning: nginx does not serve the new certificate of {', '.join(issued.late)} yet", err=True)
+        else:
+            click.echo("nginx serves the new certificates (no reload)")
 
 
 @certs_group.command("renew")
