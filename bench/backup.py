@@ -16,7 +16,8 @@ round in another order, so that none always runs first):
 
 and times `plano backup restore <id> app1 --to-scratch bench_restore`. Prints each
 time, the ratio plano/raw of the medians against raw with the same compression (goal:
-<= 1.10), the ratio against the seed's plain `pg_dump -Fc` (gzip), and the restore time.
+<= 1.10) and the same ratio round by round (on a shared machine, a round's two runs
+see about the same load), the ratio against the seed's plain `pg_dump -Fc` (gzip), and the restore time.
 Removes its containers and workspace at the end.
 """
 
@@ -78,6 +79,9 @@ def measure(ws, args) -> None:
         print(f"{name:8} " + " ".join(f"{t:7.1f} s" for t in times) + f" {statistics.median(times):7.1f} s")
     print(f"ratio plano/raw pg_dump -Fc -Z zstd, the same compression (medians): "
           f"{statistics.median(ours) / statistics.median(raw_zstd):.2f} (goal <= 1.10)")
+    paired = [o / z for o, z in zip(ours, raw_zstd, strict=True)]  # the same round: the same load, mostly
+    print("ratio plano/raw zstd round by round: " + " ".join(f"{r:.2f}" for r in paired)
+          + f"; median {statistics.median(paired):.2f}")
     print(f"ratio plano/raw pg_dump -Fc, gzip (medians): {statistics.median(ours) / statistics.median(raw):.2f}")
     print(f"restore into a scratch database: {restore:.1f} s")
 

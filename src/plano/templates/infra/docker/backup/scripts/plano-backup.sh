@@ -84,15 +84,16 @@ contents_of() { # tmpdir
 }
 
 # zstd when this pg_dump has it (PostgreSQL 16+): faster and smaller than the
-# default gzip, still the custom format every pg_restore >= 16 reads.
+# default gzip, still the custom format every pg_restore >= 16 reads. Asked without
+# a dump: pg_dump checks its options, -Z included, before it connects, so it only
+# tries the (missing) probe socket when it takes -Z zstd.
 compression() {
     if [ -z "${PLANO_COMPRESS:-}" ]; then
-        if pg_dump -Fc -Z zstd --no-sync -s -d postgres -f /tmp/plano-probe.dump 2>/dev/null; then
+        if pg_dump -Fc -Z zstd -s -d "host=/plano-probe-no-server" -f /dev/null 2>&1 | grep -q plano-probe-no-server; then
             PLANO_COMPRESS=zstd
         else
             PLANO_COMPRESS=gzip
         fi
-        rm -f /tmp/plano-probe.dump
     fi
     echo "$PLANO_COMPRESS"
 }
