@@ -13,6 +13,9 @@ round in another order, so that none always runs first):
     raw zstd  the same with -Z zstd, the compression plano uses when pg_dump has it
     plano     plano backup run app1: pg_dump -Fc -Z zstd and per-table row counts in one
               snapshot, pg_restore -l, sha256, manifest, fsync, rename, retention
+    script    the same backup without the CLI: plano-backup.sh run app1 in the same kind
+              of one-off container (what the daily schedule runs), to tell the CLI's
+              own cost (finding compose, is the database running?) from the script's
 
 and times `plano backup restore <id> app1 --to-scratch bench_restore`. Prints each
 time, the ratio plano/raw of the medians against raw with the same compression (goal:
@@ -64,24 +67,28 @@ def measure(ws, args) -> None:
                 "plano-backup.sh list > /dev/null && exec pg_dump -Fc -d app1 -f /backups/raw.dump"]
     zstd_argv = [*raw_argv[:-1], raw_argv[-1].replace("-Fc", "-Fc -Z zstd")]
     ours_argv = [sys.executable, "-m", "plano.cli", "backup", "run", "app1"]
-    runs = [(raw_argv, []), (zstd_argv, []), (ours_argv, [])]
+    script_argv = [*COMPOSE, "run", "--rm", "--no-deps", "-T", "--entrypoint", "plano-backup.sh", "backup", "run", "app1"]
+    runs = [(raw_argv, []), (zstd_argv, []), (ours_argv, []), (script_argv, [])]
     for i in range(args.rounds):
-        for argv, times in runs[i % 3:] + runs[:i % 3]:
+        for argv, times in runs[i % 4:] + runs[:i % 4]:
             times.append(timed(argv, ws.infra))
-    raw, raw_zstd, ours = (times for _, times in runs)
+    raw, raw_zstd, ours, script = (times for _, times in runs)
     ids = sorted(p.name for p in (ws.infra / "data/backups").iterdir() if p.name[:1].isdigit())
     restore = timed([sys.executable, "-m", "plano.cli", "backup", "restore", ids[-1], "app1", "--to-scratch",
                      "bench_restore", "--yes"], ws.infra)
     dump_mb = (ws.infra / "data/backups" / ids[-1] / "app1.dump").stat().st_size / 1e6
     print(f"database app1: {size} ({args.rows} rows); dump {dump_mb:.0f} MB")
     print(f"{'':8} " + " ".join(f"round {i + 1:>2}" for i in range(args.rounds)) + "   median")
-    for name, times in (("raw gzip", raw), ("raw zstd", raw_zstd), ("plano", ours)):
+    for name, times in (("raw gzip", raw), ("raw zstd", raw_zstd), ("plano", ours), ("script", script)):
         print(f"{name:8} " + " ".join(f"{t:7.1f} s" for t in times) + f" {statistics.median(times):7.1f} s")
     print(f"ratio plano/raw pg_dump -Fc -Z zstd, the same compression (medians): "
           f"{statistics.median(ours) / statistics.median(raw_zstd):.2f} (goal <= 1.10)")
     paired = [o / z for o, z in zip(ours, raw_zstd, strict=True)]  # the same round: the same load, mostly
     print("ratio plano/raw zstd round by round: " + " ".join(f"{r:.2f}" for r in paired)
           + f"; median {statistics.median(paired):.2f}")
+    print(f"of which the CLI (plano's own checks before the same compose run as 'script'): "
+          f"{statistics.median(ours) - statistics.median(script):+.1f} s; the script against raw zstd: "
+          f"{statistics.median(script) / statistics.median(raw_zstd):.2f}")
     print(f"ratio plano/raw pg_dump -Fc, gzip (medians): {statistics.median(ours) / statistics.median(raw):.2f}")
     print(f"restore into a scratch database: {restore:.1f} s")
 

@@ -99,41 +99,48 @@ compression() {
 }
 
 # pg_dump and the row counts in one REPEATABLE READ snapshot, at the same time: the
-# counts describe exactly what the dump holds, even while the app writes. The dump's
-# time zone is fixed (UTC) so that verify re-dumps timestamps the same way.
+# counts describe exactly what the dump holds, even while the app writes. The first
+# session exports the snapshot and holds it until both are done; pg_dump and a second
+# session (the counts) take it, and one shell waits for them both (no polling). The
+# dump's time zone is fixed (UTC) so that verify re-dumps timestamps the same way.
 dump_app() { # app workdir
     app=$1 work=$2
     PLANO_COMPRESS=$(compression)
-    export PLANO_COMPRESS
-    PLANO_DUMP=$work/$app.dump.partial
-    export PLANO_DUMP
-    rm -f "$PLANO_DUMP.rc"
-    psql -X -q -v ON_ERROR_STOP=1 -At -F "$(printf '\t')" -d "$app" <<SQL
+    PLANO_APP=$app PLANO_DUMP=$work/$app.dump.partial PLANO_STATS=$work/$app.stats.partial
+    export PLANO_COMPRESS PLANO_APP PLANO_DUMP PLANO_STATS
+    printf 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;\nSET TRANSACTION SNAPSHOT :%s;\n%s \\gexec\nCOMMIT;\n' \
+        "'snapshot'" "$STATS_SQL" > /tmp/plano-counts.sql
+    rm -f "$PLANO_DUMP.rc" "$PLANO_STATS.rc"
+    psql -X -q -v ON_ERROR_STOP=1 -d "$app" <<'SQL'
 BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 SELECT pg_export_snapshot() AS snapshot \gset
 \setenv PLANO_SNAPSHOT :snapshot
-\! (PGTZ=UTC pg_dump -Fc -Z "\$PLANO_COMPRESS" --snapshot="\$PLANO_SNAPSHOT" -d "$app" -f "\$PLANO_DUMP"; echo \$? > "\$PLANO_DUMP.rc") &
-\o $work/$app.stats.partial
-$STATS_SQL \gexec
-\o
-\! while [ ! -e "\$PLANO_DUMP.rc" ]; do sleep 0.02; done
+\! (psql -X -q -v ON_ERROR_STOP=1 -At -F "$(printf '\t')" -v snapshot="$PLANO_SNAPSHOT" -d "$PLANO_APP" -f /tmp/plano-counts.sql -o "$PLANO_STATS"; echo $? > "$PLANO_STATS.rc") & PGTZ=UTC pg_dump -Fc -Z "$PLANO_COMPRESS" --snapshot="$PLANO_SNAPSHOT" -d "$PLANO_APP" -f "$PLANO_DUMP"; echo $? > "$PLANO_DUMP.rc"; wait
 COMMIT;
 SQL
     [ "$(cat "$PLANO_DUMP.rc" 2>/dev/null)" = 0 ] || die "$app: pg_dump failed"
-    rm -f "$PLANO_DUMP.rc"
+    [ "$(cat "$PLANO_STATS.rc" 2>/dev/null)" = 0 ] || die "$app: counting the rows of the dump's snapshot failed"
+    rm -f "$PLANO_DUMP.rc" "$PLANO_STATS.rc"
     pg_restore -l "$PLANO_DUMP" > /dev/null || die "$app: the dump does not read back (pg_restore -l)"
     mv "$PLANO_DUMP" "$work/$app.dump"
-    mv "$work/$app.stats.partial" "$work/$app.stats"
+    mv "$PLANO_STATS" "$work/$app.stats"
 }
 
 json_string() { printf '"%s"' "$(printf '%s' "$1" | sed 's/\\/\\\\/g; s/"/\\"/g')"; }
+
+# The server's version (SHOW server_version), as pg_dumpall wrote it in the globals.
+server_version() { # globals.sql
+    version=$(sed -n 's/^-- Dumped from database version //p' "$1" | head -n 1)
+    [ -n "$version" ] || version=$(psql -X -At -d postgres -c 'SHOW server_version')
+    echo "$version"
+}
 
 write_manifest() { # workdir id
     work=$1 id=$2
     {
         printf '{\n  "id": %s,\n' "$(json_string "$id")"
         printf '  "created": %s,\n' "$(json_string "$(date -u +%Y-%m-%dT%H:%M:%SZ)")"
-        printf '  "postgres": %s,\n' "$(json_string "$(psql -X -At -d postgres -c 'SHOW server_version')")"
+        printf '  "postgres": %s,\n' "$(json_string "$(server_version "$work/globals.sql")")"
         printf '  "pg_dump": %s,\n' "$(json_string "$(pg_dump --version)")"
         printf '  "compression": %s,\n' "$(json_string "${PLANO_COMPRESS:-gzip}")"
         printf '  "files": ['
@@ -169,8 +176,8 @@ cmd_run() {
     trap 'rm -rf "$work"; record failed "run $id did not complete"' EXIT
     # Older runs that were killed leave .partial-* folders: never a backup, remove them.
     find "$BACKUPS" -maxdepth 1 -name '.partial-*' ! -name ".partial-$id" -exec rm -rf {} +
-    pg_dumpall --globals-only > "$work/globals.sql.partial"
-    mv "$work/globals.sql.partial" "$work/globals.sql"
+    pg_dumpall --globals-only > "$work/globals.sql.partial" &  # while the databases are dumped
+    globals=$!
     for app in $apps; do
         tarred=""
         if [ -d "$UPLOADS/$app" ]; then  # archived while the database is dumped
@@ -186,6 +193,8 @@ cmd_run() {
             mv "$work/$app-uploads.tar.partial" "$work/$app-uploads.tar"
         fi
     done
+    wait "$globals" || die "pg_dumpall --globals-only failed"
+    mv "$work/globals.sql.partial" "$work/globals.sql"
     (cd "$work" && sha256sum -- * > SHA256SUMS.partial && mv SHA256SUMS.partial SHA256SUMS)
     write_manifest "$work" "$id"
     # On disk before the rename makes it a backup: these files and the folder (pg_dump
