@@ -192,7 +192,7 @@ def test_3b_verify_fails_when_the_restored_rows_differ_from_the_dumps(site):
     finally:
         sql(ws, "template1", "DROP EVENT TRIGGER plano_test; DROP FUNCTION public.plano_test_hook(), public.plano_test_alter()")
     assert bad.returncode == 1, bad.stderr
-    assert "app1: restored rows differ from the dump's (table, rows, sha256 of its rows)" in bad.stderr
+    assert "app1: restored rows differ from the dump's (table, rows, sha256 of its sorted rows)" in bad.stderr
     assert "COPY public.items (id, value, created_at) FROM stdin;\t50\t" in bad.stderr  # the diff names the table
     plano("backup", "verify", good, cwd=ws.infra, timeout=900)  # the same backup, restored faithfully
     assert sql(ws, "postgres", "SELECT count(*) FROM pg_database WHERE datname LIKE 'plano_verify_%'") == "0"
