@@ -74,7 +74,7 @@ stats_of() { # database outfile [sql]
 # restored table gives its rows back in the dump's order.
 contents_of() { # [sort folder]
     hasher="sha256sum | cut -c1-64"
-    [ -z "${1:-}" ] || hasher="LC_ALL=C sort -S 64M -T '$1' | $hasher"
+    [ -z "${1:-}" ] || hasher="LC_ALL=C sort -S 32M -T '$1' | $hasher"
     LC_ALL=C awk -v hasher="$hasher" '
         inside && $0 == "\\." {
             printf "%s\t%d\t", table, rows
