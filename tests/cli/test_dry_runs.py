@@ -29,6 +29,7 @@ def engine_script() -> ScriptedRunner:
     runner = ScriptedRunner()
     runner.query("compose", "version").query("docker", "info")
     runner.query("ps", "--status", "running", "--services", answers=Answer(0, "nginx\ndatabase\nredis\ncertbot\nbackup\napp1-backend\napp1-frontend\n"))
+    runner.query("label=com.docker.compose.service=database", answers=Answer(0, "c0ffee\n"))
     for role in ("backend", "frontend"):
         runner.query(f"label=com.docker.compose.service=app1-{role}",
                      answers=[Answer(0, f"{OLD}{role}\n"), Answer(0, f"{OLD}{role}\n{NEW}{role}\n")])

@@ -100,7 +100,7 @@ def test_2_backup_wipe_restore_gives_identical_contents(site):
     assert {f["name"]: f["sha256"] for f in manifest["files"]} == sums
     sizes = {f["name"]: f["bytes"] for f in manifest["files"]}
     assert sizes["app1.dump"] == (folder / "app1.dump").stat().st_size
-    assert "public.items\t50\t" in (folder / "app1.stats").read_text()
+    assert (folder / "app1.stats").read_text() == "public.items\t50\n"  # the snapshot's row counts
     listed = json.loads(plano("backup", "list", "--json", cwd=ws.infra).stdout)
     assert listed["backups"][-1]["apps"] == ["app1", "app2"] and listed["last_success"]
 
@@ -137,13 +137,64 @@ def test_3_verify_passes_on_a_good_backup_and_fails_on_tampered_ones(site):
     # Contents that differ from what was dumped, with checksums made to match.
     lied = ws.infra / "data/backups/20200102T000000Z"
     shutil.copytree(source, lied)
-    stats = (lied / "app1.stats").read_text().replace("public.items\t50\t", "public.items\t51\t")
-    (lied / "app1.stats").write_text(stats)
-    subprocess.run("sha256sum -- $(ls | grep -v SHA256SUMS) > SHA256SUMS", shell=True, cwd=lied, check=True)
+    (lied / "app1.stats").write_text("public.items\t51\n")
+    resum(lied)
     bad = plano("backup", "verify", "20200102T000000Z", cwd=ws.infra, check=False, timeout=900)
-    assert bad.returncode == 1 and "restored rows differ from the dump's" in bad.stderr
-    for folder in (flipped, lied):
+    assert bad.returncode == 1 and "restored rows differ from the dump's (table, rows)" in bad.stderr
+    # A backup from before the content checksums moved to verify: its .stats has a third
+    # column, sum(hashtext(t::text)) per table in the snapshot, checked the old way.
+    older = ws.infra / "data/backups/20200103T000000Z"
+    shutil.copytree(source, older)
+    legacy = "SELECT 'public.items', count(*), coalesce(sum(hashtext(t::text)::bigint), 0) FROM items t"
+    restored = sql(ws, "app1", legacy).replace("|", "\t")  # app1 holds what the good backup holds
+    (older / "app1.stats").write_text(restored + "\n")
+    resum(older)
+    out = plano("backup", "verify", "20200103T000000Z", cwd=ws.infra, timeout=900)
+    assert "app1: 1 tables restored, rows and checksums match" in out.stderr
+    (older / "app1.stats").write_text(restored[:-1] + ("1" if restored[-1] != "1" else "2") + "\n")
+    resum(older)
+    bad = plano("backup", "verify", "20200103T000000Z", cwd=ws.infra, check=False, timeout=900)
+    assert bad.returncode == 1 and "restored rows differ from the dump's (table, rows)" in bad.stderr
+    for folder in (flipped, lied, older):
         shutil.rmtree(folder)
+    assert sql(ws, "postgres", "SELECT count(*) FROM pg_database WHERE datname LIKE 'plano_verify_%'") == "0"
+
+
+def resum(folder) -> None:
+    """SHA256SUMS made to match whatever the folder holds now."""
+    subprocess.run("sha256sum -- $(ls | grep -v SHA256SUMS) > SHA256SUMS", shell=True, cwd=folder, check=True)
+
+
+# In template1, so in every database created after it, verify's scratch copy included:
+# each table named items gets a trigger that changes every row it is given.
+ALTERING_RESTORE = """
+CREATE FUNCTION public.plano_test_alter() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN NEW.value := NEW.value || '!'; RETURN NEW; END $$;
+CREATE FUNCTION public.plano_test_hook() RETURNS event_trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_event_trigger_ddl_commands()
+               WHERE command_tag = 'CREATE TABLE' AND object_identity = 'public.items') THEN
+        CREATE TRIGGER plano_test BEFORE INSERT ON public.items FOR EACH ROW EXECUTE FUNCTION public.plano_test_alter();
+    END IF;
+END $$;
+CREATE EVENT TRIGGER plano_test ON ddl_command_end EXECUTE FUNCTION public.plano_test_hook();
+"""
+
+
+def test_3b_verify_fails_when_the_restored_rows_differ_from_the_dumps(site):
+    """Same tables, same row counts, other contents: the content checksums, taken from
+    the dump stream and from the restored copy, catch it."""
+    ws = site
+    good = backup_ids(ws)[0]
+    sql(ws, "template1", ALTERING_RESTORE)
+    try:
+        bad = plano("backup", "verify", good, cwd=ws.infra, check=False, timeout=900)
+    finally:
+        sql(ws, "template1", "DROP EVENT TRIGGER plano_test; DROP FUNCTION public.plano_test_hook(), public.plano_test_alter()")
+    assert bad.returncode == 1, bad.stderr
+    assert "app1: restored rows differ from the dump's (table, rows, sha256 of its sorted rows)" in bad.stderr
+    assert "COPY public.items (id, value, created_at) FROM stdin;\t50\t" in bad.stderr  # the diff names the table
+    plano("backup", "verify", good, cwd=ws.infra, timeout=900)  # the same backup, restored faithfully
     assert sql(ws, "postgres", "SELECT count(*) FROM pg_database WHERE datname LIKE 'plano_verify_%'") == "0"
 
 

@@ -16,7 +16,8 @@ from plano.core.errors import PlanoError, UsageError
 from plano.core.manifest import Manifest, require_app, select_apps
 from plano.core.mode import Mode
 from plano.core.session import Session
-from plano.engine.stack import Stack, open_stack, require_engine, running_services
+from plano.engine import inspect
+from plano.engine.stack import Stack, open_stack, require_engine
 
 ID_RE = fields.BACKUP_ID_RE
 
@@ -144,8 +145,10 @@ def execute(session: Session, argv_of, what: str = "backup") -> str:
     progress (stderr) is shown, its result (stdout, the backup ID) returned."""
     st = open_stack(session)
     argv = argv_of(st)
-    require_engine(session.runner)
-    if "database" not in running_services(st, session.runner):
+    # One query on the way to a backup, docker's own (~0.03 s; compose's ps and docker
+    # info cost 0.2-0.5 s each); why it failed, only then.
+    if not session.query(inspect.service_argv(st.ctx.project, "database")).out.split():
+        require_engine(session.runner)
         raise PlanoError(f"the database is not running; start the stack first (plano {st.mode} up)")
     result = session.act(argv, timeout=6 * 3600)
     if result.err:
