@@ -99,6 +99,7 @@ def test_doctor_fails_when_a_service_does_not_run():
 
 def test_doctor_reads_the_prod_containers_of_every_service(infra):
     from plano.core.mode import Mode
+    from plano.engine import inspect
     from plano.engine.stack import open_stack
     from tests.scripted import session
 
@@ -107,7 +108,7 @@ def test_doctor_reads_the_prod_containers_of_every_service(infra):
     runner.query("docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project={infra.name}",
                  answers=Answer(0, "".join(f"id{i}\n" for i in range(7))))
     st = open_stack(session(infra, runner, Mode.PROD))
-    finding = doctor.services_finding(st, runner)
+    finding = doctor.services_finding(st.manifest, inspect.project_containers(st.ctx.project, runner))
     assert finding == doctor.Finding("services", "fail", "1 of 7 not running: app1-frontend (exited)", "plano prod up")
 
 

@@ -102,6 +102,12 @@ def service(app: str, role: str) -> str:
     return f"{app}-{role}"
 
 
+def app_services(manifest: Manifest) -> dict[str, tuple[str, str]]:
+    """Every app service of the stack (enabled ones), by compose name: app1-backend ->
+    (app1, backend); apps in name order."""
+    return {service(name, role): (name, role) for name, app in sorted(manifest.apps.items()) for role in app.services()}
+
+
 def node_modules_volume(app: str, role: str) -> str:
     """Dev only: the image's node_modules, kept over the source bind mount."""
     return f"{service(app, role)}-node-modules"

@@ -5,6 +5,7 @@ with a pure decision function, tested with exact expectations."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import shutil
 import socket
 import stat
@@ -340,18 +341,19 @@ def backup_finding(root: Path, now: dt.datetime) -> Finding:
     return decide_backup(state["last_success"], state["last_failure"], now)
 
 
-def services_finding(st: stack.Stack, runner: Runner) -> Finding:
-    found = inspect.by_service(inspect.project_containers(st.ctx.project, runner))
-    expected = [*inspect.INFRA_SERVICES, *(n.service(name, role) for name, app in sorted(st.manifest.apps.items()) for role in app.services())]
+def services_finding(manifest: Manifest, containers: list[dict]) -> Finding:
+    """Every service of the prod stack, from its containers (`docker inspect`)."""
+    found = inspect.by_service(containers)
+    expected = [*inspect.INFRA_SERVICES, *n.app_services(manifest)]
     return decide_services({service: found[service]["State"].get("Status", "unknown") if service in found else "absent"
                             for service in expected})
 
 
-def restart_finding(manifest: Manifest, runner: Runner) -> Finding:
+def restart_finding(manifest: Manifest, runner: Runner, prod: list[dict]) -> Finding:
+    """Restart loops in the prod stack (its containers, `prod`) and the dev one."""
     containers = {
         info["Name"].lstrip("/"): (bool(info["State"].get("Restarting")), int(info.get("RestartCount", 0)))
-        for mode in (Mode.PROD, Mode.DEV)
-        for info in inspect.project_containers(mode.project(manifest), runner)
+        for info in [*prod, *inspect.project_containers(Mode.DEV.project(manifest), runner)]
     }
     return decide_restarts(containers)
 
@@ -360,21 +362,20 @@ def overrides_finding(root: Path, manifest: Manifest) -> Finding:
     from plano.ops.deploy import deploy_running
 
     folder = root / n.dns_overrides("prod")
-    apps = {n.service(name, role): name for name, app in manifest.apps.items() for role in app.services()}
+    owners = {service: app for service, (app, _) in n.app_services(manifest).items()}
     files = sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) if folder.is_dir() else []
-    return decide_overrides({f: apps.get(f, "APP") for f in files if not deploy_running(root, apps.get(f, ""))})
+    return decide_overrides({f: owners.get(f, "APP") for f in files if not deploy_running(root, owners.get(f, ""))})
 
 
-def memory_finding(manifest: Manifest, runner: Runner) -> Finding:
+def memory_finding(manifest: Manifest, containers: list[dict]) -> Finding:
     """The prod stack's OOM kills (dev has no limits)."""
-    found = inspect.by_service(inspect.project_containers(Mode.PROD.project(manifest), runner))
-    return decide_memory(oom_kills(manifest, found))
+    return decide_memory(oom_kills(manifest, inspect.by_service(containers)))
 
 
-def recovery_finding(manifest: Manifest, runner: Runner) -> Finding:
-    containers = [info for info in inspect.project_containers(Mode.PROD.project(manifest), runner)
-                  if info["Config"]["Labels"].get("com.docker.compose.oneoff") != "True"]
-    policies = {info["Name"].lstrip("/"): info["HostConfig"]["RestartPolicy"]["Name"] for info in containers}
+def recovery_finding(containers: list[dict], runner: Runner) -> Finding:
+    """The prod stack's restart policies (its containers), the engine's start at boot and live-restore."""
+    policies = {info["Name"].lstrip("/"): info["HostConfig"]["RestartPolicy"]["Name"] for info in containers
+                if info["Config"]["Labels"].get("com.docker.compose.oneoff") != "True"}
     boot = runner.run(["systemctl", "is-enabled", "docker.service"], timeout=20).out.strip() or None
     live = runner.run(["docker", "info", "--format", "{{.LiveRestoreEnabled}}"], timeout=20).out.strip() == "true"
     return decide_recovery(policies, boot, live)
@@ -401,14 +402,16 @@ def run(session: Session, prod_dns: bool, public_ip: str | None,
     if prod_dns:
         steps.append(("dns", lambda: dns_finding(manifest, public_ip)))
     if engine_ok:
+        # The prod stack's containers, read once (docker ps + inspect) for the four checks below.
+        prod = functools.cache(lambda: inspect.project_containers(Mode.PROD.project(manifest), runner))
         st = stack.open_stack(session.with_mode(Mode.PROD)) if (root / n.ENV_PROD).is_file() else None
         if st is not None:
             steps.append(("ports", lambda: port_finding(st, runner)))
-            steps.append(("services", lambda: services_finding(st, runner)))
+            steps.append(("services", lambda: services_finding(manifest, prod())))
             steps.append(("deploy switches", lambda: overrides_finding(root, manifest)))
-        steps.append(("restarts", lambda: restart_finding(manifest, runner)))
-        steps.append(("memory", lambda: memory_finding(manifest, runner)))
-        steps.append(("crash recovery", lambda: recovery_finding(manifest, runner)))
+        steps.append(("restarts", lambda: restart_finding(manifest, runner, prod())))
+        steps.append(("memory", lambda: memory_finding(manifest, prod())))
+        steps.append(("crash recovery", lambda: recovery_finding(prod(), runner)))
     steps += [
         ("disk", lambda: disk_finding(root)),
         ("certificates", lambda: cert_finding(root, manifest, now)),

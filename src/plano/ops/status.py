@@ -144,17 +144,16 @@ def memory_setting(manifest: Manifest, service: str) -> str | None:
     None for a service plano does not render (one of docker-compose.custom.yml)."""
     if service in InfraLimits.model_fields:
         return f"limits/{service}/memory"
-    roles = {n.service(name, role): f"apps/{name}/{role}/limits/memory" for name, app in manifest.apps.items() for role in app.services()}
-    return roles.get(service)
+    owner = n.app_services(manifest).get(service)
+    return f"apps/{owner[0]}/{owner[1]}/limits/memory" if owner else None
 
 
 def apply_argv(manifest: Manifest, service: str, info: dict) -> list[str]:
     """What recreates a service with its new limit: an app's own deploy of the tag it
     runs (a new container next to the old, no downtime), else `prod up`."""
-    for name, app in manifest.apps.items():
-        for role in app.services():
-            if service == n.service(name, role):
-                return ["plano", "deploy", name, "--service", role, "--tag", inspect.image_tag(info["Config"]["Image"])]
+    owner = n.app_services(manifest).get(service)
+    if owner:
+        return ["plano", "deploy", owner[0], "--service", owner[1], "--tag", inspect.image_tag(info["Config"]["Image"])]
     return ["plano", "prod", "up"]
 
 
