@@ -327,8 +327,9 @@ class Deployer:
                     raise self.failure(sw, f"is {status}")
             if time.monotonic() >= deadline:
                 pending = {line.split()[0]: line.split()[-1] for line in probe.out.splitlines() if line.strip()}
-                late = next(sw for sw, url in zip(switches, urls, strict=True) if url in pending or not pending)
-                answer = pending.get(f"http://{late.new_address}:{late.port}{late.health}", "none")
+                late, url = next(((sw, url) for sw, url in zip(switches, urls, strict=True) if url in pending),
+                                 (switches[0], urls[0]))
+                answer = pending.get(url, "none")
                 raise self.failure(late, f"did not answer {late.health} with 2xx or 3xx within {self.timeout:.0f} s "
                                          f"(its last answer: {'no connection' if answer == '000' else answer})")
 
@@ -401,8 +402,6 @@ class Deployer:
                 why = f"failed: {str(exc).splitlines()[0]}"
                 for t in targets:
                     self.record(Record(now(), who(), t.app, t.service, current_tag(self.root, t), t.tag, action, why))
-                if isinstance(exc, nginx.NginxError):
-                    raise DeployFailed(f"{exc}; the old version keeps serving") from None
                 raise
             env_path = self.root / n.ENV_PROD
             text = env_path.read_text()
