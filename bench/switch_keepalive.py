@@ -34,6 +34,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+# bench/, this script's folder, is on sys.path.
+from deploy_downtime import measured  # noqa: E402
+
 from plano.core import naming as n  # noqa: E402
 from plano.core.files import write_atomic  # noqa: E402
 from tests.integration.loadgen import Load  # noqa: E402
@@ -43,20 +46,13 @@ from tests.unit.test_certs import self_signed  # noqa: E402
 
 
 def under_load(ws, workers: int, action, count: int, every: float) -> dict[str, Load]:
-    loads = {kind: Load(ws.ports["prod_https"], "app1.example.com", workers=workers, max_seconds=600, keepalive=kind == "keep-alive")
-             for kind in ("new connection", "keep-alive")}
-    for load in loads.values():
-        load.start()
-    try:
-        time.sleep(2)
+    """`count` actions, `every` s apart, under deploy_downtime's two loads (2 s before and after)."""
+    def repeated() -> None:
         for _ in range(count):
             action()
             time.sleep(every)
-        time.sleep(2)
-    finally:
-        for load in loads.values():
-            load.stop()
-    return loads
+
+    return measured(ws, workers, 2.0, repeated)[0]
 
 
 def main() -> None:

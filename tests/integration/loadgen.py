@@ -88,37 +88,42 @@ class Load:
         conn.sock = unverified_tls().wrap_socket(socket.create_connection(("127.0.0.1", self.port), timeout=10), server_hostname=self.host)
         return conn
 
-    def one(self, conn: http.client.HTTPConnection, n: int, key: str) -> Outcome:
+    def prepared(self, n: int, key: str) -> tuple[Probe, bytes | None, str | None, dict[str, str]]:
+        """The n-th request: its probe, body, the value it writes (a POST) and headers."""
         probe = self.probes[n % len(self.probes)]
-        started = time.monotonic()
-        headers = {"Host": self.host} if self.keepalive else {"Host": self.host, "Connection": "close"}
         body = probe.body(key) if probe.body else None
-        if body is not None:
-            headers["Content-Type"] = "application/json"
+        headers = {"Host": self.host} | ({"Content-Type": "application/json"} if body is not None else {})
+        return probe, body, json.loads(body)["value"] if body is not None else None, headers
+
+    @staticmethod
+    def judged(probe: Probe, what: str, status: int, payload: bytes, seconds: float, wrote: str | None) -> Outcome:
+        """An answer: served when its status and body are what the probe expects."""
+        if status != probe.expect or probe.contains not in payload:
+            return Outcome(False, what, None, seconds, f"{status} {payload[:200]!r}", wrote)
+        return Outcome(True, what, probe.version(payload) if probe.version else None, seconds, wrote=wrote)
+
+    def one(self, conn: http.client.HTTPConnection, n: int, key: str) -> Outcome:
+        probe, body, wrote, headers = self.prepared(n, key)
+        if not self.keepalive:
+            headers["Connection"] = "close"
         what = f"{probe.method} {probe.path}"
-        wrote = json.loads(body)["value"] if body is not None else None
+        started = time.monotonic()
         try:
             conn.request(probe.method, probe.path, body=body, headers=headers)
             response = conn.getresponse()
             payload = response.read()
         except (OSError, http.client.HTTPException, ValueError) as exc:
             return Outcome(False, what, None, time.monotonic() - started, repr(exc), wrote)
-        seconds = time.monotonic() - started
-        if response.status != probe.expect or probe.contains not in payload:
-            return Outcome(False, what, None, seconds, f"{response.status} {payload[:200]!r}", wrote)
         if response.will_close:
             conn.close()  # the server said so: the next request opens a new connection
-        return Outcome(True, what, probe.version(payload) if probe.version else None, seconds, wrote=wrote)
+        return self.judged(probe, what, response.status, payload, time.monotonic() - started, wrote)
 
     def one_h2(self, client, n: int, key: str) -> Outcome:
         import httpx
 
-        probe = self.probes[n % len(self.probes)]
-        body = probe.body(key) if probe.body else None
-        wrote = json.loads(body)["value"] if body is not None else None
-        headers = {"Host": self.host} | ({"Content-Type": "application/json"} if body is not None else {})
-        started = time.monotonic()
+        probe, body, wrote, headers = self.prepared(n, key)
         what = f"{probe.method} {probe.path} (h2)"
+        started = time.monotonic()
         try:
             response = client.request(probe.method, f"https://127.0.0.1:{self.port}{probe.path}", content=body, headers=headers,
                                       extensions={"sni_hostname": self.host})
@@ -127,9 +132,7 @@ class Load:
         seconds = time.monotonic() - started
         if response.http_version != "HTTP/2":
             return Outcome(False, what, None, seconds, f"answered over {response.http_version}", wrote)
-        if response.status_code != probe.expect or probe.contains not in response.content:
-            return Outcome(False, what, None, seconds, f"{response.status_code} {response.content[:200]!r}", wrote)
-        return Outcome(True, what, probe.version(response.content) if probe.version else None, seconds, wrote=wrote)
+        return self.judged(probe, what, response.status_code, response.content, seconds, wrote)
 
     def worker_h2(self, index: int) -> None:
         """One HTTP/2 connection per worker (httpx opens a new one when nginx ends it with GOAWAY)."""
