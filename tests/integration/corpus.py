@@ -202,7 +202,9 @@ def make(layout: str, repo: Path) -> None:
     classic.mkdir(exist_ok=True)
     (classic / "yarn").write_text(f'#!/bin/sh\nexec npx -y yarn@{YARN_CLASSIC} "$@"\n')
     (classic / "yarn").chmod(0o755)
+    scratch = repo.parent / "scratch"  # Nx installs its plugins into TMPDIR and leaves them (212 MB a run)
+    scratch.mkdir(exist_ok=True)
     env = {**os.environ, "PATH": f"{shims}:{os.environ['PATH']}", "CI": "1", "NEXT_TELEMETRY_DISABLED": "1",
-           "npm_config_yes": "true", "TURBO_TELEMETRY_DISABLED": "1"}
+           "npm_config_yes": "true", "TURBO_TELEMETRY_DISABLED": "1", "TMPDIR": str(scratch)}
     {"turbo": turbo_repo, "pnpm": pnpm_repo, "berry": berry_repo, "nx": nx_repo, "npm": npm_repo,
      "classic": classic_repo}[layout](repo, env)
