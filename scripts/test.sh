@@ -5,6 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 started=$SECONDS
+free_gb() { df -P --block-size=1G . | awk 'NR == 2 {print $4}'; }
+free_at_start=$(free_gb)
 
 # The engine, the stand-in images and the local registry (scripts/harness/setup.sh)
 # get ready while pip installs; the end stops what the harness started.
@@ -53,5 +55,5 @@ workers=${PLANO_TEST_WORKERS:-4}
 parallel=()
 if ((workers > 1)); then parallel=(-n "$workers" --dist loadscope --no-loadscope-reorder); fi
 .venv/bin/python -m pytest "${parallel[@]}" "${@:-tests}" || status=$?
-echo "test.sh: done in $((SECONDS - started)) s" >&2
+echo "test.sh: done in $((SECONDS - started)) s; disk: $free_at_start GB free at the start, $(free_gb) GB now" >&2
 exit "$status"

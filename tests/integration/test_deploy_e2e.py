@@ -10,6 +10,8 @@ import threading
 import time
 
 import pytest
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
 
 from tests.integration.loadgen import Load
 from tests.integration.net import https_request, unverified_tls, wait_for
@@ -356,16 +358,39 @@ def events(ws, query: str, got: list) -> None:
     got.append((head.split(b"\r\n")[0].decode(), [json.loads(b.split("data: ", 1)[1].splitlines()[0]) for b in complete], ended))
 
 
-def test_9_an_open_event_stream_is_drained_to_its_end_or_to_the_deadline(stack):
-    """A stream that ends within --drain-timeout gets every event from the old backend
-    and its end; one that would outlast it is stopped at the deadline (the demo
-    backend ends its streams cleanly when it is asked to stop): whole events only."""
+def websocket(ws, query: str, got: list) -> None:
+    """Read app1's WebSocket ticks (RFC 6455, the `websockets` client) to the end; appends
+    (the messages, the close frame received as (code, reason), or how it broke)."""
+    raw = socket.create_connection(("127.0.0.1", ws.ports["prod_https"]), timeout=60)
+    messages: list = []
+    try:
+        with connect(f"wss://app1.example.com/api/ws?{query}", sock=raw, ssl=unverified_tls(),
+                     server_hostname="app1.example.com", open_timeout=30, close_timeout=10) as conn:
+            try:
+                for message in conn:  # ends at a close frame 1000 or 1001, raises at any other end
+                    messages.append(json.loads(message))
+            except ConnectionClosed:
+                pass
+            received = conn.protocol.close_rcvd
+            got.append((messages, (received.code, received.reason) if received else "no close frame"))
+    except (OSError, ValueError) as exc:
+        got.append((messages, repr(exc)))
+
+
+def test_9_open_event_streams_and_websockets_are_drained_to_their_end_or_to_the_deadline(stack):
+    """A server-sent event stream and a WebSocket that end within --drain-timeout get
+    every message from the old backend and their proper end; those that would outlast
+    it are stopped at the deadline (the demo backend ends them cleanly when asked to
+    stop: an `end` event, a close frame 1001): whole messages only, never a cut. A new
+    WebSocket then reaches the new backend."""
     ws = stack
     current = "2.0.0" if "APP1_BACKEND_TAG=2.0.0" in (ws.infra / ".env.prod").read_text() else "1.0.0"
     other = "1.0.0" if current == "2.0.0" else "2.0.0"
-    short, long_ = [], []
+    short, long_, short_ws, long_ws = [], [], [], []
     readers = [threading.Thread(target=events, args=(ws, "count=24&every=250", short)),  # 6 s
-               threading.Thread(target=events, args=(ws, "count=240&every=250", long_))]  # 60 s
+               threading.Thread(target=events, args=(ws, "count=240&every=250", long_)),  # 60 s
+               threading.Thread(target=websocket, args=(ws, "count=24&every=250", short_ws)),
+               threading.Thread(target=websocket, args=(ws, "count=240&every=250", long_ws))]
     for reader in readers:
         reader.start()
     time.sleep(1)
@@ -382,5 +407,16 @@ def test_9_an_open_event_stream_is_drained_to_its_end_or_to_the_deadline(stack):
     assert {t["version"] for t in ticks} == {current}  # the old backend served it to its end
     assert 0 < len(long_ticks) < 240 and [t["tick"] for t in long_ticks] == list(range(1, len(long_ticks) + 1))
     assert long_ended == "end"
-    assert seconds < 60  # the deadline, not the stream, ended the drain
+    (ws_ticks, ws_closed), (long_ws_ticks, long_ws_closed) = short_ws[0], long_ws[0]
+    print(f"the 6 s WebSocket got {len(ws_ticks)} messages and {ws_closed}; "
+          f"the 60 s one {len(long_ws_ticks)}, then {long_ws_closed}")
+    assert [t["tick"] for t in ws_ticks] == list(range(1, 25)) and ws_closed == (1000, "done")
+    assert {t["version"] for t in ws_ticks} == {current}
+    assert 0 < len(long_ws_ticks) < 240 and [t["tick"] for t in long_ws_ticks] == list(range(1, len(long_ws_ticks) + 1))
+    assert {t["version"] for t in long_ws_ticks} == {current} and long_ws_closed == (1001, "server stopping")
+    assert seconds < 60  # the deadline, not the streams, ended the drain
     assert versions_now(ws, 2) == {f"backend {other}", f"frontend {current}"}
+    again: list = []
+    websocket(ws, "count=2&every=50", again)
+    assert again == [([{"tick": 1, "of": 2, "version": other, "pid": again[0][0][0]["pid"]},
+                       {"tick": 2, "of": 2, "version": other, "pid": again[0][0][0]["pid"]}], (1000, "done"))], again
