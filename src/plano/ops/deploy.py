@@ -1,21 +1,24 @@
-"""Zero-downtime deploys of one app service, with automatic rollback.
+"""Zero-downtime deploys of an app's services, with automatic rollback.
 
-The steps (`Deployer.deploy_one`), each an argv run through the Session:
-  1. pull the new image (the tag reaches compose through the environment, which
+nginx reaches each service through its own DNS (dnsmasq in nginx's container, which
+reads one file per service in data/nginx/dns/), so a switch changes an answer, never
+nginx's configuration: no reload, no client connection closed. The steps, each an
+argv run through the Session (`Deployer.prepare`, `switch`, `retire`):
+  1. pull the new images (the tags reach compose through the environment, which
      takes precedence over the env files, so nothing is written yet);
-  2. run the service's release command, if any, in a one-off container of it;
-  3. pin nginx's upstream for the service to the old containers, by address;
-  4. start a second container next to the old one (`up --scale 2 --no-recreate`);
-  5. wait, within a bound, for its healthcheck;
-  6. pin the upstream to the new container only and reload gracefully: new requests
-     go to it, old workers finish what they hold;
-  7. let the old container drain, then stop it (SIGTERM, grace period) and remove it;
-  8. once nginx's answer for the service name no longer holds the removed container
-     (the resolver's `valid`), put the upstream back to the service name (now only the
-     new container) and reload;
-  9. record the tag in .env.prod and append a line to data/logs/deploys.jsonl.
-A new container that is not healthy in time is removed; the env file was not
-touched, the upstream is put back, and the old container never stopped serving.
+  2. run each service's release command, if any, in a one-off container of it;
+  3. answer each service's name with its old containers only (`point(..., "old")`);
+  4. start a second container of each next to the old one (`up --scale N+1 --no-recreate`);
+  5. poll each new container's health route from nginx's container every 0.5 s
+     (bin/plano-probe.sh ready); one that exits or turns unhealthy fails at once;
+  6. answer with the new containers only: every service switches together or none;
+  7. wait FOLLOW_SECONDS for nginx to ask again, then until nginx holds no connection
+     to the old containers (bin/plano-probe.sh drained, at most --drain-timeout),
+     stop them (SIGTERM, grace period) and remove them; drop the answers (Docker's
+     own DNS now names only the new containers);
+  8. record the tags in .env.prod and append a line per service to data/logs/deploys.jsonl.
+A new container that does not answer in time is removed and the answers go back to
+Docker's: the env file was not touched and the old containers never stopped serving.
 Every deploy, failed or not, leaves a line in the deploy log.
 """
 
