@@ -44,9 +44,13 @@ from tests.integration.test_deploy_e2e import ROLES, publish_app1  # noqa: E402
 from tests.integration.test_prod_e2e import set_env  # noqa: E402
 
 
-def measured(ws, workers: int, settle: float, update) -> tuple[dict[str, Load], float]:
-    loads = {kind: Load(ws.ports["prod_https"], "app1.example.com", workers=workers, max_seconds=600, keepalive=kind == "keep-alive")
-             for kind in ("new connection", "keep-alive")}
+def measured(ws, workers: int, settle: float, update,
+             kinds: tuple[str, ...] = ("new connection", "keep-alive")) -> tuple[dict[str, Load], float]:
+    """`update()` under `workers` clients of each kind ("new connection", "keep-alive" for
+    HTTP/1.1, "HTTP/2"), `settle` s before and after; the loads and update's seconds."""
+    loads = {kind: Load(ws.ports["prod_https"], "app1.example.com", workers=workers, max_seconds=600,
+                        keepalive=kind == "keep-alive", http2=kind == "HTTP/2")
+             for kind in kinds}
     for load in loads.values():
         load.start()
     try:

@@ -7,7 +7,8 @@ Needs what ./scripts/test.sh starts (engine, stand-in images, local registry).
 Creates a temporary workspace with app1 (the stand-in backend and frontend), runs
 `plano prod up` on loopback ports, then twice, each time under fresh loads of GETs
 and POSTs through nginx (`--workers` clients opening a connection per request and
-`--workers` HTTP/1.1 keep-alive clients, tests/integration/loadgen.py):
+`--workers` HTTP/1.1 keep-alive clients and `--workers` HTTP/2 clients,
+tests/integration/loadgen.py):
 
     (a) reload   `--switches` graceful reloads of nginx (docker/nginx/bin/plano-reload.sh,
                  as `plano render` does), `--every` s apart
@@ -17,18 +18,21 @@ and POSTs through nginx (`--workers` clients opening a connection per request an
                  in turn, written as certbot's deploy hook and `plano certs` write them
                  (renamed into place, key 0640 certbot's); nginx loads them by itself
 
-Prints each load's requests and failed requests per method, and the failures per
-reload against those per switch. Removes its containers and workspace at the end.
+Prints each load's requests and failed requests per method, why they failed, whether
+an unanswered POST was written anyway (a request the server processed: a client
+cannot retry it safely) and the failures per reload against those per switch. Removes its containers and workspace at the end.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import datetime as dt
 import shutil
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,7 +44,7 @@ from deploy_downtime import measured  # noqa: E402
 from plano.core import naming as n  # noqa: E402
 from plano.core.files import write_atomic  # noqa: E402
 from tests.integration.loadgen import Load  # noqa: E402
-from tests.integration.stackfixtures import docker, make_workspace, prod_running  # noqa: E402
+from tests.integration.stackfixtures import docker, make_workspace, prod_running, sql  # noqa: E402
 from tests.integration.test_deploy_e2e import publish_app1  # noqa: E402
 from tests.unit.test_certs import self_signed  # noqa: E402
 
@@ -52,7 +56,7 @@ def under_load(ws, workers: int, action, count: int, every: float) -> dict[str, 
             action()
             time.sleep(every)
 
-    return measured(ws, workers, 2.0, repeated)[0]
+    return measured(ws, workers, 2.0, repeated, ("new connection", "keep-alive", "HTTP/2"))[0]
 
 
 def main() -> None:
@@ -106,9 +110,20 @@ def compare(ws, args) -> None:
     for method, loads in results.items():
         for kind, load in loads.items():
             print(f"{method:16} {kind:15} {len(load.results):9d} {len(load.failures):7d}")
-    per = {method: sum(len(lo.failures) for lo in loads.values()) / args.switches for method, loads in results.items()}
-    print(f"failed requests per reload: {per['(a) reload']:.2f}; per DNS switch: {per['(b) DNS switch']:.2f}; "
-          f"per certificate install: {per['(c) certs']:.2f}")
+    rows = set(sql(ws, "app1", "SELECT value FROM items WHERE value LIKE 'load-%'").split())
+    for method, loads in results.items():
+        for kind, load in loads.items():
+            acked, unanswered = load.writes()
+            if unanswered or acked - rows:
+                print(f"  {method} {kind}: {len(acked - rows)} acknowledged POSTs missing from the database; "
+                      f"{len(unanswered)} POSTs unanswered, {len(unanswered & rows)} of them written")
+            why = Counter(re.sub(r"\d+", "N", f.detail)[:120] for f in load.failures)
+            for detail, count in why.most_common(3):
+                print(f"  {method} {kind}: {count} x {detail}")
+    for kind in results["(a) reload"]:
+        per = {method: len(loads[kind].failures) / args.switches for method, loads in results.items()}
+        print(f"{kind}: failed requests per reload: {per['(a) reload']:.2f}; per DNS switch: {per['(b) DNS switch']:.2f}; "
+              f"per certificate install: {per['(c) certs']:.2f}")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from __future__ import annotations
 import http.client
 import json
 import re
+import secrets
 import socket
 import ssl
 import subprocess
@@ -81,6 +82,9 @@ class Load:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
+        # In every POST's value: two loads (or runs) never write the same value, so a
+        # row found in the database is this load's request.
+        self.run_id = secrets.token_hex(4)
 
     def connect(self) -> http.client.HTTPConnection:
         """A fresh TLS connection with the app's SNI, for one request."""
@@ -148,7 +152,7 @@ class Load:
         with httpx.Client(http2=True, verify=context, timeout=10) as client:
             while not self._stop.is_set() and time.monotonic() < deadline and len(self.results) < self.max_requests:
                 n += 1
-                outcome = self.one_h2(client, n, f"h2-{index}-{n}")
+                outcome = self.one_h2(client, n, f"{self.run_id}-h2-{index}-{n}")
                 with self._lock:
                     self.results.append(outcome)
 
@@ -164,7 +168,7 @@ class Load:
             try:
                 if conn is None or conn.sock is None:
                     conn = self.connect()
-                outcome = self.one(conn, n, f"{index}-{n}")
+                outcome = self.one(conn, n, f"{self.run_id}-{index}-{n}")
             except (OSError, http.client.HTTPException, ValueError) as exc:
                 outcome = Outcome(False, "connection", None, time.monotonic() - started, repr(exc))
             if (not outcome.ok or not self.keepalive) and conn is not None:
