@@ -26,8 +26,8 @@ cannot retry it safely) and the failures per reload against those per switch. Re
 from __future__ import annotations
 
 import argparse
-import re
 import datetime as dt
+import re
 import shutil
 import sys
 import tempfile

@@ -8,6 +8,6 @@ BACKEND = Path(__file__).resolve().parents[2] / "src/plano/templates/demo-app/ba
 
 
 def test_the_demo_backends_node_tests_pass():
-    proc = subprocess.run(["node", "--test", "server.test.js"], cwd=BACKEND, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(["node", "--test", "server.test.js"], cwd=BACKEND, capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "# fail 0" in proc.stdout and "# pass 6" in proc.stdout

@@ -35,9 +35,8 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from plano.core import fields
+from plano.core import fields, secrets
 from plano.core import naming as n
-from plano.core import secrets
 from plano.core.errors import PlanoError, RefusedError
 from plano.core.manifest import require_app, require_role
 from plano.core.mode import Mode
