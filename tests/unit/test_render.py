@@ -5,10 +5,14 @@ and review the diff like any other change.
 """
 
 import json
+import os
+import re
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from plano.core import files, secrets
 from plano.core import manifest as mf
@@ -197,3 +201,84 @@ def test_limits_go_into_the_prod_file_only_with_no_swap_and_the_node_heap_under_
     assert services.redis_maxmemory(tiny) == 4 * 2**20
     tree = render_case(LIMITED)
     assert "\nmaxmemory 157286400\n" in tree["docker/redis/redis.conf"].content
+
+
+# The custom apps on a swarm: shop's backend with 3 replicas, the others swarm's default.
+SWARM = CASES["custom-apps"].replace("apps:\n", "target: swarm\nswarm: {replicas: 2}\napps:\n", 1).replace(
+    "      port: 8080\n", "      port: 8080\n      replicas: 3\n", 1)
+
+
+def test_the_swarm_target_adds_the_stack_file_and_changes_nothing_else(update_golden):
+    """tests/golden/swarm/docker-stack.yml; every other file is the compose target's."""
+    tree, compose_tree = render_case(SWARM), render_case(CASES["custom-apps"])
+    assert sorted(set(tree) - set(compose_tree)) == ["docker-stack.yml"] and "docker-stack.yml" not in compose_tree
+    assert {rel: f for rel, f in tree.items() if rel != "docker-stack.yml"} == compose_tree
+    golden = GOLDEN / "swarm/docker-stack.yml"
+    if update_golden:
+        golden.parent.mkdir(exist_ok=True)
+        golden.write_text(tree["docker-stack.yml"].content)
+    assert tree["docker-stack.yml"].content == golden.read_text(), "docker-stack.yml differs from tests/golden/swarm/"
+
+
+def stack_of(text: str) -> dict:
+    return yaml.safe_load(files.split_header(render_case(text)["docker-stack.yml"].content)[1])
+
+
+def test_the_stack_places_updates_and_limits_each_service():
+    stack = stack_of(SWARM)
+    assert stack["version"] == "3.9"  # Debian bookworm's docker 20.10 CLI refuses a file without one
+    services = stack["services"]
+    assert list(services) == ["nginx", "certbot", "database", "redis", "backup", "blog-backend", "blog-frontend", "shop-backend"]
+    where = {name: s["deploy"]["placement"]["constraints"] for name, s in services.items()}
+    assert where == {**dict.fromkeys(["nginx", "certbot"], ["node.labels.plano.edge == true"]),
+                     **dict.fromkeys(["database", "redis", "backup"], ["node.labels.plano.data == true"]),
+                     **dict.fromkeys(["blog-backend", "blog-frontend", "shop-backend"], ["node.labels.plano.apps == true"])}
+    assert {name: s["deploy"]["replicas"] for name, s in services.items()} == {
+        "nginx": 1, "certbot": 1, "database": 1, "redis": 1, "backup": 1, "blog-backend": 2, "blog-frontend": 2, "shop-backend": 3}
+    for name, s in services.items():
+        order = "start-first" if "-" in name else "stop-first"  # two tasks cannot share a data folder or host ports
+        assert s["deploy"]["update_config"] == {"parallelism": 1, "delay": "0s", "order": order, "failure_action": "rollback", "monitor": "30s"}
+        assert s["deploy"]["rollback_config"]["order"] == order and s["deploy"]["endpoint_mode"] == "dnsrr"
+        assert s["deploy"]["restart_policy"]["condition"] == "any"
+        assert not {"build", "restart", "depends_on", "security_opt", "shm_size"} & set(s)
+    assert services["shop-backend"]["deploy"]["resources"] == {"limits": {"memory": "256m", "cpus": "1", "pids": 256}}
+    assert services["shop-backend"]["image"] == "ghcr.io/acme/shop-api:${SHOP_BACKEND_TAG:-latest}"
+    assert services["nginx"]["ports"] == [{"target": 80, "published": 80, "protocol": "tcp", "mode": "host"},
+                                          {"target": 443, "published": 443, "protocol": "tcp", "mode": "host"}]
+    assert services["nginx"]["image"].startswith("registry.example.com/acme/acme-nginx:${PLANO_NGINX_IMAGE_TAG:?")
+    assert {"type": "tmpfs", "target": "/dev/shm", "tmpfs": {"size": 134217728}} in services["database"]["volumes"]
+
+
+def test_the_stack_keeps_secrets_out_and_versions_them():
+    tree = render_case(SWARM)
+    text = tree["docker-stack.yml"].content
+    for path, file in tree.items():
+        if path.startswith(("data/secrets/", ".env.prod")) and not path.endswith(".example"):
+            for line in file.content.splitlines():
+                value = line.split("=", 1)[-1]
+                assert len(value) < 16 or value not in text, f"a secret of {path} is in docker-stack.yml"
+    found = stack_of(SWARM)["secrets"]["database-shop-db-password"]
+    assert found == {"name": "acme-database-shop-db-password-${PLANO_SECRET_DATABASE_SHOP_DB_PASSWORD:?PLANO_SECRET_DATABASE_SHOP_DB_PASSWORD "
+                             "is missing: run plano swarm up}", "file": "./data/secrets/database/SHOP_DB_PASSWORD"}
+    assert stack_of(SWARM)["networks"]["shop-net"] == {"driver": "overlay", "driver_opts": {"encrypted": ""}}
+    clear = stack_of(SWARM.replace("swarm: {replicas: 2}", "swarm: {replicas: 2, encrypted: false}"))
+    assert set(clear["networks"]) == {"edge", "backup", "shop-net", "blog-net"}
+    assert all(net == {"driver": "overlay"} for net in clear["networks"].values())
+
+
+def test_the_golden_stack_file_is_valid_for_the_real_docker_stack_config(tmp_path):
+    """The docker CLI's own loader (`docker stack config`, no engine needed) reads it with
+    every variable given, and refuses it with one missing, naming it."""
+    files.apply(tmp_path, files.plan(tmp_path, render_case(SWARM)))  # the env files it names must exist
+    stack = tmp_path / "docker-stack.yml"
+    assert stack.read_text() == (GOLDEN / "swarm/docker-stack.yml").read_text()
+    names = sorted(set(re.findall(r"\$\{([A-Z0-9_]+)", stack.read_text())))
+    env = {**os.environ, **dict.fromkeys(names, "v1")}
+    done = subprocess.run(["docker", "stack", "config", "-c", str(stack)], env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    resolved = yaml.safe_load(done.stdout)
+    assert resolved["services"]["shop-backend"]["environment"]["DB_PASSWORD"] == "v1"
+    assert resolved["secrets"]["database-postgres-password"]["name"] == "acme-database-postgres-password-v1"
+    del env["PLANO_NGINX_IMAGE_TAG"]
+    refused = subprocess.run(["docker", "stack", "config", "-c", str(stack)], env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert refused.returncode != 0 and "PLANO_NGINX_IMAGE_TAG is missing: run plano swarm up" in refused.stderr

@@ -367,6 +367,18 @@ def pids(value: object) -> int:
     return value
 
 
+REPLICAS_MAX = 50
+
+
+def replicas(value: object) -> int:
+    """How many tasks of a service a swarm runs at once (nodes permitting)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"replicas is a whole number such as 2, got {kind(value)}")
+    if not 1 <= value <= REPLICAS_MAX:
+        raise ValueError(f"{shown(value)} replicas: give 1 to {REPLICAS_MAX} (2 or more keep serving while a node is down)")
+    return value
+
+
 # ---------------------------------------------------------------- free text
 
 def command(value: object) -> list[str]:

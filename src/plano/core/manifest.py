@@ -68,6 +68,7 @@ Address = Annotated[str, AfterValidator(fields.ip_address)]
 Memory = Annotated[str, BeforeValidator(fields.memory)]
 Cpus = Annotated[float, BeforeValidator(fields.cpus)]
 Pids = Annotated[int, BeforeValidator(fields.pids)]
+Replicas = Annotated[int, BeforeValidator(fields.replicas)]
 
 
 class Model(BaseModel):
@@ -173,6 +174,7 @@ class Service(Model):
     # The env names the app reads, each pointing at a value plano provides: DB_HOST: database.host
     env: dict[str, str] = Field(default_factory=dict)
     limits: Limits = Field(default_factory=Limits)  # prod only: dev servers compile and watch, and need more
+    replicas: Replicas | None = None  # swarm target only; default swarm.replicas
 
     @field_validator("env")
     @classmethod
@@ -275,6 +277,15 @@ class Backup(Model):
     restic: Restic | None = None
 
 
+class SwarmSettings(Model):
+    """The swarm target (`target: swarm`): docker-stack.yml, run by `docker stack deploy`."""
+
+    replicas: Replicas = 2  # each app service's tasks, unless the service sets its own
+    # Overlay traffic between nodes in IPsec. Off only where the kernel has no ESP/GCM
+    # (Docker then drops the traffic): it crosses your network in clear text.
+    encrypted: bool = True
+
+
 class Manifest(Model):
     version: Literal[1] = 1
     name: Annotated[str, AfterValidator(fields.project_name)]
@@ -286,6 +297,9 @@ class Manifest(Model):
     limits: InfraLimits = Field(default_factory=InfraLimits)
     prod: ProdSettings = Field(default_factory=ProdSettings)
     dev: DevSettings = Field(default_factory=DevSettings)
+    # Where prod runs: one server with docker compose, or a Docker Swarm of several.
+    target: Literal["compose", "swarm"] = "compose"
+    swarm: SwarmSettings = Field(default_factory=SwarmSettings)
     apps: dict[str, App] = Field(default_factory=dict)
 
 

@@ -46,6 +46,7 @@ BASE_COMPOSE = "docker-compose.yml"
 DEV_COMPOSE = "docker-compose.dev.yml"
 PROD_COMPOSE = "docker-compose.prod.yml"
 CUSTOM_COMPOSE = "docker-compose.custom.yml"
+STACK_FILE = "docker-stack.yml"  # the swarm target's (target: swarm)
 ENV_BASE = ".env"
 ENV_DEV = ".env.dev"
 ENV_PROD = ".env.prod"
@@ -290,3 +291,35 @@ def deploy_lock(app: str) -> str:
 
 def backups_dir(mode: str) -> str:
     return f"{data_root(mode)}/backups"
+
+
+# ---------------------------------------------------------------- the swarm target
+
+# What a node of the swarm is for; `plano swarm label NODE ROLE` sets the label, and
+# one node may hold several roles.
+SWARM_ROLES = ("edge", "data", "apps")
+
+
+def swarm_label(role: str) -> str:
+    """The node label of a role: plano.edge, plano.data, plano.apps (value "true")."""
+    return f"plano.{role}"
+
+
+def swarm_constraint(role: str) -> str:
+    return f"node.labels.{swarm_label(role)} == true"
+
+
+def swarm_infra_image(manifest: Manifest, service: str) -> str:
+    """Where `plano swarm up` pushes an infra service's image (a swarm builds nothing):
+    beside the apps' images in the registry, e.g. registry.example.com/acme/plano-nginx."""
+    return f"{manifest.registry}/{manifest.name}-{service}"
+
+
+def swarm_image_var(service: str) -> str:
+    """The environment variable holding an infra image's tag (its build's content hash)."""
+    return f"PLANO_{service.upper()}_IMAGE_TAG"
+
+
+def swarm_secret_var(service: str, var: str) -> str:
+    """The environment variable holding a Swarm secret's version (its content's hash)."""
+    return f"PLANO_SECRET_{service.upper()}_{var}"

@@ -180,10 +180,6 @@ def nginx_service(manifest: Manifest) -> dict[str, Any]:
         "restart": RESTART,
         **INIT,
         "volumes": [f"./docker/nginx:{n.NGINX_CONF_DIR}:ro", *nginx_data(Mode.PROD)],
-        # The entrypoint (root without DAC_OVERRIDE) writes placeholder certificates into
-        # certbot's folders through certbot's group; the workers read the keys (0640)
-        # with that group too (`user` in nginx.conf).
-        "group_add": [str(n.CERTBOT_UID)],
         "healthcheck": healthcheck(["CMD", "curl", "-fsS", "-o", "/dev/null", "http://127.0.0.1:8081/.plano/health"], "10s"),
         "networks": ["edge", *app_networks(manifest)],
         "read_only": True,

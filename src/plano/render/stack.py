@@ -1,0 +1,161 @@
+"""docker-stack.yml: the same platform on a Docker Swarm (`target: swarm` in plano.yml),
+for `docker stack deploy`. Pure: Manifest -> Tree.
+
+Each service starts from the compose target's own definition (render/compose.py: the
+same images, commands, healthchecks, networks, mounts, hardening and limits), then
+changes what Swarm does otherwise:
+- where it runs: nodes labelled by `plano swarm label` (naming.SWARM_ROLES): nginx
+  and certbot on the edge node, Postgres, Redis and backups on the data node (their
+  data stays in that node's data/), app services on apps nodes, Swarm spreading the
+  replicas across them;
+- how it updates: app services start the new task first and roll back by themselves
+  when it fails its healthcheck (`update_config`, `rollback_config`); a stateful or
+  port-holding service stops the old task first, as two cannot share its data or port;
+- names instead of a VIP (`endpoint_mode: dnsrr`): nginx resolves every task of a
+  service through its own DNS (`resolve`), as on one server;
+- images: the infra services' images are built and pushed by `plano swarm up`
+  (a Swarm does not build), tagged by content through the environment;
+- secrets: Swarm secrets created from plano's secret files, their names versioned
+  through the environment (`${PLANO_SECRET_...}`), so a rotation is a rolling update;
+- networks: overlay, encrypted; the same one per app as on one server;
+- what Swarm has no key for goes: `restart` (a restart policy instead), `depends_on`
+  (healthchecks gate traffic instead), `security_opt` (Swarm services have no such
+  setting), `shm_size` (a tmpfs at /dev/shm instead).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from plano.core import naming as n
+from plano.core.files import File, Tree, with_header
+from plano.core.manifest import Limits, Manifest
+from plano.render import compose
+
+# The stack file format: the newest that Debian bookworm's docker 20.10 CLI reads (it
+# refuses a file without `version:`); newer CLIs read it too.
+STACK_VERSION = "3.9"
+# How long Swarm watches a new task before it counts the update of that task a
+# success: a task failing its healthcheck within it is rolled back.
+MONITOR = "30s"
+# Infra services and where they run; each is one task.
+INFRA_ROLES = {"nginx": "edge", "certbot": "edge", "database": "data", "redis": "data", "backup": "data"}
+# Built locally on one server; on a swarm, built and pushed by `plano swarm up`.
+BUILT = ("nginx", "certbot", "database", "redis", "backup")
+
+
+def placed(role: str) -> dict[str, Any]:
+    return {"constraints": [n.swarm_constraint(role)]}
+
+
+def restart_policy() -> dict[str, Any]:
+    """`restart: always` as Swarm says it: a task that exits, however, is replaced."""
+    return {"condition": "any", "delay": "5s", "window": "60s"}
+
+
+def resources(limits: Limits) -> dict[str, Any]:
+    cpus = {"cpus": f"{limits.cpus:g}"} if limits.cpus is not None else {}
+    return {"limits": {"memory": limits.memory, **cpus, "pids": limits.pids}}
+
+
+def rolling(order: str) -> dict[str, Any]:
+    """One task at a time; a new task that is not healthy within MONITOR rolls back."""
+    return {"parallelism": 1, "delay": "0s", "order": order, "failure_action": "rollback", "monitor": MONITOR}
+
+
+def rollback(order: str) -> dict[str, Any]:
+    return {"parallelism": 1, "delay": "0s", "order": order, "failure_action": "pause", "monitor": MONITOR}
+
+
+def tmpfs_mounts(paths: list[str]) -> tuple[list[str], list[dict[str, Any]]]:
+    """compose's `tmpfs` entries: plain paths stay; one with options (uid=, gid=), which
+    Swarm's tmpfs does not take, becomes a world-writable sticky mount (as /tmp is)."""
+    plain = [p for p in paths if ":" not in p]
+    mounts = [{"type": "tmpfs", "target": p.split(":", 1)[0], "tmpfs": {"mode": 0o1777}} for p in paths if ":" in p]
+    return plain, mounts
+
+
+def swarmed(spec: dict[str, Any], image: str, deploy: dict[str, Any]) -> dict[str, Any]:
+    """A compose service as a swarm service (see the module's docstring)."""
+    out = {"image": image}
+    for key, value in spec.items():
+        if key in ("build", "restart", "depends_on", "security_opt", "shm_size"):
+            continue
+        if key == "env_file":
+            out[key] = [entry["path"] for entry in value]
+        elif key == "tmpfs":
+            plain, mounts = tmpfs_mounts(value)
+            out[key] = plain
+            if mounts:
+                out["volumes"] = [*out.get("volumes", []), *mounts]
+        else:
+            out[key] = value
+    if "shm_size" in spec:  # Postgres's shared memory: a tmpfs of that size
+        out["volumes"] = [*out.get("volumes", []), {"type": "tmpfs", "target": "/dev/shm", "tmpfs": {"size": 128 * 1024 * 1024}}]
+    out["deploy"] = deploy
+    return out
+
+
+def infra_image(manifest: Manifest, service: str) -> str:
+    var = n.swarm_image_var(service)
+    return f"{n.swarm_infra_image(manifest, service)}:${{{var}:?{var} is missing: run plano swarm up, which builds and pushes it}}"
+
+
+def infra_service(manifest: Manifest, service: str, spec: dict[str, Any]) -> dict[str, Any]:
+    limits: Limits = getattr(manifest.limits, service)
+    deploy = {"mode": "replicated", "replicas": 1, "endpoint_mode": "dnsrr", "placement": placed(INFRA_ROLES[service]),
+              "restart_policy": restart_policy(), "resources": resources(limits),
+              # One task: its data folder or its host ports cannot be held by two.
+              "update_config": rolling("stop-first"), "rollback_config": rollback("stop-first")}
+    out = swarmed(spec, infra_image(manifest, service), deploy)
+    if service == "nginx":
+        out["ports"] = [{"target": inner, "published": outer, "protocol": "tcp", "mode": "host"}
+                        for inner, outer in ((80, manifest.prod.http_port), (443, manifest.prod.https_port))]
+    return out
+
+
+def app_service(manifest: Manifest, name: str, role: str, spec: dict[str, Any], prod: dict[str, Any]) -> dict[str, Any]:
+    svc = manifest.apps[name].services()[role]
+    deploy = {"mode": "replicated", "replicas": svc.replicas or manifest.swarm.replicas, "endpoint_mode": "dnsrr",
+              "placement": placed("apps"), "restart_policy": restart_policy(), "resources": resources(svc.limits),
+              "update_config": rolling("start-first"), "rollback_config": rollback("start-first")}
+    out = swarmed(spec, prod["image"], deploy)
+    out["environment"] = {**spec["environment"], **prod["environment"]}
+    return out
+
+
+def secrets(manifest: Manifest) -> dict[str, Any]:
+    """Each secret file plano writes (data/secrets/), as a Swarm secret whose name
+    carries a version from the environment: new content, new name, a rolling update."""
+    out = {}
+    for service, wanted in n.infra_secrets(manifest).items():
+        for var in wanted:
+            key = n.secret_name(service, var)
+            version = n.swarm_secret_var(service, var)
+            out[key] = {"name": f"{manifest.name}-{key}-${{{version}:?{version} is missing: run plano swarm up}}",
+                        "file": f"./{n.secret_file('prod', service, var)}"}
+    return out
+
+
+def networks(manifest: Manifest) -> dict[str, Any]:
+    """Overlay networks, encrypted between nodes (IPsec) unless swarm.encrypted is off:
+    one per app, as on one server."""
+    names = ["edge", "backup", *(n.network(name) for name in manifest.apps)]
+    encrypted = {"driver_opts": {"encrypted": ""}} if manifest.swarm.encrypted else {}
+    return {name: {"driver": "overlay", **encrypted} for name in names}
+
+
+def stack(manifest: Manifest) -> dict[str, Any]:
+    base, prod = compose.base(manifest), compose.prod(manifest)
+    services = {name: infra_service(manifest, name, base["services"][name]) for name in BUILT}
+    for app_name, role in n.app_services(manifest).values():
+        service = n.service(app_name, role)
+        services[service] = app_service(manifest, app_name, role, base["services"][service], prod["services"][service])
+    return {"version": STACK_VERSION, "services": services, "networks": networks(manifest), "secrets": secrets(manifest)}
+
+
+def render(manifest: Manifest, env_values: dict[str, dict[str, str]]) -> Tree:
+    del env_values  # the stack file holds no secret value, only ${VARIABLES}
+    if manifest.target != "swarm":
+        return {}
+    return {n.STACK_FILE: File(with_header(n.STACK_FILE, compose.dump(stack(manifest))))}
