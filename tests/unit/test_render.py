@@ -230,9 +230,9 @@ def test_the_stack_places_updates_and_limits_each_service():
     services = stack["services"]
     assert list(services) == ["nginx", "certbot", "database", "redis", "backup", "blog-backend", "blog-frontend", "shop-backend"]
     where = {name: s["deploy"]["placement"]["constraints"] for name, s in services.items()}
-    assert where == {**dict.fromkeys(["nginx", "certbot"], ["node.labels.plano.edge == true"]),
-                     **dict.fromkeys(["database", "redis", "backup"], ["node.labels.plano.data == true"]),
-                     **dict.fromkeys(["blog-backend", "blog-frontend", "shop-backend"], ["node.labels.plano.apps == true"])}
+    roles = {"nginx": "edge", "certbot": "edge", "database": "data", "redis": "data", "backup": "data",
+             "blog-backend": "apps", "blog-frontend": "apps", "shop-backend": "apps"}
+    assert where == {name: [f"node.labels.plano.{role} == true"] for name, role in roles.items()}
     assert {name: s["deploy"]["replicas"] for name, s in services.items()} == {
         "nginx": 1, "certbot": 1, "database": 1, "redis": 1, "backup": 1, "blog-backend": 2, "blog-frontend": 2, "shop-backend": 3}
     for name, s in services.items():
