@@ -59,6 +59,7 @@ BACKUP_ID = Checked("id", fields.backup_id)
 DATABASE = Checked("database", fields.database_name)
 IP_ADDRESS = Checked("address", fields.ip_address)
 SERVICE_NAME = Checked("service", fields.service_name)
+NODE = Checked("node", fields.node_name)
 LINES = Checked("lines", fields.line_count)
 SECONDS = click.FloatRange(1, 86400)
 

@@ -442,6 +442,15 @@ def service_name(value: object) -> str:
                     "not a service name; give one as `plano prod ps` lists it, e.g. app1-backend or nginx")
 
 
+NODE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,252}", re.ASCII)
+
+
+def node_name(value: object) -> str:
+    """A swarm node, by hostname or ID as `docker node ls` shows it (never an option)."""
+    return matching(value, NODE_RE, "a node name", "srv1",
+                    "not a node name; give a HOSTNAME or ID as plano swarm nodes lists it")
+
+
 def line_count(value: object) -> str:
     """`--tail`: a number of lines, or all."""
     given = string(value, "a number of lines", "100")

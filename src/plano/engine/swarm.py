@@ -1,0 +1,172 @@
+"""The swarm target's engine: argv builders for `docker swarm|node|stack|service|secret`
+(pure, `list[str]`) and the parsing of what they print. The Docker CLI talks to the
+engine of DOCKER_HOST (or the local one), which must be a manager of the swarm.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from plano.core import naming as n
+
+# `docker ... --format '{{json .}}'`: one JSON object per line.
+JSON_LINES = "{{json .}}"
+
+
+def info_argv() -> list[str]:
+    """The engine's swarm state: LocalNodeState, NodeID, ControlAvailable (a manager)."""
+    return ["docker", "info", "--format", "{{json .Swarm}}"]
+
+
+def init_argv(advertise: str | None = None) -> list[str]:
+    return ["docker", "swarm", "init", *(["--advertise-addr", advertise] if advertise else [])]
+
+
+def join_token_argv(role: str) -> list[str]:
+    """Prints the `docker swarm join ...` command for a new worker or manager."""
+    return ["docker", "swarm", "join-token", role]
+
+
+def nodes_argv() -> list[str]:
+    return ["docker", "node", "ls", "--format", JSON_LINES]
+
+
+def node_inspect_argv(*nodes: str) -> list[str]:
+    return ["docker", "node", "inspect", *nodes]
+
+
+def label_argv(node: str, role: str, add: bool = True) -> list[str]:
+    label = n.swarm_label(role)
+    return ["docker", "node", "update", *(["--label-add", f"{label}=true"] if add else ["--label-rm", label]), node]
+
+
+def deploy_argv(stack: str) -> list[str]:
+    """Deploy (or update) the stack from the infra's docker-stack.yml. `--prune` removes
+    the services of an app taken out of plano.yml; it removes no volume and no data."""
+    return ["docker", "stack", "deploy", "--with-registry-auth", "--prune", "-c", n.STACK_FILE, stack]
+
+
+def services_argv(stack: str) -> list[str]:
+    return ["docker", "service", "ls", "--filter", f"label=com.docker.stack.namespace={stack}", "--format", JSON_LINES]
+
+
+def service_inspect_argv(*services: str) -> list[str]:
+    return ["docker", "service", "inspect", *services]
+
+
+def tasks_argv(stack: str) -> list[str]:
+    return ["docker", "stack", "ps", stack, "--no-trunc", "--format", JSON_LINES]
+
+
+def tasks_table_argv(stack: str) -> list[str]:
+    """The same, as a table for people: errors in full."""
+    return ["docker", "stack", "ps", stack, "--no-trunc", "--format", "table {{.Name}}\t{{.Node}}\t{{.CurrentState}}\t{{.Error}}"]
+
+
+def logs_argv(stack: str, service: str, tail: str, follow: bool) -> list[str]:
+    return ["docker", "service", "logs", "--timestamps", "--tail", tail, *(["--follow"] if follow else []),
+            f"{stack}_{service}"]
+
+
+def remove_argv(stack: str) -> list[str]:
+    """Removes the stack's services, networks and secrets; never a volume or a bind-mounted folder."""
+    return ["docker", "stack", "rm", stack]
+
+
+def networks_argv(stack: str) -> list[str]:
+    return ["docker", "network", "ls", "-q", "--filter", f"label=com.docker.stack.namespace={stack}"]
+
+
+def secrets_argv(prefix: str) -> list[str]:
+    return ["docker", "secret", "ls", "--filter", f"name={prefix}", "--format", "{{.Name}}"]
+
+
+def secret_rm_argv(*names: str) -> list[str]:
+    return ["docker", "secret", "rm", *names]
+
+
+def job_argv(name: str, role: str, image: str, script: str, mounts: list[str]) -> list[str]:
+    """A one-off task on every node of a role (a global job, Docker >= 20.10): plano's
+    way to prepare a node it has no shell on (data/ folders before a deploy)."""
+    return ["docker", "service", "create", "--name", name, "--mode", "global-job", "--constraint", n.swarm_constraint(role),
+            "--restart-condition", "none", "--user", "0", *(f"--mount={m}" for m in mounts), "--detach", "--quiet",
+            image, "sh", "-euc", script]
+
+
+def job_tasks_argv(name: str) -> list[str]:
+    return ["docker", "service", "ps", name, "--no-trunc", "--format", JSON_LINES]
+
+
+def service_rm_argv(*names: str) -> list[str]:
+    return ["docker", "service", "rm", *names]
+
+
+# ---------------------------------------------------------------- what they print
+
+
+def json_lines(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines() if line.strip().startswith("{")]
+
+
+@dataclass(frozen=True)
+class Node:
+    id: str
+    hostname: str
+    status: str  # Ready, Down, Unknown
+    availability: str  # Active, Pause, Drain
+    manager: str  # Leader, Reachable, Unreachable, "" for a worker
+    roles: tuple[str, ...] = ()
+    address: str = ""
+
+    @property
+    def usable(self) -> bool:
+        return self.status == "Ready" and self.availability == "Active"
+
+
+def nodes(listed: str, inspected: str) -> list[Node]:
+    """`docker node ls` lines and `docker node inspect` of the same nodes: their plano roles."""
+    details = {d["ID"]: d for d in json.loads(inspected or "[]")}
+    found = []
+    for row in json_lines(listed):
+        spec = details.get(row["ID"], {})
+        labels = (spec.get("Spec") or {}).get("Labels") or {}
+        roles = tuple(role for role in n.SWARM_ROLES if labels.get(n.swarm_label(role)) == "true")
+        found.append(Node(row["ID"], row["Hostname"], row["Status"], row["Availability"], row.get("ManagerStatus", ""),
+                          roles, (spec.get("Status") or {}).get("Addr", "")))
+    return found
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str  # without the stack's prefix: nginx, app1-backend
+    image: str
+    running: int
+    desired: int
+    update: str = ""  # "", updating, completed, paused, rollback_started, rollback_completed, rollback_paused
+    message: str = ""
+    ports: list[str] = field(default_factory=list)
+
+    @property
+    def converged(self) -> bool:
+        return self.running == self.desired and self.update not in ("updating", "rollback_started", "paused", "rollback_paused")
+
+
+def replicas(text: str) -> tuple[int, int]:
+    """`docker service ls`'s REPLICAS ("2/2", "0/1 (max 1 per node)", "1/1 (1/1 completed)")."""
+    running, _, desired = text.split()[0].partition("/")
+    return int(running), int(desired)
+
+
+def services(stack: str, listed: str, inspected: str) -> list[Service]:
+    """`docker service ls` lines and `docker service inspect` of them: each service's
+    replicas and the state of its last update (a rollback shows here)."""
+    status = {d["Spec"]["Name"]: d.get("UpdateStatus") or {} for d in json.loads(inspected or "[]")}
+    found = []
+    for row in json_lines(listed):
+        running, desired = replicas(row["Replicas"])
+        update = status.get(row["Name"], {})
+        found.append(Service(row["Name"].removeprefix(f"{stack}_"), row["Image"].split("@", 1)[0], running, desired,
+                             update.get("State", ""), update.get("Message", ""),
+                             [p for p in row.get("Ports", "").split(", ") if p]))
+    return sorted(found, key=lambda s: s.name)

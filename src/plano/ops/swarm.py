@@ -1,0 +1,314 @@
+"""The swarm target (`target: swarm`): `plano swarm init|join|label|nodes|up|status|ps|
+logs|down`. plano runs on a manager of the swarm that is also its edge node (nginx
+reads its configuration from this infra, as on one server), or with DOCKER_HOST
+pointing at one whose filesystem holds this infra at the same path.
+
+`up`, step by step:
+  1. the engine is a swarm manager, and some node holds each role (node labels);
+  2. the infra services' images (nginx, certbot, database, redis, backup) are built
+     here and pushed to the registry, tagged with their build context's content hash
+     (a Swarm builds nothing; an unchanged image keeps its tag, so its service is not
+     updated);
+  3. each data node gets this infra's data/ folders (a global job: the bind mounts of
+     Postgres, Redis and backups must exist there);
+  4. `docker stack deploy` of docker-stack.yml, its ${VARIABLES} from .env.prod, the
+     image tags and the secrets' versions (their content's hash), all through the
+     environment, never a command line;
+  5. wait until every service runs its replicas and no update is under way; an
+     update Swarm rolled back is an error;
+  6. secrets of older versions that no service uses any more are removed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shlex
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from plano.core import naming as n
+from plano.core import secrets as secret_values
+from plano.core.errors import EnvironmentProblem, PlanoError, UsageError
+from plano.core.manifest import Manifest
+from plano.core.mode import Mode
+from plano.core.session import Session
+from plano.engine import swarm as sw
+from plano.engine.stack import open_stack, require_engine
+from plano.ops import infra
+from plano.render import compose
+from plano.render.stack import BUILT
+
+UP_TIMEOUT_SECONDS = 600
+POLL_SECONDS = 2.0
+
+
+def require_target(manifest: Manifest) -> None:
+    if manifest.target != "swarm":
+        raise UsageError("target: plano.yml runs prod with compose on one server; set `target: swarm` "
+                         "and run plano render to run it on a swarm")
+
+
+def swarm_info(session: Session) -> dict:
+    got = session.query(sw.info_argv(), timeout=30)
+    if not got.ok:
+        require_engine(session.runner)
+        raise EnvironmentProblem(f"docker info failed: {got.last_line}")
+    return json.loads(got.out or "{}")
+
+
+def require_manager(session: Session) -> dict:
+    info = swarm_info(session)
+    if info.get("LocalNodeState") != "active":
+        raise PlanoError("this Docker engine is in no swarm: run plano swarm init on the first server "
+                         "(or set DOCKER_HOST to a manager of the swarm)")
+    if not info.get("ControlAvailable"):
+        raise PlanoError("this Docker engine is a swarm worker: run plano on a manager (docker node ls shows them)")
+    return info
+
+
+# ---------------------------------------------------------------- nodes
+
+
+def init(session: Session, advertise: str | None, roles: tuple[str, ...]) -> str:
+    """Make this engine a swarm's first manager, give it `roles` (default all: one server
+    can hold every role), and return the command that joins a worker."""
+    if swarm_info(session).get("LocalNodeState") == "active":
+        raise PlanoError("this Docker engine is already in a swarm (plano swarm nodes lists it); "
+                         "plano swarm join prints how to add a server")
+    made = session.act(sw.init_argv(advertise), timeout=120)
+    if not made.ok:
+        raise PlanoError(f"docker swarm init failed: {made.last_line}"
+                         + ("; give the address other servers reach this one at: --advertise-addr IP" if "advertise" in made.err else ""))
+    node = swarm_info(session).get("NodeID", "self") if not session.dry_run else "self"
+    label(session, node, roles or n.SWARM_ROLES)
+    return join_command(session, "worker")
+
+
+def join_command(session: Session, role: str = "worker") -> str:
+    require_manager(session)
+    got = session.query(sw.join_token_argv(role), timeout=30)
+    if not got.ok:
+        raise PlanoError(f"docker swarm join-token failed: {got.last_line}")
+    lines = [line.strip() for line in got.out.splitlines() if line.strip().startswith("docker swarm join")]
+    return lines[0] if lines else got.out.strip()
+
+
+def node_list(session: Session) -> list[sw.Node]:
+    require_manager(session)
+    listed = session.query(sw.nodes_argv(), timeout=30)
+    ids = [row["ID"] for row in sw.json_lines(listed.out)]
+    inspected = session.query(sw.node_inspect_argv(*ids), timeout=30).out if ids else "[]"
+    return sw.nodes(listed.out, inspected)
+
+
+def label(session: Session, node: str, roles: tuple[str, ...] | list[str], remove: bool = False) -> None:
+    """Give (or take) NODE the roles: where nginx, the data and the apps may run."""
+    for role in roles:
+        if role not in n.SWARM_ROLES:
+            raise UsageError(f"ROLE: {role!r} is not a role; give {', '.join(n.SWARM_ROLES)}")
+    for role in roles:
+        done = session.act(sw.label_argv(node, role, add=not remove), timeout=60)
+        if not done.ok:
+            hint = "; plano swarm nodes lists the nodes" if "not found" in done.err.lower() else ""
+            raise PlanoError(f"docker node update {node} failed: {done.last_line}{hint}")
+
+
+def require_roles(nodes: list[sw.Node]) -> None:
+    for role in n.SWARM_ROLES:
+        if not any(role in node.roles and node.usable for node in nodes):
+            labelled = [node.hostname for node in nodes if role in node.roles]
+            why = f"{', '.join(labelled)} {'is' if len(labelled) == 1 else 'are'} not ready" if labelled else "no node has it"
+            raise PlanoError(f"no ready node for the {role} role ({why}): plano swarm label NODE {role}")
+
+
+# ---------------------------------------------------------------- images and secrets
+
+
+def content_tag(folder: Path, args: dict[str, str]) -> str:
+    """A build's identity: its context's files (paths and bytes) and build arguments."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(folder).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    for key, value in sorted(args.items()):
+        digest.update(f"{key}={value}\0".encode())
+    return digest.hexdigest()[:12]
+
+
+def image_tags(root: Path, manifest: Manifest) -> dict[str, str]:
+    services = compose.base(manifest)["services"]
+    return {name: content_tag(root / services[name]["build"]["context"], services[name]["build"]["args"]) for name in BUILT}
+
+
+def push_images(session: Session, tags: dict[str, str]) -> None:
+    """Build the infra images here (compose, the prod files) and push each by its tag."""
+    st = open_stack(session)
+    code = session.act_stream(st.argv("build", *BUILT))
+    if code:
+        raise PlanoError(f"building the infra images failed (compose exit code {code}); see the output above")
+    for name, tag in tags.items():
+        ref = f"{n.swarm_infra_image(st.manifest, name)}:{tag}"
+        tagged = session.act(["docker", "tag", f"{st.ctx.project}-{name}", ref], timeout=60)
+        if not tagged.ok:
+            raise PlanoError(f"docker tag of {name} failed: {tagged.last_line}")
+        pushed = session.act(["docker", "push", ref], timeout=1800)
+        if not pushed.ok:
+            raise PlanoError(f"docker push {ref} failed: {pushed.last_line}; check the registry in plano.yml and 'docker login'")
+
+
+def secret_versions(root: Path, manifest: Manifest) -> dict[str, str]:
+    """PLANO_SECRET_<SERVICE>_<KEY> -> the hash of that secret file's content."""
+    versions = {}
+    for service, wanted in n.infra_secrets(manifest).items():
+        for var in wanted:
+            path = root / n.secret_file("prod", service, var)
+            if not path.is_file():
+                raise PlanoError(f"{n.secret_file('prod', service, var)}: missing; run plano render (it writes the secret files)")
+            versions[n.swarm_secret_var(service, var)] = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+    return versions
+
+
+# ---------------------------------------------------------------- data folders on the data nodes
+
+
+def folders_script(root: Path, manifest: Manifest) -> str:
+    """mkdir and chown of this infra's prod data/ folders under /host (a node's /)."""
+    prod = f"{n.data_root(Mode.PROD)}/"
+    wanted = [rel for rel in infra.data_dirs(manifest) if rel.startswith(prod) and not rel.startswith(f"{prod}dev")]
+    top = f"/host{root}"
+    lines = [f"mkdir -p {' '.join(shlex.quote(f'{top}/{rel}') for rel in wanted)}"]
+    for rel, uid, _ in infra.DATA_OWNERS:
+        lines.append(f"chown {uid}:{uid} {shlex.quote(f'{top}/{prod}{rel}')}")
+    lines += [f"chown {n.APP_UID}:{n.APP_UID} {shlex.quote(f'{top}/{n.uploads_dir(app)}')}" for app in sorted(manifest.apps)]
+    return "; ".join(lines)
+
+
+def prepare_data_nodes(session: Session, image: str) -> None:
+    """A global job on the data nodes (plano has no shell there) makes data/'s folders."""
+    name = f"{session.manifest.name}-plano-folders"
+    session.act(sw.service_rm_argv(name), timeout=60)  # a job left by an interrupted run
+    made = session.act(sw.job_argv(name, "data", image, folders_script(session.root, session.manifest),
+                                   ["type=bind,source=/,target=/host"]), timeout=120)
+    if not made.ok:
+        raise PlanoError(f"preparing data/ on the data nodes failed: {made.last_line}")
+    try:
+        deadline = time.monotonic() + 180
+        while not session.dry_run:
+            tasks = sw.json_lines(session.query(sw.job_tasks_argv(name), timeout=30).out)
+            states = [t.get("CurrentState", "").split()[0] for t in tasks if t.get("DesiredState") != "Shutdown" or t.get("CurrentState")]
+            if tasks and all(s == "Complete" for s in states):
+                return
+            failed = [t for t in tasks if t.get("CurrentState", "").startswith(("Failed", "Rejected"))]
+            if failed:
+                raise PlanoError(f"preparing data/ on {failed[0].get('Node', 'a data node')} failed: {failed[0].get('Error', '')}")
+            if time.monotonic() > deadline:
+                raise PlanoError("preparing data/ on the data nodes took over 180 s; docker service ps "
+                                 f"{name} shows why")
+            session.pause(1.0)
+    finally:
+        session.act(sw.service_rm_argv(name), timeout=60)
+
+
+# ---------------------------------------------------------------- up, status, down
+
+
+@dataclass
+class SwarmStatus:
+    stack: str
+    nodes: list[sw.Node] = field(default_factory=list)
+    services: list[sw.Service] = field(default_factory=list)
+
+
+def stack_services(session: Session) -> list[sw.Service]:
+    stack = session.manifest.name
+    listed = session.query(sw.services_argv(stack), timeout=30)
+    names = [row["Name"] for row in sw.json_lines(listed.out)]
+    inspected = session.query(sw.service_inspect_argv(*names), timeout=30).out if names else "[]"
+    return sw.services(stack, listed.out, inspected)
+
+
+def deploy_env(root: Path, manifest: Manifest, tags: dict[str, str]) -> dict[str, str]:
+    """What docker-stack.yml's ${VARIABLES} read: .env.prod, the image tags, the secret versions."""
+    values = {**secret_values.read_env(root / n.ENV_BASE), **secret_values.read_env(root / n.ENV_PROD)}
+    return {**values, **{n.swarm_image_var(name): tag for name, tag in tags.items()}, **secret_versions(root, manifest)}
+
+
+def wait_converged(session: Session, timeout: float) -> list[sw.Service]:
+    deadline = time.monotonic() + timeout
+    while True:
+        found = stack_services(session)
+        rolled = [s for s in found if s.update.startswith("rollback")]
+        if rolled:
+            raise PlanoError(f"{rolled[0].name}: Swarm rolled the update back ({rolled[0].message}); "
+                             f"plano swarm ps shows the failed tasks")
+        if found and all(s.converged for s in found):
+            return found
+        if time.monotonic() > deadline:
+            late = ", ".join(f"{s.name} {s.running}/{s.desired}" for s in found if not s.converged)
+            raise PlanoError(f"the stack did not converge within {timeout:.0f} s ({late}); plano swarm ps shows why")
+        session.pause(POLL_SECONDS)
+
+
+def up(session: Session, timeout: float = UP_TIMEOUT_SECONDS) -> list[sw.Service]:
+    manifest, root = session.manifest, session.root
+    require_target(manifest)
+    require_manager(session)
+    require_roles(node_list(session))
+    if infra.plan(root, manifest).changed:
+        raise PlanoError("rendered files are out of date with plano.yml: run plano render first (docker-stack.yml comes from it)")
+    infra.ensure_data_dirs(session, manifest)  # the secret files the Swarm secrets are made from, here
+    tags = image_tags(root, manifest)
+    session.out.note("building and pushing the infra images")
+    push_images(session, tags)
+    prepare_data_nodes(session, f"{n.swarm_infra_image(manifest, 'database')}:{tags['database']}")
+    session.out.note(f"deploying stack {manifest.name}")
+    deployed = session.act(sw.deploy_argv(manifest.name), timeout=900, env=deploy_env(root, manifest, tags))
+    if not deployed.ok:
+        raise PlanoError(f"docker stack deploy failed: {secret_values.mask(deployed.last_line, session.secret_values())}")
+    if session.dry_run:
+        return []
+    found = wait_converged(session, timeout)
+    prune_secrets(session)
+    return found
+
+
+def prune_secrets(session: Session) -> None:
+    """Secrets of this stack's earlier versions that no service uses any more."""
+    manifest = session.manifest
+    listed = session.query(sw.secrets_argv(f"{manifest.name}-"), timeout=30).out.split()
+    current = set(secret_versions(session.root, manifest).values())
+    stale = [name for name in listed if name.rsplit("-", 1)[-1] not in current]
+    if stale:
+        session.act(sw.secret_rm_argv(*stale), timeout=60)  # one still in use is kept by Docker
+
+
+def tasks(session: Session) -> int:
+    """`docker stack ps`, as it prints it; its exit code."""
+    require_target(session.manifest)
+    return session.act_stream(sw.tasks_table_argv(session.manifest.name))
+
+
+def logs(session: Session, service: str, lines: str, follow: bool) -> int:
+    require_target(session.manifest)
+    return session.act_stream(sw.logs_argv(session.manifest.name, service, lines, follow))
+
+
+def status(session: Session) -> SwarmStatus:
+    require_target(session.manifest)
+    return SwarmStatus(session.manifest.name, node_list(session), stack_services(session))
+
+
+def down(session: Session) -> None:
+    """Remove the stack's services and networks; volumes and data/ stay on the nodes."""
+    require_target(session.manifest)
+    require_manager(session)
+    stack = session.manifest.name
+    done = session.act(sw.remove_argv(stack), timeout=300)
+    if not done.ok:
+        raise PlanoError(f"docker stack rm failed: {done.last_line}")
+    deadline = time.monotonic() + 120
+    while not session.dry_run and session.query(sw.networks_argv(stack), timeout=30).out.split():
+        if time.monotonic() > deadline:
+            raise PlanoError(f"stack {stack}'s networks were still there 120 s after docker stack rm")
+        session.pause(1.0)

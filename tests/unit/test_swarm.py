@@ -1,0 +1,155 @@
+"""The swarm target's operations as exact sequences of commands against a scripted
+engine (tests/integration/test_swarm_e2e.py runs them on a real three-node swarm)."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from plano.core import naming as n
+from plano.core.errors import PlanoError, UsageError
+from plano.core.manifest import load_infra
+from plano.core.mode import Mode
+from plano.engine import swarm as sw
+from plano.ops import infra, swarm
+from tests import scripted
+from tests.scripted import Answer, ScriptedRunner
+from tests.unit.test_sequences import prod
+
+MANAGER = Answer(0, json.dumps({"LocalNodeState": "active", "ControlAvailable": True, "NodeID": "n1"}))
+NODES = Answer(0, "\n".join(json.dumps(row) for row in (
+    {"ID": "n1", "Hostname": "srv1", "Status": "Ready", "Availability": "Active", "ManagerStatus": "Leader"},
+    {"ID": "n2", "Hostname": "srv2", "Status": "Ready", "Availability": "Active", "ManagerStatus": ""})))
+INSPECTED = Answer(0, json.dumps([
+    {"ID": "n1", "Spec": {"Labels": {"plano.edge": "true", "plano.apps": "true"}}, "Status": {"Addr": "10.0.0.1"}},
+    {"ID": "n2", "Spec": {"Labels": {"plano.data": "true", "plano.apps": "true"}}, "Status": {"Addr": "10.0.0.2"}}]))
+SERVICE_NAMES = ("nginx", "certbot", "database", "redis", "backup", "app1-backend", "app1-frontend")
+
+
+def listed(states: dict[str, tuple[str, str]]) -> tuple[Answer, Answer]:
+    """`docker service ls` and `docker service inspect` answers: name -> (replicas, update state)."""
+    rows = "\n".join(json.dumps({"Name": f"acme_{name}", "Replicas": reps, "Image": f"img/{name}:1@sha256:ab", "Ports": ""})
+                     for name, (reps, _) in states.items())
+    details = [{"Spec": {"Name": f"acme_{name}"}, **({"UpdateStatus": {"State": state, "Message": f"update {state}"}} if state else {})}
+               for name, (_, state) in states.items()]
+    return Answer(0, rows), Answer(0, json.dumps(details))
+
+
+@pytest.fixture
+def root(tmp_path, monkeypatch) -> Path:
+    """An infra made by plano with app1, on the swarm target."""
+    monkeypatch.setenv("PLANO_DEV_CA_DIR", str(tmp_path / "dev-ca"))
+    where = tmp_path / "infra"
+    made = scripted.session(where, ScriptedRunner().on("git"))
+    infra.init(made, where, "registry.example.com/acme", "ops@example.com", "acme", False)
+    (where / "plano.yml").write_text((where / "plano.yml").read_text() + "target: swarm\n")
+    made.reload()
+    infra.add_app(made, "app1", {"domains": ["app1.example.com"]})
+    return where
+
+
+def engine(runner: ScriptedRunner, services: list[tuple[Answer, Answer]] | None = None) -> ScriptedRunner:
+    ready = listed(dict.fromkeys(SERVICE_NAMES, ("1/1", "")) | {"app1-backend": ("2/2", "completed")})
+    rows, details = zip(*(services or [ready]), strict=True)
+    return (runner.query("compose", "version").query("docker", "info", "--format", "{{json .Swarm}}", answers=MANAGER)
+            .query("docker", "node", "ls", answers=NODES).query("docker", "node", "inspect", answers=INSPECTED)
+            .query("docker", "service", "ls", answers=list(rows)).query("docker", "service", "inspect", answers=list(details))
+            .query("docker", "service", "ps", answers=Answer(0, json.dumps({"CurrentState": "Complete 1 second ago", "DesiredState": "Shutdown"})))
+            .query("docker", "secret", "ls", answers=Answer(0, "acme-database-postgres-password-000000000000\n"))
+            .on("docker"))
+
+
+def test_up_builds_pushes_prepares_the_data_nodes_deploys_and_waits(root):
+    runner = engine(ScriptedRunner())
+    session = scripted.session(root, runner, Mode.PROD)
+    found = swarm.up(session)
+    tags = swarm.image_tags(root, session.manifest)
+    assert set(tags) == {"nginx", "certbot", "database", "redis", "backup"} and all(len(t) == 12 for t in tags.values())
+    job = "acme-plano-folders"
+    assert runner.actions == [
+        prod("build", "nginx", "certbot", "database", "redis", "backup"),
+        *[argv for name in tags for argv in (
+            ["docker", "tag", f"acme-{name}", f"registry.example.com/acme/acme-{name}:{tags[name]}"],
+            ["docker", "push", f"registry.example.com/acme/acme-{name}:{tags[name]}"])],
+        ["docker", "service", "rm", job],
+        sw.job_argv(job, "data", f"registry.example.com/acme/acme-database:{tags['database']}",
+                    swarm.folders_script(root, session.manifest), ["type=bind,source=/,target=/host"]),
+        ["docker", "service", "rm", job],
+        ["docker", "stack", "deploy", "--with-registry-auth", "--prune", "-c", "docker-stack.yml", "acme"],
+        ["docker", "secret", "rm", "acme-database-postgres-password-000000000000"],  # an older version
+    ]
+    deploy = next(c for c in runner.calls if c.argv[:3] == ["docker", "stack", "deploy"])
+    password = (root / "data/secrets/database/POSTGRES_PASSWORD").read_text()
+    assert deploy.env["POSTGRES_PASSWORD"] == password and password not in " ".join(deploy.argv)
+    assert deploy.env["PLANO_NGINX_IMAGE_TAG"] == tags["nginx"]
+    assert len(deploy.env["PLANO_SECRET_DATABASE_POSTGRES_PASSWORD"]) == 12
+    assert [(s.name, s.running, s.desired) for s in found][:2] == [("app1-backend", 2, 2), ("app1-frontend", 1, 1)]
+
+
+def test_up_waits_while_an_update_runs_and_fails_on_a_rollback(root):
+    updating = listed(dict.fromkeys(SERVICE_NAMES, ("1/1", "")) | {"app1-backend": ("2/2", "updating")})
+    rolled = listed(dict.fromkeys(SERVICE_NAMES, ("1/1", "")) | {"app1-backend": ("2/2", "rollback_completed")})
+    runner = engine(ScriptedRunner(), [updating, updating, rolled])
+    with pytest.raises(PlanoError, match=r"app1-backend: Swarm rolled the update back \(update rollback_completed\)"):
+        swarm.up(scripted.session(root, runner, Mode.PROD))
+    assert sum(1 for q in runner.queries if q[:3] == ["docker", "service", "ls"]) == 3
+    assert not any(a[:3] == ["docker", "secret", "rm"] for a in runner.actions)
+
+
+def test_up_refuses_a_compose_target_a_worker_and_a_missing_role(root):
+    text = (root / "plano.yml").read_text()
+    (root / "plano.yml").write_text(text.replace("target: swarm\n", ""))
+    with pytest.raises(UsageError, match="^target: plano.yml runs prod with compose"):
+        swarm.up(scripted.session(root, ScriptedRunner(), Mode.PROD))
+    (root / "plano.yml").write_text(text)
+    worker = ScriptedRunner().query("docker", "info", answers=Answer(0, json.dumps({"LocalNodeState": "active", "ControlAvailable": False})))
+    with pytest.raises(PlanoError, match="is a swarm worker: run plano on a manager"):
+        swarm.up(scripted.session(root, worker, Mode.PROD))
+    no_edge = (ScriptedRunner().query("docker", "info", answers=MANAGER).query("docker", "node", "ls", answers=NODES)
+               .query("docker", "node", "inspect", answers=Answer(0, INSPECTED.out.replace('"plano.edge": "true", ', ""))))
+    with pytest.raises(PlanoError, match=r"^no ready node for the edge role \(no node has it\): plano swarm label NODE edge$"):
+        swarm.up(scripted.session(root, no_edge, Mode.PROD))
+    assert no_edge.actions == []
+
+
+def test_init_labels_the_first_node_with_every_role_and_prints_the_join_command(root):
+    runner = (ScriptedRunner().query("docker", "info", answers=[Answer(0, json.dumps({"LocalNodeState": "inactive"})), MANAGER])
+              .query("join-token", answers=Answer(0, "To add a worker:\n\n    docker swarm join --token SWMTKN-1-x 10.0.0.1:2377\n"))
+              .on("docker"))
+    join = swarm.init(scripted.session(root, runner, Mode.PROD), "10.0.0.1", ())
+    assert join == "docker swarm join --token SWMTKN-1-x 10.0.0.1:2377"
+    assert runner.actions == [["docker", "swarm", "init", "--advertise-addr", "10.0.0.1"],
+                              *(["docker", "node", "update", "--label-add", f"plano.{role}=true", "n1"] for role in ("edge", "data", "apps"))]
+
+
+def test_label_and_down(root):
+    runner = (ScriptedRunner().query("docker", "info", answers=MANAGER)
+              .query("docker", "network", "ls", answers=[Answer(0, "net1\n"), Answer(0, "")]).on("docker"))
+    session = scripted.session(root, runner, Mode.PROD)
+    swarm.label(session, "srv2", ("data", "apps"), remove=True)
+    swarm.down(session)
+    assert runner.actions == [["docker", "node", "update", "--label-rm", "plano.data", "srv2"],
+                              ["docker", "node", "update", "--label-rm", "plano.apps", "srv2"],
+                              ["docker", "stack", "rm", "acme"]]
+    with pytest.raises(UsageError, match="^ROLE: 'db' is not a role; give edge, data, apps$"):
+        swarm.label(session, "srv2", ("db",))
+
+
+def test_the_data_folders_script_makes_and_gives_away_the_prod_folders_only(root):
+    script = swarm.folders_script(root, load_infra(root).manifest)
+    top = f"/host{root}/data"
+    made, *owned = script.split("; ")
+    assert made.startswith("mkdir -p ") and f"{top}/database" in made and f"{top}/uploads/app1" in made and "/data/dev" not in made
+    assert owned == [f"chown 1001:1001 {top}/certs", f"chown 1001:1001 {top}/logs/certbot", f"chown 1000:1000 {top}/backups",
+                     f"chown 1000:1000 {top}/uploads", f"chown 1000:1000 {top}/uploads/app1"]
+
+
+def test_nodes_and_services_are_read_from_the_clis_json():
+    found = sw.nodes(NODES.out, INSPECTED.out)
+    assert [(x.hostname, x.roles, x.manager, x.address, x.usable) for x in found] == [
+        ("srv1", ("edge", "apps"), "Leader", "10.0.0.1", True), ("srv2", ("data", "apps"), "", "10.0.0.2", True)]
+    rows, details = listed({"app1-backend": ("1/2", "updating"), "nginx": ("1/1 (max 1 per node)", "")})
+    services = sw.services("acme", rows.out, details.out)
+    assert [(s.name, s.image, s.running, s.desired, s.update, s.converged) for s in services] == [
+        ("app1-backend", "img/app1-backend:1", 1, 2, "updating", False), ("nginx", "img/nginx:1", 1, 1, "", True)]
+    assert n.swarm_constraint("data") == "node.labels.plano.data == true"
