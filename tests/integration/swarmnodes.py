@@ -18,9 +18,9 @@ or, with `persistent=True`, an anonymous volume on the host's disk (overlay2 too
 keeps the node's images and swarm state across `stop()` and `start()` (a tmpfs is
 emptied when its container stops: the node would come back as an engine that never
 joined). `dirs` are folders inside every node (e.g. a data/ folder a stack binds),
-each a host folder of its own (Swarm.host_dir). Images come from the harness registry through each node's read-only registry on its
-own 127.0.0.1:5000 (innerengine), so image refs are the same on the host and on the
-nodes. Everything made here carries the test run's label (and the name is put in the
+each a host folder of its own (Swarm.host_dir). Images come from the harness registry
+through each node's read-only registry on its own 127.0.0.1:5000 (innerengine), so
+image refs are the same on the host and on the nodes. Everything made here carries the test run's label (and the name is put in the
 run's ledger, so its registry tags go too); the end removes the services, the nodes'
 containers, the nodes and the network."""
 
@@ -125,10 +125,10 @@ def swarm(name: str, nodes: int = 3, ports: Sequence[int] = (), dirs: Sequence[s
     testrun.record_project(name)
     folder = Path(tempfile.mkdtemp(prefix=f"{name}-", dir="/tmp"))  # short: the sockets' paths must stay < 108 bytes
     label = ["--label", f"{testrun.LABEL}={run}"]
-    docker("network", "create", *label, name)
     names = [f"{name}-{i}" for i in range(1, nodes + 1)]
     published = [dict(zip(ports, free_ports(len(ports)))) for _ in names]
     try:
+        docker("network", "create", *label, name)
         store = ["-v", "/var/lib/docker"] if persistent else ["--tmpfs", "/var/lib/docker:exec"]
         engines = [start_node(node, name, folder / node, [*label, *store, *binds(folder / node, dirs)], mapping)
                    for node, mapping in zip(names, published)]
@@ -184,10 +184,10 @@ def form(cluster: Swarm) -> None:
 def remove(names: list[str], network: str, folder: Path) -> None:
     """Services first (or the swarm starts their tasks again), then each engine's containers
     (their cgroups are the host's), then the nodes, the network and the host folder."""
-    running = [n for n in names if docker("inspect", n, check=False).returncode == 0]
-    for node in running:
-        docker("unpause", node, check=False)  # a paused node's engine would not answer
-    running = [n for n in running if docker("inspect", "-f", "{{.State.Running}}", n, check=False).stdout.strip() == "true"]
+    states = {n: docker("inspect", "-f", "{{.State.Status}}", n, check=False).stdout.strip() for n in names}
+    for node in (n for n, state in states.items() if state == "paused"):
+        docker("unpause", node, check=False)  # a frozen engine would not answer
+    running = [n for n, state in states.items() if state in ("running", "paused")]
     if running:
         manager = Engine(names[0], folder / names[0])
         services = manager.docker("service", "ls", "-q", check=False).stdout.split()
@@ -195,8 +195,7 @@ def remove(names: list[str], network: str, folder: Path) -> None:
             manager.docker("service", "rm", *services, check=False)
         with ThreadPoolExecutor(len(running)) as pool:
             list(pool.map(lambda node: Engine(node, folder / node).remove_containers(), running))
-    nodes = [n for n in names if docker("inspect", n, check=False).returncode == 0]
-    if nodes:
-        docker("rm", "-f", "-v", *nodes, check=False)
+    if made := [n for n, state in states.items() if state]:
+        docker("rm", "-f", "-v", *made, check=False)
     docker("network", "rm", network, check=False)
     shutil.rmtree(folder, ignore_errors=True)
