@@ -18,7 +18,6 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -31,9 +30,15 @@ from typing import Self
 import pytest
 
 from tests import testrun
+from tests.integration.innerengine import (
+    DAEMON_JSON,
+    NODE_IMAGE,
+    Engine,
+    node_args,
+    stand_in_in_registry,
+)
 from tests.integration.net import free_ports, unverified_tls
 from tests.integration.stackfixtures import (
-    ENGINE_IN_A_CONTAINER,
     REGISTRY,
     STAND_INS,
     build_image,
@@ -45,66 +50,7 @@ from tests.integration.stackfixtures import (
 pytestmark = pytest.mark.expected_seconds(300)  # on a 2-core machine
 
 APPS = ("app1", "app2")
-NODE_IMAGE = "plano-test/dind:bookworm"
-REGISTRY_STORAGE = Path(os.environ.get("PLANO_REGISTRY_DIR", "/var/lib/plano-registry")) / "storage"
 BACK_WITHIN = 120  # seconds after the engine is started again
-# What the inner engine stores its images with (overlay2 works on the volume; vfs would
-# copy every layer) and the read-only registry it pulls from.
-DAEMON_JSON = {"storage-driver": "overlay2"}
-REGISTRY_CONFIG = """version: 0.1
-storage:
-  filesystem:
-    rootdirectory: /registry
-  maintenance:
-    readonly:
-      enabled: true
-http:
-  addr: 127.0.0.1:5000
-"""
-
-
-@dataclass
-class Engine:
-    """dockerd in the container `node`, answering on a socket under `sockets` (a host folder)."""
-
-    node: str
-    sockets: Path
-
-    @property
-    def host(self) -> str:
-        return f"unix://{self.sockets}/docker.sock"
-
-    def inside(self, *command: str, check: bool = True) -> subprocess.CompletedProcess:
-        return docker("exec", self.node, *command, check=check, timeout=120)
-
-    def start(self) -> float:
-        """Start dockerd (and the read-only registry), as systemd would; seconds until it answers."""
-        started = time.monotonic()
-        self.inside("sh", "-c", "pgrep -x registry >/dev/null || { registry serve /run/outer/registry.yml "
-                    ">>/run/outer/registry.log 2>&1 & }")
-        docker("exec", "-d", self.node, "sh", "-c", "exec dockerd --config-file /run/outer/daemon.json "
-               "-H unix:///var/run/docker.sock -H unix:///run/outer/docker.sock >>/run/outer/dockerd.log 2>&1")
-        while time.monotonic() - started < 60:
-            if self.docker("info", "--format", "{{.ServerVersion}}", check=False).returncode == 0:
-                return time.monotonic() - started
-            time.sleep(0.2)
-        pytest.fail(f"the inner engine did not answer within 60 s:\n{self.log()[-3000:]}")
-
-    def kill(self) -> None:
-        """`kill -9` of dockerd alone: its containerd goes with it (it is dockerd's child,
-        with a parent-death signal), the containers' shims and processes stay."""
-        self.inside("sh", "-c", "kill -9 $(pgrep -x dockerd)")
-        self.inside("sh", "-c", "while pgrep -x dockerd >/dev/null; do sleep 0.1; done")
-
-    def docker(self, *args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess:
-        proc = subprocess.run(["docker", "-H", self.host, *args], check=False, capture_output=True, text=True, timeout=timeout)
-        if check:
-            assert proc.returncode == 0, f"inner docker {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
-        return proc
-
-    def log(self) -> str:
-        path = self.sockets / "dockerd.log"
-        return path.read_text(errors="replace") if path.is_file() else ""
 
 
 def plano_on(engine: Engine, *args: str, cwd: Path, timeout: float = 900) -> subprocess.CompletedProcess:
@@ -112,15 +58,6 @@ def plano_on(engine: Engine, *args: str, cwd: Path, timeout: float = 900) -> sub
                           timeout=timeout, env={**os.environ, "DOCKER_HOST": engine.host})
     assert proc.returncode == 0, f"plano {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
     return proc
-
-
-def stand_in_in_registry(project: str, key: str) -> str:
-    """The stand-in image, pushed under the project (the run's end untags it)."""
-    image = f"{REGISTRY}/{project}/stand-in-{key}:sid"
-    docker("tag", STAND_INS[key], image)
-    docker("push", image, timeout=600)
-    docker("rmi", image)
-    return image
 
 
 def set_env(path: Path, **values: str) -> None:
@@ -152,15 +89,10 @@ def stack(tmp_path_factory, engine, test_run):
 
     t = time.monotonic()
     sockets = ws.root / "engine"
-    sockets.mkdir()
-    (sockets / "daemon.json").write_text(json.dumps(DAEMON_JSON))
-    (sockets / "registry.yml").write_text(REGISTRY_CONFIG)
     https = free_ports(1)[0]
     node = f"{ws.name}-node"
-    registry = shutil.which("docker-registry") or "/usr/bin/docker-registry"
-    docker("run", "-d", "--init", "--name", node, "--label", f"{testrun.LABEL}={test_run}", *ENGINE_IN_A_CONTAINER,
-           "-v", "/var/lib/docker", "-v", f"{sockets}:/run/outer", "-v", f"{ws.root}:{ws.root}",
-           "-v", f"{registry}:/usr/local/bin/registry:ro", "-v", f"{REGISTRY_STORAGE}:/registry:ro",
+    docker("run", "-d", "--init", "--name", node, "--label", f"{testrun.LABEL}={test_run}", *node_args(sockets),
+           "-v", "/var/lib/docker", "-v", f"{ws.root}:{ws.root}",
            "-p", f"127.0.0.1:{https}:{ws.ports['prod_https']}", NODE_IMAGE)
     inner = Engine(node, sockets)
     try:
@@ -172,9 +104,7 @@ def stack(tmp_path_factory, engine, test_run):
         print("set-up: " + "; ".join(f"{name} {seconds:.1f} s" for name, seconds in phases.items()))
         yield ws, inner, https
     finally:
-        # The inner engine removes its containers (and their cgroups, which are the host's) first.
-        subprocess.run(["sh", "-c", f"docker -H {inner.host} ps -aq | xargs -r docker -H {inner.host} rm -f"],
-                       check=False, capture_output=True, timeout=120)
+        inner.remove_containers()
         docker("rm", "-f", "-v", node, check=False)
 
 
