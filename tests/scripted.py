@@ -4,6 +4,7 @@ command nobody scripted, so a test sees every command an operation runs."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -109,3 +110,15 @@ def session(root: Path, runner: ScriptedRunner, mode=None, dry_run: bool = False
 def engine(runner: ScriptedRunner) -> ScriptedRunner:
     """The queries every stack operation starts with: compose found, the engine answers."""
     return runner.query("compose", "version").query("version").query("docker", "info")
+
+
+def made_infra(where: Path, edit: Callable[[str], str] = lambda text: text) -> Session:
+    """An infra made by plano itself (`init`, registry.example.com/acme), its plano.yml
+    passed through `edit`; the session to add apps with."""
+    from plano.ops import infra
+
+    made = session(where, ScriptedRunner().on("git"))
+    infra.init(made, where, "registry.example.com/acme", "ops@example.com", "acme", False)
+    (where / "plano.yml").write_text(edit((where / "plano.yml").read_text()))
+    made.reload()
+    return made

@@ -50,16 +50,18 @@ http:
 """
 
 
-def node_args(folder: Path, daemon: dict | None = None) -> list[str]:
+def node_args(folder: Path, daemon: dict | None = None, writable_registry: bool = False) -> list[str]:
     """`docker run` arguments for an engine node whose outer folder is `folder` (made
-    here, with the engine's config and the read-only registry's), less its
-    /var/lib/docker, name and image."""
+    here, with the engine's config and the registry's), less its /var/lib/docker, name
+    and image. With `writable_registry`, the node's registry takes pushes too (into the
+    harness registry's storage: a push there is seen on the host and the other nodes)."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "daemon.json").write_text(json.dumps(daemon or DAEMON_JSON))
-    (folder / "registry.yml").write_text(REGISTRY_CONFIG)
+    config = REGISTRY_CONFIG.replace("      enabled: true", "      enabled: false") if writable_registry else REGISTRY_CONFIG
+    (folder / "registry.yml").write_text(config)
     registry = shutil.which("docker-registry") or "/usr/bin/docker-registry"
-    return [*ENGINE_IN_A_CONTAINER, "-v", f"{folder}:/run/outer",
-            "-v", f"{registry}:/usr/local/bin/registry:ro", "-v", f"{REGISTRY_STORAGE}:/registry:ro"]
+    return [*ENGINE_IN_A_CONTAINER, "-v", f"{folder}:/run/outer", "-v", f"{registry}:/usr/local/bin/registry:ro",
+            "-v", f"{REGISTRY_STORAGE}:/registry{'' if writable_registry else ':ro'}"]
 
 
 @dataclass

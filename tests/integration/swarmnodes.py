@@ -119,8 +119,11 @@ class Swarm:
 
 @contextmanager
 def swarm(name: str, nodes: int = 3, ports: Sequence[int] = (), dirs: Sequence[str] = (), persistent: bool = False,
-          run: str | None = None) -> Iterator[Swarm]:
-    """A swarm of `nodes` engines named `name`-1..N on the network `name`; removed at the end."""
+          run: str | None = None, shared: Sequence[Path] = (), writable_registry: bool = False) -> Iterator[Swarm]:
+    """A swarm of `nodes` engines named `name`-1..N on the network `name`; removed at the end.
+    The manager (node 1) also sees each host folder of `shared` at the same path (an infra
+    plano runs from: the edge node's files), and with `writable_registry` its registry
+    takes pushes (what plano builds on it)."""
     run = run or testrun.current()
     testrun.record_project(name)
     folder = Path(tempfile.mkdtemp(prefix=f"{name}-", dir="/tmp"))  # short: the sockets' paths must stay < 108 bytes
@@ -130,8 +133,10 @@ def swarm(name: str, nodes: int = 3, ports: Sequence[int] = (), dirs: Sequence[s
     try:
         docker("network", "create", *label, name)
         store = ["-v", "/var/lib/docker"] if persistent else ["--tmpfs", "/var/lib/docker:exec"]
-        engines = [start_node(node, name, folder / node, [*label, *store, *binds(folder / node, dirs)], mapping)
-                   for node, mapping in zip(names, published)]
+        same = [a for path in shared for a in ("-v", f"{path}:{path}")]
+        engines = [start_node(node, name, folder / node, [*label, *store, *binds(folder / node, dirs), *(same if i == 0 else [])],
+                              mapping, writable_registry and i == 0)
+                   for i, (node, mapping) in enumerate(zip(names, published))]
         cluster = Swarm(name, engines, [address(node, name) for node in names], published)
         form(cluster)
         yield cluster
@@ -148,10 +153,12 @@ def binds(folder: Path, dirs: Sequence[str]) -> list[str]:
     return args
 
 
-def start_node(node: str, network: str, folder: Path, args: list[str], ports: dict[int, int]) -> Engine:
+def start_node(node: str, network: str, folder: Path, args: list[str], ports: dict[int, int],
+               writable_registry: bool = False) -> Engine:
     """Run the node container and launch its engine (not waited for: form() waits)."""
     publish = [a for inner, outer in ports.items() for a in ("-p", f"127.0.0.1:{outer}:{inner}")]
-    docker("run", "-d", "--init", "--name", node, "--hostname", node, "--network", network, *node_args(folder), *args,
+    docker("run", "-d", "--init", "--name", node, "--hostname", node, "--network", network,
+           *node_args(folder, writable_registry=writable_registry), *args,
            *publish, NODE_IMAGE)
     engine = Engine(node, folder)
     engine.launch()

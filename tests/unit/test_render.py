@@ -240,7 +240,7 @@ def test_the_stack_places_updates_and_limits_each_service():
         assert s["deploy"]["update_config"] == {"parallelism": 1, "delay": "0s", "order": order, "failure_action": "rollback", "monitor": "30s"}
         assert s["deploy"]["rollback_config"]["order"] == order and s["deploy"]["endpoint_mode"] == "dnsrr"
         assert s["deploy"]["restart_policy"]["condition"] == "any"
-        assert not {"build", "restart", "depends_on", "security_opt", "shm_size"} & set(s)
+        assert not {"build", "restart", "depends_on", "security_opt", "shm_size", "tmpfs"} & set(s)  # tmpfs: as mounts
     assert services["shop-backend"]["deploy"]["resources"] == {"limits": {"memory": "256m", "cpus": "1", "pids": 256}}
     assert services["shop-backend"]["image"] == "ghcr.io/acme/shop-api:${SHOP_BACKEND_TAG:-latest}"
     assert services["nginx"]["ports"] == [{"target": 80, "published": 80, "protocol": "tcp", "mode": "host"},

@@ -33,13 +33,9 @@ def root(tmp_path, monkeypatch) -> Path:
     """An infra made by plano itself: app1 (a release command) and app2, prod on free ports."""
     monkeypatch.setenv("PLANO_DEV_CA_DIR", str(tmp_path / "dev-ca"))
     where = tmp_path / "infra"
-    made = scripted.session(where, ScriptedRunner().on("git"))
-    infra.init(made, where, "registry.example.com/acme", "ops@example.com", "acme", False)
-    text = (where / "plano.yml").read_text().replace(
+    made = scripted.made_infra(where, lambda text: text.replace(
         "prod:\n  bind: 0.0.0.0\n  http_port: 80\n  https_port: 443\n",
-        f"prod:\n  bind: 127.0.0.1\n  http_port: {free_port()}\n  https_port: {free_port()}\n")
-    (where / "plano.yml").write_text(text)
-    made.reload()
+        f"prod:\n  bind: 127.0.0.1\n  http_port: {free_port()}\n  https_port: {free_port()}\n"))
     infra.add_app(made, "app1", {"domains": ["app1.example.com"], "backend": {"release": ["npm", "run", "migrate"]}})
     infra.add_app(made, "app2", {"domains": ["app2.example.com"]})
     return where

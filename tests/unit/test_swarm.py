@@ -40,10 +40,7 @@ def root(tmp_path, monkeypatch) -> Path:
     """An infra made by plano with app1, on the swarm target."""
     monkeypatch.setenv("PLANO_DEV_CA_DIR", str(tmp_path / "dev-ca"))
     where = tmp_path / "infra"
-    made = scripted.session(where, ScriptedRunner().on("git"))
-    infra.init(made, where, "registry.example.com/acme", "ops@example.com", "acme", False)
-    (where / "plano.yml").write_text((where / "plano.yml").read_text() + "target: swarm\n")
-    made.reload()
+    made = scripted.made_infra(where, lambda text: text + "target: swarm\n")
     infra.add_app(made, "app1", {"domains": ["app1.example.com"]})
     return where
 
@@ -72,7 +69,7 @@ def test_up_builds_pushes_prepares_the_data_nodes_deploys_and_waits(root):
             ["docker", "tag", f"acme-{name}", f"registry.example.com/acme/acme-{name}:{tags[name]}"],
             ["docker", "push", f"registry.example.com/acme/acme-{name}:{tags[name]}"])],
         ["docker", "service", "rm", job],
-        sw.job_argv(job, "data", f"registry.example.com/acme/acme-database:{tags['database']}",
+        sw.job_argv(job, f"registry.example.com/acme/acme-database:{tags['database']}",
                     swarm.folders_script(root, session.manifest), ["type=bind,source=/,target=/host"]),
         ["docker", "service", "rm", job],
         ["docker", "stack", "deploy", "--with-registry-auth", "--prune", "-c", "docker-stack.yml", "acme"],
@@ -110,6 +107,10 @@ def test_up_refuses_a_compose_target_a_worker_and_a_missing_role(root):
     with pytest.raises(PlanoError, match=r"^no ready node for the edge role \(no node has it\): plano swarm label NODE edge$"):
         swarm.up(scripted.session(root, no_edge, Mode.PROD))
     assert no_edge.actions == []
+    elsewhere = (ScriptedRunner().query("docker", "info", answers=Answer(0, MANAGER.out.replace('"n1"', '"n2"')))
+                 .query("docker", "node", "ls", answers=NODES).query("docker", "node", "inspect", answers=INSPECTED))
+    with pytest.raises(PlanoError, match=r"^this node \(srv2\) is not the edge node; .*: plano swarm label srv2 edge, or run plano"):
+        swarm.up(scripted.session(root, elsewhere, Mode.PROD))
 
 
 def test_init_labels_the_first_node_with_every_role_and_prints_the_join_command(root):

@@ -86,12 +86,11 @@ def secret_rm_argv(*names: str) -> list[str]:
     return ["docker", "secret", "rm", *names]
 
 
-def job_argv(name: str, role: str, image: str, script: str, mounts: list[str]) -> list[str]:
-    """A one-off task on every node of a role (a global job, Docker >= 20.10): plano's
-    way to prepare a node it has no shell on (data/ folders before a deploy)."""
-    return ["docker", "service", "create", "--name", name, "--mode", "global-job", "--constraint", n.swarm_constraint(role),
-            "--restart-condition", "none", "--user", "0", *(f"--mount={m}" for m in mounts), "--detach", "--quiet",
-            image, "sh", "-euc", script]
+def job_argv(name: str, image: str, script: str, mounts: list[str]) -> list[str]:
+    """A one-off task on every node (a global job, Docker >= 20.10): plano's way to
+    prepare the nodes it has no shell on (data/ folders before a deploy)."""
+    return ["docker", "service", "create", "--name", name, "--mode", "global-job", "--restart-condition", "none",
+            "--user", "0", *(f"--mount={m}" for m in mounts), "--detach", "--quiet", image, "sh", "-euc", script]
 
 
 def job_tasks_argv(name: str) -> list[str]:

@@ -9,8 +9,8 @@ pointing at one whose filesystem holds this infra at the same path.
      here and pushed to the registry, tagged with their build context's content hash
      (a Swarm builds nothing; an unchanged image keeps its tag, so its service is not
      updated);
-  3. each data node gets this infra's data/ folders (a global job: the bind mounts of
-     Postgres, Redis and backups must exist there);
+  3. every node gets this infra's data/ folders (a global job: a bind mount's source
+     must exist on the node that runs the task);
   4. `docker stack deploy` of docker-stack.yml, its ${VARIABLES} from .env.prod, the
      image tags and the secrets' versions (their content's hash), all through the
      environment, never a command line;
@@ -115,6 +115,20 @@ def label(session: Session, node: str, roles: tuple[str, ...] | list[str], remov
             raise PlanoError(f"docker node update {node} failed: {done.last_line}{hint}")
 
 
+def require_edge_here(node_id: str, nodes: list[sw.Node]) -> None:
+    """nginx binds its configuration from this infra (docker/nginx/): the edge node is
+    the one plano runs on (or DOCKER_HOST names), and no other."""
+    here = next((node for node in nodes if node.id == node_id), None)
+    others = [node.hostname for node in nodes if "edge" in node.roles and node.id != node_id]
+    if here is None or "edge" not in here.roles:
+        name = here.hostname if here else "THIS-NODE"
+        raise PlanoError(f"this node ({name}) is not the edge node; nginx reads its configuration from this infra: "
+                         f"plano swarm label {name} edge, or run plano on the edge node")
+    if others:
+        raise PlanoError(f"only the node plano runs on can be the edge node (nginx reads this infra's docker/nginx/); "
+                         f"plano swarm label {others[0]} edge --remove")
+
+
 def require_roles(nodes: list[sw.Node]) -> None:
     for role in n.SWARM_ROLES:
         if not any(role in node.roles and node.usable for node in nodes):
@@ -169,7 +183,7 @@ def secret_versions(root: Path, manifest: Manifest) -> dict[str, str]:
     return versions
 
 
-# ---------------------------------------------------------------- data folders on the data nodes
+# ---------------------------------------------------------------- data folders on the nodes
 
 
 def folders_script(root: Path, manifest: Manifest) -> str:
@@ -184,14 +198,16 @@ def folders_script(root: Path, manifest: Manifest) -> str:
     return "; ".join(lines)
 
 
-def prepare_data_nodes(session: Session, image: str) -> None:
-    """A global job on the data nodes (plano has no shell there) makes data/'s folders."""
+def prepare_nodes(session: Session, image: str) -> None:
+    """A global job (plano has no shell on the other nodes) makes data/'s folders on
+    every node: the data node's hold Postgres, Redis and the backups; an apps node's
+    hold the uploads of the backends it runs (each node its own: see the README)."""
     name = f"{session.manifest.name}-plano-folders"
     session.act(sw.service_rm_argv(name), timeout=60)  # a job left by an interrupted run
-    made = session.act(sw.job_argv(name, "data", image, folders_script(session.root, session.manifest),
+    made = session.act(sw.job_argv(name, image, folders_script(session.root, session.manifest),
                                    ["type=bind,source=/,target=/host"]), timeout=120)
     if not made.ok:
-        raise PlanoError(f"preparing data/ on the data nodes failed: {made.last_line}")
+        raise PlanoError(f"preparing data/ on the nodes failed: {made.last_line}")
     try:
         deadline = time.monotonic() + 180
         while not session.dry_run:
@@ -201,10 +217,9 @@ def prepare_data_nodes(session: Session, image: str) -> None:
                 return
             failed = [t for t in tasks if t.get("CurrentState", "").startswith(("Failed", "Rejected"))]
             if failed:
-                raise PlanoError(f"preparing data/ on {failed[0].get('Node', 'a data node')} failed: {failed[0].get('Error', '')}")
+                raise PlanoError(f"preparing data/ on {failed[0].get('Node', 'a node')} failed: {failed[0].get('Error', '')}")
             if time.monotonic() > deadline:
-                raise PlanoError("preparing data/ on the data nodes took over 180 s; docker service ps "
-                                 f"{name} shows why")
+                raise PlanoError(f"preparing data/ on the nodes took over 180 s; docker service ps {name} shows why")
             session.pause(1.0)
     finally:
         session.act(sw.service_rm_argv(name), timeout=60)
@@ -234,6 +249,17 @@ def deploy_env(root: Path, manifest: Manifest, tags: dict[str, str]) -> dict[str
     return {**values, **{n.swarm_image_var(name): tag for name, tag in tags.items()}, **secret_versions(root, manifest)}
 
 
+def task_errors(session: Session, services: list[str]) -> dict[str, str]:
+    """The newest task error (or state) of each of `services`, from `docker stack ps`."""
+    stack = session.manifest.name
+    found: dict[str, str] = {}
+    for row in sw.json_lines(session.query(sw.tasks_argv(stack), timeout=60).out):
+        name = row.get("Name", "").split(".")[0].removeprefix(f"{stack}_")
+        if name in services and name not in found and (row.get("Error") or row.get("CurrentState")):
+            found[name] = row.get("Error") or row.get("CurrentState", "")
+    return found
+
+
 def wait_converged(session: Session, timeout: float) -> list[sw.Service]:
     deadline = time.monotonic() + timeout
     while True:
@@ -245,23 +271,31 @@ def wait_converged(session: Session, timeout: float) -> list[sw.Service]:
         if found and all(s.converged for s in found):
             return found
         if time.monotonic() > deadline:
-            late = ", ".join(f"{s.name} {s.running}/{s.desired}" for s in found if not s.converged)
-            raise PlanoError(f"the stack did not converge within {timeout:.0f} s ({late}); plano swarm ps shows why")
+            late = [s for s in found if not s.converged]
+            why = task_errors(session, [s.name for s in late])
+            for s in late:
+                lines = session.query(sw.logs_argv(session.manifest.name, s.name, "5", False), timeout=60).output.strip()
+                if lines:
+                    session.out.note(f"{s.name}'s last log lines:\n" + secret_values.mask(lines, session.secret_values()))
+            shown = "; ".join(f"{s.name} {s.running}/{s.desired}" + (f": {why[s.name]}" if s.name in why else "") for s in late)
+            raise PlanoError(f"the stack did not converge within {timeout:.0f} s ({shown}); plano swarm ps shows the tasks")
         session.pause(POLL_SECONDS)
 
 
 def up(session: Session, timeout: float = UP_TIMEOUT_SECONDS) -> list[sw.Service]:
     manifest, root = session.manifest, session.root
     require_target(manifest)
-    require_manager(session)
-    require_roles(node_list(session))
+    info = require_manager(session)
+    nodes = node_list(session)
+    require_roles(nodes)
+    require_edge_here(info.get("NodeID", ""), nodes)
     if infra.plan(root, manifest).changed:
         raise PlanoError("rendered files are out of date with plano.yml: run plano render first (docker-stack.yml comes from it)")
     infra.ensure_data_dirs(session, manifest)  # the secret files the Swarm secrets are made from, here
     tags = image_tags(root, manifest)
     session.out.note("building and pushing the infra images")
     push_images(session, tags)
-    prepare_data_nodes(session, f"{n.swarm_infra_image(manifest, 'database')}:{tags['database']}")
+    prepare_nodes(session, f"{n.swarm_infra_image(manifest, 'database')}:{tags['database']}")
     session.out.note(f"deploying stack {manifest.name}")
     deployed = session.act(sw.deploy_argv(manifest.name), timeout=900, env=deploy_env(root, manifest, tags))
     if not deployed.ok:

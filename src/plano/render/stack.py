@@ -67,12 +67,13 @@ def rollback(order: str) -> dict[str, Any]:
     return {"parallelism": 1, "delay": "0s", "order": order, "failure_action": "pause", "monitor": MONITOR}
 
 
-def tmpfs_mounts(paths: list[str]) -> tuple[list[str], list[dict[str, Any]]]:
-    """compose's `tmpfs` entries: plain paths stay; one with options (uid=, gid=), which
-    Swarm's tmpfs does not take, becomes a world-writable sticky mount (as /tmp is)."""
-    plain = [p for p in paths if ":" not in p]
-    mounts = [{"type": "tmpfs", "target": p.split(":", 1)[0], "tmpfs": {"mode": 0o1777}} for p in paths if ":" in p]
-    return plain, mounts
+def tmpfs_mounts(paths: list[str]) -> list[dict[str, Any]]:
+    """compose's `tmpfs` entries as mounts: `docker stack deploy` ignores the `tmpfs` key
+    (measured: a read-only service then has no writable /tmp), and passes neither uid=
+    nor mode= (measured: TmpfsOptions {}). Such a tmpfs starts as root's, with the mode
+    of the image's folder there (measured): the images plano builds give theirs the
+    mode their user needs (certbot's /var/lib/letsencrypt: 1777, as /tmp)."""
+    return [{"type": "tmpfs", "target": p.split(":", 1)[0]} for p in paths]
 
 
 def swarmed(spec: dict[str, Any], image: str, deploy: dict[str, Any]) -> dict[str, Any]:
@@ -84,10 +85,7 @@ def swarmed(spec: dict[str, Any], image: str, deploy: dict[str, Any]) -> dict[st
         if key == "env_file":
             out[key] = [entry["path"] for entry in value]
         elif key == "tmpfs":
-            plain, mounts = tmpfs_mounts(value)
-            out[key] = plain
-            if mounts:
-                out["volumes"] = [*out.get("volumes", []), *mounts]
+            out["volumes"] = [*out.get("volumes", []), *tmpfs_mounts(value)]
         else:
             out[key] = value
     if "shm_size" in spec:  # Postgres's shared memory: a tmpfs of that size
