@@ -237,10 +237,12 @@ def test_the_stack_places_updates_and_limits_each_service():
         "nginx": 1, "certbot": 1, "database": 1, "redis": 1, "backup": 1, "blog-backend": 2, "blog-frontend": 2, "shop-backend": 3}
     for name, s in services.items():
         order = "start-first" if "-" in name else "stop-first"  # two tasks cannot share a data folder or host ports
-        assert s["deploy"]["update_config"] == {"parallelism": 1, "delay": "0s", "order": order, "failure_action": "rollback", "monitor": "30s"}
+        assert s["deploy"]["update_config"] == {"parallelism": 1, "delay": "0s", "order": order, "failure_action": "rollback", "monitor": "20s"}
         assert s["deploy"]["rollback_config"]["order"] == order and s["deploy"]["endpoint_mode"] == "dnsrr"
         assert s["deploy"]["restart_policy"]["condition"] == "any"
         assert not {"build", "restart", "depends_on", "security_opt", "shm_size", "tmpfs"} & set(s)  # tmpfs: as mounts
+    health = services["shop-backend"]["healthcheck"]  # it gates traffic on a swarm: often
+    assert (health["interval"], health["retries"], health["start_period"]) == ("5s", 3, "30s") and health["test"][:3] == ["CMD", "node", "-e"]
     assert services["shop-backend"]["deploy"]["resources"] == {"limits": {"memory": "256m", "cpus": "1", "pids": 256}}
     assert services["shop-backend"]["image"] == "ghcr.io/acme/shop-api:${SHOP_BACKEND_TAG:-latest}"
     assert services["nginx"]["ports"] == [{"target": 80, "published": 80, "protocol": "tcp", "mode": "host"},

@@ -154,3 +154,41 @@ def test_nodes_and_services_are_read_from_the_clis_json():
     assert [(s.name, s.image, s.running, s.desired, s.update, s.converged) for s in services] == [
         ("app1-backend", "img/app1-backend:1", 1, 2, "updating", False), ("nginx", "img/nginx:1", 1, 1, "", True)]
     assert n.swarm_constraint("data") == "node.labels.plano.data == true"
+
+
+def swarm_deploy_engine(states: list[tuple[Answer, Answer]]) -> ScriptedRunner:
+    rows, details = zip(*states, strict=True)
+    return (ScriptedRunner().query("compose", "version").query("docker", "info", "--format", "{{json .Swarm}}", answers=MANAGER)
+            .query("docker", "info").query("docker", "service", "ls", answers=list(rows))
+            .query("docker", "service", "inspect", answers=list(details))
+            .query("docker", "stack", "ps", answers=Answer(0, json.dumps({"Name": "acme_app1-backend.1", "Error": "task: non-zero exit (1)"})))
+            .on("docker", "service", "update"))
+
+
+def test_deploy_on_a_swarm_is_swarms_rolling_update_recorded_as_on_one_server(root):
+    from plano.ops import deploy
+
+    both = ("app1-backend", "app1-frontend")
+    runner = swarm_deploy_engine([listed(dict.fromkeys(both, ("2/2", "updating"))),
+                                  listed({"app1-backend": ("2/2", "completed"), "app1-frontend": ("2/2", "updating")}),
+                                  listed(dict.fromkeys(both, ("2/2", "completed")))])
+    records = deploy.deploy(scripted.session(root, runner), "app1", None, "2.0.0")
+    assert runner.actions == [
+        ["docker", "service", "update", "--detach", "--with-registry-auth", "--image",
+         f"registry.example.com/acme/app1-{role}:2.0.0", f"acme_app1-{role}"] for role in ("backend", "frontend")]
+    assert [(r.service, r.from_tag, r.to_tag, r.action, r.result) for r in records] == [
+        ("app1-backend", "latest", "2.0.0", "deploy", "ok"), ("app1-frontend", "latest", "2.0.0", "deploy", "ok")]
+    env = (root / ".env.prod").read_text()
+    assert "APP1_BACKEND_TAG=2.0.0" in env and "APP1_FRONTEND_TAG=2.0.0" in env
+
+
+def test_a_swarm_rollback_fails_the_deploy_and_leaves_the_tags(root):
+    from plano.ops import deploy
+
+    env = (root / ".env.prod").read_bytes()
+    runner = swarm_deploy_engine([listed({"app1-backend": ("2/2", "rollback_completed")})])
+    with pytest.raises(deploy.DeployFailed, match=r"^Swarm rolled app1-backend back: update rollback_completed \(its task: task: non-zero exit \(1\)\)$"):
+        deploy.deploy(scripted.session(root, runner), "app1", "backend", "broken")
+    assert (root / ".env.prod").read_bytes() == env
+    last = json.loads((root / n.DEPLOY_LOG).read_text().splitlines()[-1])
+    assert (last["service"], last["to_tag"], last["result"]) == ("app1-backend", "broken", "failed: Swarm rolled app1-backend back: update rollback_completed (its task: task: non-zero exit (1))")

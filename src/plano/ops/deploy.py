@@ -427,9 +427,14 @@ class Deployer:
 
 
 def deployer(session: Session, timeout: float, drain: float = DRAIN_TIMEOUT_SECONDS) -> Deployer:
+    """The deploy of the manifest's target: compose's DNS switch, or Swarm's rolling update."""
     session = session.with_mode(Mode.PROD)
     st = open_stack(session)
     require_engine(session.runner)
+    if st.manifest.target == "swarm":
+        from plano.ops.swarm import SwarmDeployer
+
+        return SwarmDeployer(session, st, timeout=timeout, drain=drain)
     return Deployer(session, st, timeout=timeout, drain=drain)
 
 

@@ -37,11 +37,13 @@ from plano.core.session import Session
 from plano.engine import swarm as sw
 from plano.engine.stack import open_stack, require_engine
 from plano.ops import infra
+from plano.ops.deploy import Deployer, DeployFailed, Switch, Target, current_tag
 from plano.render import compose
-from plano.render.stack import BUILT
+from plano.render.stack import BUILT, MONITOR
 
 UP_TIMEOUT_SECONDS = 600
 POLL_SECONDS = 2.0
+MONITOR_SECONDS = int(MONITOR.removesuffix("s"))
 
 
 def require_target(manifest: Manifest) -> None:
@@ -346,3 +348,58 @@ def down(session: Session) -> None:
         if time.monotonic() > deadline:
             raise PlanoError(f"stack {stack}'s networks were still there 120 s after docker stack rm")
         session.pause(1.0)
+
+
+# ---------------------------------------------------------------- deploys on a swarm
+
+
+def image_argv(stack: str, service: str, image: str) -> list[str]:
+    """Swarm's own rolling update of one service to `image` (the stack's update_config:
+    start-first, one task at a time, rolled back when a new task is not healthy)."""
+    return ["docker", "service", "update", "--detach", "--with-registry-auth", "--image", image, f"{stack}_{service}"]
+
+
+class SwarmDeployer(Deployer):
+    """`plano deploy|rollback` on a swarm: the deploy log, the lock and .env.prod as on
+    one server (Deployer.deploy); the switch is Swarm's rolling update of each service,
+    one after the other, waited for until it completed or Swarm rolled it back."""
+
+    def prepare(self, targets: list[Target]) -> list[Switch]:
+        require_manager(self.session)
+        services = self.stack.manifest.apps[targets[0].app].services()
+        switches = []
+        for t in targets:
+            svc = services[t.role]
+            if svc.release and self.releases:
+                raise DeployFailed(f"{t.service} has a release command; on a swarm, plano does not run release commands yet: "
+                                   "run it yourself, then deploy with the release removed from plano.yml")
+            switches.append(Switch(t, svc.port, svc.health, current_tag(self.root, t)))
+            self.say(f"{t.service}: {switches[-1].from_tag} -> {t.tag}")
+        return switches
+
+    def switch(self, switches: list[Switch]) -> None:
+        stack = self.stack.manifest.name
+        for s in switches:
+            image = f"{n.prod_image(self.stack.manifest, s.target.app, s.target.role)}:{s.target.tag}"
+            started = self.session.act(image_argv(stack, s.target.service, image), timeout=120)
+            if not started.ok:
+                raise DeployFailed(f"docker service update of {s.target.service} failed: {started.last_line}")
+            self.say(f"{s.target.service}: Swarm rolls its tasks over to {s.target.tag}, one at a time")
+            if not self.session.dry_run:
+                self.wait_updated(s.target.service)
+
+    def wait_updated(self, service: str) -> None:
+        deadline = time.monotonic() + self.timeout + MONITOR_SECONDS * 2
+        while True:
+            found = {s.name: s for s in stack_services(self.session)}.get(service)
+            if found is None:
+                raise DeployFailed(f"{service} is not in the stack; run plano swarm up first")
+            if found.update == "completed" or (found.update == "" and found.converged):
+                return
+            if found.update.startswith("rollback") or found.update == "paused":
+                why = task_errors(self.session, [service]).get(service, "")
+                raise DeployFailed(f"Swarm rolled {service} back: {found.message}" + (f" (its task: {why})" if why else ""))
+            if time.monotonic() > deadline:
+                raise DeployFailed(f"the update of {service} did not complete within {self.timeout:.0f} s (its state: "
+                                   f"{found.update or 'none'}); plano swarm ps shows the tasks")
+            self.session.pause(POLL_SECONDS)

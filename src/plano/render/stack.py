@@ -35,9 +35,13 @@ from plano.render import compose
 # The stack file format: the newest that Debian bookworm's docker 20.10 CLI reads (it
 # refuses a file without `version:`); newer CLIs read it too.
 STACK_VERSION = "3.9"
-# How long Swarm watches a new task before it counts the update of that task a
-# success: a task failing its healthcheck within it is rolled back.
-MONITOR = "30s"
+# How long Swarm watches the updated tasks before it counts an update a success: a
+# task failing its healthcheck within it has the update rolled back.
+MONITOR = "20s"
+# On a swarm the healthcheck gates traffic (a task is "running", and in the service's
+# DNS name, once healthy), so it runs often: a new task takes over about INTERVAL after
+# it answers, and a broken one is found within start_period + RETRIES x INTERVAL.
+APP_HEALTH = {"interval": "5s", "retries": 3}
 # Infra services and where they run; each is one task.
 INFRA_ROLES = {"nginx": "edge", "certbot": "edge", "database": "data", "redis": "data", "backup": "data"}
 # Built locally on one server; on a swarm, built and pushed by `plano swarm up`.
@@ -119,6 +123,7 @@ def app_service(manifest: Manifest, name: str, role: str, spec: dict[str, Any], 
               "update_config": rolling("start-first"), "rollback_config": rollback("start-first")}
     out = swarmed(spec, prod["image"], deploy)
     out["environment"] = {**spec["environment"], **prod["environment"]}
+    out["healthcheck"] = {**spec["healthcheck"], **APP_HEALTH}
     return out
 
 
