@@ -192,3 +192,12 @@ def test_a_swarm_rollback_fails_the_deploy_and_leaves_the_tags(root):
     assert (root / ".env.prod").read_bytes() == env
     last = json.loads((root / n.DEPLOY_LOG).read_text().splitlines()[-1])
     assert (last["service"], last["to_tag"], last["result"]) == ("app1-backend", "broken", "failed: Swarm rolled app1-backend back: update rollback_completed (its task: task: non-zero exit (1))")
+
+
+def test_prod_up_refuses_a_swarm_target_and_runs_nothing(root):
+    from plano.ops import stack
+
+    runner = ScriptedRunner()
+    with pytest.raises(UsageError, match=r"^target: plano.yml runs prod on a swarm; plano swarm up starts it there"):
+        stack.up(scripted.session(root, runner, Mode.PROD))
+    assert runner.calls == []

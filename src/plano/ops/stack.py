@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from plano.core import naming as n
-from plano.core.errors import PlanoError
+from plano.core.errors import PlanoError, UsageError
 from plano.core.session import Session
 from plano.engine import nginx
 from plano.engine.stack import (
@@ -39,6 +39,9 @@ def up(session: Session, build: bool = False, wait: bool = True) -> Started:
     stack that was not running is taken down again (data is kept). A fresh clone
     with only the committed `.env.prod.enc` gets its `.env.prod` decrypted first."""
     if not session.stack_mode.is_dev:
+        if session.manifest.target == "swarm":
+            raise UsageError("target: plano.yml runs prod on a swarm; plano swarm up starts it there "
+                             "(plano prod up is the one-server target's)")
         secrets.restore_plain(session, n.ENV_PROD)
     st = open_stack(session)
     mode = st.mode
