@@ -29,6 +29,7 @@ from tests.integration.stackfixtures import (
     make_workspace,
 )
 from tests.integration.swarmnodes import swarm
+from tests.integration.test_deploy_e2e import build_broken
 from tests.integration.test_prod_e2e import set_env
 
 pytestmark = pytest.mark.expected_seconds(360)  # on a 2-core machine
@@ -53,19 +54,6 @@ def publish(ws, app: str, version: str) -> None:
         image = f"{REGISTRY}/{ws.name}/{app}-{role}:{version}"
         build_image(image, source)
         docker("push", image)
-
-
-def build_broken(ws) -> None:
-    """app1's backend that starts and listens, but whose health route answers 500."""
-    image = f"{REGISTRY}/{ws.name}/app1-backend"
-    context = ws.root / "broken"
-    context.mkdir()
-    (context / "Dockerfile").write_text(
-        f"FROM {image}:1.0.0\n"
-        "CMD [\"node\", \"-e\", \"require('http').createServer((q, s) => { s.statusCode = 500; s.end('broken'); })"
-        ".listen(3000, () => console.log('broken build listening'))\"]\n")
-    build_image(f"{image}:broken", context, timeout=300)
-    docker("push", f"{image}:broken")
 
 
 def swarm_manifest(ws) -> None:
