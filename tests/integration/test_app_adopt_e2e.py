@@ -6,6 +6,7 @@ prod stack behind the rendered nginx."""
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -74,7 +75,9 @@ def adopted(tmp_path_factory, engine):
 @contextmanager
 def adopted_shop(folder: Path, make_repo) -> Iterator[tuple]:
     """A workspace with the repo `shop` made by `make_repo` and adopted: (ws, repo, the
-    repo's files before adoption, adopt's output); the prod stack is removed after."""
+    repo's files before adoption, adopt's output); the prod stack is removed after, and
+    the workspace's folder too (a generated repo's node_modules weigh 0.5-1 GB: a whole
+    run's would otherwise stay on the disk until the run ends)."""
     ws = make_workspace(folder, apps=())
     repo = ws.root / "shop"
     repo.mkdir()
@@ -87,6 +90,7 @@ def adopted_shop(folder: Path, make_repo) -> Iterator[tuple]:
         plano("prod", "down", cwd=ws.infra, check=False)
         remove_project(ws.name)
         remove_images(ws.name)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def test_adopt_finds_both_services_and_overwrites_nothing(adopted):

@@ -9,6 +9,9 @@ import json
 from dataclasses import dataclass, field
 
 from plano.core import naming as n
+from plano.core.errors import EnvironmentProblem, PlanoError
+from plano.core.session import Session
+from plano.engine.stack import require_engine
 
 # `docker ... --format '{{json .}}'`: one JSON object per line.
 JSON_LINES = "{{json .}}"
@@ -169,3 +172,43 @@ def services(stack: str, listed: str, inspected: str) -> list[Service]:
                              update.get("State", ""), update.get("Message", ""),
                              [p for p in row.get("Ports", "").split(", ") if p]))
     return sorted(found, key=lambda s: s.name)
+
+
+# ---------------------------------------------------------------- queries (a session's engine)
+
+
+def swarm_info(session: Session) -> dict:
+    got = session.query(info_argv(), timeout=30)
+    if not got.ok:
+        require_engine(session.runner)
+        raise EnvironmentProblem(f"docker info failed: {got.last_line}")
+    return json.loads(got.out or "{}")
+
+
+def require_manager(session: Session) -> dict:
+    info = swarm_info(session)
+    if info.get("LocalNodeState") != "active":
+        raise PlanoError("this Docker engine is in no swarm: run plano swarm init on the first server "
+                         "(or set DOCKER_HOST to a manager of the swarm)")
+    if not info.get("ControlAvailable"):
+        raise PlanoError("this Docker engine is a swarm worker: run plano on a manager (docker node ls shows them)")
+    return info
+
+
+def stack_services(session: Session) -> list[Service]:
+    stack = session.manifest.name
+    listed = session.query(services_argv(stack), timeout=30)
+    names = [row["Name"] for row in json_lines(listed.out)]
+    inspected = session.query(service_inspect_argv(*names), timeout=30).out if names else "[]"
+    return services(stack, listed.out, inspected)
+
+
+def task_errors(session: Session, services: list[str]) -> dict[str, str]:
+    """The newest task error (or state) of each of `services`, from `docker stack ps`."""
+    stack = session.manifest.name
+    found: dict[str, str] = {}
+    for row in json_lines(session.query(tasks_argv(stack), timeout=60).out):
+        name = row.get("Name", "").split(".")[0].removeprefix(f"{stack}_")
+        if name in services and name not in found and (row.get("Error") or row.get("CurrentState")):
+            found[name] = row.get("Error") or row.get("CurrentState", "")
+    return found

@@ -41,8 +41,9 @@ from plano.core.errors import PlanoError, RefusedError
 from plano.core.manifest import require_app, require_role
 from plano.core.mode import Mode
 from plano.core.session import Session
-from plano.engine import inspect, nginx
+from plano.engine import inspect, nginx, swarm
 from plano.engine.stack import Stack, open_stack, require_engine
+from plano.render.stack import MONITOR
 
 STOP_GRACE_SECONDS = 30
 # How long the old containers may keep connections (a WebSocket, a long download)
@@ -55,6 +56,9 @@ FOLLOW_SECONDS = n.RESOLVER_VALID_SECONDS + 0.3
 PROBE_ROUND_SECONDS = 5
 # What a dry run calls the container that step 4 would start.
 NEW_CONTAINER = "<new container>"
+# On a swarm: how often plano reads a service's update state, and the stack's monitor window.
+SWARM_POLL_SECONDS = 2.0
+SWARM_MONITOR_SECONDS = int(MONITOR.removesuffix("s"))
 
 
 class DeployFailed(PlanoError):
@@ -423,6 +427,61 @@ class Deployer:
         append_log(self.root, record)
 
 
+# ---------------------------------------------------------------- on a swarm (target: swarm)
+
+
+def swarm_image_argv(stack: str, service: str, image: str) -> list[str]:
+    """Swarm's own rolling update of one service to `image` (the stack's update_config:
+    start-first, one task at a time, rolled back when a new task is not healthy)."""
+    return ["docker", "service", "update", "--detach", "--with-registry-auth", "--image", image, f"{stack}_{service}"]
+
+
+class SwarmDeployer(Deployer):
+    """`plano deploy|rollback` on a swarm: the deploy log, the lock and .env.prod as on
+    one server (Deployer.deploy); the switch is Swarm's rolling update of each service,
+    one after the other, waited for until it completed or Swarm rolled it back."""
+
+    def prepare(self, targets: list[Target]) -> list[Switch]:
+        swarm.require_manager(self.session)
+        services = self.stack.manifest.apps[targets[0].app].services()
+        switches = []
+        for t in targets:
+            svc = services[t.role]
+            if svc.release and self.releases:
+                raise DeployFailed(f"{t.service} has a release command; on a swarm, plano does not run release commands yet: "
+                                   "run it yourself, then deploy with the release removed from plano.yml")
+            switches.append(Switch(t, svc.port, svc.health, current_tag(self.root, t)))
+            self.say(f"{t.service}: {switches[-1].from_tag} -> {t.tag}")
+        return switches
+
+    def switch(self, switches: list[Switch]) -> None:
+        stack = self.stack.manifest.name
+        for s in switches:
+            image = f"{n.prod_image(self.stack.manifest, s.target.app, s.target.role)}:{s.target.tag}"
+            started = self.session.act(swarm_image_argv(stack, s.target.service, image), timeout=120)
+            if not started.ok:
+                raise DeployFailed(f"docker service update of {s.target.service} failed: {started.last_line}")
+            self.say(f"{s.target.service}: Swarm rolls its tasks over to {s.target.tag}, one at a time")
+            if not self.session.dry_run:
+                self.wait_updated(s.target.service)
+
+    def wait_updated(self, service: str) -> None:
+        deadline = time.monotonic() + self.timeout + SWARM_MONITOR_SECONDS * 2
+        while True:
+            found = {s.name: s for s in swarm.stack_services(self.session)}.get(service)
+            if found is None:
+                raise DeployFailed(f"{service} is not in the stack; run plano swarm up first")
+            if found.update == "completed" or (found.update == "" and found.converged):
+                return
+            if found.update.startswith("rollback") or found.update == "paused":
+                why = swarm.task_errors(self.session, [service]).get(service, "")
+                raise DeployFailed(f"Swarm rolled {service} back: {found.message}" + (f" (its task: {why})" if why else ""))
+            if time.monotonic() > deadline:
+                raise DeployFailed(f"the update of {service} did not complete within {self.timeout:.0f} s (its state: "
+                                   f"{found.update or 'none'}); plano swarm ps shows the tasks")
+            self.session.pause(SWARM_POLL_SECONDS)
+
+
 # ---------------------------------------------------------------- the operations
 
 
@@ -432,8 +491,6 @@ def deployer(session: Session, timeout: float, drain: float = DRAIN_TIMEOUT_SECO
     st = open_stack(session)
     require_engine(session.runner)
     if st.manifest.target == "swarm":
-        from plano.ops.swarm import SwarmDeployer
-
         return SwarmDeployer(session, st, timeout=timeout, drain=drain)
     return Deployer(session, st, timeout=timeout, drain=drain)
 

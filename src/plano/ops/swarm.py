@@ -22,7 +22,6 @@ pointing at one whose filesystem holds this infra at the same path.
 from __future__ import annotations
 
 import hashlib
-import json
 import shlex
 import time
 from dataclasses import dataclass, field
@@ -30,20 +29,18 @@ from pathlib import Path
 
 from plano.core import naming as n
 from plano.core import secrets as secret_values
-from plano.core.errors import EnvironmentProblem, PlanoError, UsageError
+from plano.core.errors import PlanoError, UsageError
 from plano.core.manifest import Manifest
 from plano.core.mode import Mode
 from plano.core.session import Session
 from plano.engine import swarm as sw
-from plano.engine.stack import open_stack, require_engine
+from plano.engine.stack import open_stack
 from plano.ops import infra
-from plano.ops.deploy import Deployer, DeployFailed, Switch, Target, current_tag
 from plano.render import compose
-from plano.render.stack import BUILT, MONITOR
+from plano.render.stack import BUILT
 
 UP_TIMEOUT_SECONDS = 600
 POLL_SECONDS = 2.0
-MONITOR_SECONDS = int(MONITOR.removesuffix("s"))
 
 
 def require_target(manifest: Manifest) -> None:
@@ -52,44 +49,26 @@ def require_target(manifest: Manifest) -> None:
                          "and run plano render to run it on a swarm")
 
 
-def swarm_info(session: Session) -> dict:
-    got = session.query(sw.info_argv(), timeout=30)
-    if not got.ok:
-        require_engine(session.runner)
-        raise EnvironmentProblem(f"docker info failed: {got.last_line}")
-    return json.loads(got.out or "{}")
-
-
-def require_manager(session: Session) -> dict:
-    info = swarm_info(session)
-    if info.get("LocalNodeState") != "active":
-        raise PlanoError("this Docker engine is in no swarm: run plano swarm init on the first server "
-                         "(or set DOCKER_HOST to a manager of the swarm)")
-    if not info.get("ControlAvailable"):
-        raise PlanoError("this Docker engine is a swarm worker: run plano on a manager (docker node ls shows them)")
-    return info
-
-
 # ---------------------------------------------------------------- nodes
 
 
 def init(session: Session, advertise: str | None, roles: tuple[str, ...]) -> str:
     """Make this engine a swarm's first manager, give it `roles` (default all: one server
     can hold every role), and return the command that joins a worker."""
-    if swarm_info(session).get("LocalNodeState") == "active":
+    if sw.swarm_info(session).get("LocalNodeState") == "active":
         raise PlanoError("this Docker engine is already in a swarm (plano swarm nodes lists it); "
                          "plano swarm join prints how to add a server")
     made = session.act(sw.init_argv(advertise), timeout=120)
     if not made.ok:
         raise PlanoError(f"docker swarm init failed: {made.last_line}"
                          + ("; give the address other servers reach this one at: --advertise-addr IP" if "advertise" in made.err else ""))
-    node = swarm_info(session).get("NodeID", "self") if not session.dry_run else "self"
+    node = sw.swarm_info(session).get("NodeID", "self") if not session.dry_run else "self"
     label(session, node, roles or n.SWARM_ROLES)
     return join_command(session, "worker")
 
 
 def join_command(session: Session, role: str = "worker") -> str:
-    require_manager(session)
+    sw.require_manager(session)
     got = session.query(sw.join_token_argv(role), timeout=30)
     if not got.ok:
         raise PlanoError(f"docker swarm join-token failed: {got.last_line}")
@@ -98,7 +77,7 @@ def join_command(session: Session, role: str = "worker") -> str:
 
 
 def node_list(session: Session) -> list[sw.Node]:
-    require_manager(session)
+    sw.require_manager(session)
     listed = session.query(sw.nodes_argv(), timeout=30)
     ids = [row["ID"] for row in sw.json_lines(listed.out)]
     inspected = session.query(sw.node_inspect_argv(*ids), timeout=30).out if ids else "[]"
@@ -237,35 +216,16 @@ class SwarmStatus:
     services: list[sw.Service] = field(default_factory=list)
 
 
-def stack_services(session: Session) -> list[sw.Service]:
-    stack = session.manifest.name
-    listed = session.query(sw.services_argv(stack), timeout=30)
-    names = [row["Name"] for row in sw.json_lines(listed.out)]
-    inspected = session.query(sw.service_inspect_argv(*names), timeout=30).out if names else "[]"
-    return sw.services(stack, listed.out, inspected)
-
-
 def deploy_env(root: Path, manifest: Manifest, tags: dict[str, str]) -> dict[str, str]:
     """What docker-stack.yml's ${VARIABLES} read: .env.prod, the image tags, the secret versions."""
     values = {**secret_values.read_env(root / n.ENV_BASE), **secret_values.read_env(root / n.ENV_PROD)}
     return {**values, **{n.swarm_image_var(name): tag for name, tag in tags.items()}, **secret_versions(root, manifest)}
 
 
-def task_errors(session: Session, services: list[str]) -> dict[str, str]:
-    """The newest task error (or state) of each of `services`, from `docker stack ps`."""
-    stack = session.manifest.name
-    found: dict[str, str] = {}
-    for row in sw.json_lines(session.query(sw.tasks_argv(stack), timeout=60).out):
-        name = row.get("Name", "").split(".")[0].removeprefix(f"{stack}_")
-        if name in services and name not in found and (row.get("Error") or row.get("CurrentState")):
-            found[name] = row.get("Error") or row.get("CurrentState", "")
-    return found
-
-
 def wait_converged(session: Session, timeout: float) -> list[sw.Service]:
     deadline = time.monotonic() + timeout
     while True:
-        found = stack_services(session)
+        found = sw.stack_services(session)
         rolled = [s for s in found if s.update.startswith("rollback")]
         if rolled:
             raise PlanoError(f"{rolled[0].name}: Swarm rolled the update back ({rolled[0].message}); "
@@ -274,7 +234,7 @@ def wait_converged(session: Session, timeout: float) -> list[sw.Service]:
             return found
         if time.monotonic() > deadline:
             late = [s for s in found if not s.converged]
-            why = task_errors(session, [s.name for s in late])
+            why = sw.task_errors(session, [s.name for s in late])
             for s in late:
                 lines = session.query(sw.logs_argv(session.manifest.name, s.name, "5", False), timeout=60).output.strip()
                 if lines:
@@ -287,7 +247,7 @@ def wait_converged(session: Session, timeout: float) -> list[sw.Service]:
 def up(session: Session, timeout: float = UP_TIMEOUT_SECONDS) -> list[sw.Service]:
     manifest, root = session.manifest, session.root
     require_target(manifest)
-    info = require_manager(session)
+    info = sw.require_manager(session)
     nodes = node_list(session)
     require_roles(nodes)
     require_edge_here(info.get("NodeID", ""), nodes)
@@ -332,13 +292,13 @@ def logs(session: Session, service: str, lines: str, follow: bool) -> int:
 
 def status(session: Session) -> SwarmStatus:
     require_target(session.manifest)
-    return SwarmStatus(session.manifest.name, node_list(session), stack_services(session))
+    return SwarmStatus(session.manifest.name, node_list(session), sw.stack_services(session))
 
 
 def down(session: Session) -> None:
     """Remove the stack's services and networks; volumes and data/ stay on the nodes."""
     require_target(session.manifest)
-    require_manager(session)
+    sw.require_manager(session)
     stack = session.manifest.name
     done = session.act(sw.remove_argv(stack), timeout=300)
     if not done.ok:
@@ -348,58 +308,3 @@ def down(session: Session) -> None:
         if time.monotonic() > deadline:
             raise PlanoError(f"stack {stack}'s networks were still there 120 s after docker stack rm")
         session.pause(1.0)
-
-
-# ---------------------------------------------------------------- deploys on a swarm
-
-
-def image_argv(stack: str, service: str, image: str) -> list[str]:
-    """Swarm's own rolling update of one service to `image` (the stack's update_config:
-    start-first, one task at a time, rolled back when a new task is not healthy)."""
-    return ["docker", "service", "update", "--detach", "--with-registry-auth", "--image", image, f"{stack}_{service}"]
-
-
-class SwarmDeployer(Deployer):
-    """`plano deploy|rollback` on a swarm: the deploy log, the lock and .env.prod as on
-    one server (Deployer.deploy); the switch is Swarm's rolling update of each service,
-    one after the other, waited for until it completed or Swarm rolled it back."""
-
-    def prepare(self, targets: list[Target]) -> list[Switch]:
-        require_manager(self.session)
-        services = self.stack.manifest.apps[targets[0].app].services()
-        switches = []
-        for t in targets:
-            svc = services[t.role]
-            if svc.release and self.releases:
-                raise DeployFailed(f"{t.service} has a release command; on a swarm, plano does not run release commands yet: "
-                                   "run it yourself, then deploy with the release removed from plano.yml")
-            switches.append(Switch(t, svc.port, svc.health, current_tag(self.root, t)))
-            self.say(f"{t.service}: {switches[-1].from_tag} -> {t.tag}")
-        return switches
-
-    def switch(self, switches: list[Switch]) -> None:
-        stack = self.stack.manifest.name
-        for s in switches:
-            image = f"{n.prod_image(self.stack.manifest, s.target.app, s.target.role)}:{s.target.tag}"
-            started = self.session.act(image_argv(stack, s.target.service, image), timeout=120)
-            if not started.ok:
-                raise DeployFailed(f"docker service update of {s.target.service} failed: {started.last_line}")
-            self.say(f"{s.target.service}: Swarm rolls its tasks over to {s.target.tag}, one at a time")
-            if not self.session.dry_run:
-                self.wait_updated(s.target.service)
-
-    def wait_updated(self, service: str) -> None:
-        deadline = time.monotonic() + self.timeout + MONITOR_SECONDS * 2
-        while True:
-            found = {s.name: s for s in stack_services(self.session)}.get(service)
-            if found is None:
-                raise DeployFailed(f"{service} is not in the stack; run plano swarm up first")
-            if found.update == "completed" or (found.update == "" and found.converged):
-                return
-            if found.update.startswith("rollback") or found.update == "paused":
-                why = task_errors(self.session, [service]).get(service, "")
-                raise DeployFailed(f"Swarm rolled {service} back: {found.message}" + (f" (its task: {why})" if why else ""))
-            if time.monotonic() > deadline:
-                raise DeployFailed(f"the update of {service} did not complete within {self.timeout:.0f} s (its state: "
-                                   f"{found.update or 'none'}); plano swarm ps shows the tasks")
-            self.session.pause(POLL_SECONDS)
