@@ -78,6 +78,11 @@ def join_command(session: Session, role: str = "worker") -> str:
 
 def node_list(session: Session) -> list[sw.Node]:
     sw.require_manager(session)
+    return read_nodes(session)
+
+
+def read_nodes(session: Session) -> list[sw.Node]:
+    """The nodes and their roles (the engine is known to be a manager)."""
     listed = session.query(sw.nodes_argv(), timeout=30)
     ids = [row["ID"] for row in sw.json_lines(listed.out)]
     inspected = session.query(sw.node_inspect_argv(*ids), timeout=30).out if ids else "[]"
@@ -193,7 +198,7 @@ def prepare_nodes(session: Session, image: str) -> None:
         deadline = time.monotonic() + 180
         while not session.dry_run:
             tasks = sw.json_lines(session.query(sw.job_tasks_argv(name), timeout=30).out)
-            states = [t.get("CurrentState", "").split()[0] for t in tasks if t.get("DesiredState") != "Shutdown" or t.get("CurrentState")]
+            states = [(t.get("CurrentState") or "Pending").split()[0] for t in tasks]
             if tasks and all(s == "Complete" for s in states):
                 return
             failed = [t for t in tasks if t.get("CurrentState", "").startswith(("Failed", "Rejected"))]
@@ -248,7 +253,7 @@ def up(session: Session, timeout: float = UP_TIMEOUT_SECONDS) -> list[sw.Service
     manifest, root = session.manifest, session.root
     require_target(manifest)
     info = sw.require_manager(session)
-    nodes = node_list(session)
+    nodes = read_nodes(session)
     require_roles(nodes)
     require_edge_here(info.get("NodeID", ""), nodes)
     if infra.plan(root, manifest).changed:
