@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from plano.core import files, secrets
+from plano.core import naming as n
 from plano.core import manifest as mf
 from plano.render import render_infra
 from plano.render.envfiles import specs
@@ -208,16 +209,25 @@ SWARM = CASES["custom-apps"].replace("apps:\n", "target: swarm\nswarm: {replicas
     "      port: 8080\n", "      port: 8080\n      replicas: 3\n", 1)
 
 
-def test_the_swarm_target_adds_the_stack_file_and_changes_nothing_else(update_golden):
-    """tests/golden/swarm/docker-stack.yml; every other file is the compose target's."""
+def test_the_swarm_target_adds_the_stack_file_and_changes_only_the_nginx_sites(update_golden):
+    """tests/golden/swarm/: docker-stack.yml and the sites (upstreams without kept
+    connections); every other file is the compose target's."""
     tree, compose_tree = render_case(SWARM), render_case(CASES["custom-apps"])
     assert sorted(set(tree) - set(compose_tree)) == ["docker-stack.yml"] and "docker-stack.yml" not in compose_tree
-    assert {rel: f for rel, f in tree.items() if rel != "docker-stack.yml"} == compose_tree
-    golden = GOLDEN / "swarm/docker-stack.yml"
-    if update_golden:
-        golden.parent.mkdir(exist_ok=True)
-        golden.write_text(tree["docker-stack.yml"].content)
-    assert tree["docker-stack.yml"].content == golden.read_text(), "docker-stack.yml differs from tests/golden/swarm/"
+    changed = sorted(rel for rel, f in compose_tree.items() if tree[rel] != f)
+    assert changed == sorted(n.site_file(app) for app in ("blog", "shop")), changed
+    for rel in ["docker-stack.yml", *changed]:
+        golden = GOLDEN / "swarm" / rel
+        if update_golden:
+            golden.parent.mkdir(parents=True, exist_ok=True)
+            golden.write_text(tree[rel].content)
+        assert tree[rel].content == golden.read_text(), f"{rel} differs from tests/golden/swarm/"
+    def upstream_directives(content: str) -> list[str]:
+        blocks = re.findall(r"^upstream \S+ \{\n(.*?)^\}", content, re.S | re.M)
+        return sorted({line.split()[0] for block in blocks for line in block.splitlines() if line.strip() and not line.lstrip().startswith("#")})
+    assert upstream_directives(tree[n.site_file("shop")].content) == ["server", "zone"]
+    assert upstream_directives(compose_tree[n.site_file("shop")].content) == [
+        "keepalive", "keepalive_requests", "keepalive_timeout", "server", "zone"]
 
 
 def stack_of(text: str) -> dict:

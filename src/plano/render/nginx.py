@@ -52,6 +52,7 @@ def site(manifest: Manifest, app_name: str) -> dict[str, object]:
         "misdirected": f"plano_misdirected_{app_name.replace('-', '_')}",
         "cert_var": f"plano_cert_dir_{app_name.replace('-', '_')}",
         "upstreams": upstreams,
+        "keepalive": manifest.target == "compose",
         "routes": routes,
         "webroot": n.WEBROOT,
         "cert_dir": n.cert_dir(app_name),
