@@ -56,7 +56,7 @@ def publish(ws, app: str, version: str) -> None:
         docker("push", image)
 
 
-def swarm_manifest(ws) -> None:
+def swarm_manifest(ws, apps: tuple[str, ...] = APPS) -> None:
     """target: swarm, no IPsec (this kernel has none), 80/443 on the edge node, and the
     stand-in base images by their registry names (the manager builds from them)."""
     path = ws.infra / "plano.yml"
@@ -66,7 +66,7 @@ def swarm_manifest(ws) -> None:
     text = text.replace(f"  http_port: {ws.ports['prod_http']}\n  https_port: {ws.ports['prod_https']}\n",
                         "  http_port: 80\n  https_port: 443\n", 1)
     path.write_text(text + "target: swarm\nswarm: {replicas: 2, encrypted: false}\n")
-    set_env(ws.infra / ".env.prod", **{f"{app.upper()}_{role}_TAG": "1.0.0" for app in APPS for role in ("BACKEND", "FRONTEND")})
+    set_env(ws.infra / ".env.prod", **{f"{app.upper()}_{role}_TAG": "1.0.0" for app in apps for role in ("BACKEND", "FRONTEND")})
 
 
 @pytest.fixture(scope="module")
@@ -116,6 +116,10 @@ def test_1_every_service_runs_where_its_role_says(deployed):
         **{f"{app}-{role}": (2, 2) for app in APPS for role in ("backend", "frontend")}}
     assert sorted((x["hostname"], tuple(x["roles"])) for x in found["nodes"]) == [
         (edge, ("edge", "apps")), (data, ("data",)), (apps, ("apps",))]
+    report = json.loads(plano_on(cluster, "status", "--json", cwd=ws.infra).stdout)  # exit 0: nothing is wrong
+    assert {r["service"]: (r["state"], r["tag"], r["matches"]) for r in report["apps"]} == {
+        f"{app}-{role}": ("running", "1.0.0", True) for app in APPS for role in ("backend", "frontend")}
+    assert {r["service"]: r["state"] for r in report["infra"]} == dict.fromkeys(("backup", "certbot", "database", "nginx", "redis"), "running")
 
 
 def test_2_both_apps_answer_through_nginx_with_https_and_reach_their_database(deployed):

@@ -15,8 +15,8 @@ import pytest
 import yaml
 
 from plano.core import files, secrets
-from plano.core import naming as n
 from plano.core import manifest as mf
+from plano.core import naming as n
 from plano.render import render_infra
 from plano.render.envfiles import specs
 from tests.conftest import fake_secrets, manifest_text
@@ -222,12 +222,16 @@ def test_the_swarm_target_adds_the_stack_file_and_changes_only_the_nginx_sites(u
             golden.parent.mkdir(parents=True, exist_ok=True)
             golden.write_text(tree[rel].content)
         assert tree[rel].content == golden.read_text(), f"{rel} differs from tests/golden/swarm/"
-    def upstream_directives(content: str) -> list[str]:
-        blocks = re.findall(r"^upstream \S+ \{\n(.*?)^\}", content, re.S | re.M)
-        return sorted({line.split()[0] for block in blocks for line in block.splitlines() if line.strip() and not line.lstrip().startswith("#")})
     assert upstream_directives(tree[n.site_file("shop")].content) == ["server", "zone"]
     assert upstream_directives(compose_tree[n.site_file("shop")].content) == [
         "keepalive", "keepalive_requests", "keepalive_timeout", "server", "zone"]
+
+
+def upstream_directives(site: str) -> list[str]:
+    """The directives used in a site's upstream blocks, comments left out."""
+    blocks = re.findall(r"^upstream \S+ \{\n(.*?)^\}", site, re.DOTALL | re.MULTILINE)
+    lines = (line.split()[0] for block in blocks for line in block.splitlines() if line.strip())
+    return sorted({word for word in lines if not word.startswith("#")})
 
 
 def stack_of(text: str) -> dict:

@@ -201,3 +201,23 @@ def test_prod_up_refuses_a_swarm_target_and_runs_nothing(root):
     with pytest.raises(UsageError, match=r"^target: plano.yml runs prod on a swarm; plano swarm up starts it there"):
         stack.up(scripted.session(root, runner, Mode.PROD))
     assert runner.calls == []
+
+
+def test_status_on_a_swarm_reads_the_stacks_services_and_names_what_does_not_run(root):
+    from plano.ops import status
+
+    rows, details = listed(dict.fromkeys(SERVICE_NAMES[:4], ("1/1", "")) | {"app1-backend": ("1/2", "completed"), "app1-frontend": ("2/2", "")})
+    runner = (ScriptedRunner().query("docker", "info", "--format", "{{json .Swarm}}", answers=MANAGER).query("docker", "info")
+              .query("docker", "service", "ls", answers=rows).query("docker", "service", "inspect", answers=details))
+    report = status.collect(scripted.session(root, runner, Mode.PROD))
+    assert report.project == "acme on a swarm"
+    assert [(r.service, r.state, r.health, r.tag, r.recorded_tag, r.matches) for r in report.apps] == [
+        ("app1-backend", "1/2 tasks", "1/2 healthy, update completed", "1", "latest", False),
+        ("app1-frontend", "running", "2/2 healthy", "1", "latest", False)]
+    assert [(r.service, r.state) for r in report.infra] == [
+        ("backup", "absent"), ("certbot", "running"), ("database", "running"), ("nginx", "running"), ("redis", "running")]
+    assert [(p.service, p.state, p.fix) for p in report.problems] == [
+        ("app1-backend", "1/2 tasks", "plano swarm ps app1-backend (why its tasks stop), then plano swarm up"),
+        ("backup", "absent", "plano swarm up")]
+    assert status.exit_code(report) == 1
+    assert not any(c.argv[0] != "docker" or c.argv[1] == "compose" for c in runner.calls), runner.calls

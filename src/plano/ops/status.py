@@ -4,7 +4,12 @@ limits the engine applies, URL; then the infra services, certificates, the last
 backup and the disk usage of data/. Every service that does not run (stopped,
 restarting, paused, no container) is a problem, with the command that brings it
 back, and so is a service the kernel killed for going over its memory limit, with
-the plano.yml setting to raise; any problem makes the exit code 1."""
+the plano.yml setting to raise; any problem makes the exit code 1.
+
+On a swarm (`target: swarm`), the services are the stack's, as its manager knows them:
+running when every task it wants runs (Swarm counts a task once its healthcheck
+passed), else how many do; certificates, backups and data/ are this node's (the edge
+node's; the backups are the data node's, so here only when it is the same node)."""
 
 from __future__ import annotations
 
@@ -18,7 +23,7 @@ from plano.core import fields, secrets
 from plano.core import naming as n
 from plano.core.manifest import InfraLimits, Manifest
 from plano.core.session import Session
-from plano.engine import inspect
+from plano.engine import inspect, swarm
 from plano.engine.stack import open_stack, require_engine, urls
 from plano.engine.tls import installed_facts
 from plano.ops import backup
@@ -212,17 +217,69 @@ def exit_code(report: Report) -> int:
     return 1 if report.problems or report.oom_kills else 0
 
 
-def collect(session: Session, now: dt.datetime | None = None) -> Report:
-    now = now or dt.datetime.now(dt.UTC)
-    mode, root, manifest = session.stack_mode, session.root, session.manifest
-    require_engine(session.runner)
+def swarm_service_row(app: str, role: str, found: swarm.Service | None, recorded: str | None, url: str) -> ServiceRow:
+    """One app service of the stack, from `docker service ls|inspect` (None: not in it)."""
+    name = n.service(app, role)
+    if found is None:
+        return ServiceRow(app, name, "absent", None, None, recorded, False, None, None, None, url)
+    tag = inspect.image_tag(found.image)
+    return ServiceRow(app, name, swarm_state(found), found.image, tag, recorded, recorded is None or recorded == tag,
+                      swarm_health(found), None, None, url)
+
+
+def swarm_state(found: swarm.Service) -> str:
+    """running: every task it wants runs; else how many do (a node down, a crash loop)."""
+    return "running" if found.desired and found.running == found.desired else f"{found.running}/{found.desired} tasks"
+
+
+def swarm_health(found: swarm.Service) -> str:
+    """Swarm counts a task as running once its healthcheck passed; the last update's state."""
+    return f"{found.running}/{found.desired} healthy" + (f", update {found.update}" if found.update else "")
+
+
+def swarm_problem(service: str, state: str) -> Problem | None:
+    if state == "running":
+        return None
+    fix = "plano swarm up" if state == "absent" else f"plano swarm ps {service} (why its tasks stop), then plano swarm up"
+    return Problem(service, state, fix)
+
+
+def on_swarm(session: Session) -> tuple[str, list[ServiceRow], list[InfraRow], list[Problem]]:
+    """The stack's services on a swarm (target: swarm): what the manager knows."""
+    manifest = session.manifest
+    swarm.require_manager(session)
+    found = {s.name: s for s in swarm.stack_services(session)}
+    recorded = secrets.read_env(session.root / n.ENV_PROD)
+    links = urls(manifest, session.stack_mode)
+    rows = [swarm_service_row(app_name, role, found.get(n.service(app_name, role)), recorded.get(n.tag_var(app_name, role)), links[app_name])
+            for app_name, app in sorted(manifest.apps.items()) for role in app.services()]
+    infra_rows = [InfraRow(name, swarm_state(s), swarm_health(s), None) if (s := found.get(name)) else InfraRow(name, "absent", None, None)
+                  for name in sorted(inspect.INFRA_SERVICES)]
+    problems = [p for row in [*rows, *infra_rows] if (p := swarm_problem(row.service, row.state))]
+    return f"{manifest.name} on a swarm", rows, infra_rows, problems
+
+
+def on_compose(session: Session, now: dt.datetime) -> tuple[str, list[ServiceRow], list[InfraRow], list[Problem], list[OomKill]]:
+    mode, manifest = session.stack_mode, session.manifest
     st = open_stack(session)
     found = inspect.by_service(inspect.project_containers(st.ctx.project, session.runner))
-    recorded = {} if mode.is_dev else secrets.read_env(root / n.ENV_PROD)
+    recorded = {} if mode.is_dev else secrets.read_env(session.root / n.ENV_PROD)
     links = urls(manifest, mode)
     rows = [service_row(app_name, role, found.get(n.service(app_name, role)), recorded.get(n.tag_var(app_name, role)), links[app_name], now)
             for app_name, app in sorted(manifest.apps.items()) for role in app.services()]
     infra_rows = [infra_row(name, found.get(name)) for name in sorted(inspect.INFRA_SERVICES)]
+    return st.ctx.project, rows, infra_rows, problems(rows, infra_rows, str(mode)), oom_kills(manifest, found)
+
+
+def collect(session: Session, now: dt.datetime | None = None) -> Report:
+    now = now or dt.datetime.now(dt.UTC)
+    mode, root, manifest = session.stack_mode, session.root, session.manifest
+    require_engine(session.runner)
+    if manifest.target == "swarm" and not mode.is_dev:
+        project, rows, infra_rows, found_problems = on_swarm(session)
+        kills: list[OomKill] = []
+    else:
+        project, rows, infra_rows, found_problems, kills = on_compose(session, now)
     cert_rows = []
     for app_name in sorted(manifest.apps):
         facts = installed_facts(root, mode, app_name)
@@ -233,11 +290,11 @@ def collect(session: Session, now: dt.datetime | None = None) -> Report:
     state = backup.status(folder) if folder.is_dir() else {"last_success": None, "last_failure": None}
     data = root / mode.data_root
     return Report(
-        mode=str(mode), project=st.ctx.project, apps=rows, infra=infra_rows, certificates=cert_rows,
+        mode=str(mode), project=project, apps=rows, infra=infra_rows, certificates=cert_rows,
         backup=BackupSummary(entries[-1].id if entries else None, len(entries), state["last_success"], state["last_failure"]),
         data=DataUsage(mode.data_root, folder_bytes(data), shutil.disk_usage(data).free if data.is_dir() else None),
-        problems=problems(rows, infra_rows, str(mode)),
-        oom_kills=oom_kills(manifest, found),
+        problems=found_problems,
+        oom_kills=kills,
     )
 
 
