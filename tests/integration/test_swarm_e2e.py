@@ -120,6 +120,9 @@ def test_1_every_service_runs_where_its_role_says(deployed):
     assert {r["service"]: (r["state"], r["tag"], r["matches"]) for r in report["apps"]} == {
         f"{app}-{role}": ("running", "1.0.0", True) for app in APPS for role in ("backend", "frontend")}
     assert {r["service"]: r["state"] for r in report["infra"]} == dict.fromkeys(("backup", "certbot", "database", "nginx", "redis"), "running")
+    doctor = plano_on(cluster, "doctor", "--json", cwd=ws.infra, check=False)  # other checks may warn here (no backup yet)
+    findings = {f["check"]: (f["status"], f["reason"]) for f in json.loads(doctor.stdout)}
+    assert (findings["swarm"], findings["services"]) == (("ok", "3 nodes ready; every role has one"), ("ok", "9 services running")), findings
 
 
 def test_2_both_apps_answer_through_nginx_with_https_and_reach_their_database(deployed):

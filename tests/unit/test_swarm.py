@@ -221,3 +221,21 @@ def test_status_on_a_swarm_reads_the_stacks_services_and_names_what_does_not_run
         ("backup", "absent", "plano swarm up")]
     assert status.exit_code(report) == 1
     assert not any(c.argv[0] != "docker" or c.argv[1] == "compose" for c in runner.calls), runner.calls
+
+
+def test_doctor_on_a_swarm_names_a_missing_role_a_node_away_and_a_service_short_of_tasks():
+    from plano.ops import doctor
+
+    def node(name: str, *roles: str, status: str = "Ready") -> sw.Node:
+        return sw.Node(name, name, status, "Active", "", roles)
+
+    ready = [node("srv1", "edge", "apps"), node("srv2", "data"), node("srv3", "apps")]
+    assert doctor.decide_swarm(ready) == doctor.Finding("swarm", "ok", "3 nodes ready; every role has one")
+    assert doctor.decide_swarm([*ready[:2], node("srv3", "apps", status="Down")]) == doctor.Finding(
+        "swarm", "warn", "not ready: srv3 (Down, Active); Swarm runs their tasks elsewhere when it can",
+        "start srv3's Docker engine, or docker node rm srv3")
+    assert doctor.decide_swarm([ready[0], node("srv2", "data", status="Down")]) == doctor.Finding(
+        "swarm", "fail", "no ready node for the data role: its services cannot run", "plano swarm label NODE data (plano swarm nodes lists them)")
+    assert doctor.decide_services({"nginx": "running", "app1-backend": "1/2 tasks", "backup": "absent"}, cli="swarm") == doctor.Finding(
+        "services", "fail", "2 of 3 not running: app1-backend (1/2 tasks), backup (absent)", "plano swarm logs app1-backend, then plano swarm up")
+    assert doctor.decide_services({"nginx": "running", "backup": "absent"}, cli="swarm").fix == "plano swarm up"

@@ -15,16 +15,18 @@ from pathlib import Path
 
 from plano.core import naming as n
 from plano.core import secrets
-from plano.core.errors import EnvironmentProblem
+from plano.core.errors import EnvironmentProblem, PlanoError
 from plano.core.manifest import Manifest
 from plano.core.mode import Mode
 from plano.core.runner import Runner
 from plano.core.session import Session
 from plano.engine import compose, inspect, stack
+from plano.engine import swarm as sw
 from plano.engine.tls import installed_facts
 from plano.ops import backup, check, infra
 from plano.ops import secrets as encrypted_envs
-from plano.ops.status import OomKill, oom_kills
+from plano.ops import swarm as swarm_ops
+from plano.ops.status import OomKill, oom_kills, swarm_state
 from plano.render import envfiles
 from plano.render.compose import RESTART
 
@@ -167,17 +169,34 @@ def decide_restarts(containers: dict[str, tuple[bool, int]]) -> Finding:
     return Finding("restarts", OK, f"{len(containers)} containers, none in a restart loop")
 
 
-def decide_services(states: dict[str, str]) -> Finding:
+def decide_services(states: dict[str, str], cli: str = "prod") -> Finding:
     """Every service of the prod stack (service -> its container's state, "absent" without
-    one): any that does not run fails, stopped by hand, by a crash or by the engine."""
+    one; on a swarm, `cli` "swarm": "running" or how many of its tasks run): any that
+    does not run fails, stopped by hand, by a crash or by the engine."""
     down = {service: state for service, state in states.items() if state != "running"}
     if down:
         listed = ", ".join(f"{service} ({state})" for service, state in list(down.items())[:4])
         more = f" (+{len(down) - 4} more)" if len(down) > 4 else ""
-        restarting = [service for service, state in down.items() if state == "restarting"]
-        fix = f"plano prod logs {restarting[0]}, then plano prod up" if restarting else "plano prod up"
+        # A container restarting, or a swarm service with too few tasks: they fail as they start.
+        failing = [service for service, state in down.items() if state == "restarting" or state.endswith(" tasks")]
+        fix = f"plano {cli} logs {failing[0]}, then plano {cli} up" if failing else f"plano {cli} up"
         return Finding("services", FAIL, f"{len(down)} of {len(states)} not running: {listed}{more}", fix)
     return Finding("services", OK, f"{len(states)} services running")
+
+
+def decide_swarm(nodes: list[sw.Node]) -> Finding:
+    """The swarm's nodes: each role (edge, data, apps) on a ready node; a node that is not
+    ready is a warning while its tasks can run elsewhere."""
+    missing = [role for role in n.SWARM_ROLES if not any(role in node.roles and node.usable for node in nodes)]
+    if missing:
+        return Finding("swarm", FAIL, f"no ready node for the {missing[0]} role: its services cannot run",
+                       f"plano swarm label NODE {missing[0]} (plano swarm nodes lists them)")
+    away = [node for node in nodes if not node.usable]
+    if away:
+        listed = ", ".join(f"{node.hostname} ({node.status}, {node.availability})" for node in away)
+        return Finding("swarm", WARN, f"not ready: {listed}; Swarm runs their tasks elsewhere when it can",
+                       f"start {away[0].hostname}'s Docker engine, or docker node rm {away[0].hostname}")
+    return Finding("swarm", OK, f"{len(nodes)} nodes ready; every role has one")
 
 
 def decide_overrides(left: dict[str, str]) -> Finding:
@@ -341,6 +360,19 @@ def backup_finding(root: Path, now: dt.datetime) -> Finding:
     return decide_backup(state["last_success"], state["last_failure"], now)
 
 
+def swarm_findings(session: Session) -> list[Finding]:
+    """On a swarm: this engine is a manager, the nodes hold every role, the stack's services run."""
+    try:
+        sw.require_manager(session)
+        nodes = swarm_ops.read_nodes(session)
+        services = {s.name: s for s in sw.stack_services(session)}
+    except PlanoError as e:
+        return [Finding("swarm", FAIL, str(e).split(": ")[0], str(e).split(": ", 1)[-1])]
+    expected = [*inspect.INFRA_SERVICES, *n.app_services(session.manifest)]
+    states = {name: swarm_state(services[name]) if name in services else "absent" for name in expected}
+    return [decide_swarm(nodes), decide_services(states, cli="swarm")]
+
+
 def services_finding(manifest: Manifest, containers: list[dict]) -> Finding:
     """Every service of the prod stack, from its containers (`docker inspect`)."""
     found = inspect.by_service(containers)
@@ -401,7 +433,9 @@ def run(session: Session, prod_dns: bool, public_ip: str | None,
         steps.append(("encrypted secrets", lambda: encrypted_finding(session)))
     if prod_dns:
         steps.append(("dns", lambda: dns_finding(manifest, public_ip)))
-    if engine_ok:
+    if engine_ok and manifest.target == "swarm":
+        steps.append(("swarm", lambda: swarm_findings(session)))
+    elif engine_ok:
         # The prod stack's containers, read once (docker ps + inspect) for the four checks below.
         prod = functools.cache(lambda: inspect.project_containers(Mode.PROD.project(manifest), runner))
         st = stack.open_stack(session.with_mode(Mode.PROD)) if (root / n.ENV_PROD).is_file() else None
