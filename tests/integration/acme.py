@@ -24,11 +24,14 @@ class Pebble:
     folder: Path
     ports: dict[str, int]
     validity: int | None = None
+    listen: str | None = None  # the host address containers reach it at (default: docker0's)
 
     def env(self) -> dict[str, str]:
         own = {"PLANO_PEBBLE_DIR": str(self.folder), **{key: str(port) for key, port in self.ports.items()}}
         if self.validity is not None:
             own["PLANO_PEBBLE_VALIDITY"] = str(self.validity)
+        if self.listen is not None:
+            own["PLANO_PEBBLE_LISTEN"] = self.listen
         return {**os.environ, **own}
 
     def run(self, *args: str) -> str:

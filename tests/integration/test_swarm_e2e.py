@@ -10,14 +10,18 @@ never uses a VIP). The infra images are built on the manager, from the stand-in 
 images in the harness registry, and pushed through the manager's registry.
 """
 
+import dataclasses
 import json
 import os
+import socket
+import ssl
 import subprocess
 import sys
 import time
 
 import pytest
 
+from tests.integration.acme import Pebble, new_pebble
 from tests.integration.innerengine import stand_in_in_registry
 from tests.integration.loadgen import Load
 from tests.integration.net import https_request, wait_for
@@ -70,15 +74,39 @@ def swarm_manifest(ws, apps: tuple[str, ...] = APPS) -> None:
 
 
 @pytest.fixture(scope="module")
-def deployed(tmp_path_factory, engine):
+def pebble(tmp_path_factory):
+    """A real ACME server, started by `deployed` once the edge node's port 80 is known."""
+    server = new_pebble(tmp_path_factory.mktemp("pebble"))
+    yield server
+    server.stop()
+
+
+def point_at(ws, pebble: Pebble, cluster) -> None:
+    """pebble checks HTTP-01 at 127.0.0.1 at the edge node's port 80; plano.yml's acme
+    settings name it and its CA (in its folder, which the nodes see). It listens on the
+    host's address on the swarm's network: docker0's (172.17.0.1) is, inside a node, the
+    node's own engine's bridge."""
+    gateway = docker("network", "inspect", cluster.name, "--format", "{{(index .IPAM.Config 0).Gateway}}").stdout.strip()
+    pebble = dataclasses.replace(pebble, listen=gateway)
+    pebble.run("start", str(cluster.published(0, 80)))
+    settings = pebble.settings()
+    manifest = ws.infra / "plano.yml"
+    manifest.write_text(manifest.read_text().replace(
+        "  server: https://acme-v02.api.letsencrypt.org/directory\n",
+        f"  server: {settings['PLANO_PEBBLE_URL']}\n  ca_bundle: {settings['PLANO_PEBBLE_CA']}\n"))
+
+
+@pytest.fixture(scope="module")
+def deployed(tmp_path_factory, engine, pebble):
     ws = make_workspace(tmp_path_factory.mktemp("swarm"), apps=APPS)
     publish(ws, "app1", "2.0.0")
     for app in APPS:
         publish(ws, app, "1.0.0")
     build_broken(ws)
     swarm_manifest(ws)
-    subprocess.run([sys.executable, "-m", "plano.cli", "render"], cwd=ws.infra, check=True, capture_output=True, timeout=300)
-    with swarm(f"{ws.name}-sw", ports=(80, 443), shared=(ws.root,), writable_registry=True) as cluster:
+    with swarm(f"{ws.name}-sw", ports=(80, 443), shared=(ws.root, pebble.folder), writable_registry=True) as cluster:
+        point_at(ws, pebble, cluster)
+        subprocess.run([sys.executable, "-m", "plano.cli", "render"], cwd=ws.infra, check=True, capture_output=True, timeout=300)
         nodes = cluster.nodes
         plano_on(cluster, "swarm", "label", nodes[0], "edge", "apps", cwd=ws.infra)
         plano_on(cluster, "swarm", "label", nodes[1], "data", cwd=ws.infra)
@@ -222,7 +250,35 @@ def test_4_an_image_that_never_gets_healthy_is_rolled_back_by_swarm(deployed):
     assert last["to_tag"] == "broken" and last["result"].startswith("failed: Swarm rolled app1-backend back")
 
 
-def test_5_down_removes_the_stack_and_keeps_the_data(deployed):
+def served_by_pebble(port: int, name: str, root: str) -> bytes | None:
+    """The certificate nginx serves for `name` (DER) if it verifies against pebble's root."""
+    context = ssl.create_default_context(cadata=root)
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock, context.wrap_socket(sock, server_hostname=name) as tls:
+            return tls.getpeercert(binary_form=True)
+    except (OSError, ssl.SSLError):
+        return None
+
+
+def test_5_certificates_from_acme_through_the_edge_nodes_nginx(deployed, pebble):
+    """`plano certs issue` on a swarm: certbot in its task on the edge node, HTTP-01 answered
+    by nginx there (pebble checks the node's port 80), the files in the edge node's
+    data/certs, served by nginx with no reload; then `plano certs renew --force` is served.
+    (plano runs beside the edge node here, not on it: its own wait for the new certificate
+    at 127.0.0.1:443 finds nothing and warns; the test checks the node's port instead.)"""
+    ws, cluster = deployed
+    port, root = cluster.published(0, 443), pebble.root()
+    out = plano_on(cluster, "certs", "issue", "app1", "app2", cwd=ws.infra, timeout=600)
+    for app in APPS:
+        assert f"{app}: certificate installed" in out.stdout + out.stderr, out
+        wait_for(lambda a=app: served_by_pebble(port, f"{a}.example.com", root), f"{app}'s certificate from pebble, on the edge node", 30, 0.5)
+    first = served_by_pebble(port, "app1.example.com", root)
+    renewed = plano_on(cluster, "certs", "renew", "--force", cwd=ws.infra, timeout=600)
+    assert "/etc/letsencrypt/live/app1/fullchain.pem (success)" in renewed.stdout, renewed
+    wait_for(lambda: served_by_pebble(port, "app1.example.com", root) not in (None, first), "app1's renewed certificate, served", 30, 0.5)
+
+
+def test_6_down_removes_the_stack_and_keeps_the_data(deployed):
     ws, cluster = deployed
     plano_on(cluster, "swarm", "down", cwd=ws.infra)
     assert cluster.docker("service", "ls", "-q").stdout.split() == []

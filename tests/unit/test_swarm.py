@@ -239,3 +239,27 @@ def test_doctor_on_a_swarm_names_a_missing_role_a_node_away_and_a_service_short_
     assert doctor.decide_services({"nginx": "running", "app1-backend": "1/2 tasks", "backup": "absent"}, cli="swarm") == doctor.Finding(
         "services", "fail", "2 of 3 not running: app1-backend (1/2 tasks), backup (absent)", "plano swarm logs app1-backend, then plano swarm up")
     assert doctor.decide_services({"nginx": "running", "backup": "absent"}, cli="swarm").fix == "plano swarm up"
+
+
+def test_certs_on_a_swarm_run_certbot_in_its_task_beside_nginx_on_this_node(root):
+    from plano.ops import certs
+
+    runner = (scripted.engine(ScriptedRunner())
+              .query("docker", "ps", "-q", "--filter", "label=com.docker.swarm.service.name=acme_nginx", answers=Answer(0, "c0ffee\n"))
+              .query("docker", "ps", "-q", "--filter", "label=com.docker.swarm.service.name=acme_certbot", answers=Answer(0, "cafe01\n"))
+              .on("docker", "exec"))
+    certs.issue(scripted.session(root, runner, Mode.PROD), ("app1",), False, server="https://acme.test/dir")
+    assert runner.actions == [
+        ["docker", "exec", "-i", "cafe01", "certbot", "certonly", "--webroot", "-w", "/var/www/certbot", "--cert-name", "app1",
+         "-d", "app1.example.com", "--email", "ops@example.com", "--agree-tos", "--non-interactive", "--keep-until-expiring",
+         "--server", "https://acme.test/dir"],
+        ["docker", "exec", "-i", "-e", "RENEWED_LINEAGE=/etc/letsencrypt/live/app1", "cafe01", "/plano/scripts/deploy-hook.sh"]]
+
+
+def test_certs_on_a_swarm_refuse_a_node_without_the_edge_tasks(root):
+    from plano.ops import certs
+
+    runner = scripted.engine(ScriptedRunner()).query("docker", "ps", "-q", answers=Answer(0, ""))
+    with pytest.raises(PlanoError, match=r"^no nginx task runs on this node \(renewals are checked through it\): run plano on the edge node"):
+        certs.renew(scripted.session(root, runner, Mode.PROD))
+    assert runner.actions == []

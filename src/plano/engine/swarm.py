@@ -104,6 +104,16 @@ def service_rm_argv(*names: str) -> list[str]:
     return ["docker", "service", "rm", *names]
 
 
+def local_task_argv(stack: str, service: str) -> list[str]:
+    """The container of `service`'s task running on this node (its engine), if any."""
+    return ["docker", "ps", "-q", "--filter", f"label=com.docker.swarm.service.name={stack}_{service}", "--filter", "status=running"]
+
+
+def task_exec_argv(container: str, command: list[str], env: tuple[str, ...] = ()) -> list[str]:
+    """A command in a running task's container (stdin open, no TTY)."""
+    return ["docker", "exec", "-i", *[item for pair in (("-e", e) for e in env) for item in pair], container, *command]
+
+
 # ---------------------------------------------------------------- what they print
 
 
@@ -193,6 +203,16 @@ def require_manager(session: Session) -> dict:
     if not info.get("ControlAvailable"):
         raise PlanoError("this Docker engine is a swarm worker: run plano on a manager (docker node ls shows them)")
     return info
+
+
+def local_task(session: Session, service: str, why: str) -> str:
+    """The container of `service`'s running task on this node: the edge node's nginx and
+    certbot are where plano runs (plano swarm up checks it)."""
+    found = session.query(local_task_argv(session.manifest.name, service), timeout=30).out.split()
+    if not found:
+        raise PlanoError(f"no {service} task runs on this node ({why}): run plano on the edge node, "
+                         "where plano swarm up placed it (plano swarm ps shows where it runs)")
+    return found[0]
 
 
 def stack_services(session: Session) -> list[Service]:

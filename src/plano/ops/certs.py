@@ -1,6 +1,7 @@
 """`plano certs ...`: certificates from an ACME server (certbot in a one-off
 container of the prod stack, HTTP-01 through the running nginx), your own per app,
-status from a real TLS handshake, and the renewal."""
+status from a real TLS handshake, and the renewal. On a swarm, certbot's commands run
+in its task on the edge node, where plano runs and nginx reads data/certs."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from plano.core.errors import FileProblem, PlanoError, UsageError
 from plano.core.manifest import App, Manifest, select_apps
 from plano.core.mode import Mode
 from plano.core.session import Session
-from plano.engine import nginx
+from plano.engine import nginx, swarm
 from plano.engine.stack import Stack, open_stack, require_engine
 from plano.engine.tls import (
     CertFacts,
@@ -48,13 +49,34 @@ def acme_server(manifest: Manifest, server: str | None, staging: bool) -> str:
 # ---------------------------------------------------------------- argv builders
 
 
-def certbot_argv(stack: Stack, *args: str, env: tuple[str, ...] = (), entrypoint: str = "certbot") -> list[str]:
-    """A one-off certbot container of the stack (its volumes, networks and settings)."""
+@dataclass(frozen=True)
+class InTask:
+    """On a swarm: certbot's running task on this node (the edge node), where certbot
+    commands run, with the same volumes as its one-off container on one server."""
+
+    container: str
+
+
+def certbot_argv(where: Stack | InTask, *args: str, env: tuple[str, ...] = (), entrypoint: str = "certbot") -> list[str]:
+    """A one-off certbot container of the stack (its volumes, networks and settings), or
+    on a swarm the running certbot task."""
+    if isinstance(where, InTask):
+        return swarm.task_exec_argv(where.container, [entrypoint, *args], env)
     flags = [item for pair in (("-e", e) for e in env) for item in pair]
-    return stack.argv("run", "--rm", "--no-deps", "-T", *flags, "--entrypoint", entrypoint, "certbot", *args)
+    return where.argv("run", "--rm", "--no-deps", "-T", *flags, "--entrypoint", entrypoint, "certbot", *args)
 
 
-def certonly_argv(stack: Stack, app: str, domains: list[str], email: str, server: str, force: bool = False) -> list[str]:
+def certbot_where(session: Session, st: Stack, why: str) -> Stack | InTask:
+    """Where certbot runs, once nginx is known to serve the challenges: the stack's one-off
+    container, or on a swarm the certbot task beside nginx on this node."""
+    if session.manifest.target == "swarm":
+        swarm.local_task(session, "nginx", why)
+        return InTask(swarm.local_task(session, "certbot", why))
+    nginx.require_running(session, st, why)
+    return st
+
+
+def certonly_argv(stack: Stack | InTask, app: str, domains: list[str], email: str, server: str, force: bool = False) -> list[str]:
     """One certificate named after the app for all its domains. Without `force`, a
     current certificate for the same names is kept (running again is harmless)."""
     names = [item for domain in domains for item in ("-d", domain)]
@@ -65,12 +87,12 @@ def certonly_argv(stack: Stack, app: str, domains: list[str], email: str, server
     )
 
 
-def install_argv(stack: Stack, app: str) -> list[str]:
+def install_argv(stack: Stack | InTask, app: str) -> list[str]:
     """Copy certbot's current certificate of `app` where nginx reads it (the deploy hook)."""
     return certbot_argv(stack, env=(f"RENEWED_LINEAGE=/etc/letsencrypt/live/{app}",), entrypoint=n.CERTBOT_DEPLOY_HOOK)
 
 
-def renew_argv(stack: Stack, force: bool) -> list[str]:
+def renew_argv(stack: Stack | InTask, force: bool) -> list[str]:
     return certbot_argv(
         stack, "renew", "--non-interactive", "--no-random-sleep-on-renew", "--webroot", "-w", n.WEBROOT,
         "--deploy-hook", n.CERTBOT_DEPLOY_HOOK, *(["--force-renewal"] if force else []),
@@ -180,7 +202,7 @@ def issue(session: Session, apps: tuple[str, ...], all_apps: bool, staging: bool
     chosen = select_apps(st.manifest, apps, all_apps, required=True)
     url = acme_server(st.manifest, server, staging)
     require_engine(session.runner)
-    nginx.require_running(session, st, "the ACME server checks each domain through it")
+    where = certbot_where(session, st, "the ACME server checks each domain through it")
     result = Issued()
     for app in chosen:
         try:
@@ -188,7 +210,7 @@ def issue(session: Session, apps: tuple[str, ...], all_apps: bool, staging: bool
                 own = install_own(session, app, st.manifest.apps[app])
                 session.done(f"{app}: installed your certificate (issuer {own.issuer}, until {own.not_after.date()})")
             else:
-                issue_acme(session, st, app, url, force)
+                issue_acme(session, where, app, url, force)
                 session.done(f"{app}: certificate installed")
             result.done.append(app)
         except CertError as exc:
@@ -204,13 +226,13 @@ def issue(session: Session, apps: tuple[str, ...], all_apps: bool, staging: bool
     return result
 
 
-def issue_acme(session: Session, stack: Stack, app: str, server: str, force: bool) -> None:
-    domains = stack.manifest.apps[app].domains
+def issue_acme(session: Session, where: Stack | InTask, app: str, server: str, force: bool) -> None:
+    domains = session.manifest.apps[app].domains
     session.out.note(f"{app}: asking {server} for {', '.join(domains)}")
-    got = session.act(certonly_argv(stack, app, domains, stack.manifest.email, server, force), timeout=600)
+    got = session.act(certonly_argv(where, app, domains, session.manifest.email, server, force), timeout=600)
     if not got.ok:
         raise CertError(f"{app}: {explain_failure(got.output, domains, server)}")
-    installed = session.act(install_argv(stack, app), timeout=120)
+    installed = session.act(install_argv(where, app), timeout=120)
     if not installed.ok:
         raise CertError(f"{app}: the certificate was issued but could not be installed: {installed.output}")
 
@@ -220,8 +242,8 @@ def renew(session: Session, force: bool = False) -> tuple[list[str], list[str]]:
     No reload: certbot's deploy hook installs the files, nginx's workers load them."""
     st = open_stack(session)
     require_engine(session.runner)
-    nginx.require_running(session, st, "renewals are checked through it")
-    result = session.act(renew_argv(st, force), timeout=1800)
+    where = certbot_where(session, st, "renewals are checked through it")
+    result = session.act(renew_argv(where, force), timeout=1800)
     if not result.ok:
         raise CertError(f"renewal failed: {explain_failure(result.output, ['some domains'], 'in data/certs/renewal/')}")
     renewed = [line.strip() for line in result.output.splitlines() if line.strip().endswith("(success)")]
