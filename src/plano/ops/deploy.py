@@ -441,8 +441,9 @@ def swarm_image_argv(stack: str, service: str, image: str) -> list[str]:
 
 class SwarmDeployer(Deployer):
     """`plano deploy|rollback` on a swarm: the deploy log, the lock and .env.prod as on
-    one server (Deployer.deploy); the switch is Swarm's rolling update of each service,
-    one after the other, waited for until it completed or Swarm rolled it back."""
+    one server (Deployer.deploy); a release command runs first, as a one-off job in the
+    new image (ops/job.py); the switch is Swarm's rolling update of each service, one
+    after the other, waited for until it completed or Swarm rolled it back."""
 
     def prepare(self, targets: list[Target]) -> list[Switch]:
         swarm.require_manager(self.session)
@@ -468,8 +469,10 @@ class SwarmDeployer(Deployer):
                                                  timeout=RELEASE_TIMEOUT_SECONDS))
         except job.JobFailed as exc:
             raise DeployFailed(f"{exc}; no task was updated") from None
-        if done.out or done.err:
-            self.say(secrets.mask((done.out + done.err).rstrip("\n"), self.session.secret_values()))
+        if self.session.dry_run:
+            return
+        self.say(f"{target.service}: release command done in {done.seconds:.1f} s on {done.node}"
+                 + (f":\n{(done.out + done.err).rstrip()}" if (done.out + done.err).strip() else ""))
 
     def switch(self, switches: list[Switch]) -> None:
         stack = self.stack.manifest.name
