@@ -197,7 +197,7 @@ def test_2b_a_release_command_runs_as_a_job_in_the_new_image_and_a_failing_one_s
     assert jobs_left(cluster, ws.name) == []
 
 
-def test_2c_backups_run_list_and_verify_as_jobs_on_the_data_node(deployed):
+def test_2c_backups_run_list_verify_and_restore_as_jobs_on_the_data_node(deployed):
     ws, cluster = deployed
     started = time.monotonic()
     made = plano_on(cluster, "backup", "run", cwd=ws.infra)
@@ -212,6 +212,10 @@ def test_2c_backups_run_list_and_verify_as_jobs_on_the_data_node(deployed):
     plano_on(cluster, "backup", "verify", backup_id, cwd=ws.infra)
     verify_seconds = time.monotonic() - started
     print(f"on the swarm: plano backup run {run_seconds:.1f} s, verify {verify_seconds:.1f} s")
+    plano_on(cluster, "backup", "restore", backup_id, "app1", "--to-scratch", "app1_scratch", "--yes", cwd=ws.infra)
+    database = cluster.exec(1, "docker", "ps", "-q", "--filter", f"label=com.docker.swarm.service.name={ws.name}_database").stdout.split()[0]
+    assert cluster.exec(1, "docker", "exec", database, "psql", "-U", "postgres", "-d", "app1_scratch", "-At", "-c",
+                        "SELECT value FROM items").stdout.split() == ["app1-row"]
     proc = plano_on(cluster, "backup", "verify", "20990101T000000Z", cwd=ws.infra, check=False)
     error = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert proc.returncode != 0 and len(error) == 1, proc.stderr

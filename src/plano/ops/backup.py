@@ -2,6 +2,9 @@
 plano-backup.sh) in a one-off container, so `plano backup ...`, cron's
 docker/shared-scripts/backup.sh and the daily schedule share one implementation.
 Here: the argv, and reading data/backups/ (manifests and the status log) for `list`.
+On a swarm (`target: swarm`, prod) the same script runs as a one-off job of the
+backup service on the data node (ops/job.py), and `list` reads that node's folder
+through one too.
 """
 
 from __future__ import annotations
