@@ -173,6 +173,92 @@ def test_2_both_apps_answer_through_nginx_with_https_and_reach_their_database(de
     assert values == ["app1-row"]
 
 
+# ---------------------------------------------------------------- one-off jobs (ops/job.py)
+
+
+def publish_backend(ws, app: str, version: str) -> None:
+    source = ws.root / app / "backend"
+    (source / "VERSION").write_text(f"{version}\n")
+    image = f"{REGISTRY}/{ws.name}/{app}-backend:{version}"
+    build_image(image, source)
+    docker("push", image)
+
+
+def jobs_left(cluster, stack: str) -> list[str]:
+    """Job services of the stack still there (plano removes each one it started)."""
+    return [name for name in cluster.docker("service", "ls", "--format", "{{.Name}}").stdout.split() if name.startswith(f"{stack}_job-")]
+
+
+def service_image(cluster, stack: str, service: str) -> str:
+    return cluster.docker("service", "inspect", "--format", "{{.Spec.TaskTemplate.ContainerSpec.Image}}", f"{stack}_{service}").stdout.strip()
+
+
+def test_2b_a_release_command_runs_as_a_job_in_the_new_image_and_a_failing_one_stops_the_deploy(deployed):
+    """app2's backend gets a release command: one that fails stops the deploy before
+    any task changes (one-line error with its last lines, in the deploy log); one that
+    works runs once, in the new image, with the service's mounts, on an apps node."""
+    ws, cluster = deployed
+    publish_backend(ws, "app2", "2.0.0")
+    manifest = ws.infra / "plano.yml"
+    original, env = manifest.read_text(), (ws.infra / ".env.prod").read_bytes()
+    failing = "[sh, -c, 'echo migrating to $(cat VERSION) >&2; echo migration failed >&2; exit 4']"
+    manifest.write_text(original.replace("  app2:\n", f"  app2:\n    backend:\n      release: {failing}\n", 1))
+    try:
+        proc = plano_on(cluster, "deploy", "app2", "--service", "backend", "--tag", "2.0.0", cwd=ws.infra, check=False)
+        assert proc.returncode == 1, proc.stderr
+        error = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+        assert len(error) == 1 and error[0].startswith("error: the release command of app2-backend failed (exit 4 on "), proc.stderr
+        assert error[0].endswith("): migrating to 2.0.0 | migration failed; no task was updated"), error
+        assert service_image(cluster, ws.name, "app2-backend").startswith(f"{REGISTRY}/{ws.name}/app2-backend:1.0.0")
+        assert (ws.infra / ".env.prod").read_bytes() == env and jobs_left(cluster, ws.name) == []
+        last = json.loads((ws.infra / "data/logs/deploys.jsonl").read_text().splitlines()[-1])
+        assert (last["service"], last["to_tag"]) == ("app2-backend", "2.0.0")
+        assert last["result"].startswith("failed: the release command of app2-backend failed (exit 4"), last
+
+        manifest.write_text(original.replace("  app2:\n", "  app2:\n    backend:\n      release: [sh, -c, 'touch /data/uploads/released-$(cat VERSION)']\n", 1))
+        started = time.monotonic()
+        out = plano_on(cluster, "deploy", "app2", "--service", "backend", "--tag", "2.0.0", cwd=ws.infra)
+        print(f"deploy of app2-backend with a release job: {time.monotonic() - started:.1f} s; "
+              + next(line for line in (out.stdout + out.stderr).splitlines() if "release command done" in line))
+    finally:
+        manifest.write_text(original)
+    marker = f"{ws.infra}/data/uploads/app2/released-2.0.0"
+    on = [i for i in (0, 2) if cluster.exec(i, "test", "-f", marker, check=False).returncode == 0]
+    assert len(on) == 1, on  # once, on one apps node (each keeps its own uploads/)
+    assert service_image(cluster, ws.name, "app2-backend").startswith(f"{REGISTRY}/{ws.name}/app2-backend:2.0.0")
+    port = cluster.published(0, 443)
+    wait_for(lambda: json.loads(https_request(port, "app2.example.com", "/api/health")[2])["version"] == "2.0.0",
+             "app2's backend 2.0.0 through nginx", 60, 1)
+    assert jobs_left(cluster, ws.name) == []
+
+
+def test_2c_backups_run_list_verify_and_restore_as_jobs_on_the_data_node(deployed):
+    ws, cluster = deployed
+    started = time.monotonic()
+    made = plano_on(cluster, "backup", "run", cwd=ws.infra)
+    run_seconds = time.monotonic() - started
+    backup_id = made.stdout.split()[1]
+    on_data = cluster.exec(1, "ls", f"{ws.infra}/data/backups/{backup_id}").stdout.split()
+    assert {"app1.dump", "app2.dump", "manifest.json", "SHA256SUMS"} <= set(on_data), on_data
+    assert not (ws.infra / "data/backups" / backup_id).exists()  # the data node's data/, not the manager's
+    listed = json.loads(plano_on(cluster, "backup", "list", "--json", cwd=ws.infra).stdout)
+    assert [b["id"] for b in listed["backups"]] == [backup_id] and listed["backups"][0]["apps"] == ["app1", "app2"], listed
+    started = time.monotonic()
+    plano_on(cluster, "backup", "verify", backup_id, cwd=ws.infra)
+    verify_seconds = time.monotonic() - started
+    print(f"on the swarm: plano backup run {run_seconds:.1f} s, verify {verify_seconds:.1f} s")
+    plano_on(cluster, "backup", "restore", backup_id, "app1", "--to-scratch", "app1_scratch", "--yes", cwd=ws.infra)
+    database = cluster.exec(1, "docker", "ps", "-q", "--filter", f"label=com.docker.swarm.service.name={ws.name}_database").stdout.split()[0]
+    assert cluster.exec(1, "docker", "exec", database, "psql", "-U", "postgres", "-d", "app1_scratch", "-At", "-c",
+                        "SELECT value FROM items").stdout.split() == ["app1-row"]
+    proc = plano_on(cluster, "backup", "verify", "20990101T000000Z", cwd=ws.infra, check=False)
+    error = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert proc.returncode != 0 and len(error) == 1, proc.stderr
+    assert error[0].startswith(f"error: verification failed (exit 1 on {cluster.nodes[1]}): "), error
+    assert "20990101T000000Z" in error[0], error
+    assert jobs_left(cluster, ws.name) == []
+
+
 def loads(cluster) -> dict[str, Load]:
     port = cluster.published(0, 443)
     return {kind: Load(port, "app1.example.com", workers=3, keepalive=kind == "keep-alive", max_seconds=600).start()
@@ -220,7 +306,8 @@ def test_3_a_rolling_update_under_load_replaces_every_task_with_no_failed_reques
     placed = tasks(cluster, ws.name)
     assert len(placed["app1-backend"]) == 2 and len(placed["app1-frontend"]) == 2
     log = [json.loads(line) for line in (ws.infra / "data/logs/deploys.jsonl").read_text().splitlines()]
-    assert [(r["service"], r["to_tag"], r["result"]) for r in log] == [("app1-backend", "2.0.0", "ok"), ("app1-frontend", "2.0.0", "ok")]
+    assert [(r["service"], r["to_tag"], r["result"]) for r in log if r["app"] == "app1"] == [
+        ("app1-backend", "2.0.0", "ok"), ("app1-frontend", "2.0.0", "ok")]
 
 
 def test_4_an_image_that_never_gets_healthy_is_rolled_back_by_swarm(deployed):

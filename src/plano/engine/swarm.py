@@ -6,6 +6,7 @@ engine of DOCKER_HOST (or the local one), which must be a manager of the swarm.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 
 from plano.core import naming as n
@@ -114,6 +115,21 @@ def task_exec_argv(container: str, command: list[str], env: tuple[str, ...] = ()
     return ["docker", "exec", "-i", *[item for pair in (("-e", e) for e in env) for item in pair], container, *command]
 
 
+def job_deploy_argv(stack: str) -> list[str]:
+    """A one-off job's stack file (on stdin) into the stack: it adds that one service
+    and changes no other (no --prune); relative paths are the infra's (plano's cwd)."""
+    return ["docker", "stack", "deploy", "--with-registry-auth", "-c", "-", stack]
+
+
+def job_logs_argv(service: str) -> list[str]:
+    """A finished job's output: its stdout on stdout, its stderr on stderr, unprefixed."""
+    return ["docker", "service", "logs", "--raw", "--no-trunc", service]
+
+
+def service_image_argv(service: str) -> list[str]:
+    return ["docker", "service", "inspect", "--format", "{{.Spec.TaskTemplate.ContainerSpec.Image}}", service]
+
+
 # ---------------------------------------------------------------- what they print
 
 
@@ -182,6 +198,37 @@ def services(stack: str, listed: str, inspected: str) -> list[Service]:
                              update.get("State", ""), update.get("Message", ""),
                              [p for p in row.get("Ports", "").split(", ") if p]))
     return sorted(found, key=lambda s: s.name)
+
+
+@dataclass(frozen=True)
+class JobState:
+    """A job's task, from `docker service ps`: New, Pending, Assigned, Preparing,
+    Starting, Running, then Complete, Failed or Rejected."""
+
+    state: str
+    node: str = ""
+    error: str = ""
+
+    @property
+    def finished(self) -> bool:
+        return self.state in ("Complete", "Failed", "Rejected", "Shutdown", "Orphaned", "Remove")
+
+    @property
+    def code(self) -> int:
+        """Its exit code: 0 when Complete, else the task's `non-zero exit (N)`, else 1."""
+        if self.state == "Complete":
+            return 0
+        found = re.search(r"non-zero exit \((\d+)\)", self.error)
+        return int(found.group(1)) if found else 1
+
+
+def job_state(listed: str) -> JobState:
+    """The newest task of a job (`docker service ps` lists it first); none yet: New."""
+    rows = json_lines(listed)
+    if not rows:
+        return JobState("New")
+    row = rows[0]
+    return JobState((row.get("CurrentState") or "Pending").split()[0], row.get("Node", ""), row.get("Error", "").strip('"'))
 
 
 # ---------------------------------------------------------------- queries (a session's engine)

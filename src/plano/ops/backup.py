@@ -2,6 +2,9 @@
 plano-backup.sh) in a one-off container, so `plano backup ...`, cron's
 docker/shared-scripts/backup.sh and the daily schedule share one implementation.
 Here: the argv, and reading data/backups/ (manifests and the status log) for `list`.
+On a swarm (`target: swarm`, prod) the same script runs as a one-off job of the
+backup service on the data node (ops/job.py), and `list` reads that node's folder
+through one too.
 """
 
 from __future__ import annotations
@@ -10,32 +13,51 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from plano.core import naming as n
 from plano.core import fields
+from plano.core import naming as n
 from plano.core.errors import PlanoError, UsageError
 from plano.core.manifest import Manifest, require_app, select_apps
 from plano.core.mode import Mode
 from plano.core.session import Session
-from plano.engine import inspect
+from plano.engine import inspect, swarm
 from plano.engine.stack import Stack, open_stack, require_engine
+from plano.ops import job
 
 ID_RE = fields.BACKUP_ID_RE
 
 
+SCRIPT = "plano-backup.sh"
+
+
 def script_argv(stack: Stack, *args: str) -> list[str]:
-    return stack.argv("run", "--rm", "--no-deps", "-T", "--entrypoint", "plano-backup.sh", "backup", *args)
+    return stack.argv("run", "--rm", "--no-deps", "-T", "--entrypoint", SCRIPT, "backup", *args)
+
+
+# The script's arguments (the same on one server and on a swarm).
+
+
+def run_args(apps: list[str], prune: bool = True) -> list[str]:
+    return ["run", *([] if prune else ["--no-prune"]), *apps]
+
+
+def verify_args(backup_id: str | None) -> list[str]:
+    return ["verify", *([backup_id] if backup_id else [])]
+
+
+def restore_args(backup_id: str, app: str | None, scratch: str | None) -> list[str]:
+    return ["restore", backup_id, *([app] if app else []), *(["--to-scratch", scratch] if scratch else [])]
 
 
 def run_argv(stack: Stack, apps: list[str], prune: bool = True) -> list[str]:
-    return script_argv(stack, "run", *([] if prune else ["--no-prune"]), *apps)
+    return script_argv(stack, *run_args(apps, prune))
 
 
 def verify_argv(stack: Stack, backup_id: str | None) -> list[str]:
-    return script_argv(stack, "verify", *([backup_id] if backup_id else []))
+    return script_argv(stack, *verify_args(backup_id))
 
 
 def restore_argv(stack: Stack, backup_id: str, app: str | None, scratch: str | None) -> list[str]:
-    return script_argv(stack, "restore", backup_id, *([app] if app else []), *(["--to-scratch", scratch] if scratch else []))
+    return script_argv(stack, *restore_args(backup_id, app, scratch))
 
 
 def prune_argv(stack: Stack) -> list[str]:
@@ -76,15 +98,23 @@ def backups_dir(root: Path, mode: Mode) -> Path:
     return root / n.backups_dir(mode)
 
 
+def entry(backup_id: str, manifest_text: str | None) -> Entry:
+    try:
+        manifest = json.loads(manifest_text or "")
+    except ValueError:
+        manifest = {"files": [], "postgres": "?"}
+    files = manifest.get("files", [])
+    return Entry(backup_id, sum(int(f.get("bytes", 0)) for f in files), files, manifest.get("postgres", "?"))
+
+
 def entries(folder: Path) -> list[Entry]:
     found = []
     for path in sorted(p for p in folder.glob("*") if p.is_dir() and ID_RE.fullmatch(p.name)):
         try:
-            manifest = json.loads((path / "manifest.json").read_text())
-        except (OSError, ValueError):
-            manifest = {"files": [], "postgres": "?"}
-        files = manifest.get("files", [])
-        found.append(Entry(path.name, sum(int(f.get("bytes", 0)) for f in files), files, manifest.get("postgres", "?")))
+            text = (path / "manifest.json").read_text()
+        except OSError:
+            text = None
+        found.append(entry(path.name, text))
     return found
 
 
@@ -130,21 +160,58 @@ class BackupList:
     interrupted: list[str]
 
 
+# On a swarm, data/backups/ is the data node's: a job there prints what `listing`
+# reads here, one tab-separated line each: a backup and its manifest, an interrupted
+# run, a line of the status log.
+LIST_SCRIPT = r"""cd /backups 2>/dev/null || exit 0
+for d in */; do d=${d%/}; case $d in [0-9]*T[0-9]*Z) printf 'backup\t%s\t%s\n' "$d" "$(tr -d '\n' < "$d/manifest.json" 2>/dev/null)";; esac; done
+for p in .partial-*; do [ -e "$p" ] && printf 'partial\t%s\n' "${p#.partial-}"; done
+[ -f .status ] && sed 's/^/status\t/' .status
+exit 0"""
+
+
 def listing(session: Session) -> BackupList:
+    if on_swarm(session):
+        return listed_on_swarm(swarm_job(session, ["-c", LIST_SCRIPT], "listing the backups", entrypoint=["sh"]))
     folder = backups_dir(session.root, session.stack_mode)
     state = status(folder)
     rows = [BackupRow(e.id, e.bytes, e.apps, e.postgres) for e in entries(folder)]
     return BackupList(rows, state["last_success"], state["last_failure"], state["failure"], state["interrupted"])
 
 
+def listed_on_swarm(text: str) -> BackupList:
+    """LIST_SCRIPT's lines as a listing."""
+    found, partial, status_lines = [], [], []
+    for line in text.splitlines():
+        kind, _, rest = line.partition("\t")
+        if kind == "backup" and ID_RE.fullmatch(rest.split("\t", 1)[0]):
+            backup_id, _, manifest = rest.partition("\t")
+            found.append(entry(backup_id, manifest))
+        elif kind == "partial":
+            partial.append(rest)
+        elif kind == "status":
+            status_lines.append(rest)
+    state = parse_status("\n".join(status_lines))
+    rows = [BackupRow(e.id, e.bytes, e.apps, e.postgres) for e in sorted(found, key=lambda e: e.id)]
+    return BackupList(rows, state["last_success"], state["last_failure"], state["failure"], sorted(partial))
+
+
 # ---------------------------------------------------------------- the operations
 
 
-def execute(session: Session, argv_of, what: str = "backup") -> str:
-    """Run the backup script in a one-off container of the backup service; its
-    progress (stderr) is shown, its result (stdout, the backup ID) returned."""
+def on_swarm(session: Session) -> bool:
+    """Prod on a swarm (`target: swarm`): the backups live on the data node."""
+    return session.manifest.target == "swarm" and session.stack_mode is Mode.PROD
+
+
+def execute(session: Session, args: list[str], what: str = "backup") -> str:
+    """Run the backup script in a one-off container of the backup service (on a swarm:
+    a job on the data node); its progress (stderr) is shown, its result (stdout, the
+    backup ID) returned."""
+    if on_swarm(session):
+        return execute_on_swarm(session, args, what)
     st = open_stack(session)
-    argv = argv_of(st)
+    argv = script_argv(st, *args)
     # One query on the way to a backup, docker's own (~0.03 s; compose's ps and docker
     # info cost 0.2-0.5 s each); why it failed, only then.
     if not session.query(inspect.service_argv(st.ctx.project, "database")).out.split():
@@ -159,20 +226,44 @@ def execute(session: Session, argv_of, what: str = "backup") -> str:
     return result.out.split()[-1] if result.out.split() else ""
 
 
+def execute_on_swarm(session: Session, args: list[str], what: str) -> str:
+    done = swarm_job(session, args, what)
+    return done.split()[-1] if done.split() else ""
+
+
+def swarm_job(session: Session, args: list[str], what: str, entrypoint: list[str] | None = None) -> str:
+    """The script (or `entrypoint`) as a job of the backup service (its image as it
+    runs now, its secrets, network and mounts) on the data node, whose data/backups/
+    holds the backups; the daily schedule in the running backup task shares its lock
+    file. Its progress (stderr) is shown, its stdout returned."""
+    stack = session.manifest.name
+    running = {s.name: s for s in swarm.stack_services(session)}
+    if "backup" not in running or not running.get("database") or running["database"].running < 1:
+        raise PlanoError("the database is not running on the swarm; start the stack first (plano swarm up)")
+    image = session.query(swarm.service_image_argv(f"{stack}_backup"), timeout=60).out.strip()
+    try:
+        done = job.run(session, job.Job("backup", image, args, what, entrypoint=entrypoint or [SCRIPT], timeout=6 * 3600))
+    except job.JobFailed as exc:
+        raise PlanoError(str(exc).replace(": plano-backup: ", ": ")) from None
+    if done.err:
+        session.out.note(done.err.rstrip("\n"))
+    return done.out
+
+
 def run(session: Session, apps: tuple[str, ...] = (), all_apps: bool = False) -> str:
     """Back up APPS (default every app) now; returns the new backup's ID."""
     select_apps(session.manifest, apps, all_apps)  # the names exist, not both with --all
-    return execute(session, lambda st: run_argv(st, list(apps)))  # none given: the script takes every app
+    return execute(session, run_args(list(apps)))  # none given: the script takes every app
 
 
 def verify(session: Session, backup_id: str | None) -> None:
     if backup_id:
         check_id(backup_id)
-    execute(session, lambda st: verify_argv(st, backup_id), what="verification")
+    execute(session, verify_args(backup_id), what="verification")
 
 
 def prune(session: Session) -> None:
-    execute(session, prune_argv, what="retention")
+    execute(session, ["prune"], what="retention")
 
 
 def check_restore(session: Session, backup_id: str, app: str | None, scratch: str | None) -> str | None:
@@ -193,7 +284,7 @@ def restore(session: Session, backup_id: str, app: str | None, scratch: str | No
     scratch = check_restore(session, backup_id, app, scratch)
     safety = None
     if not scratch:
-        safety = execute(session, lambda st: run_argv(st, [app] if app else [], prune=False), what="the safety backup")
+        safety = execute(session, run_args([app] if app else [], prune=False), what="the safety backup")
         session.out.note(f"safety backup of the current state: {safety}")
-    execute(session, lambda st: restore_argv(st, backup_id, app, scratch), what="restore")
+    execute(session, restore_args(backup_id, app, scratch), what="restore")
     return safety

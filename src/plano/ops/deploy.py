@@ -43,6 +43,7 @@ from plano.core.mode import Mode
 from plano.core.session import Session
 from plano.engine import inspect, nginx, swarm
 from plano.engine.stack import Stack, open_stack, require_engine
+from plano.ops import job
 from plano.render.stack import MONITOR
 
 STOP_GRACE_SECONDS = 30
@@ -58,6 +59,8 @@ PROBE_ROUND_SECONDS = 5
 NEW_CONTAINER = "<new container>"
 # On a swarm: how often plano reads a service's update state, and the stack's monitor window.
 SWARM_POLL_SECONDS = 2.0
+# How long a release command may run (one server: the same).
+RELEASE_TIMEOUT_SECONDS = 1800
 SWARM_MONITOR_SECONDS = int(MONITOR.removesuffix("s"))
 
 
@@ -363,7 +366,7 @@ class Deployer:
             release = services[t.role].release
             if release and self.releases:
                 self.say(f"{t.service}: release command {' '.join(release)}")
-                result = self.session.act(release_argv(self.stack, t, release), timeout=1800)
+                result = self.session.act(release_argv(self.stack, t, release), timeout=RELEASE_TIMEOUT_SECONDS)
                 if not result.ok:
                     raise DeployFailed(f"the release command failed (exit {result.code}); nothing was switched:\n{result.output[-3000:]}")
         for sw in switches:
@@ -438,8 +441,9 @@ def swarm_image_argv(stack: str, service: str, image: str) -> list[str]:
 
 class SwarmDeployer(Deployer):
     """`plano deploy|rollback` on a swarm: the deploy log, the lock and .env.prod as on
-    one server (Deployer.deploy); the switch is Swarm's rolling update of each service,
-    one after the other, waited for until it completed or Swarm rolled it back."""
+    one server (Deployer.deploy); a release command runs first, as a one-off job in the
+    new image (ops/job.py); the switch is Swarm's rolling update of each service, one
+    after the other, waited for until it completed or Swarm rolled it back."""
 
     def prepare(self, targets: list[Target]) -> list[Switch]:
         swarm.require_manager(self.session)
@@ -447,12 +451,28 @@ class SwarmDeployer(Deployer):
         switches = []
         for t in targets:
             svc = services[t.role]
-            if svc.release and self.releases:
-                raise DeployFailed(f"{t.service} has a release command; on a swarm, plano does not run release commands yet: "
-                                   "run it yourself, then deploy with the release removed from plano.yml")
             switches.append(Switch(t, svc.port, svc.health, current_tag(self.root, t)))
             self.say(f"{t.service}: {switches[-1].from_tag} -> {t.tag}")
+        for t in targets:
+            release = services[t.role].release
+            if release and self.releases:
+                self.release(t, list(release))
         return switches
+
+    def release(self, target: Target, command: list[str]) -> None:
+        """The release command as a one-off job in the new image, on an apps node, with
+        the service's networks, mounts and environment; no task has changed yet."""
+        image = f"{n.prod_image(self.stack.manifest, target.app, target.role)}:{target.tag}"
+        self.say(f"{target.service}: release command {' '.join(command)} (a job in {target.tag})")
+        try:
+            done = job.run(self.session, job.Job(target.service, image, command, f"the release command of {target.service}",
+                                                 timeout=RELEASE_TIMEOUT_SECONDS))
+        except job.JobFailed as exc:
+            raise DeployFailed(f"{exc}; no task was updated") from None
+        if self.session.dry_run:
+            return
+        self.say(f"{target.service}: release command done in {done.seconds:.1f} s on {done.node}"
+                 + (f":\n{(done.out + done.err).rstrip()}" if (done.out + done.err).strip() else ""))
 
     def switch(self, switches: list[Switch]) -> None:
         stack = self.stack.manifest.name

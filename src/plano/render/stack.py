@@ -157,6 +157,35 @@ def stack(manifest: Manifest) -> dict[str, Any]:
     return {"version": STACK_VERSION, "services": services, "networks": networks(manifest), "secrets": secrets(manifest)}
 
 
+def literal(words: list[str]) -> list[str]:
+    """Words as they are: the stack loader would read `$X` and `${X}` as variables."""
+    return [word.replace("$", "$$") for word in words]
+
+
+def job(manifest: Manifest, service: str, name: str, image: str, command: list[str],
+        entrypoint: list[str] | None = None, constraint: str | None = None) -> dict[str, Any]:
+    """A stack file of one job service `name`: `service`'s own definition (networks,
+    secrets, mounts, environment, user, limits and placement, or `constraint`) running
+    `command` once in `image`, for `docker stack deploy` into the same stack (so its
+    networks and secrets are the stack's own). Swarm never restarts it; no healthcheck,
+    no published port."""
+    whole = stack(manifest)
+    spec = {key: value for key, value in whole["services"][service].items() if key not in ("ports", "healthcheck", "deploy")}
+    spec["image"] = image
+    if entrypoint is not None:
+        spec["entrypoint"] = literal(entrypoint)
+    spec["command"] = literal(command)
+    spec["healthcheck"] = {"disable": True}
+    own = whole["services"][service]["deploy"]
+    spec["deploy"] = {"mode": "replicated-job", "replicas": 1, "endpoint_mode": "dnsrr",
+                      "placement": {"constraints": [constraint]} if constraint else own["placement"],
+                      "restart_policy": {"condition": "none"}, "resources": own["resources"]}
+    used = [s["source"] for s in spec.get("secrets", [])]
+    return {"version": STACK_VERSION, "services": {name: spec},
+            "networks": {key: whole["networks"][key] for key in spec.get("networks", [])},
+            **({"secrets": {key: whole["secrets"][key] for key in used}} if used else {})}
+
+
 def render(manifest: Manifest, env_values: dict[str, dict[str, str]]) -> Tree:
     del env_values  # the stack file holds no secret value, only ${VARIABLES}
     if manifest.target != "swarm":
