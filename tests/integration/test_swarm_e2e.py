@@ -256,6 +256,11 @@ def test_2c_backups_run_list_verify_and_restore_as_jobs_on_the_data_node(deploye
     assert proc.returncode != 0 and len(error) == 1, proc.stderr
     assert error[0].startswith(f"error: verification failed (exit 1 on {cluster.nodes[1]}): "), error
     assert "20990101T000000Z" in error[0], error
+    listed = json.loads(plano_on(cluster, "backup", "list", "--json", cwd=ws.infra).stdout)["backups"]
+    report = json.loads(plano_on(cluster, "status", "--json", cwd=ws.infra).stdout)  # the data node's backups, by a job
+    assert (report["backup"]["last"], report["backup"]["count"]) == (listed[-1]["id"], len(listed)), report["backup"]
+    findings = {f["check"]: f for f in json.loads(plano_on(cluster, "doctor", "--json", cwd=ws.infra, check=False).stdout)}
+    assert findings["backups"]["status"] == "ok" and findings["backups"]["reason"].startswith("last success 0.0 h ago"), findings["backups"]
     assert jobs_left(cluster, ws.name) == []
 
 

@@ -209,8 +209,13 @@ def test_status_on_a_swarm_reads_the_stacks_services_and_names_what_does_not_run
     rows, details = listed(dict.fromkeys(SERVICE_NAMES[:4], ("1/1", "")) | {"app1-backend": ("1/2", "completed"), "app1-frontend": ("2/2", "")})
     runner = (ScriptedRunner().query("docker", "info", "--format", "{{json .Swarm}}", answers=MANAGER).query("docker", "info")
               .query("docker", "service", "ls", answers=rows).query("docker", "service", "inspect", answers=details))
-    report = status.collect(scripted.session(root, runner, Mode.PROD))
+    here = scripted.session(root, runner, Mode.PROD)
+    report = status.collect(here)
     assert report.project == "acme on a swarm"
+    # The backups are the data node's, read by a job of the backup service, which is not running.
+    assert report.backup == status.BackupSummary(None, 0, None, None)
+    assert here.out.notes == ["warning: the data node's backups could not be read: the backup service is not in the stack; "
+                              "start it first (plano swarm up)"]
     assert [(r.service, r.state, r.health, r.tag, r.recorded_tag, r.matches) for r in report.apps] == [
         ("app1-backend", "1/2 tasks", "1/2 healthy, update completed", "1", "latest", False),
         ("app1-frontend", "running", "2/2 healthy", "1", "latest", False)]
@@ -263,3 +268,12 @@ def test_certs_on_a_swarm_refuse_a_node_without_the_edge_tasks(root):
     with pytest.raises(PlanoError, match=r"^no nginx task runs on this node \(renewals are checked through it\): run plano on the edge node"):
         certs.renew(scripted.session(root, runner, Mode.PROD))
     assert runner.actions == []
+
+
+def test_secrets_rotate_is_refused_on_a_swarm_before_anything_runs(root):
+    from plano.ops import rotate
+
+    runner = ScriptedRunner()
+    with pytest.raises(PlanoError, match=r"^plano secrets rotate does not run on a swarm yet: Postgres and Redis would restart"):
+        rotate.rotate(scripted.session(root, runner), "app1")
+    assert runner.calls == []

@@ -238,7 +238,9 @@ def swarm_job(session: Session, args: list[str], what: str, entrypoint: list[str
     file. Its progress (stderr) is shown, its stdout returned."""
     stack = session.manifest.name
     running = {s.name: s for s in swarm.stack_services(session)}
-    if "backup" not in running or not running.get("database") or running["database"].running < 1:
+    if "backup" not in running:
+        raise PlanoError("the backup service is not in the stack; start it first (plano swarm up)")
+    if not running.get("database") or running["database"].running < 1:
         raise PlanoError("the database is not running on the swarm; start the stack first (plano swarm up)")
     image = session.query(swarm.service_image_argv(f"{stack}_backup"), timeout=60).out.strip()
     try:

@@ -355,8 +355,17 @@ def cert_finding(root: Path, manifest: Manifest, now: dt.datetime) -> Finding:
     return decide_certs(days, placeholders)
 
 
-def backup_finding(root: Path, now: dt.datetime) -> Finding:
-    state = backup.status(backup.backups_dir(root, Mode.PROD))
+def backup_finding(session: Session, now: dt.datetime) -> Finding:
+    """The prod backups' last success and failure: data/backups/, or on a swarm the data
+    node's (read there by a one-off job)."""
+    prod = session.with_mode(Mode.PROD)
+    if backup.on_swarm(prod):
+        try:
+            listed = backup.listing(prod)
+        except PlanoError as exc:
+            return Finding("backups", WARN, f"the data node's backups could not be read: {exc}", "plano backup list")
+        return decide_backup(listed.last_success, listed.last_failure, now)
+    state = backup.status(backup.backups_dir(session.root, Mode.PROD))
     return decide_backup(state["last_success"], state["last_failure"], now)
 
 
@@ -449,7 +458,7 @@ def run(session: Session, prod_dns: bool, public_ip: str | None,
     steps += [
         ("disk", lambda: disk_finding(root)),
         ("certificates", lambda: cert_finding(root, manifest, now)),
-        ("backups", lambda: backup_finding(root, now)),
+        ("backups", lambda: backup_finding(session, now)),
     ]
     for name, step in steps:
         progress(name)

@@ -167,6 +167,11 @@ def rotate(session: Session, app: str) -> Rotated:
     entry = require_app(session.manifest, app, "APP " + app)
     if not (entry.database or entry.redis):
         raise UsageError(f"APP {app}: has neither a database nor Redis; nothing to rotate")
+    if session.manifest.target == "swarm":
+        # Swarm secrets cannot change: new passwords are new secrets, and Postgres and Redis
+        # would restart to read theirs (a stop-first update: every app's requests fail meanwhile).
+        raise PlanoError("plano secrets rotate does not run on a swarm yet: Postgres and Redis would restart to read "
+                         "new Swarm secrets, and every app's requests fail meanwhile")
     stack = open_stack(session)
     require_engine(session.runner)
     return Rotation(session, stack, app).run()

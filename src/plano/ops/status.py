@@ -8,8 +8,8 @@ the plano.yml setting to raise; any problem makes the exit code 1.
 
 On a swarm (`target: swarm`), the services are the stack's, as its manager knows them:
 running when every task it wants runs (Swarm counts a task once its healthcheck
-passed), else how many do; certificates, backups and data/ are this node's (the edge
-node's; the backups are the data node's, so here only when it is the same node)."""
+passed), else how many do; certificates and data/ are this node's (the edge node's),
+the backups the data node's (read there by a one-off job)."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from pathlib import Path
 
 from plano.core import fields, secrets
 from plano.core import naming as n
+from plano.core.errors import PlanoError
 from plano.core.manifest import InfraLimits, Manifest
 from plano.core.session import Session
 from plano.engine import inspect, swarm
@@ -285,17 +286,32 @@ def collect(session: Session, now: dt.datetime | None = None) -> Report:
         facts = installed_facts(root, mode, app_name)
         cert_rows.append(CertSummary(app_name, facts.issuer if facts else None, facts.days_left(now) if facts else None,
                                      bool(facts is None or facts.placeholder)))
-    folder = backup.backups_dir(root, mode)
-    entries = backup.entries(folder) if folder.is_dir() else []
-    state = backup.status(folder) if folder.is_dir() else {"last_success": None, "last_failure": None}
+    summary = backup_summary(session)
     data = root / mode.data_root
     return Report(
         mode=str(mode), project=project, apps=rows, infra=infra_rows, certificates=cert_rows,
-        backup=BackupSummary(entries[-1].id if entries else None, len(entries), state["last_success"], state["last_failure"]),
+        backup=summary,
         data=DataUsage(mode.data_root, folder_bytes(data), shutil.disk_usage(data).free if data.is_dir() else None),
         problems=found_problems,
         oom_kills=kills,
     )
+
+
+def backup_summary(session: Session) -> BackupSummary:
+    """The backups in this infra's data/, or on a swarm the data node's (read by a job
+    there, through `plano backup list`'s own listing; none when it cannot run)."""
+    if backup.on_swarm(session):
+        try:
+            listed = backup.listing(session)
+        except PlanoError as exc:
+            session.out.note(f"warning: the data node's backups could not be read: {exc}")
+            return BackupSummary(None, 0, None, None)
+        return BackupSummary(listed.backups[-1].id if listed.backups else None, len(listed.backups),
+                             listed.last_success, listed.last_failure)
+    folder = backup.backups_dir(session.root, session.stack_mode)
+    entries = backup.entries(folder) if folder.is_dir() else []
+    state = backup.status(folder) if folder.is_dir() else {"last_success": None, "last_failure": None}
+    return BackupSummary(entries[-1].id if entries else None, len(entries), state["last_success"], state["last_failure"])
 
 
 def folder_bytes(path: Path) -> int:
