@@ -370,6 +370,19 @@ def test_5_certificates_from_acme_through_the_edge_nodes_nginx(deployed, pebble)
     wait_for(lambda: served_by_pebble(port, "app1.example.com", root) not in (None, first), "app1's renewed certificate, served", 30, 0.5)
 
 
+def test_5b_maintenance_switches_one_app_on_the_edge_nodes_nginx(deployed):
+    """The flag file is in the edge node's data/, which its nginx checks on every request."""
+    ws, cluster = deployed
+    port = cluster.published(0, 443)
+    plano_on(cluster, "maintenance", "on", "app2", cwd=ws.infra)
+    try:
+        wait_for(lambda: https_request(port, "app2.example.com", "/")[0] == 503, "app2's maintenance page on the swarm", 10, 0.2)
+        assert https_request(port, "app1.example.com", "/")[0] == 200  # the other app goes on
+    finally:
+        plano_on(cluster, "maintenance", "off", "app2", cwd=ws.infra)
+    wait_for(lambda: https_request(port, "app2.example.com", "/")[0] == 200, "app2 served again after maintenance", 10, 0.2)
+
+
 def test_6_down_removes_the_stack_and_keeps_the_data(deployed):
     ws, cluster = deployed
     plano_on(cluster, "swarm", "down", cwd=ws.infra)
