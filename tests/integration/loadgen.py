@@ -38,6 +38,7 @@ class Outcome:
     detail: str = ""
     wrote: str | None = None  # a POST's value
     at: str = field(default_factory=lambda: time.strftime("%H:%M:%S"))  # to read beside nginx's log
+    ended: float = field(default_factory=time.monotonic)  # to place it beside a test's own events
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,10 @@ the swarm VIP and the ingress routing mesh do not answer (no IPVS), so services 
 every port in `ports` on the host's 127.0.0.1 only, at a free port.
 
 Each node's /var/lib/docker is a tmpfs (RAM; overlay2 on it, so no layer is copied),
-or, with `persistent=True`, an anonymous volume on the host's disk (overlay2 too), which
-keeps the node's images and swarm state across `stop()` and `start()` (a tmpfs is
-emptied when its container stops: the node would come back as an engine that never
-joined). `dirs` are folders inside every node (e.g. a data/ folder a stack binds),
+or, for the nodes `persistent` names (True: all), an anonymous volume on the host's
+disk (overlay2 too), which keeps the node's images and swarm state across `stop()` and
+`start()` (a tmpfs is emptied when its container stops: the node would come back as an
+engine that never joined). Only a node a test stops needs one. `dirs` are folders inside every node (e.g. a data/ folder a stack binds),
 each a host folder of its own (Swarm.host_dir). Images come from the harness registry
 through each node's read-only registry on its own 127.0.0.1:5000 (innerengine), so
 image refs are the same on the host and on the nodes. Everything made here carries the test run's label (and the name is put in the
@@ -31,7 +31,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -118,12 +118,14 @@ class Swarm:
 
 
 @contextmanager
-def swarm(name: str, nodes: int = 3, ports: Sequence[int] = (), dirs: Sequence[str] = (), persistent: bool = False,
-          run: str | None = None, shared: Sequence[Path] = (), writable_registry: bool = False) -> Iterator[Swarm]:
+def swarm(name: str, nodes: int = 3, ports: Sequence[int] = (), dirs: Sequence[str] = (),
+          persistent: bool | Collection[int] = False, run: str | None = None, shared: Sequence[Path] = (),
+          writable_registry: bool = False) -> Iterator[Swarm]:
     """A swarm of `nodes` engines named `name`-1..N on the network `name`; removed at the end.
-    The manager (node 1) also sees each host folder of `shared` at the same path (an infra
-    plano runs from: the edge node's files), and with `writable_registry` its registry
-    takes pushes (what plano builds on it)."""
+    `persistent`: True, or the indexes of the nodes (0 is the manager) whose /var/lib/docker
+    survives stop() and start(). The manager (node 1) also sees each host folder of `shared`
+    at the same path (an infra plano runs from: the edge node's files), and with
+    `writable_registry` its registry takes pushes (what plano builds on it)."""
     run = run or testrun.current()
     testrun.record_project(name)
     folder = Path(tempfile.mkdtemp(prefix=f"{name}-", dir="/tmp"))  # short: the sockets' paths must stay < 108 bytes
@@ -132,9 +134,9 @@ def swarm(name: str, nodes: int = 3, ports: Sequence[int] = (), dirs: Sequence[s
     published = [dict(zip(ports, free_ports(len(ports)))) for _ in names]
     try:
         docker("network", "create", *label, name)
-        store = ["-v", "/var/lib/docker"] if persistent else ["--tmpfs", "/var/lib/docker:exec"]
+        kept = set(range(nodes)) if persistent is True else set(persistent or ())
         same = [a for path in shared for a in ("-v", f"{path}:{path}")]
-        engines = [start_node(node, name, folder / node, [*label, *store, *binds(folder / node, dirs), *(same if i == 0 else [])],
+        engines = [start_node(node, name, folder / node, [*label, *store(i in kept), *binds(folder / node, dirs), *(same if i == 0 else [])],
                               mapping, writable_registry and i == 0)
                    for i, (node, mapping) in enumerate(zip(names, published))]
         cluster = Swarm(name, engines, [address(node, name) for node in names], published)
@@ -142,6 +144,11 @@ def swarm(name: str, nodes: int = 3, ports: Sequence[int] = (), dirs: Sequence[s
         yield cluster
     finally:
         remove(names, name, folder)
+
+
+def store(persistent: bool) -> list[str]:
+    """The node's /var/lib/docker: an anonymous volume (removed with the node) or a tmpfs."""
+    return ["-v", "/var/lib/docker"] if persistent else ["--tmpfs", "/var/lib/docker:exec"]
 
 
 def binds(folder: Path, dirs: Sequence[str]) -> list[str]:

@@ -8,16 +8,25 @@ node 2 the data node, node 3 an apps node. What this machine's kernel lacks is l
 on purpose: no IPsec (`swarm.encrypted: false`, see the README) and no IPVS (the stack
 never uses a VIP). The infra images are built on the manager, from the stand-in base
 images in the harness registry, and pushed through the manager's registry.
+
+Release jobs and backups on the data node (test_2b, test_2c), the updates (test_3,
+test_4), certificates from pebble and maintenance on the edge node (test_5, test_6);
+then the same stack is broken on purpose: test_7 probes the networks from inside an
+app1 task (app2 is out of its reach), test_8 cuts node 3 off under load and starts it
+again (only node 3 keeps its /var/lib/docker on disk), test_9 kills Postgres on the
+data node; test_10 takes the stack down.
 """
 
 import dataclasses
 import json
 import os
+import re
 import socket
 import ssl
 import subprocess
 import sys
 import time
+from datetime import datetime
 
 import pytest
 
@@ -32,11 +41,11 @@ from tests.integration.stackfixtures import (
     docker,
     make_workspace,
 )
-from tests.integration.swarmnodes import swarm
+from tests.integration.swarmnodes import address, swarm
 from tests.integration.test_deploy_e2e import build_broken
 from tests.integration.test_prod_e2e import set_env
 
-pytestmark = pytest.mark.expected_seconds(360)  # on a 2-core machine
+pytestmark = pytest.mark.expected_seconds(420)  # on a 2-core machine
 
 APPS = ("app1", "app2")
 
@@ -104,7 +113,9 @@ def deployed(tmp_path_factory, engine, pebble):
         publish(ws, app, "1.0.0")
     build_broken(ws)
     swarm_manifest(ws)
-    with swarm(f"{ws.name}-sw", ports=(80, 443), shared=(ws.root, pebble.folder), writable_registry=True) as cluster:
+    # Node 3 is stopped and started again (test_8): its engine keeps its state on disk.
+    with swarm(f"{ws.name}-sw", ports=(80, 443), shared=(ws.root, pebble.folder), writable_registry=True,
+               persistent=(2,)) as cluster:
         point_at(ws, pebble, cluster)
         subprocess.run([sys.executable, "-m", "plano.cli", "render"], cwd=ws.infra, check=True, capture_output=True, timeout=300)
         nodes = cluster.nodes
@@ -120,13 +131,26 @@ def deployed(tmp_path_factory, engine, pebble):
         yield ws, cluster
 
 
-def tasks(cluster, stack: str) -> dict[str, list[str]]:
-    """service -> the nodes its running tasks are on."""
+def tasks(cluster, stack: str, started: bool = False) -> dict[str, list[str]]:
+    """service -> the nodes its tasks are on (those meant to run; with `started`, only
+    those running now: an app task is running once its healthcheck passes)."""
     rows = cluster.docker("stack", "ps", stack, "--filter", "desired-state=running", "--format", "{{json .}}").stdout
     found: dict[str, list[str]] = {}
     for row in (json.loads(line) for line in rows.splitlines() if line.strip()):
-        found.setdefault(row["Name"].split(".")[0].removeprefix(f"{stack}_"), []).append(row["Node"])
+        if not started or row["CurrentState"].startswith("Running"):
+            found.setdefault(row["Name"].split(".")[0].removeprefix(f"{stack}_"), []).append(row["Node"])
     return found
+
+
+def swarm_status(ws, cluster) -> dict:
+    return json.loads(plano_on(cluster, "swarm", "status", "--json", cwd=ws.infra).stdout)
+
+
+def converged(ws, cluster) -> bool:
+    """Every node Ready and every service running as many tasks as it wants (plano swarm status)."""
+    found = swarm_status(ws, cluster)
+    return (all(node["status"] == "Ready" for node in found["nodes"])
+            and all(s["running"] == s["desired"] for s in found["services"]))
 
 
 def test_1_every_service_runs_where_its_role_says(deployed):
@@ -137,8 +161,7 @@ def test_1_every_service_runs_where_its_role_says(deployed):
         "nginx": [edge], "certbot": [edge], "database": [data], "redis": [data], "backup": [data],
         **{f"{app}-{role}": sorted({edge, apps}) for app in APPS for role in ("backend", "frontend")}}, placed
     assert all(len(placed[f"{app}-{role}"]) == 2 for app in APPS for role in ("backend", "frontend"))
-    status = plano_on(cluster, "swarm", "status", "--json", cwd=ws.infra)
-    found = json.loads(status.stdout)
+    found = swarm_status(ws, cluster)
     assert {s["name"]: (s["running"], s["desired"]) for s in found["services"]} == {
         **dict.fromkeys(("nginx", "certbot", "database", "redis", "backup"), (1, 1)),
         **{f"{app}-{role}": (2, 2) for app in APPS for role in ("backend", "frontend")}}
@@ -166,11 +189,8 @@ def test_2_both_apps_answer_through_nginx_with_https_and_reach_their_database(de
         assert status == 201, body
         status, _, body = https_request(port, f"{app}.example.com", "/")
         assert status == 200 and b"frontend 1.0.0" in body
-    rows = cluster.exec(1, "docker", "ps", "-q", "--filter", f"label=com.docker.swarm.service.name={ws.name}_database").stdout.split()
-    assert len(rows) == 1  # the database runs on the data node
-    values = cluster.exec(1, "docker", "exec", rows[0], "psql", "-U", "postgres", "-d", "app1", "-At", "-c",
-                          "SELECT value FROM items").stdout.split()
-    assert values == ["app1-row"]
+    assert len(containers(cluster, 1, ws.name, "database")) == 1  # the database runs on the data node
+    assert psql(ws, cluster, "app1", "SELECT value FROM items") == ["app1-row"]
 
 
 # ---------------------------------------------------------------- one-off jobs (ops/job.py)
@@ -279,10 +299,19 @@ def versions(cluster, count: int = 20) -> set[str]:
     return seen
 
 
+def containers(cluster, index: int, stack: str, service: str) -> list[str]:
+    """The running containers of the service's tasks on node `index`."""
+    return cluster.exec(index, "docker", "ps", "-q", "--filter", f"label=com.docker.swarm.service.name={stack}_{service}").stdout.split()
+
+
+def psql(ws, cluster, database: str, query: str) -> list[str]:
+    """One query in the data node's Postgres; its rows, unaligned."""
+    container = containers(cluster, 1, ws.name, "database")[0]
+    return cluster.exec(1, "docker", "exec", container, "psql", "-U", "postgres", "-d", database, "-At", "-c", query).stdout.split()
+
+
 def database_rows(ws, cluster) -> set[str]:
-    container = cluster.exec(1, "docker", "ps", "-q", "--filter", f"label=com.docker.swarm.service.name={ws.name}_database").stdout.split()[0]
-    return set(cluster.exec(1, "docker", "exec", container, "psql", "-U", "postgres", "-d", "app1", "-At", "-c",
-                            "SELECT value FROM items WHERE value LIKE 'load-%'").stdout.split())
+    return set(psql(ws, cluster, "app1", "SELECT value FROM items WHERE value LIKE 'load-%'"))
 
 
 def test_3_a_rolling_update_under_load_replaces_every_task_with_no_failed_request(deployed):
@@ -300,7 +329,8 @@ def test_3_a_rolling_update_under_load_replaces_every_task_with_no_failed_reques
         for load in running.values():
             load.stop()
     print(f"swarm rolling update of app1 (2 services x 2 tasks) in {seconds:.1f} s: "
-          + "; ".join(f"{kind}: {load.summary()}" for kind, load in running.items()))
+          + "; ".join(f"{kind}: {load.summary()}" for kind, load in running.items())
+          + "".join(f"\n  {line}" for line in (out.stdout + out.stderr).splitlines() if "spread" in line))
     assert "app1-backend: 1.0.0 -> 2.0.0" in out.stdout + out.stderr, out
     rows = database_rows(ws, cluster)
     for load in running.values():
@@ -308,8 +338,9 @@ def test_3_a_rolling_update_under_load_replaces_every_task_with_no_failed_reques
         acked, unanswered = load.writes()
         assert acked and acked <= rows and not unanswered
     assert versions(cluster) == {"backend 2.0.0", "frontend 2.0.0"}
+    # One task per apps node again, as at the start (plano spreads what a start-first update crowded).
     placed = tasks(cluster, ws.name)
-    assert len(placed["app1-backend"]) == 2 and len(placed["app1-frontend"]) == 2
+    assert all(sorted(placed[s]) == sorted(cluster.nodes[::2]) for s in ("app1-backend", "app1-frontend")), placed
     log = [json.loads(line) for line in (ws.infra / "data/logs/deploys.jsonl").read_text().splitlines()]
     assert [(r["service"], r["to_tag"], r["result"]) for r in log if r["app"] == "app1"] == [
         ("app1-backend", "2.0.0", "ok"), ("app1-frontend", "2.0.0", "ok")]
@@ -370,7 +401,7 @@ def test_5_certificates_from_acme_through_the_edge_nodes_nginx(deployed, pebble)
     wait_for(lambda: served_by_pebble(port, "app1.example.com", root) not in (None, first), "app1's renewed certificate, served", 30, 0.5)
 
 
-def test_5b_maintenance_switches_one_app_on_the_edge_nodes_nginx(deployed):
+def test_6_maintenance_switches_one_app_on_the_edge_nodes_nginx(deployed):
     """The flag file is in the edge node's data/, which its nginx checks on every request."""
     ws, cluster = deployed
     port = cluster.published(0, 443)
@@ -383,7 +414,233 @@ def test_5b_maintenance_switches_one_app_on_the_edge_nodes_nginx(deployed):
     wait_for(lambda: https_request(port, "app2.example.com", "/")[0] == 200, "app2 served again after maintenance", 10, 0.2)
 
 
-def test_6_down_removes_the_stack_and_keeps_the_data(deployed):
+# From inside a task: each target (`host:port`, or `host:port/path` for HTTP) resolved,
+# connected to and asked who it is (an HTTP GET of the path, Postgres's SSLRequest, a
+# Redis PING), 2 s each, all at once; prints {target: "answered <first bytes>" |
+# "no name (CODE)" | "timeout" | an error code}. A bare connect proves nothing here:
+# this machine's network accepts a TCP connection to any address it routes outside
+# (and answers HTTP, `server: keryx`), and an address that is on no network of the
+# task's is sent there. The stand-in app images have node, and no tool that connects.
+PROBE = """
+const dns = require('node:dns').promises, net = require('node:net');
+const HELLO = {5432: Buffer.from([0, 0, 0, 8, 4, 210, 22, 47]), 6379: Buffer.from('PING\\r\\n')};
+const within = (promise, ms) => Promise.race([promise, new Promise((_, no) => setTimeout(() => no({code: 'timeout'}), ms))]);
+const ask = (host, port, path) => new Promise((done) => {
+  const socket = net.connect({host, port, timeout: 2000});
+  let got = Buffer.alloc(0);
+  const said = () => got.toString('latin1').replace(/\\r?\\n/g, ' ').slice(0, 400);
+  const end = (result) => { socket.destroy(); done(result); };
+  socket.on('connect', () => socket.write(HELLO[port] || `GET ${path} HTTP/1.0\\r\\nHost: probe\\r\\n\\r\\n`));
+  socket.on('data', (data) => { got = Buffer.concat([got, data]); setTimeout(() => end(`answered ${said()}`), 300); });
+  socket.on('end', () => end(`answered ${said()}`));
+  socket.on('timeout', () => end(got.length ? `answered ${said()}` : 'timeout'));
+  socket.on('error', (err) => end(err.code));
+});
+const probe = async (target) => {
+  const [, host, port, path] = target.match(/^([^:]+):(\\d+)(\\/.*)?$/);
+  let address;
+  try { address = (await within(dns.lookup(host, {family: 4}), 5000)).address; }
+  catch (err) { return `no name (${err.code})`; }
+  return ask(address, Number(port), path || '/');
+};
+const targets = process.argv.slice(1);
+Promise.all(targets.map(probe)).then((results) => {
+  console.log(JSON.stringify(Object.fromEntries(targets.map((t, i) => [t, results[i]]))));
+});
+"""
+# Who answers: a backend's /api/version names it, a frontend's /health has nextCache.
+IDENTITY = {"backend": ("/api/version", '"service":"backend"'), "frontend": ("/health", "nextCache")}
+
+
+def task_addresses(cluster, stack: str, service: str) -> list[str]:
+    """The IPs of the service's running tasks on its networks (from the manager's task records)."""
+    ids = cluster.docker("service", "ps", "-q", "--no-trunc", "--filter", "desired-state=running", f"{stack}_{service}").stdout.split()
+    return [address.split("/")[0] for task in json.loads(cluster.docker("inspect", *ids).stdout)
+            for network in task.get("NetworksAttachments") or [] for address in network["Addresses"]]
+
+
+def app_targets(cluster, stack: str, app: str) -> dict[str, str]:
+    """target -> what the answer holds when the app's own service answered: each service
+    by its name, by its tasks.NAME and by each task's IP."""
+    found = {}
+    for role, (path, mark) in IDENTITY.items():
+        service = f"{app}-{role}"
+        found |= {f"{host}:3000{path}": mark for host in (service, f"tasks.{service}", *task_addresses(cluster, stack, service))}
+    return found
+
+
+def test_7_one_apps_services_cannot_reach_the_other_apps_network(deployed):
+    """From inside a task of app1's backend: app1's own services (by name and by each
+    task's IP, across nodes), Postgres and Redis answer; app2's service names do not
+    resolve, and app2's tasks' IPs do not answer as app2 (this machine's network answers
+    for them). The same probe both ways, so a probe that could never reach an app task
+    would fail here."""
+    ws, cluster = deployed
+    node = tasks(cluster, ws.name)["app1-backend"][0]
+    index = cluster.nodes.index(node)
+    container = containers(cluster, index, ws.name, "app1-backend")[0]
+    own, other = app_targets(cluster, ws.name, "app1"), app_targets(cluster, ws.name, "app2")
+    started = time.monotonic()
+    found = json.loads(cluster.exec(index, "docker", "exec", container, "node", "-e", PROBE,
+                                    *own, "database:5432", "redis:6379", *other, timeout=60).stdout)
+    print(f"from app1-backend on {node} ({time.monotonic() - started:.1f} s):\n  "
+          + "\n  ".join(f"{target}: {answer[:120]}" for target, answer in found.items()))
+    assert all(mark in found[target] for target, mark in own.items()), found
+    assert found["database:5432"] in ("answered N", "answered S")  # Postgres's answer to an SSLRequest
+    assert found["redis:6379"].startswith(("answered -NOAUTH", "answered +PONG")), found["redis:6379"]
+    names = [target for target in other if not target[0].isdigit()]
+    assert len(names) == 4 and all(found[target].startswith("no name") for target in names), found
+    assert len(other) == 4 + 4 and not any(mark in found[target] for target, mark in other.items()), found
+
+
+def node_state(cluster, index: int) -> str:
+    """ready, down or unknown, as the manager sees node `index`."""
+    return cluster.docker("node", "inspect", "-f", "{{.Status.State}}", cluster.nodes[index]).stdout.strip()
+
+
+def test_8_a_worker_node_stopped_under_load_has_its_tasks_rescheduled_and_comes_back(deployed):
+    """Node 3 (apps only) is cut off under both loads on app1: `cluster.stop` kills every
+    process of it at once (`docker stop --time 0`; even a plain `docker stop` of a node
+    would not stop its tasks gracefully: its dockerd is started by `docker exec`, not as
+    the node's init, so it gets no SIGTERM, only the SIGKILL when the init goes).
+
+    The requests in flight to node 3's tasks at that instant may be lost, and a POST
+    among them may or may not have been written. Seen both ways here: either the kernel
+    closes the killed apps' sockets while the node's network still exists, and nginx
+    sees a reset at once (a GET is tried again on the other task by proxy_next_upstream;
+    a POST already sent is not, nginx never sends one twice: 502), or nothing answers
+    any more, as after a real power cut, and the request waits until the client's 10 s
+    timeout (nginx's proxy_read_timeout is 60 s), GETs too. No request sent after the
+    stop fails: a connection to a task on the dead node fails before anything is sent,
+    and nginx tries the other task (this needs app1's tasks on both apps nodes, which
+    test_3 checks). Swarm marks the node Down and starts its tasks on the other apps
+    node; started again, the node rejoins Ready and the stack stays converged (Swarm
+    does not move tasks back)."""
+    ws, cluster = deployed
+    apps = cluster.nodes[2]
+    app_services = [f"{app}-{role}" for app in APPS for role in ("backend", "frontend")]
+    placed = tasks(cluster, ws.name)  # one task of each app1 service on each apps node (plano deploy spreads them)
+    assert all(sorted(placed[s]) == sorted(cluster.nodes[::2]) for s in ("app1-backend", "app1-frontend")), placed
+    running = loads(cluster)
+    try:
+        wait_for(lambda: sum(len(load.results) for load in running.values()) >= 30, "the loads' first answers", 60, 0.2)
+        stopped = time.monotonic()
+        cluster.stop(2)
+        killed = time.monotonic() - stopped
+        wait_for(lambda: node_state(cluster, 2) == "down", "node 3 marked Down", 60, 0.5)
+        down = time.monotonic() - stopped
+
+        def moved() -> bool:
+            now = tasks(cluster, ws.name, started=True)
+            return all(len(now.get(s, [])) == 2 and apps not in now[s] for s in app_services)
+        wait_for(moved, "node 3's app tasks running on the other apps node", 180, 1)
+        rescheduled = time.monotonic() - stopped
+        restarted = time.monotonic()
+        engine = cluster.start(2)
+        wait_for(lambda: node_state(cluster, 2) == "ready", "node 3 Ready again", 60, 0.5)
+        ready = time.monotonic() - restarted
+        wait_for(lambda: converged(ws, cluster), "the stack converged with node 3 back", 60, 1)
+        back = time.monotonic() - restarted
+    finally:
+        for load in running.values():
+            load.stop()
+    print(f"node 3 stopped under load (docker stop took {killed:.1f} s): Down after {down:.1f} s, its app tasks running "
+          f"elsewhere after {rescheduled:.1f} s; started again: engine answered {engine:.1f} s, Ready {ready:.1f} s, "
+          f"converged {back:.1f} s after the start; load until {time.monotonic() - stopped:.1f} s: "
+          + "; ".join(f"{kind}: {load.summary()}" for kind, load in running.items()))
+    failures = sorted((f.ended - f.seconds - stopped, f.ended - stopped, kind, f) for kind, load in running.items() for f in load.failures)
+    for began, ended, kind, failure in failures:
+        print(f"  failed: sent {began:+.2f} s, ended {ended:+.2f} s after the stop ({kind}) {failure.what}: {failure.detail}")
+    rows = database_rows(ws, cluster)
+    lost = set().union(*(load.writes()[1] for load in running.values()))
+    slow = sum(r.seconds > 0.9 for load in running.values() for r in load.results)
+    print(f"  failed POSTs whose row is in the database: {len(lost & rows)} of {len(lost)}; requests slower than 0.9 s: {slow}; "
+          f"node 3's address before/after: {cluster.addresses[2]} / {address(apps, cluster.name)}; placement now: {tasks(cluster, ws.name)}")
+    # Only requests sent before the node was gone, ended within the client's timeout (10 s).
+    assert all(began < killed and ended < killed + 12 for began, ended, _, _ in failures), "a request failed after the stop"
+    for load in running.values():
+        acked, _ = load.writes()
+        assert acked and acked <= rows
+    placed = tasks(cluster, ws.name)
+    assert all(len(placed[s]) == 2 for s in app_services), placed
+    assert {s["name"]: s["running"] == s["desired"] for s in swarm_status(ws, cluster)["services"]} == dict.fromkeys(
+        ["nginx", "certbot", "database", "redis", "backup", *app_services], True)
+
+
+def task_records(cluster, stack: str, service: str) -> list[dict]:
+    """`docker inspect` of every task of the service, the shut down ones too."""
+    ids = cluster.docker("service", "ps", "-q", "--no-trunc", f"{stack}_{service}").stdout.split()
+    return json.loads(cluster.docker("inspect", *ids).stdout)
+
+
+def moment(timestamp: str) -> float:
+    """Docker's RFC 3339 time (nanoseconds) as seconds since the epoch."""
+    return datetime.fromisoformat(re.sub(r"(\.\d{6})\d*", r"\1", timestamp)).timestamp()
+
+
+def healthy(port: int, app: str) -> bool:
+    """The app's health through nginx: 200 with its database up."""
+    status, _, body = https_request(port, f"{app}.example.com", "/api/health")
+    return status == 200 and json.loads(body)["database"] == "up"
+
+
+def test_9_postgres_killed_on_the_data_node_is_started_again_there_with_its_rows(deployed):
+    """A crash of Postgres (`docker kill` of its container on the data node: SIGKILL, so
+    it starts again with crash recovery): Swarm starts a new task on the data node (the
+    service is pinned there), its rows are intact, and both apps answer their health with
+    the database up again within a bounded time. Two Postgres never run on the data
+    folder at once: the service is updated and rolled back stop-first, and no second
+    database container is seen on the data node meanwhile.
+
+    While the database is away the backends' healthchecks fail (their /api/health asks
+    it): a task failing three in a row (APP_HEALTH: 15 s) is replaced by Swarm, so a
+    Postgres that is back only after ~17 s (Swarm's 5 s restart delay, its start and
+    healthcheck) takes every backend task with it; the time printed includes theirs."""
+    ws, cluster = deployed
+    data = cluster.nodes[1]
+    port = cluster.published(0, 443)
+    orders = cluster.docker("service", "inspect", "-f", "{{.Spec.UpdateConfig.Order}} {{.Spec.RollbackConfig.Order}}",
+                            f"{ws.name}_database").stdout.split()
+    assert orders == ["stop-first", "stop-first"]
+    rows = database_rows(ws, cluster)
+    app_services = [f"{app}-{role}" for app in APPS for role in ("backend", "frontend")]
+    before = {task["ID"] for service in app_services for task in task_records(cluster, ws.name, service)
+              if task["DesiredState"] == "running"}
+    [container] = containers(cluster, 1, ws.name, "database")
+    seen = []  # how many database containers run on the data node, at each look
+
+    def answering() -> bool:
+        seen.append(len(containers(cluster, 1, ws.name, "database")))
+        return all(healthy(port, app) for app in APPS)
+    killed, killed_at = time.monotonic(), time.time()
+    cluster.exec(1, "docker", "kill", container)
+    wait_for(lambda: container not in containers(cluster, 1, ws.name, "database"), "the killed database gone", 30, 0.2)
+    wait_for(answering, "both apps healthy with their database again", 180, 0.5)
+    recovered = time.monotonic() - killed
+    history = cluster.docker("service", "ps", "--format", "{{.Node}} {{.DesiredState}} {{.CurrentState}} {{.Error}}",
+                             f"{ws.name}_database").stdout.splitlines()
+    [new] = [task for task in task_records(cluster, ws.name, "database") if task["DesiredState"] == "running"]
+    replaced = [(service, moment(task["Status"]["Timestamp"]) - killed_at,
+                 " ".join(str(x) for x in (task["Status"]["State"], task["Status"]["Message"], task["Status"].get("Err", ""),
+                                           (task["Status"].get("ContainerStatus") or {}).get("ExitCode"))))
+                for service in app_services for task in task_records(cluster, ws.name, service) if task["ID"] in before
+                and task["DesiredState"] != "running"]
+    print(f"Postgres killed: its new task created {moment(new['CreatedAt']) - killed_at:.1f} s later, running (healthy) "
+          f"{moment(new['Status']['Timestamp']) - killed_at:.1f} s; both apps healthy again {recovered:.1f} s; database "
+          f"containers seen at once: max {max(seen)} in {len(seen)} looks; database tasks:\n  " + "\n  ".join(history)
+          + f"\n  app tasks Swarm replaced meanwhile: {len(replaced)} of {len(before)}: "
+          + "; ".join(f"{service} +{when:.1f} s {why}" for service, when, why in replaced))
+    assert max(seen) <= 1
+    assert len(history) >= 2 and all(line.split()[0] == data for line in history), history
+    assert recovered < 90
+    assert database_rows(ws, cluster) == rows and "app2-row" in psql(ws, cluster, "app2", "SELECT value FROM items")
+    status, _, body = https_request(port, "app1.example.com", "/api/rows", "POST", json.dumps({"value": "after-restart"}).encode(),
+                                    headers={"Content-Type": "application/json"})
+    assert status == 201, body
+    assert "after-restart" in psql(ws, cluster, "app1", "SELECT value FROM items")
+
+
+def test_10_down_removes_the_stack_and_keeps_the_data(deployed):
     ws, cluster = deployed
     plano_on(cluster, "swarm", "down", cwd=ws.infra)
     assert cluster.docker("service", "ls", "-q").stdout.split() == []

@@ -156,13 +156,24 @@ def test_nodes_and_services_are_read_from_the_clis_json():
     assert n.swarm_constraint("data") == "node.labels.plano.data == true"
 
 
-def swarm_deploy_engine(states: list[tuple[Answer, Answer]]) -> ScriptedRunner:
+def running_tasks(*nodes: str) -> Answer:
+    """`docker service ps --filter desired-state=running` lines: a running task on each of `nodes`."""
+    return Answer(0, "\n".join(json.dumps({"Node": node, "CurrentState": "Running 3 seconds ago", "DesiredState": "Running"})
+                               for node in nodes))
+
+
+SPREAD = running_tasks("srv1", "srv2")
+
+
+def swarm_deploy_engine(states: list[tuple[Answer, Answer]], placed: Answer = SPREAD) -> ScriptedRunner:
     rows, details = zip(*states, strict=True)
     return (ScriptedRunner().query("compose", "version").query("docker", "info", "--format", "{{json .Swarm}}", answers=MANAGER)
             .query("docker", "info").query("docker", "service", "ls", answers=list(rows))
             .query("docker", "service", "inspect", answers=list(details))
             .query("docker", "stack", "ps", answers=Answer(0, json.dumps({"Name": "acme_app1-backend.1", "Error": "task: non-zero exit (1)"})))
-            .on("docker", "service", "update"))
+            .query("docker", "node", "ls", answers=NODES).query("docker", "node", "inspect", answers=INSPECTED)
+            .query("docker", "service", "ps", answers=placed)
+            .on("docker", "service", "update").on("docker", "service", "scale"))
 
 
 def test_deploy_on_a_swarm_is_swarms_rolling_update_recorded_as_on_one_server(root):
@@ -180,6 +191,33 @@ def test_deploy_on_a_swarm_is_swarms_rolling_update_recorded_as_on_one_server(ro
         ("app1-backend", "latest", "2.0.0", "deploy", "ok"), ("app1-frontend", "latest", "2.0.0", "deploy", "ok")]
     env = (root / ".env.prod").read_text()
     assert "APP1_BACKEND_TAG=2.0.0" in env and "APP1_FRONTEND_TAG=2.0.0" in env
+
+
+def test_a_service_whose_tasks_an_update_left_on_one_node_is_spread_again(root):
+    """Both tasks on srv2 of the two apps nodes: one more task (Swarm puts it on srv1),
+    then back to two (Swarm removes one from srv2), each waited for."""
+    from plano.ops import deploy
+
+    runner = swarm_deploy_engine([listed({"app1-backend": ("2/2", "completed")}), listed({"app1-backend": ("2/3", "completed")}),
+                                  listed({"app1-backend": ("3/3", "completed")}), listed({"app1-backend": ("3/2", "completed")}),
+                                  listed({"app1-backend": ("2/2", "completed")})], placed=running_tasks("srv2", "srv2"))
+    session = scripted.session(root, runner)
+    records = deploy.deploy(session, "app1", "backend", "2.0.0")
+    assert runner.actions == [
+        ["docker", "service", "update", "--detach", "--with-registry-auth", "--image", "registry.example.com/acme/app1-backend:2.0.0",
+         "acme_app1-backend"],
+        ["docker", "service", "scale", "--detach", "acme_app1-backend=3"], ["docker", "service", "scale", "--detach", "acme_app1-backend=2"]]
+    assert len([call for call in runner.queries if call[:3] == ["docker", "service", "ls"]]) == 5  # each scale waited for
+    assert "app1-backend: its 2 tasks are not spread over the apps nodes; one more task, then back to 2" in session.out.notes
+    assert [(r.service, r.result) for r in records] == [("app1-backend", "ok")]
+
+
+def test_only_tasks_crowded_on_one_usable_apps_node_are_spread():
+    assert sw.crowded(["a", "a"], ["a", "b"]) and sw.crowded(["a", "a", "a", "b"], ["a", "b", "c"])
+    assert not sw.crowded(["a", "b"], ["a", "b"]) and not sw.crowded(["a", "a"], ["a"]) and not sw.crowded(["a", "b"], ["a", "b", "c"])
+    assert not sw.crowded(["a", "a"], [])  # no apps node is usable: nothing to spread over
+    lines = "\n".join(json.dumps({"Node": node, "CurrentState": state}) for node, state in (("a", "Running 2 minutes ago"), ("b", "Starting 1 second ago")))
+    assert sw.running_on(lines) == ["a"]
 
 
 def test_a_swarm_rollback_fails_the_deploy_and_leaves_the_tags(root):

@@ -101,6 +101,16 @@ def job_tasks_argv(name: str) -> list[str]:
     return ["docker", "service", "ps", name, "--no-trunc", "--format", JSON_LINES]
 
 
+def service_tasks_argv(stack: str, service: str) -> list[str]:
+    """The tasks of one service that Swarm wants running, with their nodes."""
+    return ["docker", "service", "ps", f"{stack}_{service}", "--filter", "desired-state=running", "--no-trunc",
+            "--format", JSON_LINES]
+
+
+def scale_argv(stack: str, service: str, replicas: int) -> list[str]:
+    return ["docker", "service", "scale", "--detach", f"{stack}_{service}={replicas}"]
+
+
 def service_rm_argv(*names: str) -> list[str]:
     return ["docker", "service", "rm", *names]
 
@@ -231,7 +241,28 @@ def job_state(listed: str) -> JobState:
     return JobState((row.get("CurrentState") or "Pending").split()[0], row.get("Node", ""), row.get("Error", "").strip('"'))
 
 
+def running_on(listed: str) -> list[str]:
+    """`docker service ps` lines: the node of each task that runs (healthy) now."""
+    return [row["Node"] for row in json_lines(listed) if row.get("CurrentState", "").startswith("Running")]
+
+
+def crowded(task_nodes: list[str], apps_nodes: list[str]) -> bool:
+    """A service's tasks not spread over the usable apps nodes: one of them holds two
+    more than another (both replicas on one node of two: that node's failure stops the
+    service until Swarm starts its tasks elsewhere)."""
+    counts = [task_nodes.count(node) for node in apps_nodes]
+    return bool(counts) and max(counts) - min(counts) > 1
+
+
 # ---------------------------------------------------------------- queries (a session's engine)
+
+
+def read_nodes(session: Session) -> list[Node]:
+    """The nodes and their roles (the engine is known to be a manager)."""
+    listed = session.query(nodes_argv(), timeout=30)
+    ids = [row["ID"] for row in json_lines(listed.out)]
+    inspected = session.query(node_inspect_argv(*ids), timeout=30).out if ids else "[]"
+    return nodes(listed.out, inspected)
 
 
 def swarm_info(session: Session) -> dict:

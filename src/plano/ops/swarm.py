@@ -82,11 +82,7 @@ def node_list(session: Session) -> list[sw.Node]:
 
 
 def read_nodes(session: Session) -> list[sw.Node]:
-    """The nodes and their roles (the engine is known to be a manager)."""
-    listed = session.query(sw.nodes_argv(), timeout=30)
-    ids = [row["ID"] for row in sw.json_lines(listed.out)]
-    inspected = session.query(sw.node_inspect_argv(*ids), timeout=30).out if ids else "[]"
-    return sw.nodes(listed.out, inspected)
+    return sw.read_nodes(session)
 
 
 def label(session: Session, node: str, roles: tuple[str, ...] | list[str], remove: bool = False) -> None:
