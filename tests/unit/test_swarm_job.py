@@ -14,7 +14,7 @@ from plano.ops import job
 from plano.render import stack as stack_file
 from tests import scripted
 from tests.scripted import Answer, ScriptedRunner
-from tests.unit.test_swarm import MANAGER, SERVICE_NAMES, listed, root  # noqa: F401 (root: a fixture)
+from tests.unit.test_swarm import INSPECTED, MANAGER, NODES, SERVICE_NAMES, listed, root  # noqa: F401 (root: a fixture)
 
 DEPLOY = ["docker", "stack", "deploy", "--with-registry-auth", "-c", "-", "acme"]
 
@@ -144,6 +144,7 @@ def release_engine(states: list[Answer], err: str = "") -> ScriptedRunner:
     job_engine(runner, states, out="migrating to 2.0.0\n", err=err)
     return (runner.query("docker", "service", "ls", answers=listed({"app1-backend": ("2/2", "completed")})[0])
             .query("docker", "service", "inspect", answers=listed({"app1-backend": ("2/2", "completed")})[1])
+            .query("docker", "node", "ls", answers=NODES).query("docker", "node", "inspect", answers=INSPECTED)
             .on("docker", "service", "update"))
 
 
