@@ -45,10 +45,11 @@ from tests.integration.test_prod_e2e import set_env  # noqa: E402
 
 
 def measured(ws, workers: int, settle: float, update,
-             kinds: tuple[str, ...] = ("new connection", "keep-alive")) -> tuple[dict[str, Load], float]:
+             kinds: tuple[str, ...] = ("new connection", "keep-alive"), port: int | None = None) -> tuple[dict[str, Load], float]:
     """`update()` under `workers` clients of each kind ("new connection", "keep-alive" for
-    HTTP/1.1, "HTTP/2"), `settle` s before and after; the loads and update's seconds."""
-    loads = {kind: Load(ws.ports["prod_https"], "app1.example.com", workers=workers, max_seconds=600,
+    HTTP/1.1, "HTTP/2"), `settle` s before and after, on 127.0.0.1:`port` (default: the
+    workspace's prod HTTPS port); the loads and update's seconds."""
+    loads = {kind: Load(port or ws.ports["prod_https"], "app1.example.com", workers=workers, max_seconds=900,
                         keepalive=kind == "keep-alive", http2=kind == "HTTP/2")
              for kind in kinds}
     for load in loads.values():

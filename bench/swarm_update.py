@@ -30,11 +30,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+# bench/, this script's folder, is on sys.path.
+from deploy_downtime import measured
 
 from tests.integration.loadgen import Load
 from tests.integration.stackfixtures import make_workspace, plano, prod_running, sql
@@ -42,31 +44,11 @@ from tests.integration.swarmnodes import swarm
 from tests.integration.test_deploy_e2e import publish_app1
 from tests.integration.test_swarm_e2e import database_rows, plano_on, swarm_manifest
 
-KINDS = ("new connection", "keep-alive")
-
-
-def under_load(port: int, workers: int, settle: float, update) -> tuple[dict[str, Load], float]:
-    """`update()` under both loads on 127.0.0.1:`port`, `settle` s before and after."""
-    loads = {kind: Load(port, "app1.example.com", workers=workers, max_seconds=900, keepalive=kind == "keep-alive")
-             for kind in KINDS}
-    for load in loads.values():
-        load.start()
-    try:
-        time.sleep(settle)
-        started = time.monotonic()
-        update()
-        seconds = time.monotonic() - started
-        time.sleep(settle)
-    finally:
-        for load in loads.values():
-            load.stop()
-    return loads, seconds
-
 
 def one_server(ws, args) -> tuple[dict[str, Load], float, set[str]]:
     with prod_running(ws):
-        loads, seconds = under_load(ws.ports["prod_https"], args.workers, args.settle,
-                                    lambda: plano("deploy", "app1", "--tag", "2.0.0", cwd=ws.infra, timeout=900))
+        loads, seconds = measured(ws, args.workers, args.settle,
+                                  lambda: plano("deploy", "app1", "--tag", "2.0.0", cwd=ws.infra, timeout=900))
         rows = set(sql(ws, "app1", "SELECT value FROM items WHERE value LIKE 'load-%'").split())
     return loads, seconds, rows
 
@@ -80,8 +62,9 @@ def on_swarm(ws, args) -> tuple[dict[str, Load], float, set[str]]:
         plano_on(cluster, "swarm", "label", data, "data", cwd=ws.infra)
         plano_on(cluster, "swarm", "label", apps, "apps", cwd=ws.infra)
         plano_on(cluster, "swarm", "up", "--timeout", "300", cwd=ws.infra)
-        loads, seconds = under_load(cluster.published(0, 443), args.workers, args.settle,
-                                    lambda: plano_on(cluster, "deploy", "app1", "--tag", "2.0.0", cwd=ws.infra))
+        loads, seconds = measured(ws, args.workers, args.settle,
+                                  lambda: plano_on(cluster, "deploy", "app1", "--tag", "2.0.0", cwd=ws.infra),
+                                  port=cluster.published(0, 443))
         rows = database_rows(ws, cluster)
     return loads, seconds, rows
 
