@@ -35,9 +35,17 @@ def stand_ins(folder: Path, **tools: str) -> Path:
     return folder
 
 
+def default_signals() -> None:
+    """A container's main process starts with every signal at its default; a test run
+    started in the background of a shell has SIGINT and SIGQUIT ignored, and a shell
+    cannot trap a signal ignored when it started (POSIX), so reset them."""
+    for sig in (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+
+
 def start(argv: list[str], env: dict[str, str]) -> subprocess.Popen:
     """In a process group of its own, as a service's main process is (docker stop signals it)."""
-    return subprocess.Popen(argv, env={**os.environ, **env}, start_new_session=True,
+    return subprocess.Popen(argv, env={**os.environ, **env}, start_new_session=True, preexec_fn=default_signals,  # noqa: PLW1509
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
