@@ -62,7 +62,8 @@ def status_cmd(ctx, dev, as_json) -> None:
     """Per app and service: image and tag running against the tag recorded, health, uptime,
     restarts, limits (memory, cpus, pids), URL; then certificates, the last backup and
     data/'s disk usage. Exits 1 when a service does not run or was killed for going over
-    its memory limit (each is named, with the command to run)."""
+    its memory limit (each is named, with the command to run). On a swarm target, the
+    stack's services as its manager knows them, and the data node's backups."""
     from plano.ops import status
 
     report = status.collect(session(ctx, Mode.of(dev)))
