@@ -25,12 +25,12 @@ def stack(tmp_path) -> Stack:
 
 
 def test_argv(stack):
-    assert backup.run_argv(stack, []) == [*SCRIPT, "run"]
-    assert backup.run_argv(stack, ["app1"], prune=False) == [*SCRIPT, "run", "--no-prune", "app1"]
-    assert backup.verify_argv(stack, None) == [*SCRIPT, "verify"]
-    assert backup.restore_argv(stack, "20261129T033000Z", "app1", "app1_copy") == [
+    assert backup.script_argv(stack, *backup.run_args([])) == [*SCRIPT, "run"]
+    assert backup.script_argv(stack, *backup.run_args(["app1"], prune=False)) == [*SCRIPT, "run", "--no-prune", "app1"]
+    assert backup.script_argv(stack, *backup.verify_args(None)) == [*SCRIPT, "verify"]
+    assert backup.script_argv(stack, *backup.restore_args("20261129T033000Z", "app1", "app1_copy")) == [
         *SCRIPT, "restore", "20261129T033000Z", "app1", "--to-scratch", "app1_copy"]
-    assert backup.prune_argv(stack) == [*SCRIPT, "prune"]
+    assert backup.script_argv(stack, "prune") == [*SCRIPT, "prune"]
 
 
 def test_input_checks(stack):

@@ -48,22 +48,6 @@ def restore_args(backup_id: str, app: str | None, scratch: str | None) -> list[s
     return ["restore", backup_id, *([app] if app else []), *(["--to-scratch", scratch] if scratch else [])]
 
 
-def run_argv(stack: Stack, apps: list[str], prune: bool = True) -> list[str]:
-    return script_argv(stack, *run_args(apps, prune))
-
-
-def verify_argv(stack: Stack, backup_id: str | None) -> list[str]:
-    return script_argv(stack, *verify_args(backup_id))
-
-
-def restore_argv(stack: Stack, backup_id: str, app: str | None, scratch: str | None) -> list[str]:
-    return script_argv(stack, *restore_args(backup_id, app, scratch))
-
-
-def prune_argv(stack: Stack) -> list[str]:
-    return script_argv(stack, "prune")
-
-
 def check_id(backup_id: str) -> str:
     return fields.given("BACKUP_ID", fields.backup_id, backup_id)
 

@@ -459,10 +459,14 @@ class SwarmDeployer(Deployer):
                 self.release(t, list(release))
         return switches
 
+    def image(self, target: Target) -> str:
+        """The registry image a target deploys: the release job runs it, then the update."""
+        return f"{n.prod_image(self.stack.manifest, target.app, target.role)}:{target.tag}"
+
     def release(self, target: Target, command: list[str]) -> None:
         """The release command as a one-off job in the new image, on an apps node, with
         the service's networks, mounts and environment; no task has changed yet."""
-        image = f"{n.prod_image(self.stack.manifest, target.app, target.role)}:{target.tag}"
+        image = self.image(target)
         self.say(f"{target.service}: release command {' '.join(command)} (a job in {target.tag})")
         try:
             done = job.run(self.session, job.Job(target.service, image, command, f"the release command of {target.service}",
@@ -477,7 +481,7 @@ class SwarmDeployer(Deployer):
     def switch(self, switches: list[Switch]) -> None:
         stack = self.stack.manifest.name
         for s in switches:
-            image = f"{n.prod_image(self.stack.manifest, s.target.app, s.target.role)}:{s.target.tag}"
+            image = self.image(s.target)
             started = self.session.act(swarm_image_argv(stack, s.target.service, image), timeout=120)
             if not started.ok:
                 raise DeployFailed(f"docker service update of {s.target.service} failed: {started.last_line}")

@@ -25,7 +25,6 @@ from plano.engine import swarm as sw
 from plano.engine.tls import installed_facts
 from plano.ops import backup, check, infra
 from plano.ops import secrets as encrypted_envs
-from plano.ops import swarm as swarm_ops
 from plano.ops.status import OomKill, oom_kills, swarm_state
 from plano.render import envfiles
 from plano.render.compose import RESTART
@@ -373,7 +372,7 @@ def swarm_findings(session: Session) -> list[Finding]:
     """On a swarm: this engine is a manager, the nodes hold every role, the stack's services run."""
     try:
         sw.require_manager(session)
-        nodes = swarm_ops.read_nodes(session)
+        nodes = sw.read_nodes(session)
         services = {s.name: s for s in sw.stack_services(session)}
     except PlanoError as e:
         return [Finding("swarm", FAIL, str(e).split(": ")[0], str(e).split(": ", 1)[-1])]

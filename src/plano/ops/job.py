@@ -79,10 +79,10 @@ def run(session: Session, job: Job) -> JobResult:
     stack = session.manifest.name
     name = job_name(job.service)
     service = f"{stack}_{name}"
-    text = compose.dump(stack_file.job(session.manifest, job.service, name, job.image, job.command,
+    spec = compose.dump(stack_file.job(session.manifest, job.service, name, job.image, job.command,
                                        job.entrypoint, job.constraint))
     started = time.monotonic()
-    deployed = session.act(sw.job_deploy_argv(stack), timeout=300, stdin=text,
+    deployed = session.act(sw.job_deploy_argv(stack), timeout=300, stdin=spec,
                            env=deploy_env(session.root, session.manifest, {}),
                            shown=f"{' '.join(sw.job_deploy_argv(stack))}  # {name}: {' '.join(job.command)} in {job.image}")
     try:

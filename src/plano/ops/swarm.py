@@ -78,10 +78,6 @@ def join_command(session: Session, role: str = "worker") -> str:
 
 def node_list(session: Session) -> list[sw.Node]:
     sw.require_manager(session)
-    return read_nodes(session)
-
-
-def read_nodes(session: Session) -> list[sw.Node]:
     return sw.read_nodes(session)
 
 
@@ -249,7 +245,7 @@ def up(session: Session, timeout: float = UP_TIMEOUT_SECONDS) -> list[sw.Service
     manifest, root = session.manifest, session.root
     require_target(manifest)
     info = sw.require_manager(session)
-    nodes = read_nodes(session)
+    nodes = sw.read_nodes(session)
     require_roles(nodes)
     require_edge_here(info.get("NodeID", ""), nodes)
     if infra.plan(root, manifest).changed:
