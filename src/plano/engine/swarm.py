@@ -241,6 +241,11 @@ def job_state(listed: str) -> JobState:
     return JobState((row.get("CurrentState") or "Pending").split()[0], row.get("Node", ""), row.get("Error", "").strip('"'))
 
 
+def missing_roles(nodes: list[Node]) -> list[str]:
+    """The roles (edge, data, apps) that no ready node holds: their services cannot run."""
+    return [role for role in n.SWARM_ROLES if not any(role in node.roles and node.usable for node in nodes)]
+
+
 def running_on(listed: str) -> list[str]:
     """`docker service ps` lines: the node of each task that runs (healthy) now."""
     return [row["Node"] for row in json_lines(listed) if row.get("CurrentState", "").startswith("Running")]

@@ -186,7 +186,7 @@ def decide_services(states: dict[str, str], cli: str = "prod") -> Finding:
 def decide_swarm(nodes: list[sw.Node]) -> Finding:
     """The swarm's nodes: each role (edge, data, apps) on a ready node; a node that is not
     ready is a warning while its tasks can run elsewhere."""
-    missing = [role for role in n.SWARM_ROLES if not any(role in node.roles and node.usable for node in nodes)]
+    missing = sw.missing_roles(nodes)
     if missing:
         return Finding("swarm", FAIL, f"no ready node for the {missing[0]} role: its services cannot run",
                        f"plano swarm label NODE {missing[0]} (plano swarm nodes lists them)")

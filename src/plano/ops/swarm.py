@@ -108,11 +108,13 @@ def require_edge_here(node_id: str, nodes: list[sw.Node]) -> None:
 
 
 def require_roles(nodes: list[sw.Node]) -> None:
-    for role in n.SWARM_ROLES:
-        if not any(role in node.roles and node.usable for node in nodes):
-            labelled = [node.hostname for node in nodes if role in node.roles]
-            why = f"{', '.join(labelled)} {'is' if len(labelled) == 1 else 'are'} not ready" if labelled else "no node has it"
-            raise PlanoError(f"no ready node for the {role} role ({why}): plano swarm label NODE {role}")
+    missing = sw.missing_roles(nodes)
+    if not missing:
+        return
+    role = missing[0]
+    labelled = [node.hostname for node in nodes if role in node.roles]
+    why = f"{', '.join(labelled)} {'is' if len(labelled) == 1 else 'are'} not ready" if labelled else "no node has it"
+    raise PlanoError(f"no ready node for the {role} role ({why}): plano swarm label NODE {role}")
 
 
 # ---------------------------------------------------------------- images and secrets
