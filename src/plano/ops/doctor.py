@@ -357,15 +357,11 @@ def cert_finding(root: Path, manifest: Manifest, now: dt.datetime) -> Finding:
 def backup_finding(session: Session, now: dt.datetime) -> Finding:
     """The prod backups' last success and failure: data/backups/, or on a swarm the data
     node's (read there by a one-off job)."""
-    prod = session.with_mode(Mode.PROD)
-    if backup.on_swarm(prod):
-        try:
-            listed = backup.listing(prod)
-        except PlanoError as exc:
-            return Finding("backups", WARN, f"the data node's backups could not be read: {exc}", "plano backup list")
-        return decide_backup(listed.last_success, listed.last_failure, now)
-    state = backup.status(backup.backups_dir(session.root, Mode.PROD))
-    return decide_backup(state["last_success"], state["last_failure"], now)
+    try:
+        listed = backup.listing(session.with_mode(Mode.PROD))
+    except PlanoError as exc:  # on a swarm only: the job could not run
+        return Finding("backups", WARN, f"the data node's backups could not be read: {exc}", "plano backup list")
+    return decide_backup(listed.last_success, listed.last_failure, now)
 
 
 def swarm_findings(session: Session) -> list[Finding]:

@@ -298,20 +298,15 @@ def collect(session: Session, now: dt.datetime | None = None) -> Report:
 
 
 def backup_summary(session: Session) -> BackupSummary:
-    """The backups in this infra's data/, or on a swarm the data node's (read by a job
-    there, through `plano backup list`'s own listing; none when it cannot run)."""
-    if backup.on_swarm(session):
-        try:
-            listed = backup.listing(session)
-        except PlanoError as exc:
-            session.out.note(f"warning: the data node's backups could not be read: {exc}")
-            return BackupSummary(None, 0, None, None)
-        return BackupSummary(listed.backups[-1].id if listed.backups else None, len(listed.backups),
-                             listed.last_success, listed.last_failure)
-    folder = backup.backups_dir(session.root, session.stack_mode)
-    entries = backup.entries(folder) if folder.is_dir() else []
-    state = backup.status(folder) if folder.is_dir() else {"last_success": None, "last_failure": None}
-    return BackupSummary(entries[-1].id if entries else None, len(entries), state["last_success"], state["last_failure"])
+    """The backups as `plano backup list` reads them: this infra's data/, or on a swarm
+    the data node's (read by a job there; none when it cannot run)."""
+    try:
+        listed = backup.listing(session)
+    except PlanoError as exc:
+        session.out.note(f"warning: the data node's backups could not be read: {exc}")
+        return BackupSummary(None, 0, None, None)
+    return BackupSummary(listed.backups[-1].id if listed.backups else None, len(listed.backups),
+                         listed.last_success, listed.last_failure)
 
 
 def folder_bytes(path: Path) -> int:
