@@ -236,11 +236,12 @@ def test_6_release_commands_run_before_the_switch_and_abort_it_on_failure(stack)
         manifest.write_text(original)
 
 
-def logs_in(ws, user: str, password: str) -> bool:
-    """Whether Postgres takes this role's password, over TCP (scram), as the app does."""
+def logs_in(ws, user: str, password: str, database: str = "app1") -> str:
+    """The role a session of this login runs as, when Postgres takes its password over TCP
+    (scram), as the app does; "" when it does not."""
     got = docker("exec", "-e", f"PGPASSWORD={password}", f"{ws.name}-database-1", "psql", "-h", "127.0.0.1", "-U", user,
-                 "-d", user, "-At", "-c", "SELECT 1", check=False)
-    return got.returncode == 0 and got.stdout.strip() == "1"
+                 "-d", database, "-At", "-c", "SELECT current_user", check=False)
+    return got.stdout.strip() if got.returncode == 0 else ""
 
 
 def redis_takes(ws, user: str, password: str) -> bool:
@@ -267,7 +268,10 @@ def test_7_secrets_rotate_changes_the_passwords_under_load(stack):
     after = ws.env("prod")
     new_db, new_redis = after["APP1_DB_PASSWORD"], after["APP1_REDIS_PASSWORD"]
     assert len({old_db, new_db}) == 2 and len({old_redis, new_redis}) == 2
-    assert logs_in(ws, "app1", new_db) and not logs_in(ws, "app1", old_db)
+    # The URL names the app's other login now, which runs as app1 (what it makes is app1's);
+    # the login in use before logs in no more.
+    assert after["APP1_DB_USER"] == "app1_alt" and "APP1_DB_USER" not in before
+    assert logs_in(ws, "app1_alt", new_db) == "app1" and not logs_in(ws, "app1", old_db) and not logs_in(ws, "app1_alt", old_db)
     assert redis_takes(ws, "app1", new_redis) and not redis_takes(ws, "app1", old_redis)
     assert "app1: new database and Redis password(s) in use; restarted app1-backend" in out.stdout
     assert old_db not in out.stdout + out.stderr and new_db not in out.stdout + out.stderr

@@ -10,11 +10,11 @@ never uses a VIP). The infra images are built on the manager, from the stand-in 
 images in the harness registry, and pushed through the manager's registry.
 
 Release jobs and backups on the data node (test_2b, test_2c), the updates (test_3,
-test_4), certificates from pebble and maintenance on the edge node (test_5, test_6);
+test_4) and a secret rotation under load (test_3b), certificates from pebble and maintenance on the edge node (test_5, test_6);
 then the same stack is broken on purpose: test_7 probes the networks from inside an
 app1 task (app2 is out of its reach), test_8 cuts node 3 off under load and starts it
 again (only node 3 keeps its /var/lib/docker on disk), test_9 kills Postgres on the
-data node; test_10 takes the stack down.
+data node, test_9b Redis; test_10 takes the stack down.
 """
 
 import dataclasses
@@ -30,6 +30,7 @@ from datetime import datetime
 
 import pytest
 
+from plano.core.secrets import read_env
 from tests.integration.acme import Pebble, new_pebble
 from tests.integration.innerengine import stand_in_in_registry
 from tests.integration.loadgen import Load
@@ -45,7 +46,7 @@ from tests.integration.swarmnodes import address, swarm
 from tests.integration.test_deploy_e2e import build_broken
 from tests.integration.test_prod_e2e import set_env
 
-pytestmark = pytest.mark.expected_seconds(420)  # on a 2-core machine
+pytestmark = pytest.mark.expected_seconds(540)  # on a 2-core machine
 
 APPS = ("app1", "app2")
 
@@ -346,6 +347,67 @@ def test_3_a_rolling_update_under_load_replaces_every_task_with_no_failed_reques
         ("app1-backend", "2.0.0", "ok"), ("app1-frontend", "2.0.0", "ok")]
 
 
+def logs_in(cluster, stack: str, service: str, command: str, password: str) -> subprocess.CompletedProcess:
+    """`command` in the service's container on the data node, with `password` in $P (read
+    from stdin: on no command line)."""
+    [container] = containers(cluster, 1, stack, service)
+    return cluster.exec(1, "docker", "exec", "-i", container, "sh", "-c", f"read -r P; {command}", input_text=password + "\n", check=False)
+
+
+def test_3b_secrets_rotated_under_load_with_no_failed_request_and_postgres_and_redis_never_restarted(deployed):
+    """`plano secrets rotate app1` under both loads: on a swarm it is `plano swarm up` with
+    new passwords in .env.prod; the provisioning jobs set them in Postgres and Redis
+    (Redis keeps the old one too), Swarm rolls app1's services start-first to the new
+    URLs, then Redis forgets the old one. Postgres and Redis keep their tasks (they mount
+    no app password), the old passwords no longer log in, the new ones do, and Redis's
+    ACL file on the data node holds app1's user with its password hashed."""
+    ws, cluster = deployed
+    running_tasks = {name: {t["ID"] for t in task_records(cluster, ws.name, name) if t["DesiredState"] == "running"}
+                     for name in ("database", "redis")}
+    before = read_env(ws.infra / ".env.prod")
+    running = loads(cluster)
+    try:
+        started = time.monotonic()
+        out = plano_on(cluster, "secrets", "rotate", "app1", cwd=ws.infra)
+        seconds = time.monotonic() - started
+    finally:
+        for load in running.values():
+            load.stop()
+    print(f"secrets rotate app1 on the swarm in {seconds:.1f} s: "
+          + "; ".join(f"{kind}: {load.summary()}" for kind, load in running.items()))
+    rows = database_rows(ws, cluster)
+    for load in running.values():
+        assert load.failures == [], load.failures[:5]
+        acked, unanswered = load.writes()
+        assert acked and acked <= rows and not unanswered
+    after = read_env(ws.infra / ".env.prod")
+    db, redis = "APP1_DB_PASSWORD", "APP1_REDIS_PASSWORD"
+    assert after[db] != before[db] and after[redis] != before[redis] and after["APP2_DB_PASSWORD"] == before["APP2_DB_PASSWORD"]
+    assert after[db] not in out.stdout + out.stderr
+    assert {name: {t["ID"] for t in task_records(cluster, ws.name, name) if t["DesiredState"] == "running"}
+            for name in ("database", "redis")} == running_tasks
+    # The URL names app1's other login now (it runs as app1); the one in use before is retired.
+    assert after["APP1_DB_USER"] == "app1_alt" and "APP1_DB_USER" not in before
+
+    def sql(login: str) -> str:
+        return f'PGPASSWORD="$P" psql -h 127.0.0.1 -U {login} -d app1 -Atc "SELECT current_user"'
+    assert logs_in(cluster, ws.name, "database", sql("app1_alt"), after[db]).stdout.strip() == "app1"
+    for login in ("app1", "app1_alt"):
+        assert "password authentication failed" in logs_in(cluster, ws.name, "database", sql(login), before[db]).stderr
+    ping = 'REDISCLI_AUTH="$P" redis-cli --no-auth-warning --user app1 ping'
+    assert logs_in(cluster, ws.name, "redis", ping, after[redis]).stdout.strip() == "PONG"
+    refused = logs_in(cluster, ws.name, "redis", ping, before[redis])
+    assert "WRONGPASS" in refused.stdout + refused.stderr
+    port = cluster.published(0, 443)
+    status, _, body = https_request(port, "app1.example.com", "/api/cache/rotated", "POST", json.dumps({"value": "yes"}).encode(),
+                                    headers={"Content-Type": "application/json"})
+    assert status == 201, body
+    acl = cluster.exec(1, "cat", f"{ws.infra}/data/redis/users.acl").stdout
+    assert "user app1 on " in acl and after[redis] not in acl and before[redis] not in acl
+    log = [json.loads(line) for line in (ws.infra / "data/logs/deploys.jsonl").read_text().splitlines()]
+    assert [(r["service"], r["action"]) for r in log if r["action"] == "rotate"] == [("app1-backend", "rotate")]
+
+
 def test_4_an_image_that_never_gets_healthy_is_rolled_back_by_swarm(deployed):
     """Under both loads: the broken task never joins the service's name (it is never
     healthy) and the old ones never stop, so no request may fail."""
@@ -644,6 +706,25 @@ def test_9_postgres_killed_on_the_data_node_is_started_again_there_with_its_rows
     wait_for(written, "app1 writing again after its database restarted", 90, 1)
     print(f"app1 writes again {time.monotonic() - killed:.1f} s after the kill")
     assert "after-restart" in psql(ws, cluster, "app1", "SELECT value FROM items")
+
+
+def test_9b_redis_killed_on_the_data_node_comes_back_with_the_apps_users(deployed):
+    """Redis keeps no data, but on a swarm its ACL file on the data node keeps the apps'
+    users (made by the provisioning job, with the passwords rotated in test_3b): a Redis
+    started again after a crash lets app1 in with no plano command."""
+    ws, cluster = deployed
+    port = cluster.published(0, 443)
+    [container] = containers(cluster, 1, ws.name, "redis")
+    killed = time.monotonic()
+    cluster.exec(1, "docker", "kill", container)
+    wait_for(lambda: container not in containers(cluster, 1, ws.name, "redis"), "the killed redis gone", 30, 0.2)
+
+    def cached() -> bool:
+        status, _, _ = https_request(port, "app1.example.com", "/api/cache/after-kill", "POST", json.dumps({"value": "1"}).encode(),
+                                     headers={"Content-Type": "application/json"})
+        return status == 201
+    wait_for(cached, "app1 writing to Redis again after its restart", 120, 1)
+    print(f"app1 writes to Redis again {time.monotonic() - killed:.1f} s after the kill")
 
 
 def test_10_down_removes_the_stack_and_keeps_the_data(deployed):

@@ -359,11 +359,14 @@ def test_secrets_rotate_gives_redis_both_passwords_alters_the_role_and_restarts_
         ["env", "APP1_BACKEND_TAG=latest", *prod("up", "-d", "--no-deps", "--no-recreate", "--scale", "app1-backend=2", "app1-backend")],
         PROBE_READY, PROBE_DRAINED,
         ["docker", "stop", "--time", "30", OLD], ["docker", "rm", "--force", OLD],
-        REDIS_ADMIN,  # Redis: the old one removed
+        PSQL, REDIS_ADMIN,  # Postgres: the old login retired; Redis: the old password removed
     ]
     stdins = [call.stdin for call in runner.calls if call.stdin]
     assert stdins[0] == f"ACL SETUSER app1 >{redis_new}\n" and stdins[-1] == f"ACL SETUSER app1 <{redis_old}\n"
     assert "SCRAM-SHA-256$4096:" in stdins[1] and db_new not in stdins[1]  # the verifier, never the password
+    # The other login gets the new password, and the URL names it; the one in use is retired after.
+    assert "\\set login 'app1_alt'" in stdins[1] and "\\set login 'app1'\nSELECT format('ALTER ROLE %I PASSWORD NULL'" in stdins[-2]
+    assert (old.get("APP1_DB_USER"), new["APP1_DB_USER"]) == (None, "app1_alt")
     assert not [call.argv for call in runner.calls if any(v in word for v in (db_new, redis_new, db_old, redis_old) for word in call.argv)]
     assert (root / "data/secrets/redis/APP1_REDIS_PASSWORD").read_text() == redis_new
     assert (root / "data/secrets/database/APP1_DB_PASSWORD").read_text() == db_new
@@ -383,7 +386,8 @@ def test_a_rotation_whose_new_container_fails_puts_the_old_passwords_back(root):
     assert (root / "data/secrets/redis/APP1_REDIS_PASSWORD").read_text() == old["APP1_REDIS_PASSWORD"]
     psql = [call.stdin for call in runner.calls if call.argv == PSQL]
     redis = [call.stdin for call in runner.calls if call.argv == REDIS_ADMIN]
-    assert len(psql) == 2 and len(redis) == 2  # the new password set, then the old one back; Redis: + new, then - new
+    assert len(psql) == 2 and len(redis) == 2  # the new login's password set, then retired; Redis: + new, then - new
+    assert "PASSWORD NULL" in psql[1] and "\\set login 'app1_alt'" in psql[1]
     assert redis[1].startswith("ACL SETUSER app1 <") and redis[1] != f"ACL SETUSER app1 <{old['APP1_REDIS_PASSWORD']}\n"
     assert [line["result"][:6] for line in log_lines(root)] == ["failed"]
 
@@ -393,7 +397,7 @@ def test_a_failed_alter_role_leaves_everything_as_it_was(root):
 
     before = (root / ".env.prod").read_text()
     runner = rotate_engine(alter=Answer(1, "", "psql: error: connection refused"))
-    with pytest.raises(rotate.RotateFailed, match="ALTER ROLE app1 failed: psql: error: connection refused"):
+    with pytest.raises(rotate.RotateFailed, match="ALTER ROLE app1_alt failed: psql: error: connection refused"):
         rotate.rotate(scripted.session(root, runner), "app1")
     assert (root / ".env.prod").read_text() == before
     assert [a for a in runner.actions if "pull" in a] == []  # nothing restarted

@@ -86,7 +86,9 @@ def test_db_scripts_keep_the_password_off_argv():
     scripts = db.create_scripts("app1", "p" * 43)
     assert [database for database, _ in scripts] == ["postgres", "app1"]
     assert scripts[0][1].startswith("\\set app 'app1'\n\\set password '" + "p" * 43 + "'\n")
-    assert "CREATE ROLE %I LOGIN PASSWORD %L" in scripts[0][1]
+    # Both of the app's logins get the password (its URL names one of them).
+    assert scripts[0][1].count("SELECT format('ALTER ROLE %I LOGIN PASSWORD %L', :'login', :'password')") == 2
+    assert "\\set login 'app1'\n" in scripts[0][1] and "\\set login 'app1_alt'\n" in scripts[0][1]
 
 
 def test_db_password_rules():

@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 from plano.core import naming as n
 from plano.core.errors import PlanoError, UsageError
@@ -53,6 +54,7 @@ def engine(runner: ScriptedRunner, services: list[tuple[Answer, Answer]] | None 
             .query("docker", "service", "ls", answers=list(rows)).query("docker", "service", "inspect", answers=list(details))
             .query("docker", "service", "ps", answers=Answer(0, json.dumps({"CurrentState": "Complete 1 second ago", "DesiredState": "Shutdown"})))
             .query("docker", "secret", "ls", answers=Answer(0, "acme-database-postgres-password-000000000000\n"))
+            .query("docker", "service", "logs")
             .on("docker"))
 
 
@@ -63,6 +65,8 @@ def test_up_builds_pushes_prepares_the_data_nodes_deploys_and_waits(root):
     tags = swarm.image_tags(root, session.manifest)
     assert set(tags) == {"nginx", "certbot", "database", "redis", "backup"} and all(len(t) == 12 for t in tags.values())
     job = "acme-plano-folders"
+    jobs = [a[3] for a in runner.actions if a[:3] == ["docker", "service", "rm"] and a[3].startswith("acme_job-")]
+    assert [name.rsplit("-", 1)[0] for name in jobs] == ["acme_job-database", "acme_job-redis"] * 2
     assert runner.actions == [
         prod("build", "nginx", "certbot", "database", "redis", "backup"),
         *[argv for name in tags for argv in (
@@ -72,15 +76,41 @@ def test_up_builds_pushes_prepares_the_data_nodes_deploys_and_waits(root):
         sw.job_argv(job, f"registry.example.com/acme/acme-database:{tags['database']}",
                     swarm.folders_script(root, session.manifest), ["type=bind,source=/,target=/host"]),
         ["docker", "service", "rm", job],
+        # Postgres and Redis run: the apps' roles and Redis users first (Redis keeps old passwords too) ...
+        sw.job_deploy_argv("acme"), ["docker", "service", "rm", jobs[0]],
+        sw.job_deploy_argv("acme"), ["docker", "service", "rm", jobs[1]],
         ["docker", "stack", "deploy", "--with-registry-auth", "--prune", "-c", "docker-stack.yml", "acme"],
+        # ... and at the end, the logins no URL names retired, Redis's users with their passwords of now alone
+        sw.job_deploy_argv("acme"), ["docker", "service", "rm", jobs[2]],
+        sw.job_deploy_argv("acme"), ["docker", "service", "rm", jobs[3]],
         ["docker", "secret", "rm", "acme-database-postgres-password-000000000000"],  # an older version
     ]
-    deploy = next(c for c in runner.calls if c.argv[:3] == ["docker", "stack", "deploy"])
+    stdins = [yaml.safe_load(c.stdin) for c in runner.calls if c.argv == sw.job_deploy_argv("acme")]
+    specs = [next(iter(stdin["services"].values())) for stdin in stdins]
+    assert [spec["image"].rsplit(":", 1) for spec in specs] == [
+        [f"registry.example.com/acme/acme-{name}", tags[name]] for name in ("database", "redis") * 2]
+    assert [sorted(s["target"] for s in spec["secrets"]) for spec in specs] == [
+        ["APP1_DB_PASSWORD", "POSTGRES_PASSWORD"], ["APP1_REDIS_PASSWORD", "REDIS_ADMIN_PASSWORD"]] * 2
+    assert [" on resetpass >" in spec["command"][0] for spec in specs[1::2]] == [False, True]
+    assert "-v login=app1 " in specs[0]["command"][0] and "-v login=app1_alt " in specs[2]["command"][0]
+    assert "PASSWORD NULL" in specs[2]["command"][0] and "-v password_file=/run/secrets/APP1_DB_PASSWORD" in specs[0]["command"][0]
+    deploy = next(c for c in runner.calls if c.argv == sw.deploy_argv("acme"))
     password = (root / "data/secrets/database/POSTGRES_PASSWORD").read_text()
     assert deploy.env["POSTGRES_PASSWORD"] == password and password not in " ".join(deploy.argv)
     assert deploy.env["PLANO_NGINX_IMAGE_TAG"] == tags["nginx"]
     assert len(deploy.env["PLANO_SECRET_DATABASE_POSTGRES_PASSWORD"]) == 12
     assert [(s.name, s.running, s.desired) for s in found][:2] == [("app1-backend", 2, 2), ("app1-frontend", 1, 1)]
+
+
+def test_a_first_up_makes_the_apps_roles_and_users_once_postgres_and_redis_run(root):
+    """No stack yet: deploy, wait for Postgres and Redis only, then the provisioning jobs
+    (the app tasks fail their healthcheck until then, and Swarm starts them again)."""
+    ready = listed(dict.fromkeys(SERVICE_NAMES, ("1/1", "")))
+    runner = engine(ScriptedRunner(), [listed({}), ready])
+    swarm.up(scripted.session(root, runner, Mode.PROD))
+    order = [("deploy" if a == sw.deploy_argv("acme") else a[3].rsplit("-", 1)[0])
+             for a in runner.actions if a == sw.deploy_argv("acme") or a[:3] == ["docker", "service", "rm"] and "_job-" in a[3]]
+    assert order == ["deploy", "acme_job-database", "acme_job-redis", "acme_job-database", "acme_job-redis"]
 
 
 def test_up_waits_while_an_update_runs_and_fails_on_a_rollback(root):
@@ -141,8 +171,10 @@ def test_the_data_folders_script_makes_and_gives_away_the_prod_folders_only(root
     top = f"/host{root}/data"
     made, *owned = script.split("; ")
     assert made.startswith("mkdir -p ") and f"{top}/database" in made and f"{top}/uploads/app1" in made and "/data/dev" not in made
+    assert f"{top}/redis" in made  # Redis's users (ACL SAVE), on a swarm only
     assert owned == [f"chown 1001:1001 {top}/certs", f"chown 1001:1001 {top}/logs/certbot", f"chown 1000:1000 {top}/backups",
-                     f"chown 1000:1000 {top}/uploads", f"chown 1000:1000 {top}/uploads/app1"]
+                     f"chown 1000:1000 {top}/uploads", f"chown 999:999 {top}/redis", f"chmod 700 {top}/redis",
+                     f"chown 1000:1000 {top}/uploads/app1"]
 
 
 def test_nodes_and_services_are_read_from_the_clis_json():
@@ -308,10 +340,42 @@ def test_certs_on_a_swarm_refuse_a_node_without_the_edge_tasks(root):
     assert runner.actions == []
 
 
-def test_secrets_rotate_is_refused_on_a_swarm_before_anything_runs(root):
+def test_secrets_rotate_on_a_swarm_is_a_swarm_up_with_new_passwords_that_never_touches_postgres_or_redis(root):
+    """New passwords in .env.prod and data/secrets/, then `up`: the jobs give app1's role
+    the new password and its Redis user both, the stack deploy rolls app1's services (their
+    URLs changed), then Redis drops the old one. Postgres and Redis mount no app password."""
+    from plano.core import secrets
+    from plano.ops import rotate
+    from plano.render import stack
+
+    before = secrets.read_env(root / n.ENV_PROD)
+    manifest = load_infra(root).manifest
+    own = {name: stack.stack(manifest)["services"][name]["secrets"] for name in ("database", "redis")}
+    assert {name: [s["target"] for s in spec] for name, spec in own.items()} == {
+        "database": ["POSTGRES_PASSWORD"], "redis": ["REDIS_ADMIN_PASSWORD"]}
+    runner = engine(ScriptedRunner())
+    done = rotate.rotate(scripted.session(root, runner, Mode.PROD), "app1")
+    after = secrets.read_env(root / n.ENV_PROD)
+    changed = {key for key in after if after[key] != before.get(key)}
+    assert changed == {"APP1_DB_PASSWORD", "APP1_REDIS_PASSWORD", "APP1_DB_USER"} and after["APP1_DB_USER"] == "app1_alt"
+    assert (root / "data/secrets/database/APP1_DB_PASSWORD").read_text().strip() == after["APP1_DB_PASSWORD"]
+    deploys = [c for c in runner.calls if c.argv[:3] == ["docker", "stack", "deploy"]]
+    assert [c.argv == sw.deploy_argv("acme") for c in deploys] == [False, False, True, False, False]
+    assert deploys[2].env["APP1_DB_PASSWORD"] == after["APP1_DB_PASSWORD"]
+    assert all(after["APP1_DB_PASSWORD"] not in " ".join(c.argv) + (c.stdin or "") for c in runner.calls)
+    assert (done.database, done.redis, [(r.service, r.action) for r in done.restarted]) == (True, True, [("app1-backend", "rotate")])
+    log = (root / n.DEPLOY_LOG).read_text()
+    assert '"action": "rotate"' in log and after["APP1_DB_PASSWORD"] not in log
+
+
+def test_a_failed_rotation_on_a_swarm_puts_the_old_passwords_back(root):
+    from plano.core import secrets
     from plano.ops import rotate
 
-    runner = ScriptedRunner()
-    with pytest.raises(PlanoError, match=r"^plano secrets rotate does not run on a swarm yet: Postgres and Redis would restart"):
-        rotate.rotate(scripted.session(root, runner), "app1")
-    assert runner.calls == []
+    before = secrets.read_env(root / n.ENV_PROD)
+    runner = engine(ScriptedRunner().on("docker", "stack", "deploy", "--with-registry-auth", "--prune",
+                                         answers=[Answer(1, "", "failed to update service acme_app1-backend"), Answer(0)]))
+    with pytest.raises(PlanoError, match=r"^app1: rotation failed, the old passwords are back: docker stack deploy failed: "):
+        rotate.rotate(scripted.session(root, runner, Mode.PROD), "app1")
+    assert secrets.read_env(root / n.ENV_PROD) == before
+    assert not (root / n.DEPLOY_LOG).exists()

@@ -147,6 +147,11 @@ def db_password_var(app: str) -> str:
     return variable(app, "DB_PASSWORD")
 
 
+def db_user_var(app: str) -> str:
+    """Which of the app's two logins (db_logins) its URL names; absent: its own role."""
+    return variable(app, "DB_USER")
+
+
 def redis_password_var(app: str) -> str:
     return variable(app, "REDIS_PASSWORD")
 
@@ -163,12 +168,36 @@ def db_role(app: str) -> str:
     return app
 
 
+def db_logins(app: str) -> tuple[str, str]:
+    """The two login roles an app's services use in turn (render/sql.py LOGIN_SQL): its own
+    role, and a second one, so that a rotation gives a new password to the one no task
+    uses while running tasks log in with the other."""
+    return (db_role(app), f"{db_role(app)}_alt")
+
+
+def db_login(app: str, env: dict[str, str]) -> str:
+    """The login the app's URL names now (the env file's DB_USER, checked: one of db_logins)."""
+    login = env.get(db_user_var(app)) or db_role(app)
+    return login if login in db_logins(app) else db_role(app)
+
+
+def db_other_login(app: str, env: dict[str, str]) -> str:
+    current = db_login(app, env)
+    return next(login for login in db_logins(app) if login != current)
+
+
 def redis_user(app: str) -> str:
     return app
 
 
 def redis_prefix(app: str) -> str:
     return f"{app}:"
+
+
+def redis_rules(app: str) -> str:
+    """An app's Redis user may use its own keys and channels only, and no dangerous command."""
+    prefix = redis_prefix(app)
+    return f"resetkeys ~{prefix}* resetchannels &{prefix}* +@all -@dangerous -scan -randomkey"
 
 
 def upstream(app: str, role: str) -> str:
@@ -323,3 +352,16 @@ def swarm_image_var(service: str) -> str:
 def swarm_secret_var(service: str, var: str) -> str:
     """The environment variable holding a Swarm secret's version (its content's hash)."""
     return f"PLANO_SECRET_{service.upper()}_{var}"
+
+
+# On a swarm, Postgres and Redis mount only their admin password: the apps' roles and
+# Redis users are made by two jobs (ops/provision.py) from the apps' own Swarm secrets,
+# so a new app password is no change to them (a change would restart them, stop-first).
+SWARM_OWN_SECRETS = {"database": ("POSTGRES_PASSWORD",), "redis": (REDIS_ADMIN_VAR,), "backup": ("POSTGRES_PASSWORD",)}
+# Tells the database's init script that the provisioning job makes the apps' roles.
+SWARM_APPS_BY_JOB = "PLANO_APPS_BY_JOB"
+# data/redis/ on the data node: the ACL file Redis saves the apps' users in (ACL SAVE), so
+# that they outlive a restart of Redis; the entrypoint reads it back.
+REDIS_ACL_DIR = "redis"
+REDIS_ACL_IN_CONTAINER = "/data/acl/users.acl"
+SWARM_ACL_FILE_VAR = "PLANO_REDIS_ACL_FILE"  # set (to it) on a swarm only

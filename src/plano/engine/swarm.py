@@ -5,12 +5,16 @@ engine of DOCKER_HOST (or the local one), which must be a manager of the swarm.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from plano.core import naming as n
+from plano.core import secrets as secret_values
 from plano.core.errors import EnvironmentProblem, PlanoError
+from plano.core.manifest import Manifest
 from plano.core.session import Session
 from plano.engine.stack import require_engine
 
@@ -315,3 +319,24 @@ def task_errors(session: Session, services: list[str]) -> dict[str, str]:
         if name in services and name not in found and (row.get("Error") or row.get("CurrentState")):
             found[name] = row.get("Error") or row.get("CurrentState", "")
     return found
+
+
+# ---------------------------------------------------------------- what docker-stack.yml reads
+
+
+def secret_versions(root: Path, manifest: Manifest) -> dict[str, str]:
+    """PLANO_SECRET_<SERVICE>_<KEY> -> the hash of that secret file's content."""
+    versions = {}
+    for service, wanted in n.infra_secrets(manifest).items():
+        for var in wanted:
+            path = root / n.secret_file("prod", service, var)
+            if not path.is_file():
+                raise PlanoError(f"{n.secret_file('prod', service, var)}: missing; run plano render (it writes the secret files)")
+            versions[n.swarm_secret_var(service, var)] = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+    return versions
+
+
+def deploy_env(root: Path, manifest: Manifest, tags: dict[str, str]) -> dict[str, str]:
+    """What docker-stack.yml's ${VARIABLES} read: .env.prod, the image tags, the secret versions."""
+    values = {**secret_values.read_env(root / n.ENV_BASE), **secret_values.read_env(root / n.ENV_PROD)}
+    return {**values, **{n.swarm_image_var(name): tag for name, tag in tags.items()}, **secret_versions(root, manifest)}

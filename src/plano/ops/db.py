@@ -7,17 +7,17 @@ import re
 import shlex
 from dataclasses import dataclass
 
+from plano.core import fields, secrets
 from plano.core import naming as n
-from plano.core import secrets
 from plano.core.errors import ManifestError, PlanoError, UsageError
-from plano.core import fields
 from plano.core.manifest import require_app
 from plano.core.session import Session
 from plano.engine.stack import Stack, exec_argv, open_stack
-from plano.render.sql import CREATE_SQL, HARDEN_SQL, SCHEMA_SQL
+from plano.render.sql import CREATE_SQL, HARDEN_SQL, LOGIN_SQL, SCHEMA_SQL
 
 DROP_SQL = """\
 SELECT format('DROP DATABASE IF EXISTS %I WITH (FORCE)', :'app') \\gexec
+SELECT format('DROP ROLE IF EXISTS %I', :'alt') \\gexec
 SELECT format('DROP ROLE IF EXISTS %I', :'app') \\gexec
 """
 
@@ -55,9 +55,12 @@ def checked_password(app: str, password: str | None, env_file: str) -> str:
 
 
 def create_scripts(app: str, password: str) -> list[tuple[str, str]]:
-    """(database to connect to, stdin script) for `db create`, in order."""
+    """(database to connect to, stdin script) for `db create`, in order: both of the
+    app's logins get the password, as in the init script (its URL names one of them)."""
+    own, alt = n.db_logins(app)
     return [
-        ("postgres", with_vars(HARDEN_SQL + CREATE_SQL, app=app, password=password)),
+        ("postgres", with_vars(HARDEN_SQL + CREATE_SQL + LOGIN_SQL, app=app, password=password, login=own)
+         + with_vars(LOGIN_SQL, login=alt)),
         (n.db_name(app), with_vars(SCHEMA_SQL, app=app)),
     ]
 
@@ -120,7 +123,7 @@ def drop(session: Session, app: str) -> int:
     check_drop(app)
     st = open_stack(session)
     argv = psql_in_database(st)
-    script = with_vars(DROP_SQL, app=app)
+    script = with_vars(DROP_SQL, app=app, alt=n.db_logins(app)[1])
     return session.act_stream(argv, stdin=script, shown=shown_script(argv, script))
 
 

@@ -26,7 +26,6 @@ from plano.core.errors import PlanoError
 from plano.core.secrets import mask
 from plano.core.session import Session
 from plano.engine import swarm as sw
-from plano.ops.swarm import deploy_env
 from plano.render import compose
 from plano.render import stack as stack_file
 
@@ -51,6 +50,7 @@ class Job:
     entrypoint: list[str] | None = None
     constraint: str | None = None  # instead of the service's own placement
     timeout: float = 1800
+    every_secret: bool = False  # the service's secrets on one server, not only its own on a swarm
 
 
 @dataclass(frozen=True)
@@ -80,10 +80,10 @@ def run(session: Session, job: Job) -> JobResult:
     name = job_name(job.service)
     service = f"{stack}_{name}"
     spec = compose.dump(stack_file.job(session.manifest, job.service, name, job.image, job.command,
-                                       job.entrypoint, job.constraint))
+                                       job.entrypoint, job.constraint, job.every_secret))
     started = time.monotonic()
     deployed = session.act(sw.job_deploy_argv(stack), timeout=300, stdin=spec,
-                           env=deploy_env(session.root, session.manifest, {}),
+                           env=sw.deploy_env(session.root, session.manifest, {}),
                            shown=f"{' '.join(sw.job_deploy_argv(stack))}  # {name}: {' '.join(job.command)} in {job.image}")
     try:
         if not deployed.ok:

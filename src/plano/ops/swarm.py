@@ -11,12 +11,16 @@ pointing at one whose filesystem holds this infra at the same path.
      updated);
   3. every node gets this infra's data/ folders (a global job: a bind mount's source
      must exist on the node that runs the task);
-  4. `docker stack deploy` of docker-stack.yml, its ${VARIABLES} from .env.prod, the
+  4. when Postgres and Redis already run: the apps' roles and Redis users get the
+     passwords of .env.prod (ops/provision.py; Redis keeps the old ones too);
+  5. `docker stack deploy` of docker-stack.yml, its ${VARIABLES} from .env.prod, the
      image tags and the secrets' versions (their content's hash), all through the
      environment, never a command line;
-  5. wait until every service runs its replicas and no update is under way; an
-     update Swarm rolled back is an error;
-  6. secrets of older versions that no service uses any more are removed.
+  6. otherwise, once Postgres and Redis run, step 4 (the first `up`);
+  7. wait until every service runs its replicas and no update is under way; an
+     update Swarm rolled back is an error; then the logins and Redis passwords that no
+     task uses any more are retired;
+  8. secrets of older versions that no service uses any more are removed.
 """
 
 from __future__ import annotations
@@ -35,11 +39,12 @@ from plano.core.mode import Mode
 from plano.core.session import Session
 from plano.engine import swarm as sw
 from plano.engine.stack import open_stack
-from plano.ops import infra
+from plano.ops import infra, provision
 from plano.render import compose
 from plano.render.stack import BUILT
 
 UP_TIMEOUT_SECONDS = 600
+DATA_SERVICES = ("database", "redis")  # the apps' roles and users are made once they run
 POLL_SECONDS = 2.0
 
 
@@ -151,18 +156,6 @@ def push_images(session: Session, tags: dict[str, str]) -> None:
             raise PlanoError(f"docker push {ref} failed: {pushed.last_line}; check the registry in plano.yml and 'docker login'")
 
 
-def secret_versions(root: Path, manifest: Manifest) -> dict[str, str]:
-    """PLANO_SECRET_<SERVICE>_<KEY> -> the hash of that secret file's content."""
-    versions = {}
-    for service, wanted in n.infra_secrets(manifest).items():
-        for var in wanted:
-            path = root / n.secret_file("prod", service, var)
-            if not path.is_file():
-                raise PlanoError(f"{n.secret_file('prod', service, var)}: missing; run plano render (it writes the secret files)")
-            versions[n.swarm_secret_var(service, var)] = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
-    return versions
-
-
 # ---------------------------------------------------------------- data folders on the nodes
 
 
@@ -170,10 +163,12 @@ def folders_script(root: Path, manifest: Manifest) -> str:
     """mkdir and chown of this infra's prod data/ folders under /host (a node's /)."""
     prod = f"{n.data_root(Mode.PROD)}/"
     wanted = [rel for rel in infra.data_dirs(manifest) if rel.startswith(prod) and not rel.startswith(f"{prod}dev")]
+    wanted.append(f"{prod}{n.REDIS_ACL_DIR}")  # Redis's users, a swarm's only (ops/provision.py)
     top = f"/host{root}"
     lines = [f"mkdir -p {' '.join(shlex.quote(f'{top}/{rel}') for rel in wanted)}"]
-    for rel, uid, _ in infra.DATA_OWNERS:
+    for rel, uid in [*((rel, uid) for rel, uid, _ in infra.DATA_OWNERS), (n.REDIS_ACL_DIR, n.REDIS_UID)]:
         lines.append(f"chown {uid}:{uid} {shlex.quote(f'{top}/{prod}{rel}')}")
+    lines.append(f"chmod 700 {shlex.quote(f'{top}/{prod}{n.REDIS_ACL_DIR}')}")
     lines += [f"chown {n.APP_UID}:{n.APP_UID} {shlex.quote(f'{top}/{n.uploads_dir(app)}')}" for app in sorted(manifest.apps)]
     return "; ".join(lines)
 
@@ -215,16 +210,11 @@ class SwarmStatus:
     services: list[sw.Service] = field(default_factory=list)
 
 
-def deploy_env(root: Path, manifest: Manifest, tags: dict[str, str]) -> dict[str, str]:
-    """What docker-stack.yml's ${VARIABLES} read: .env.prod, the image tags, the secret versions."""
-    values = {**secret_values.read_env(root / n.ENV_BASE), **secret_values.read_env(root / n.ENV_PROD)}
-    return {**values, **{n.swarm_image_var(name): tag for name, tag in tags.items()}, **secret_versions(root, manifest)}
-
-
-def wait_converged(session: Session, timeout: float) -> list[sw.Service]:
+def wait_converged(session: Session, timeout: float, only: tuple[str, ...] = ()) -> list[sw.Service]:
+    """Until every service (or those in `only`) runs its replicas, with no update under way."""
     deadline = time.monotonic() + timeout
     while True:
-        found = sw.stack_services(session)
+        found = [s for s in sw.stack_services(session) if not only or s.name in only]
         rolled = [s for s in found if s.update.startswith("rollback")]
         if rolled:
             raise PlanoError(f"{rolled[0].name}: Swarm rolled the update back ({rolled[0].message}); "
@@ -257,22 +247,38 @@ def up(session: Session, timeout: float = UP_TIMEOUT_SECONDS) -> list[sw.Service
     session.out.note("building and pushing the infra images")
     push_images(session, tags)
     prepare_nodes(session, f"{n.swarm_infra_image(manifest, 'database')}:{tags['database']}")
+    early = data_running(session)
+    if early:  # the passwords of .env.prod work before any new task uses them; the old ones too
+        session.out.note("making the apps' database roles and Redis users")
+        provision.provision(session, tags, keep_old=True)
     session.out.note(f"deploying stack {manifest.name}")
-    deployed = session.act(sw.deploy_argv(manifest.name), timeout=900, env=deploy_env(root, manifest, tags))
+    deployed = session.act(sw.deploy_argv(manifest.name), timeout=900, env=sw.deploy_env(root, manifest, tags))
     if not deployed.ok:
         raise PlanoError(f"docker stack deploy failed: {secret_values.mask(deployed.last_line, session.secret_values())}")
     if session.dry_run:
         return []
+    if not early:
+        wait_converged(session, timeout, only=DATA_SERVICES)
+        session.out.note("making the apps' database roles and Redis users")
+        provision.provision(session, tags)
     found = wait_converged(session, timeout)
+    session.out.note("retiring the passwords no task uses")
+    provision.finish(session, tags)
     prune_secrets(session)
     return found
+
+
+def data_running(session: Session) -> bool:
+    """Postgres and Redis run a task each (the stack was up before)."""
+    running = {s.name: s.running for s in sw.stack_services(session)}
+    return all(running.get(name, 0) >= 1 for name in DATA_SERVICES)
 
 
 def prune_secrets(session: Session) -> None:
     """Secrets of this stack's earlier versions that no service uses any more."""
     manifest = session.manifest
     listed = session.query(sw.secrets_argv(f"{manifest.name}-"), timeout=30).out.split()
-    current = set(secret_versions(session.root, manifest).values())
+    current = set(sw.secret_versions(session.root, manifest).values())
     stale = [name for name in listed if name.rsplit("-", 1)[-1] not in current]
     if stale:
         session.act(sw.secret_rm_argv(*stale), timeout=60)  # one still in use is kept by Docker

@@ -264,7 +264,7 @@ def app_environment(manifest: Manifest, name: str, app: App, role: str) -> dict[
         env["UPLOADS_DIR"] = n.UPLOADS_IN_APP
         if app.database:
             password = required(n.db_password_var(name), where)
-            env["DATABASE_URL"] = f"postgres://{n.db_role(name)}:{password}@database:5432/{n.db_name(name)}"
+            env["DATABASE_URL"] = f"postgres://{db_user(name)}:{password}@database:5432/{n.db_name(name)}"
         if app.redis:
             password = required(n.redis_password_var(name), where)
             env["REDIS_URL"] = f"redis://{n.redis_user(name)}:{password}@redis:6379/0"
@@ -277,13 +277,19 @@ def app_environment(manifest: Manifest, name: str, app: App, role: str) -> dict[
     return env
 
 
+def db_user(app: str) -> str:
+    """The login the app's URL names: the env file's choice (plano secrets rotate switches
+    between naming.db_logins), its own role by default."""
+    return f"${{{n.db_user_var(app)}:-{n.db_role(app)}}}"
+
+
 def provided(app: str, ref: str, where: str) -> str:
     """The value behind an env mapping's reference (apps.X.<role>.env), e.g. database.host."""
     kind, key = ref.split(".", 1)
     if kind == "database":
         password = required(n.db_password_var(app), where)
-        return {"host": "database", "port": "5432", "user": n.db_role(app), "name": n.db_name(app), "password": password,
-                "url": f"postgres://{n.db_role(app)}:{password}@database:5432/{n.db_name(app)}"}[key]
+        return {"host": "database", "port": "5432", "user": db_user(app), "name": n.db_name(app), "password": password,
+                "url": f"postgres://{db_user(app)}:{password}@database:5432/{n.db_name(app)}"}[key]
     password = required(n.redis_password_var(app), where)
     return {"host": "redis", "port": "6379", "user": n.redis_user(app), "password": password, "prefix": n.redis_prefix(app),
             "url": f"redis://{n.redis_user(app)}:{password}@redis:6379/0"}[key]

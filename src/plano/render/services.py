@@ -14,13 +14,13 @@ T = "infra/docker"
 
 def database_rows(manifest: Manifest) -> list[dict[str, object]]:
     """The apps the init script provisions a role and a database for."""
-    return [{"name": name, "password_file": n.secret_in_container(n.db_password_var(name))}
+    return [{"name": name, "password_file": n.secret_in_container(n.db_password_var(name)), "alt": n.db_logins(name)[1]}
             for name, app in manifest.apps.items() if app.database]
 
 
 def redis_users(manifest: Manifest) -> list[dict[str, str]]:
     return [
-        {"name": n.redis_user(name), "password_file": n.secret_in_container(n.redis_password_var(name)), "prefix": n.redis_prefix(name)}
+        {"name": n.redis_user(name), "password_file": n.secret_in_container(n.redis_password_var(name)), "rules": n.redis_rules(name)}
         for name, app in manifest.apps.items()
         if app.redis
     ]
@@ -53,13 +53,15 @@ def render(manifest: Manifest, env_values: dict[str, dict[str, str]]) -> Tree:
         apps=database_rows(manifest),
         harden_sql=sql.HARDEN_SQL,
         create_sql=sql.CREATE_SQL,
+        login_sql=sql.LOGIN_SQL,
         schema_sql=sql.SCHEMA_SQL,
+        apps_by_job=n.SWARM_APPS_BY_JOB,
     )
     tree |= generated("docker/redis/Dockerfile", f"{T}/redis/Dockerfile.j2", name=manifest.name, image=images.redis)
     tree |= generated("docker/redis/redis.conf", f"{T}/redis/redis.conf.j2", maxmemory=redis_maxmemory(manifest))
     tree |= generated(
         "docker/redis/plano-entrypoint.sh", f"{T}/redis/plano-entrypoint.sh.j2", mode=0o755, users=redis_users(manifest),
-        admin=n.REDIS_ADMIN, admin_file=n.secret_in_container(n.REDIS_ADMIN_VAR)
+        admin=n.REDIS_ADMIN, admin_file=n.secret_in_container(n.REDIS_ADMIN_VAR), acl_var=n.SWARM_ACL_FILE_VAR,
     )
     tree |= generated("docker/shared-scripts/backup.sh", f"{T}/shared-scripts/backup.sh.j2", mode=0o755, project=manifest.name)
     tree |= generated("docker/backup/Dockerfile", f"{T}/backup/Dockerfile.j2", name=manifest.name, image=images.postgres)

@@ -17,6 +17,9 @@ changes what Swarm does otherwise:
   (a Swarm does not build), tagged by content through the environment;
 - secrets: Swarm secrets created from plano's secret files, their names versioned
   through the environment (`${PLANO_SECRET_...}`), so a rotation is a rolling update;
+  Postgres and Redis mount only their admin password: each app's role and Redis user
+  are made by plano's provisioning jobs (ops/provision.py), so a new app password
+  never updates them (Redis keeps its users in data/redis/ on the data node);
 - networks: overlay, encrypted; the same one per app as on one server;
 - what Swarm has no key for goes: `restart` (a restart policy instead), `depends_on`
   (healthchecks gate traffic instead), `security_opt` (Swarm services have no such
@@ -110,6 +113,15 @@ def infra_service(manifest: Manifest, service: str, spec: dict[str, Any]) -> dic
               # One task: its data folder or its host ports cannot be held by two.
               "update_config": rolling("stop-first"), "rollback_config": rollback("stop-first")}
     out = swarmed(spec, infra_image(manifest, service), deploy)
+    if service in n.SWARM_OWN_SECRETS:
+        out["secrets"] = [s for s in out["secrets"] if s["target"] in n.SWARM_OWN_SECRETS[service]]
+    if service == "database":
+        out["environment"] = {**out["environment"], n.SWARM_APPS_BY_JOB: "1"}
+    if service == "redis":
+        out["environment"] = {n.SWARM_ACL_FILE_VAR: n.REDIS_ACL_IN_CONTAINER}
+        out["command"] = ["redis-server", "/usr/local/etc/redis/redis.conf", "--aclfile", n.REDIS_ACL_IN_CONTAINER]
+        acl_dir = n.REDIS_ACL_IN_CONTAINER.rsplit("/", 1)[0]
+        out["volumes"] = [*out.get("volumes", []), f"./{n.data_root('prod')}/{n.REDIS_ACL_DIR}:{acl_dir}"]
     if service == "nginx":
         out["ports"] = [{"target": inner, "published": outer, "protocol": "tcp", "mode": "host"}
                         for inner, outer in ((80, manifest.prod.http_port), (443, manifest.prod.https_port))]
@@ -163,14 +175,17 @@ def literal(words: list[str]) -> list[str]:
 
 
 def job(manifest: Manifest, service: str, name: str, image: str, command: list[str],
-        entrypoint: list[str] | None = None, constraint: str | None = None) -> dict[str, Any]:
+        entrypoint: list[str] | None = None, constraint: str | None = None, every_secret: bool = False) -> dict[str, Any]:
     """A stack file of one job service `name`: `service`'s own definition (networks,
     secrets, mounts, environment, user, limits and placement, or `constraint`) running
     `command` once in `image`, for `docker stack deploy` into the same stack (so its
     networks and secrets are the stack's own). Swarm never restarts it; no healthcheck,
-    no published port."""
+    no published port. With `every_secret`, it has every secret the service has on one
+    server (the database's or Redis's: also each app's password, see SWARM_OWN_SECRETS)."""
     whole = stack(manifest)
     spec = {key: value for key, value in whole["services"][service].items() if key not in ("ports", "healthcheck", "deploy")}
+    if every_secret:
+        spec["secrets"] = compose.secrets_of(manifest, service)["secrets"]
     spec["image"] = image
     if entrypoint is not None:
         spec["entrypoint"] = literal(entrypoint)
