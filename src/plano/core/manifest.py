@@ -7,6 +7,7 @@ whose path points into the file (``apps/app1/domains/0``).
 from __future__ import annotations
 
 import posixpath
+import re
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -174,7 +175,7 @@ class Service(Model):
     # The env names the app reads, each pointing at a value plano provides: DB_HOST: database.host
     env: dict[str, str] = Field(default_factory=dict)
     limits: Limits = Field(default_factory=Limits)  # prod only: dev servers compile and watch, and need more
-    replicas: Replicas | None = None  # swarm target only; default swarm.replicas
+    replicas: Replicas | None = None  # swarm and kubernetes only; default swarm.replicas or kubernetes.replicas
 
     @field_validator("env")
     @classmethod
@@ -286,6 +287,59 @@ class SwarmSettings(Model):
     encrypted: bool = True
 
 
+# ---------------------------------------------------------------- kubernetes (export)
+
+# A Kubernetes object's name (RFC 1123 label) and a storage quantity in binary units.
+K8S_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+K8S_SIZE = re.compile(r"^[1-9][0-9]{0,5}(Mi|Gi|Ti)$")
+
+
+def k8s_name(value: str) -> str:
+    if not K8S_NAME.match(value):
+        raise ValueError(f"{fields.shown(value)} is not a Kubernetes name: lower-case letters, digits and '-', "
+                         "at most 63, starting and ending with a letter or digit (e.g. ingress-nginx)")
+    return value
+
+
+def k8s_size(value: str) -> str:
+    if not K8S_SIZE.match(value):
+        raise ValueError(f"{fields.shown(value)} is not a storage size; give a whole number of Mi, Gi or Ti (e.g. 10Gi)")
+    return value
+
+
+K8sName = Annotated[str, AfterValidator(k8s_name)]
+K8sSize = Annotated[str, AfterValidator(k8s_size)]
+
+
+class KubernetesSettings(Model):
+    """The Kubernetes export (`plano export kubernetes`): a kustomize tree under k8s/."""
+
+    namespace: K8sName | None = None  # where everything runs; default: the manifest's name
+    replicas: Replicas = 2  # each app service's pods, unless the service sets its own (apps.X.backend.replicas)
+    ingress_class: K8sName = "nginx"  # the IngressClass of the apps' Ingresses (ingress-nginx's by default)
+    ingress_namespace: K8sName = "ingress-nginx"  # where the ingress controller runs: its pods may reach the apps
+    issuer: Literal["http01", "dns01"] = "http01"  # the ACME challenge; dns01 uses Cloudflare (an API token Secret)
+    storage_class: K8sName | None = None  # of every PersistentVolumeClaim; null: the cluster's default
+    database: Literal["statefulset", "external"] = "statefulset"  # Postgres in the cluster, or a managed one
+    database_host: Domain | None = None  # the managed database's host name (database: external)
+    database_size: K8sSize = "10Gi"
+    uploads_size: K8sSize = "5Gi"  # per app
+    # An app's uploads are written by each of its pods and read by the backup: pods on
+    # several nodes need a volume they can all mount (NFS, CephFS, EFS...).
+    uploads_access_mode: Literal["ReadWriteMany", "ReadWriteOnce"] = "ReadWriteMany"
+    backups_size: K8sSize = "20Gi"
+    # Apps may open connections outside the cluster (APIs, mail), as from a compose network.
+    app_egress: Literal["internet", "none"] = "internet"
+
+    @model_validator(mode="after")
+    def _external(self) -> KubernetesSettings:
+        if self.database == "external" and self.database_host is None:
+            raise ValueError("database: external needs database_host (the managed database's host name)")
+        if self.database == "statefulset" and self.database_host is not None:
+            raise ValueError("database_host is for database: external; remove it or set database: external")
+        return self
+
+
 class Manifest(Model):
     version: Literal[1] = 1
     name: Annotated[str, AfterValidator(fields.project_name)]
@@ -300,6 +354,7 @@ class Manifest(Model):
     # Where prod runs: one server with docker compose, or a Docker Swarm of several.
     target: Literal["compose", "swarm"] = "compose"
     swarm: SwarmSettings = Field(default_factory=SwarmSettings)
+    kubernetes: KubernetesSettings = Field(default_factory=KubernetesSettings)
     apps: dict[str, App] = Field(default_factory=dict)
 
 

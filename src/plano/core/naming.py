@@ -365,3 +365,135 @@ SWARM_APPS_BY_JOB = "PLANO_APPS_BY_JOB"
 REDIS_ACL_DIR = "redis"
 REDIS_ACL_IN_CONTAINER = "/data/acl/users.acl"
 SWARM_ACL_FILE_VAR = "PLANO_REDIS_ACL_FILE"  # set (to it) on a swarm only
+
+
+# ---------------------------------------------------------------- kubernetes (export)
+#
+# `plano export kubernetes` writes a kustomize tree (render/kubernetes.py). Secrets are
+# never in it: its objects name Secrets and keys (secretKeyRef, secret volumes), which
+# `plano k8s secrets apply` creates in the namespace from .env.prod. Each key is the
+# .env.prod variable of the same name, so the Secrets are these, and only these:
+#
+#   <app>-secrets      the app's own: <APP>_DB_PASSWORD (when it has a database),
+#                      <APP>_REDIS_PASSWORD (when it has Redis). Its pods and its
+#                      release Job read them; nothing else does.
+#   database-secrets   POSTGRES_PASSWORD (the admin's, or the managed database's admin
+#                      with database: external) and every <APP>_DB_PASSWORD: Postgres
+#                      and the provisioning Jobs read them.
+#   redis-secrets      REDIS_ADMIN_PASSWORD and every <APP>_REDIS_PASSWORD: Redis builds
+#                      its ACL file from them at start.
+#   backup-secrets     POSTGRES_PASSWORD, and RESTIC_PASSWORD (the content of
+#                      backup.restic.password_file) when an offsite copy is configured.
+#   acme-dns01         api-token: a Cloudflare API token (kubernetes.issuer: dns01 only).
+#   <app>-tls          a kubernetes.io/tls Secret: cert-manager writes it, or, for an app
+#                      with its own certificate (apps.X.tls), `secrets apply` from the files.
+
+K8S_DIR = "k8s"  # in the infra repo; `plano render` keeps it up to date once it exists
+K8S_BASE = "base"
+K8S_OVERLAYS = "overlays"
+K8S_ENVIRONMENTS = ("prod",)
+K8S_RELEASE = "release"  # beside the base and in each overlay: the release Jobs, applied by `plano k8s deploy`
+
+# Labels: the recommended ones, and the app a pod belongs to (its compose network).
+K8S_NAME_LABEL = "app.kubernetes.io/name"
+K8S_COMPONENT_LABEL = "app.kubernetes.io/component"
+K8S_PART_OF_LABEL = "app.kubernetes.io/part-of"
+K8S_MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+K8S_APP_LABEL = "plano.dev/app"
+# The pods cert-manager starts to answer HTTP-01 challenges carry this label.
+K8S_HTTP01_SOLVER_LABEL = "acme.cert-manager.io/http01-solver"
+K8S_HTTP01_SOLVER_PORT = 8089
+# The cluster's DNS pods (CoreDNS keeps kube-dns's label).
+K8S_DNS_NAMESPACE = "kube-system"
+K8S_DNS_LABELS = {"k8s-app": "kube-dns"}
+K8S_NAMESPACE_LABEL = "kubernetes.io/metadata.name"  # set by Kubernetes on every namespace
+
+K8S_DATABASE = "database"  # the Service name the apps' URLs already use (compose's service name)
+K8S_REDIS = "redis"
+K8S_BACKUP = "backup"
+K8S_MAINTENANCE = "maintenance"
+K8S_BACKUPS_CLAIM = "backups"
+K8S_DNS01_SECRET = "acme-dns01"
+K8S_DNS01_KEY = "api-token"
+K8S_RESTIC_KEY = "RESTIC_PASSWORD"
+
+
+def k8s_namespace(manifest: Manifest) -> str:
+    return manifest.kubernetes.namespace or manifest.name
+
+
+def k8s_path(*parts: str) -> str:
+    """A file of the tree, as the infra repo holds it: k8s/base/apps/app1.yaml."""
+    return "/".join((K8S_DIR, *parts))
+
+
+def k8s_overlay(environment: str) -> str:
+    return k8s_path(K8S_OVERLAYS, environment)
+
+
+def k8s_selector(name: str) -> dict[str, str]:
+    """What a Service, a PodDisruptionBudget or a policy selects a workload's pods by."""
+    return {K8S_NAME_LABEL: name}
+
+
+def k8s_labels(manifest: Manifest, name: str, component: str, app: str | None = None) -> dict[str, str]:
+    """Every object's labels: its name, what it is, the platform, plano, and its app."""
+    labels = {K8S_NAME_LABEL: name, K8S_COMPONENT_LABEL: component, K8S_PART_OF_LABEL: manifest.name,
+              K8S_MANAGED_BY_LABEL: "plano"}
+    return labels | ({K8S_APP_LABEL: app} if app else {})
+
+
+def k8s_app_secret(app: str) -> str:
+    return f"{app}-secrets"
+
+
+def k8s_infra_secret(service_name: str) -> str:
+    """database-secrets, redis-secrets, backup-secrets."""
+    return f"{service_name}-secrets"
+
+
+def k8s_secrets(manifest: Manifest) -> dict[str, list[str]]:
+    """Every Secret the tree names, with its keys (see above); `plano k8s secrets apply`
+    creates exactly these. TLS Secrets of apps with their own certificate are apart."""
+    wanted = {k8s_app_secret(name): [*([db_password_var(name)] if app.database else []),
+                                     *([redis_password_var(name)] if app.redis else [])]
+              for name, app in sorted(manifest.apps.items())}
+    wanted = {name: keys for name, keys in wanted.items() if keys}
+    infra = infra_secrets(manifest)
+    wanted[k8s_infra_secret(K8S_DATABASE)] = infra["database"]
+    wanted[k8s_infra_secret(K8S_REDIS)] = infra["redis"]
+    wanted[k8s_infra_secret(K8S_BACKUP)] = [*infra["backup"], *([K8S_RESTIC_KEY] if manifest.backup.restic else [])]
+    if manifest.kubernetes.issuer == "dns01":
+        wanted[K8S_DNS01_SECRET] = [K8S_DNS01_KEY]
+    return wanted
+
+
+def k8s_tls_secret(app: str) -> str:
+    return f"{app}-tls"
+
+
+def k8s_issuer(manifest: Manifest) -> str:
+    """The ClusterIssuer (cluster-wide: named after the platform)."""
+    return f"{manifest.name}-acme"
+
+
+def k8s_acme_account_secret(manifest: Manifest) -> str:
+    """Where cert-manager keeps the ACME account key (in its own namespace)."""
+    return f"{manifest.name}-acme-account"
+
+
+def k8s_release_job(app: str, role: str) -> str:
+    return f"{service(app, role)}-release"
+
+
+def k8s_provision_job(app: str) -> str:
+    return f"{app}-provision"
+
+
+def k8s_uploads_claim(app: str) -> str:
+    return f"{app}-uploads"
+
+
+def k8s_infra_image(manifest: Manifest, service_name: str) -> str:
+    """An image plano builds (the backup's): pushed beside the swarm's, in the registry."""
+    return swarm_infra_image(manifest, service_name)
