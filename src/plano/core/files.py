@@ -106,14 +106,19 @@ def _diff(rel: str, old: str, new: str) -> str:
     )
 
 
-def _stale_generated(root: Path, tree: Tree) -> list[str]:
+# Where a render looks for generated files it no longer produces: these folders
+# whole, and the root's own files ("."). k8s/ is the Kubernetes export's.
+SCANNED = ("docker", "k8s", ".")
+
+
+def _stale_generated(root: Path, tree: Tree, scanned: tuple[str, ...] = SCANNED) -> list[str]:
     """Generated files on disk that the tree no longer produces (e.g. a removed app's site)."""
     stale = []
-    for folder in ("docker", "."):
+    for folder in scanned:
         base = root / folder
         if not base.is_dir():
             continue
-        files = base.rglob("*") if folder == "docker" else base.glob("*")
+        files = base.glob("*") if folder == "." else base.rglob("*")
         for path in files:
             rel = path.relative_to(root).as_posix()
             if path.is_file() and rel not in tree and is_generated(path.read_text(errors="replace")):
@@ -127,7 +132,9 @@ def same_keys(current: str, new: str) -> bool:
     return parse_env(current) == parse_env(new)
 
 
-def plan(root: Path, tree: Tree) -> Plan:
+def plan(root: Path, tree: Tree, scanned: tuple[str, ...] = SCANNED) -> Plan:
+    """What writing `tree` under `root` would do; generated files under the `scanned`
+    folders that the tree no longer has are removed."""
     result = Plan()
     for rel, new in sorted(tree.items()):
         current = read_or_none(root / rel)
@@ -141,7 +148,7 @@ def plan(root: Path, tree: Tree) -> Plan:
         result.diffs[rel] = _diff(rel, current or "", new.content)
         if new.kind is Kind.GENERATED and current is not None and is_hand_edited(current):
             result.edited.append(rel)
-    for rel in _stale_generated(root, tree):
+    for rel in _stale_generated(root, tree, scanned):
         current = read_or_none(root / rel) or ""
         result.removes.append(rel)
         result.diffs[rel] = _diff(rel, current, "")

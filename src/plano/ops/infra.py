@@ -33,9 +33,10 @@ def env_values(root: Path, manifest: Manifest, make: Callable[[], str] = secrets
 
 
 def build_tree(root: Path, manifest: Manifest) -> files.Tree:
+    """Every file plano renders here; k8s/ only once the Kubernetes export made it."""
     from plano.render import render_infra
 
-    return render_infra(manifest, env_values(root, manifest))
+    return render_infra(manifest, env_values(root, manifest), with_kubernetes=(root / n.K8S_DIR).is_dir())
 
 
 def plan(root: Path, manifest: Manifest, manifest_text: str | None = None) -> Plan:
