@@ -1,5 +1,7 @@
 """Render speed: a 100-app manifest against a 1-app one, in the same run, plus the
-start-up time of `plano --help`. Goals: 100 apps under 1 s; --help under 0.3 s.
+start-up time of `plano --help`, and the Kubernetes export of the 100-app manifest
+(alone, and as part of `plano render` once k8s/ exists). Goals: 100 apps under 1 s;
+--help under 0.3 s.
 
     python bench/render.py
 """
@@ -13,8 +15,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from plano.core import files
 from plano.core import manifest as mf
 from plano.ops import infra
+from plano.render import kubernetes
 
 
 def manifest_text(apps: int) -> str:
@@ -37,6 +41,37 @@ def render_seconds(apps: int, repeats: int = 5) -> float:
     return statistics.median(timings)
 
 
+def export_seconds(apps: int, repeats: int = 5) -> float:
+    """Median wall time of load + validate + the Kubernetes tree + plan + write into a fresh
+    folder (what `plano export kubernetes` does)."""
+    text = manifest_text(apps)
+    timings = []
+    for _ in range(repeats):
+        with tempfile.TemporaryDirectory() as tmp:
+            root = Path(tmp)
+            start = time.perf_counter()
+            tree = kubernetes.render(mf.load_text(text))
+            files.apply(root, files.plan(root, tree))
+            timings.append(time.perf_counter() - start)
+            assert (root / f"k8s/base/apps/app{apps}.yaml").exists()
+    return statistics.median(timings)
+
+
+def render_with_k8s_seconds(apps: int, repeats: int = 5) -> float:
+    """render_seconds once k8s/ exists: `plano render` then keeps the export up to date too."""
+    text = manifest_text(apps)
+    timings = []
+    for _ in range(repeats):
+        with tempfile.TemporaryDirectory() as tmp:
+            root = Path(tmp)
+            (root / "k8s").mkdir()
+            start = time.perf_counter()
+            infra.sync(root, mf.load_text(text), text)
+            timings.append(time.perf_counter() - start)
+            assert (root / f"k8s/base/apps/app{apps}.yaml").exists()
+    return statistics.median(timings)
+
+
 def help_seconds(repeats: int = 5) -> float:
     timings = []
     for _ in range(repeats):
@@ -51,9 +86,13 @@ def main() -> None:
     one = render_seconds(1)
     hundred = render_seconds(100)
     helps = help_seconds()
+    export = export_seconds(100)
+    both = render_with_k8s_seconds(100)
     print(f"render   1 app : {one:.3f} s")
     print(f"render 100 apps: {hundred:.3f} s  (goal < 1 s)  ratio 100/1 = {hundred / one:.1f}x")
     print(f"plano --help   : {helps:.3f} s  (goal < 0.3 s)")
+    print(f"export kubernetes, 100 apps: {export:.3f} s  ({export / hundred:.2f}x the 100-app render)")
+    print(f"render 100 apps with k8s/  : {both:.3f} s  ({both / hundred:.2f}x the render without it)")
 
 
 
