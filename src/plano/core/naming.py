@@ -384,7 +384,8 @@ SWARM_ACL_FILE_VAR = "PLANO_REDIS_ACL_FILE"  # set (to it) on a swarm only
 #                      its ACL file from them at start.
 #   backup-secrets     POSTGRES_PASSWORD, and RESTIC_PASSWORD (the content of
 #                      backup.restic.password_file) when an offsite copy is configured.
-#   acme-dns01         api-token: a Cloudflare API token (kubernetes.issuer: dns01 only).
+#   acme-dns01         api-token: a Cloudflare API token (kubernetes.issuer: dns01 only), in
+#                      cert-manager's own namespace, where a ClusterIssuer reads its Secrets.
 #   <app>-tls          a kubernetes.io/tls Secret: cert-manager writes it, or, for an app
 #                      with its own certificate (apps.X.tls), `secrets apply` from the files.
 
