@@ -259,13 +259,23 @@ def security_headers() -> list[tuple[str, str]]:
     return re.findall(r'^add_header (\S+) "([^"]*)" always;$', static(SECURITY_HEADERS), re.MULTILINE)
 
 
-def ingress_annotations() -> dict[str, str]:
+SECURITY_HEADERS_CONFIG = "security-headers"
+
+
+def security_headers_config(manifest: Manifest) -> Obj:
+    """The headers, as ingress-nginx's custom-headers annotation reads them."""
+    return obj("v1", "ConfigMap", meta(manifest, SECURITY_HEADERS_CONFIG, "ingress"), data=dict(security_headers()))
+
+
+def ingress_annotations(manifest: Manifest) -> dict[str, str]:
     """ingress-nginx's: HTTPS redirects (308, as compose's nginx), the body size of
-    nginx.conf, the security headers on every answer (needs the controller's
-    allow-snippet-annotations; more_set_headers sends them on errors too)."""
-    snippet = "".join(f'more_set_headers "{header}: {value}";\n' for header, value in security_headers())
+    nginx.conf, and the security headers on every answer, errors included
+    (more_set_headers, through the custom-headers annotation: no snippet, which
+    ingress-nginx refuses by default; the controller's global-allowed-response-headers
+    must list them)."""
     return {"nginx.ingress.kubernetes.io/ssl-redirect": "true", "nginx.ingress.kubernetes.io/force-ssl-redirect": "true",
-            "nginx.ingress.kubernetes.io/proxy-body-size": "25m", "nginx.ingress.kubernetes.io/configuration-snippet": snippet}
+            "nginx.ingress.kubernetes.io/proxy-body-size": "25m",
+            "nginx.ingress.kubernetes.io/custom-headers": f"{n.k8s_namespace(manifest)}/{SECURITY_HEADERS_CONFIG}"}
 
 
 def ingress(manifest: Manifest, name: str, app: App) -> Obj:
@@ -274,7 +284,7 @@ def ingress(manifest: Manifest, name: str, app: App) -> Obj:
     paths = [{"path": svc.path, "pathType": "Prefix",
               "backend": {"service": {"name": n.service(name, role), "port": {"name": "http"}}}}
              for role, svc in sorted(app.services().items(), key=lambda item: -len(item[1].path))]
-    metadata = meta(manifest, name, "ingress", name) | {"annotations": ingress_annotations()}
+    metadata = meta(manifest, name, "ingress", name) | {"annotations": ingress_annotations(manifest)}
     return obj("networking.k8s.io/v1", "Ingress", metadata,
                spec={"ingressClassName": manifest.kubernetes.ingress_class,
                      "tls": [{"hosts": list(app.domains), "secretName": n.k8s_tls_secret(name)}],
@@ -629,7 +639,7 @@ def documents(objects: list[Obj]) -> str:
 
 def base_files(manifest: Manifest) -> dict[str, list[Obj]]:
     files = {"namespace.yaml": [namespace(manifest)], "network.yaml": network_objects(manifest),
-             "edge.yaml": [cluster_issuer(manifest), *maintenance_objects(manifest)], "database.yaml": database_objects(manifest),
+             "edge.yaml": [cluster_issuer(manifest), security_headers_config(manifest), *maintenance_objects(manifest)], "database.yaml": database_objects(manifest),
              "redis.yaml": redis_objects(manifest), "backup.yaml": backup_objects(manifest)}
     files |= {f"apps/{name}.yaml": app_objects(manifest, name) for name in sorted(manifest.apps)}
     return files
