@@ -221,6 +221,9 @@ def test_app_urls_take_their_passwords_from_the_apps_own_secret():
     assert plain["DATABASE_URL"] == "postgres://shop:$(SHOP_DB_PASSWORD)@database:5432/shop"
     assert plain["DB_PASSWORD"] == "$(SHOP_DB_PASSWORD)" and plain["DB_HOST"] == "database"
     assert plain["NODE_OPTIONS"] == "--max-old-space-size=768"
+    # compose's env_file, under plano's env as there: an optional ConfigMap made from env/shop-backend.env
+    assert backend["spec"]["template"]["spec"]["containers"][0]["envFrom"] == [
+        {"configMapRef": {"name": "shop-backend-env", "optional": True}}]
     assert backend["spec"]["template"]["spec"]["containers"][0]["resources"] == {
         "requests": {"cpu": "200m", "memory": "1Gi"}, "limits": {"memory": "1Gi", "cpu": "2000m"}}
 

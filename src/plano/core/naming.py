@@ -469,6 +469,12 @@ def k8s_secrets(manifest: Manifest) -> dict[str, list[str]]:
     return wanted
 
 
+def k8s_env_config(app: str, role: str) -> str:
+    """The ConfigMap of a service's own non-secret settings (env/<app>-<role>.env, compose's
+    env_file): optional, made from that file (kubectl create configmap --from-env-file)."""
+    return f"{service(app, role)}-env"
+
+
 def k8s_tls_secret(app: str) -> str:
     return f"{app}-tls"
 

@@ -223,6 +223,8 @@ def app_container(manifest: Manifest, name: str, app: App, role: str) -> Obj:
     volumes, mounts = app_storage(name, app, role)
     del volumes
     return {"name": role, "image": image(n.service(name, role)), "ports": [{"name": "http", "containerPort": svc.port}],
+            # compose's env_file: the service's own settings, below plano's (env wins over envFrom)
+            "envFrom": [{"configMapRef": {"name": n.k8s_env_config(name, role), "optional": True}}],
             "env": app_env(manifest, name, app, role),
             "readinessProbe": http_probe(svc, READY), "startupProbe": http_probe(svc, STARTUP), "livenessProbe": http_probe(svc, LIVE),
             "lifecycle": {"preStop": {"exec": {"command": ["sleep", str(DRAIN_SECONDS)]}}},
