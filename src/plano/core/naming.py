@@ -453,12 +453,15 @@ def k8s_infra_secret(service_name: str) -> str:
     return f"{service_name}-secrets"
 
 
+def k8s_app_secret_keys(name: str, app: App) -> list[str]:
+    """The keys of the app's own Secret (none: it has no Secret)."""
+    return [*([db_password_var(name)] if app.database else []), *([redis_password_var(name)] if app.redis else [])]
+
+
 def k8s_secrets(manifest: Manifest) -> dict[str, list[str]]:
     """Every Secret the tree names, with its keys (see above); `plano k8s secrets apply`
     creates exactly these. TLS Secrets of apps with their own certificate are apart."""
-    wanted = {k8s_app_secret(name): [*([db_password_var(name)] if app.database else []),
-                                     *([redis_password_var(name)] if app.redis else [])]
-              for name, app in sorted(manifest.apps.items())}
+    wanted = {k8s_app_secret(name): k8s_app_secret_keys(name, app) for name, app in sorted(manifest.apps.items())}
     wanted = {name: keys for name, keys in wanted.items() if keys}
     infra = infra_secrets(manifest)
     wanted[k8s_infra_secret(K8S_DATABASE)] = infra["database"]

@@ -196,7 +196,7 @@ def app_env(manifest: Manifest, name: str, app: App, role: str) -> list[Obj]:
     from the app's Secret (declared first: Kubernetes expands only earlier entries)."""
     env = compose.app_environment(manifest, name, app, role)
     env["NODE_OPTIONS"] = f"--max-old-space-size={compose.node_heap_mib(app.services()[role].limits)}"
-    keys = n.k8s_secrets(manifest).get(n.k8s_app_secret(name), [])
+    keys = n.k8s_app_secret_keys(name, app)
     used = [var for var in keys if any(compose.required(var, WHERE) in value for value in env.values())]
     plain = []
     for key, value in env.items():
