@@ -606,7 +606,8 @@ def network_objects(manifest: Manifest) -> list[Obj]:
 
 def namespace(manifest: Manifest) -> Obj:
     """One namespace for the platform; Pod Security "restricted" refuses any pod
-    without plano's hardening (cert-manager's solver pods comply)."""
+    without plano's hardening (cert-manager's HTTP-01 solver pods, started here, must
+    comply too: recent cert-manager releases give them such a security context)."""
     ns = n.k8s_namespace(manifest)
     metadata = meta(manifest, ns, "namespace", namespaced=False)
     metadata["labels"] |= {f"pod-security.kubernetes.io/{mode}": "restricted" for mode in ("enforce", "audit", "warn")}
