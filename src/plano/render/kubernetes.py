@@ -31,7 +31,7 @@ from typing import Any
 from plano.core import naming as n
 from plano.core.files import File, Tree, with_header
 from plano.core.manifest import App, Limits, Manifest, Service
-from plano.render import compose, services, sql
+from plano.render import compose, services
 from plano.render.templating import render_template, static
 
 Obj = dict[str, Any]
@@ -200,6 +200,7 @@ def app_env(manifest: Manifest, name: str, app: App, role: str) -> list[Obj]:
     used = [var for var in keys if any(compose.required(var, WHERE) in value for value in env.values())]
     plain = []
     for key, value in env.items():
+        value = value.replace(compose.db_user(name), n.db_role(name))  # no rotation here: the app's own login
         for var in used:
             value = value.replace(compose.required(var, WHERE), f"$({var})")
         plain.append({"name": key, "value": value})
@@ -422,9 +423,7 @@ PROVISION = "database-provision"
 
 def provision_script(name: str) -> str:
     """The database's init script (render/services.py) for one app: sql.py's SQL, as is."""
-    rows = [{"name": name, "password_file": n.secret_in_container(n.db_password_var(name))}]
-    return render_template("infra/docker/database/initdb/10-plano-apps.sh.j2", apps=rows, harden_sql=sql.HARDEN_SQL,
-                           create_sql=sql.CREATE_SQL, schema_sql=sql.SCHEMA_SQL)
+    return render_template(services.INIT_TEMPLATE, **services.init_values([services.database_row(name)]))
 
 
 def provisioning(manifest: Manifest) -> list[Obj]:
@@ -458,8 +457,7 @@ def redis_objects(manifest: Manifest) -> list[Obj]:
     passwords from redis-secrets mounted as files; no persistence."""
     name, port = n.K8S_REDIS, PORTS["redis"]
     folder = f"{CONFIG_IN_POD}/{name}"
-    script = render_template("infra/docker/redis/plano-entrypoint.sh.j2", users=services.redis_users(manifest), admin=n.REDIS_ADMIN,
-                             admin_file=n.secret_in_container(n.REDIS_ADMIN_VAR))
+    script = render_template(services.REDIS_ENTRYPOINT, **services.redis_entrypoint_values(manifest))
     conf = render_template("infra/docker/redis/redis.conf.j2", maxmemory=services.redis_maxmemory(manifest))
     config = obj("v1", "ConfigMap", meta(manifest, name, name), data={"plano-entrypoint.sh": script, "redis.conf": conf})
     ping = ["redis-cli", "ping"]

@@ -12,10 +12,28 @@ from plano.render.templating import generated
 T = "infra/docker"
 
 
+INIT_TEMPLATE = f"{T}/database/initdb/10-plano-apps.sh.j2"
+REDIS_ENTRYPOINT = f"{T}/redis/plano-entrypoint.sh.j2"
+
+
+def init_values(rows: list[dict[str, object]]) -> dict[str, object]:
+    """The database init script's template values, for `rows` (database_rows)."""
+    return {"apps": rows, "harden_sql": sql.HARDEN_SQL, "create_sql": sql.CREATE_SQL, "login_sql": sql.LOGIN_SQL,
+            "schema_sql": sql.SCHEMA_SQL, "apps_by_job": n.SWARM_APPS_BY_JOB}
+
+
+def redis_entrypoint_values(manifest: Manifest) -> dict[str, object]:
+    return {"users": redis_users(manifest), "admin": n.REDIS_ADMIN, "admin_file": n.secret_in_container(n.REDIS_ADMIN_VAR),
+            "acl_var": n.SWARM_ACL_FILE_VAR}
+
+
 def database_rows(manifest: Manifest) -> list[dict[str, object]]:
     """The apps the init script provisions a role and a database for."""
-    return [{"name": name, "password_file": n.secret_in_container(n.db_password_var(name)), "alt": n.db_logins(name)[1]}
-            for name, app in manifest.apps.items() if app.database]
+    return [database_row(name) for name, app in manifest.apps.items() if app.database]
+
+
+def database_row(name: str) -> dict[str, object]:
+    return {"name": name, "password_file": n.secret_in_container(n.db_password_var(name)), "alt": n.db_logins(name)[1]}
 
 
 def redis_users(manifest: Manifest) -> list[dict[str, str]]:
@@ -46,23 +64,10 @@ def render(manifest: Manifest, env_values: dict[str, dict[str, str]]) -> Tree:
                       webroot=n.WEBROOT, deploy_hook=n.CERTBOT_DEPLOY_HOOK)
     tree |= generated("docker/certbot/scripts/deploy-hook.sh", f"{T}/certbot/scripts/deploy-hook.sh", mode=0o755)
     tree |= generated("docker/database/Dockerfile", f"{T}/database/Dockerfile.j2", name=manifest.name, image=images.postgres)
-    tree |= generated(
-        "docker/database/initdb/10-plano-apps.sh",
-        f"{T}/database/initdb/10-plano-apps.sh.j2",
-        mode=0o755,
-        apps=database_rows(manifest),
-        harden_sql=sql.HARDEN_SQL,
-        create_sql=sql.CREATE_SQL,
-        login_sql=sql.LOGIN_SQL,
-        schema_sql=sql.SCHEMA_SQL,
-        apps_by_job=n.SWARM_APPS_BY_JOB,
-    )
+    tree |= generated("docker/database/initdb/10-plano-apps.sh", INIT_TEMPLATE, mode=0o755, **init_values(database_rows(manifest)))
     tree |= generated("docker/redis/Dockerfile", f"{T}/redis/Dockerfile.j2", name=manifest.name, image=images.redis)
     tree |= generated("docker/redis/redis.conf", f"{T}/redis/redis.conf.j2", maxmemory=redis_maxmemory(manifest))
-    tree |= generated(
-        "docker/redis/plano-entrypoint.sh", f"{T}/redis/plano-entrypoint.sh.j2", mode=0o755, users=redis_users(manifest),
-        admin=n.REDIS_ADMIN, admin_file=n.secret_in_container(n.REDIS_ADMIN_VAR), acl_var=n.SWARM_ACL_FILE_VAR,
-    )
+    tree |= generated("docker/redis/plano-entrypoint.sh", REDIS_ENTRYPOINT, mode=0o755, **redis_entrypoint_values(manifest))
     tree |= generated("docker/shared-scripts/backup.sh", f"{T}/shared-scripts/backup.sh.j2", mode=0o755, project=manifest.name)
     tree |= generated("docker/backup/Dockerfile", f"{T}/backup/Dockerfile.j2", name=manifest.name, image=images.postgres)
     for script in ("plano-backup.sh", "backup-loop.sh", "backup-health.sh"):
