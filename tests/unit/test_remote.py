@@ -177,3 +177,63 @@ def test_an_unknown_environment_on_the_command_line(infra, capsys):
 def test_server_commands_need_e(infra, capsys):
     assert main(["server", "trust"]) == 2
     assert "which server? give -e NAME" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- the order of a -e command
+
+
+def test_a_command_with_e_connects_brings_the_infra_to_this_commit_then_runs_detached(infra):
+    import shlex
+
+    from tests.scripted import Answer, ScriptedRunner, session
+
+    (infra / "ssh_known_hosts").write_text("[srv1.example.com]:2222 ssh-ed25519 AAAA\n")
+    target = remote.Server("production", mf.Environment(host="deploy@srv1.example.com", port=2222),
+                           ssh.Remote("deploy@srv1.example.com", 2222, infra / "ssh_known_hosts", remote.control_dir()))
+
+    def script(text: str, *args: str) -> str:
+        return shlex.join(["sh", "-c", text, "plano", *args])
+
+    commit = "c0ffee" * 6 + "abcd"
+    runner = (ScriptedRunner()
+              .query("ssh", "-G", answers=Answer(0, "user deploy\nhostname srv1.example.com\nport 2222\n"))
+              .query("ssh-keygen", "-F", answers=Answer(0, "[srv1.example.com]:2222 ssh-ed25519 AAAA\n"))
+              .query("deploy@srv1.example.com", "true")
+              .query(script(srv.STATE, "infra"), answers=Answer(0, "repo=yes\ncommit=old\nplano=s1\ndocker=28\ngit=yes\nvenv=yes\n"))
+              .query("git", "rev-parse", "--show-toplevel", answers=Answer(0, f"{infra}\n"))
+              .query("git", "rev-parse", "-q", answers=Answer(0, f"{commit}\n"))
+              .query("git", "status", answers=Answer(0, ""))
+              .on("git", "push")
+              .on(script(srv.CHECKOUT, "infra", commit, ""))
+              .on(script(srv.RUN_DETACHED, "infra", "deploy", "app1", "--tag", "2")))
+    code = remote.forward(session(infra, runner), "production", ["deploy", "app1", "--tag", "2"])
+    assert code == 0
+    ssh_cmd = ["ssh", *ssh.options(target.remote)]
+    assert [call.argv for call in runner.calls] == [
+        ["ssh", "-G", "-p", "2222", "deploy@srv1.example.com"],
+        ["ssh-keygen", "-F", "[srv1.example.com]:2222", "-f", str(infra / "ssh_known_hosts")],
+        [*ssh_cmd, "-T", "deploy@srv1.example.com", "true"],
+        [*ssh_cmd, "-T", "deploy@srv1.example.com", script(srv.STATE, "infra")],
+        ["git", "rev-parse", "--show-toplevel"], ["git", "rev-parse", "-q", "--verify", "HEAD^{commit}"],
+        ["git", "status", "--porcelain", "--untracked-files=no"],
+        ["git", "push", "-q", "--force", "deploy@srv1.example.com:infra", f"{commit}:refs/plano/laptop"],
+        [*ssh_cmd, "-T", "deploy@srv1.example.com", script(srv.CHECKOUT, "infra", commit, "")],
+        [*ssh_cmd, "-T", "deploy@srv1.example.com", script(srv.RUN_DETACHED, "infra", "deploy", "app1", "--tag", "2")],
+    ]
+    push = runner.calls[7]
+    assert push.env == {"GIT_SSH_COMMAND": ssh.git_ssh_command(target.remote)}
+    assert runner.calls[-1].streamed
+
+
+def test_server_edits_are_refused_before_anything_is_pushed(infra):
+    from tests.scripted import Answer, ScriptedRunner, session
+
+    runner = (ScriptedRunner()
+              .query("git", "rev-parse", "--show-toplevel", answers=Answer(0, f"{infra}\n"))
+              .query("git", "rev-parse", "-q", answers=Answer(0, "abc\n"))
+              .query("git", "status", answers=Answer(0, "")))
+    target = remote.server(session(infra, runner), "production")
+    with pytest.raises(Exception, match=r"^production \(deploy@srv1.example.com\): docker-compose.yml, plano.yml changed by "
+                                        r"hand on the server \(infra\); .* --discard-server-edits to overwrite$"):
+        remote.sync(session(infra, runner), target, {"repo": ["yes"], "commit": ["old"], "edited": ["docker-compose.yml", "plano.yml"]})
+    assert runner.actions == []

@@ -190,12 +190,12 @@ def local_commit(session: Session) -> str:
     return head.out.strip()
 
 
-def sync(session: Session, target: Server, known: dict[str, list[str]], force: bool = False) -> bool:
-    """The server's infra at this infra's commit; False when it already was."""
+def sync(session: Session, target: Server, known: dict[str, list[str]], force: bool = False) -> str | None:
+    """The server's infra at this infra's commit: the commit, or None when it already was."""
     commit = local_commit(session)
     edited = known.get("edited", [])
     if known.get("commit") == [commit] and not edited:
-        return False
+        return None
     if edited and not force:
         shown = ", ".join(edited[:3]) + (" ..." if len(edited) > 3 else "")
         raise RefusedError(f"{target.shown}: {shown} changed by hand on the server ({target.environment.path}); move the "
@@ -208,7 +208,7 @@ def sync(session: Session, target: Server, known: dict[str, list[str]], force: b
     must(pushed, target, "push the infra's commit")
     checked = session.act(ssh.script_argv(target.remote, srv.CHECKOUT, target.path, commit, "force" if force else ""), timeout=120)
     must(checked, target, f"check out {commit[:12]}")
-    return True
+    return commit
 
 
 def must(result, target: Server, what: str) -> None:
@@ -227,8 +227,8 @@ def forward(session: Session, name: str, args: list[str], tty: bool = False, acc
     known = state(session, target)
     if not known.get("plano"):
         raise UsageError(f"{target.shown}: plano is not installed there yet; run plano server setup -e {name}")
-    if sync(session, target, known, force):
-        session.out.note(f"{target.shown}: infra at {local_commit(session)[:12]}")
+    if commit := sync(session, target, known, force):
+        session.out.note(f"{target.shown}: infra now at {commit[:12]}")
     return run(session, target, args, tty)
 
 
