@@ -26,7 +26,12 @@ from tests.integration.innerengine import stand_in_in_registry
 from tests.integration.loadgen import Load
 from tests.integration.net import https_request, wait_for
 from tests.integration.sshservers import Server, servers
-from tests.integration.stackfixtures import STAND_INS, make_workspace, plano, remove_images
+from tests.integration.stackfixtures import (
+    STAND_INS,
+    make_workspace,
+    plano,
+    remove_images,
+)
 from tests.integration.test_deploy_e2e import build
 from tests.integration.test_prod_e2e import set_env
 
@@ -48,7 +53,7 @@ class Site:
 
 def laptop(site: Site, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
     """plano on the laptop, with the test's ssh-agent (its key for the server)."""
-    return subprocess.run([sys.executable, "-m", "plano.cli", *args], cwd=site.infra, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "plano.cli", *args], cwd=site.infra, capture_output=True, text=True, check=False,
                           timeout=timeout, env={**os.environ, **site.server.ssh_env, "NO_COLOR": "1", "COLUMNS": "200"})
 
 
