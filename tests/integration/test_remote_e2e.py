@@ -17,6 +17,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,9 +86,11 @@ def close_connection(site: Site) -> None:
     subprocess.run(ssh.exit_master_argv(remote), capture_output=True, timeout=20, check=False)
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory, engine):
-    ws = make_workspace(tmp_path_factory.mktemp("remote"), apps=("app1",))
+@contextmanager
+def remote_site(folder: Path) -> Iterator[Site]:
+    """The laptop's infra (app1, 1.0.0 and 2.0.0 of its images in the harness registry,
+    .env.production, committed) and its production: one test server, not yet trusted."""
+    ws = make_workspace(folder, apps=("app1",))
     try:
         text = (ws.infra / "plano.yml").read_text()
         for key, image in STAND_INS.items():  # the server's engine pulls them from the harness registry
@@ -109,6 +113,18 @@ def site(tmp_path_factory, engine):
             yield Site(ws.infra, server, ws.name)
     finally:
         remove_images(ws.name)
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory, engine):
+    with remote_site(tmp_path_factory.mktemp("remote")) as made:
+        yield made
+
+
+def on_server(site: Site, *args: str) -> subprocess.CompletedProcess:
+    """plano run on the server itself, by its SSH user in the infra (as root through sudo, as -e runs it)."""
+    return site.server.exec("sh", "-c", f'cd {SERVER_INFRA} && sudo -n /home/deploy/.plano/venv/bin/plano "$@"', "plano", *args,
+                            user="deploy")
 
 
 def test_a_fresh_server_is_trusted_set_up_and_operated_from_the_laptop(site):
@@ -151,7 +167,7 @@ def test_a_fresh_server_is_trusted_set_up_and_operated_from_the_laptop(site):
     assert served(site) == {"2.0.0"}
     # The same deploy run on the server itself (back to 1.0.0, then 2.0.0 again from the laptop).
     started = time.monotonic()
-    site.server.exec("sh", "-c", f"cd {SERVER_INFRA} && sudo -n /home/deploy/.plano/venv/bin/plano deploy app1 --tag 1.0.0", user="deploy")
+    on_server(site, "deploy", "app1", "--tag", "1.0.0")
     local_seconds = time.monotonic() - started
     assert served(site) == {"1.0.0"}
     started = time.monotonic()

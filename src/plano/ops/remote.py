@@ -325,6 +325,9 @@ def send_secrets(session: Session, target: Server, result: SetupResult) -> None:
         session.write(local, "".join(f"{key}={value}\n" for key, value in values.items()), 0o600)
         result.done.append(f"{local.name} made here ({'from the server' if current.out.strip() else 'new secrets'}, "
                            "mode 0600, git-ignored): keep it safe")
+    if session.query(["git", "check-ignore", "-q", local.name], cwd=session.root).code == 1:
+        session.out.note(f"warning: {local.name} holds secrets and git does not ignore it; run plano render "
+                         "(its .gitignore lists every environment's file) before you commit")
     merged = merged_env(current.out, local.read_text())
     if merged == current.out:
         result.kept.append(f"{local.name} already in .env.prod")
