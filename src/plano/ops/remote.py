@@ -293,9 +293,16 @@ def source_root() -> Path:
 
 
 def build_wheel(session: Session, folder: Path) -> Path:
+    """A wheel of this plano, built from a copy of its source (setuptools leaves a build/
+    folder in the tree it builds, whose stale files would go into the next wheel)."""
+    import shutil
     import sys
 
-    built = session.query([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(folder), str(source_root())],
+    root, staged = source_root(), folder / "source"
+    shutil.copytree(root / "src", staged / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(root / name, staged / name)
+    built = session.query([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(folder), str(staged)],
                           timeout=600, cwd=folder)
     wheels = sorted(folder.glob("plano-*.whl"))
     if not built.ok or not wheels:
