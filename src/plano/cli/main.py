@@ -21,11 +21,24 @@ from plano.core.session import Output, Session
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
-@click.group(context_settings=CONTEXT)
+class Root(click.Group):
+    """The root group, keeping the command line as typed (what -e sends to the server)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta["plano.argv"] = list(args)
+        return super().parse_args(ctx, args)
+
+
+@click.group(cls=Root, context_settings=CONTEXT)
 @click.version_option(__version__, prog_name="plano")
 @click.option("-C", "--dir", "directory", type=P.LOCAL_PATH, help="The infra folder (default: the nearest folder upwards holding plano.yml).")
+@click.option("-e", "--environment", metavar="NAME", type=P.ENVIRONMENT,
+              help="Run the command on this environment's server over SSH (environments: in plano.yml); default: here.")
+@click.option("--accept-host-key", is_flag=True, help="With -e: trust the server's SSH host key if none is recorded yet.")
+@click.option("--discard-server-edits", is_flag=True, help="With -e: overwrite files changed by hand in the server's infra.")
 @click.pass_context
-def cli(ctx: click.Context, directory: str | None) -> None:
+def cli(ctx: click.Context, directory: str | None, environment: str | None, accept_host_key: bool,
+        discard_server_edits: bool) -> None:
     """plano: many NestJS + Next.js apps on one server, behind nginx with HTTPS,
     with a shared Postgres and Redis, as plain compose files you own.
 
@@ -37,6 +50,11 @@ def cli(ctx: click.Context, directory: str | None) -> None:
     """
     if directory:
         ctx.obj.directory = Path(directory)
+    if environment:
+        from plano.cli.server import dispatch
+
+        ctx.meta.update({"plano.environment": environment, "plano.accept_host_key": accept_host_key})
+        dispatch(ctx, environment, ctx.meta["plano.argv"], accept_host_key, discard_server_edits)
 
 
 @cli.command()
@@ -251,10 +269,10 @@ def demo(ctx: click.Context, directory: str, images: tuple[str, ...]) -> None:
 
 def command_line() -> click.Group:
     """The whole command tree: the root's own commands and each family's group."""
-    from plano.cli import backup, certs, deploy, export, ops, secrets, stack, swarm
+    from plano.cli import backup, certs, deploy, export, ops, secrets, server, stack, swarm
 
     for command in (*stack.commands(), *certs.commands(), *backup.commands(), *deploy.commands(), *ops.commands(),
-                    *secrets.commands(), *swarm.commands(), *export.commands()):
+                    *secrets.commands(), *swarm.commands(), *export.commands(), *server.commands()):
         cli.add_command(command)
     return cli
 

@@ -61,6 +61,7 @@ IP_ADDRESS = Checked("address", fields.ip_address)
 SERVICE_NAME = Checked("service", fields.service_name)
 NODE = Checked("node", fields.node_name)
 LINES = Checked("lines", fields.line_count)
+ENVIRONMENT = Checked("environment", fields.environment_name)
 SECONDS = click.FloatRange(1, 86400)
 
 

@@ -285,6 +285,42 @@ def local_path(value: object, example: str = "../app1/backend") -> str:
     return given
 
 
+# ---------------------------------------------------------------- remote servers
+
+# An SSH destination as the system ssh takes it: [user@]host, where host is a DNS name,
+# an IP address or an alias of ~/.ssh/config. Never read as an option (no leading '-').
+SSH_USER_RE = r"[a-z_][a-z0-9_.-]{0,31}"
+SSH_HOST_RE = re.compile(rf"(?:{SSH_USER_RE}@)?(?:[A-Za-z0-9](?:[A-Za-z0-9._-]{{0,252}})|\[[0-9a-fA-F:.]+\])", re.ASCII)
+
+
+def ssh_host(value: object) -> str:
+    return matching(value, SSH_HOST_RE, "an SSH host", "deploy@srv1.example.com",
+                    "{value} is not an SSH host; give user@host, a host or an alias of ~/.ssh/config, "
+                    "e.g. deploy@srv1.example.com")
+
+
+ENVIRONMENT_RE = re.compile(r"[a-z](?:[a-z0-9]|-(?=[a-z0-9])){0,29}", re.ASCII)
+
+
+def environment_name(value: object) -> str:
+    """An environment's name: it names .env.NAME on the laptop and -e NAME on the command line."""
+    name = matching(value, ENVIRONMENT_RE, "an environment name", "production", "{value}: environment names are at most 30 "
+                    "lower-case letters, digits and single '-', starting with a letter, e.g. production")
+    if name in ("dev", "prod", "example"):  # .env.dev and .env.prod are the local stacks' own files
+        raise ValueError(f"{shown(name)} is taken by the local stacks' .env.{name}; name the environment after the server's "
+                         "role, e.g. production or staging")
+    return name
+
+
+def server_path(value: object) -> str:
+    """The infra folder on a server: absolute, or relative to the SSH user's home."""
+    given = string(value, "a path", "infra")
+    if given.startswith("-") or not LOCAL_PATH_RE.fullmatch(given) or " " in given or len(given) > PATH_MAX:
+        raise ValueError(f"{shown(given)} is not a server path plano can use; give it relative to the SSH user's home or "
+                         "absolute, with letters, digits and ./_@+~,=- only, e.g. infra or /srv/infra")
+    return given.rstrip("/") or "/"
+
+
 ACME_URL_RE = re.compile(r"https://[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:/[A-Za-z0-9._~!&'()*+,;=:@%/-]*)?", re.ASCII)
 
 

@@ -340,6 +340,16 @@ class KubernetesSettings(Model):
         return self
 
 
+class Environment(Model):
+    """A server plano operates over SSH (`-e NAME`): the system ssh reaches `host`
+    (user@host or an alias of ~/.ssh/config, whose settings apply), and the infra is
+    checked out in `path` there, relative to the SSH user's home or absolute."""
+
+    host: Annotated[str, AfterValidator(fields.ssh_host)]
+    port: Port | None = None  # default: ~/.ssh/config's, else 22
+    path: Annotated[str, AfterValidator(fields.server_path)] = "infra"
+
+
 class Manifest(Model):
     version: Literal[1] = 1
     name: Annotated[str, AfterValidator(fields.project_name)]
@@ -356,6 +366,8 @@ class Manifest(Model):
     swarm: SwarmSettings = Field(default_factory=SwarmSettings)
     kubernetes: KubernetesSettings = Field(default_factory=KubernetesSettings)
     apps: dict[str, App] = Field(default_factory=dict)
+    # Servers operated from here over SSH (`plano -e NAME ...`), each with its .env.NAME.
+    environments: dict[str, Environment] = Field(default_factory=dict)
 
 
 def require_app(manifest: Manifest, name: str, field: str | None = None) -> App:
@@ -380,6 +392,15 @@ def select_apps(manifest: Manifest, names: tuple[str, ...] | list[str], all_apps
     if required and not chosen:
         raise UsageError("no apps yet: plano app add app1 --domain app1.example.com")
     return chosen
+
+
+def require_environment(manifest: Manifest, name: str) -> Environment:
+    """The environment named by -e: one plano.yml declares."""
+    if name not in manifest.environments:
+        known = ", ".join(sorted(manifest.environments)) or "none"
+        raise UsageError(f"-e {fields.key(name)}: no such environment in plano.yml (declared: {known}); "
+                         "add it under environments: (see README, 'Remote servers')")
+    return manifest.environments[name]
 
 
 def require_role(manifest: Manifest, app: str, role: str) -> str:
@@ -450,13 +471,13 @@ def validate(data: Any) -> Manifest:
     """Raw data (from YAML) to a Manifest, or one ManifestError."""
     if not isinstance(data, dict):
         raise ManifestError("", f"{MANIFEST_FILE} must be a mapping of keys (name, registry, email, apps...)")
-    apps = data.get("apps")
-    if isinstance(apps, dict):
-        for name in apps:
+    for section, check in (("apps", fields.app_name), ("environments", fields.environment_name)):
+        names = data.get(section)
+        for name in names if isinstance(names, dict) else ():
             try:
-                fields.app_name(name)
+                check(name)
             except ValueError as exc:
-                raise ManifestError(f"apps/{fields.key(name)}", str(exc)) from None
+                raise ManifestError(f"{section}/{fields.key(name)}", str(exc)) from None
     try:
         manifest = Manifest.model_validate(data)
     except ValidationError as exc:

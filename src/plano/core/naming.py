@@ -52,7 +52,14 @@ ENV_DEV = ".env.dev"
 ENV_PROD = ".env.prod"
 ENV_PROD_EXAMPLE = ".env.prod.example"
 SECRET_ENVS = (ENV_DEV, ENV_PROD)  # the env files that hold secrets (and may be kept encrypted)
+SSH_KNOWN_HOSTS = "ssh_known_hosts"  # committed: the host keys of the environments' servers (plano server trust)
 SOPS_CONFIG = ".sops.yaml"  # committed: which age recipients `plano secrets encrypt` encrypts for
+
+
+def environment_env(environment: str) -> str:
+    """The secrets of an environment plano operates over SSH: .env.production here is
+    the server's .env.prod there."""
+    return f"{ENV_BASE}.{environment}"
 
 
 def encrypted(env_file: str) -> str:

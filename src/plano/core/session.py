@@ -118,7 +118,7 @@ class Session:
         if self.dry_run:
             self.out.planned(shown or shlex.join(argv))
             return 0
-        self.out.note(f"$ {shlex.join(argv)}")
+        self.out.note(f"$ {shown or shlex.join(argv)}")
         return self.runner.stream(argv, cwd=cwd or self.root, stdin=stdin, env=env)
 
     def done(self, text: str) -> None:

@@ -46,6 +46,6 @@ def render(manifest: Manifest, env_values: dict[str, dict[str, str]]) -> Tree:
         dev_suffix=manifest.dev.domain_suffix,
         dev_database_port=manifest.dev.database_port,
     )
-    tree |= generated(".gitignore", "infra/gitignore.j2")
+    tree |= generated(".gitignore", "infra/gitignore.j2", environments=sorted(manifest.environments))
     tree |= user_files(manifest)
     return tree

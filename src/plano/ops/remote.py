@@ -1,0 +1,359 @@
+"""Operating an environment's server from here (`plano -e NAME ...`, `plano server ...`):
+plano runs on the server itself, reached by the system ssh; this module is the one
+place where the steps are ordered.
+
+A command with -e: (1) one SSH connection (engine.ssh: a shared master, host keys
+against the infra's ssh_known_hosts), (2) the server's infra brought to this infra's
+commit (git push of the commit, then a checkout that refuses files changed by hand on
+the server), (3) `plano <the same command>` run there, its output streamed, its exit
+code returned. Commands that change the stack run detached on the server (engine.server
+RUN_DETACHED): a dropped connection does not stop them half-way.
+
+`plano server setup -e NAME` makes a fresh server ready: Debian's docker.io, git and
+python3-venv where missing (through sudo), plano itself (a wheel of this plano into
+~/.plano/venv), the infra repo, the environment's secrets (.env.NAME here -> .env.prod
+there, mode 0600, over the connection's stdin), then `plano prod up`. Running it again
+changes nothing that is already right.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import shlex
+import stat
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from plano.core import naming as n
+from plano.core import secrets
+from plano.core.errors import EnvironmentProblem, PlanoError, RefusedError, UsageError
+from plano.core.manifest import Environment, require_environment
+from plano.core.session import Session
+from plano.engine import server as srv
+from plano.engine import ssh
+
+# Commands that change the stack run detached on the server (they survive a dropped connection).
+DETACHED = frozenset({"deploy", "rollback", "prod", "maintenance", "certs", "backup", "db", "swarm", "stack"})
+# Commands about this machine's infra files: they run here, never with -e.
+LOCAL_ONLY = frozenset({"init", "app", "render", "check", "demo", "secrets", "clone", "dev", "export"})
+
+
+@dataclass(frozen=True)
+class Server:
+    """An environment of plano.yml, as plano reaches it."""
+
+    name: str
+    environment: Environment
+    remote: ssh.Remote
+
+    @property
+    def shown(self) -> str:
+        return f"{self.name} ({self.environment.host})"
+
+    @property
+    def path(self) -> str:
+        return ssh.home_relative(self.environment.path)
+
+
+@dataclass
+class SetupResult:
+    done: list[str] = field(default_factory=list)  # what changed on the server
+    kept: list[str] = field(default_factory=list)  # what was already right
+
+
+def known_hosts(session: Session) -> Path:
+    return session.root / n.SSH_KNOWN_HOSTS
+
+
+def control_dir() -> Path:
+    """A private folder for the connections' sockets, short enough for a socket path."""
+    folder = Path(tempfile.gettempdir()) / f"plano-ssh-{os.getuid()}"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    info = folder.lstat()
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
+        raise RefusedError(f"{folder}: not a private folder of yours (owner {info.st_uid}, mode {oct(info.st_mode & 0o777)}); "
+                           "remove it, plano makes it again")
+    return folder
+
+
+def server(session: Session, name: str) -> Server:
+    env = require_environment(session.manifest, name)
+    return Server(name, env, ssh.Remote(env.host, env.port, known_hosts(session), control_dir()))
+
+
+# ---------------------------------------------------------------- host keys
+
+
+def address(session: Session, target: Server) -> ssh.Address:
+    resolved = session.query(ssh.resolve_argv(target.remote), timeout=20)
+    if not resolved.ok:
+        raise EnvironmentProblem(f"environments/{target.name}/host: ssh cannot use it: {resolved.last_line}")
+    return ssh.parse_resolved(resolved.out)
+
+
+def scan(session: Session, where: ssh.Address) -> tuple[list[str], list[str]]:
+    """The server's host key lines and their fingerprints, as it offers them now."""
+    scanned = session.query(ssh.keyscan_argv(where), timeout=ssh.CONNECT_TIMEOUT_SECONDS + 10)
+    lines = ssh.key_lines(scanned.out)
+    if not lines:
+        raise EnvironmentProblem(f"{where.hostname} port {where.port}: no SSH host key offered "
+                                 f"({scanned.last_line}); is sshd running and the port right?")
+    shown = session.query(ssh.fingerprints_argv(), stdin="\n".join(lines) + "\n")
+    return lines, [" ".join(line.split()[1:2] + line.split()[-1:]) for line in shown.out.splitlines() if line.strip()]
+
+
+def known_lines(session: Session, where: ssh.Address) -> str:
+    path = known_hosts(session)
+    if not path.exists():
+        return ""
+    found = session.query(ssh.known_argv(path, where))
+    return found.out if found.ok else ""
+
+
+def trust(session: Session, target: Server, fingerprint: str | None = None) -> tuple[bool, list[str]]:
+    """Record the server's host keys in the infra's ssh_known_hosts (commit it: your
+    team and CI then trust the same keys). A key that differs from the one recorded is
+    refused. Returns (newly trusted, the fingerprints)."""
+    where = address(session, target)
+    lines, prints = scan(session, where)
+    known = ssh.key_blobs(known_lines(session, where))
+    if known and not known & ssh.key_blobs("\n".join(lines)):
+        raise changed_key(session, target, where)
+    if fingerprint and not any(fingerprint in shown for shown in prints):
+        raise RefusedError(f"{target.shown}: the server offers {', '.join(prints)}, not {fingerprint}; "
+                           "do not trust it until you know why")
+    if known:
+        return False, prints
+    path = known_hosts(session)
+    before = path.read_text() if path.exists() else ""
+    session.write(path, before + "".join(f"{line}\n" for line in lines), 0o644)
+    return True, prints
+
+
+def changed_key(session: Session, target: Server, where: ssh.Address) -> RefusedError:
+    return RefusedError(f"{target.shown}: the server's SSH host key CHANGED since it was trusted: refused (a reinstalled "
+                        "server, or someone in between); once you know it is the server, remove its old key with "
+                        f"ssh-keygen -R '{where.known_hosts_name}' -f {n.SSH_KNOWN_HOSTS}, then plano server trust -e {target.name}")
+
+
+def connect(session: Session, target: Server, accept_host_key: bool = False) -> None:
+    """Open the shared connection; refuse an unknown host key (showing it) or a changed one."""
+    where = address(session, target)
+    if not known_lines(session, where):
+        if accept_host_key:
+            _, prints = trust(session, target)
+            session.out.note(f"trusted {target.shown}: {', '.join(prints)} (recorded in {n.SSH_KNOWN_HOSTS})")
+        else:
+            _, prints = scan(session, where)
+            raise RefusedError(f"{target.shown}: its SSH host key is not trusted yet ({', '.join(prints)}); check it with the "
+                               f"server's admin, then run plano server trust -e {target.name} (or add --accept-host-key)")
+    opened = session.query(ssh.ssh_argv(target.remote, "true"), timeout=ssh.CONNECT_TIMEOUT_SECONDS + 15)
+    if opened.ok:
+        return
+    if ssh.problem(opened.err) == "changed":
+        raise changed_key(session, target, where)
+    raise EnvironmentProblem(f"{target.shown}: cannot connect: {opened.last_line}")
+
+
+def reconnect(session: Session, target: Server) -> None:
+    """A new connection (the server changed what a login gets: the docker group)."""
+    session.query(ssh.exit_master_argv(target.remote), timeout=20)
+    connect(session, target)
+
+
+# ---------------------------------------------------------------- the infra at this commit
+
+
+def state(session: Session, target: Server) -> dict[str, list[str]]:
+    got = session.query(ssh.script_argv(target.remote, srv.STATE, target.path), timeout=60)
+    if not got.ok:
+        raise EnvironmentProblem(f"{target.shown}: cannot read the server's state: {got.last_line}")
+    return srv.parse_state(got.out)
+
+
+def local_commit(session: Session) -> str:
+    root = session.root
+    top = session.query(["git", "rev-parse", "--show-toplevel"], cwd=root)
+    if not top.ok or Path(top.out.strip()).resolve() != root.resolve():
+        raise UsageError(f"{root}: -e needs the infra to be a git repository of its own (git init, commit); "
+                         "the server gets the infra's commit")
+    head = session.query(["git", "rev-parse", "-q", "--verify", "HEAD^{commit}"], cwd=root)
+    if not head.ok:
+        raise UsageError(f"{root}: the infra has no commit yet; commit it first (the server gets the infra's commit)")
+    dirty = session.query(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root)
+    if dirty.out.strip():
+        session.out.note("note: the infra has uncommitted changes; the server gets the last commit, without them")
+    return head.out.strip()
+
+
+def sync(session: Session, target: Server, known: dict[str, list[str]], force: bool = False) -> str | None:
+    """The server's infra at this infra's commit: the commit, or None when it already was."""
+    commit = local_commit(session)
+    edited = known.get("edited", [])
+    if known.get("commit") == [commit] and not edited:
+        return None
+    if edited and not force:
+        shown = ", ".join(edited[:3]) + (" ..." if len(edited) > 3 else "")
+        raise RefusedError(f"{target.shown}: {shown} changed by hand on the server ({target.environment.path}); move the "
+                           "change into this infra and commit it, or re-run with --discard-server-edits to overwrite")
+    if not known.get("repo"):
+        prepare = session.act(ssh.script_argv(target.remote, srv.INIT_REPO, target.path), timeout=60)
+        must(prepare, target, "create the infra's repository")
+    pushed = session.act(["git", "push", "-q", "--force", ssh.git_url(target.remote, target.path), f"{commit}:{srv.REF}"],
+                         timeout=600, env={"GIT_SSH_COMMAND": ssh.git_ssh_command(target.remote)}, cwd=session.root)
+    must(pushed, target, "push the infra's commit")
+    checked = session.act(ssh.script_argv(target.remote, srv.CHECKOUT, target.path, commit, "force" if force else ""), timeout=120)
+    must(checked, target, f"check out {commit[:12]}")
+    return commit
+
+
+def must(result, target: Server, what: str) -> None:
+    if not result.ok:
+        raise EnvironmentProblem(f"{target.shown}: could not {what}: {result.last_line}")
+
+
+# ---------------------------------------------------------------- running plano there
+
+
+def forward(session: Session, name: str, args: list[str], tty: bool = False, accept_host_key: bool = False,
+            force: bool = False) -> int:
+    """`plano ARGS` on the environment's server, at this infra's commit; its exit code."""
+    target = server(session, name)
+    connect(session, target, accept_host_key)
+    known = state(session, target)
+    if not known.get("plano"):
+        raise UsageError(f"{target.shown}: plano is not installed there yet; run plano server setup -e {name}")
+    if commit := sync(session, target, known, force):
+        session.out.note(f"{target.shown}: infra now at {commit[:12]}")
+    return run(session, target, args, tty)
+
+
+def run(session: Session, target: Server, args: list[str], tty: bool = False) -> int:
+    detached = bool(args) and args[0] in DETACHED
+    script = srv.RUN_DETACHED if detached else srv.RUN
+    argv = ssh.script_argv(target.remote, script, target.path, *args, tty=tty and not detached)
+    return session.act_stream(argv, shown=f"plano {shlex.join(args)}  # on {target.shown}, in {target.environment.path}"
+                              + (", detached" if detached else ""))
+
+
+# ---------------------------------------------------------------- server setup
+
+
+def setup(session: Session, name: str, accept_host_key: bool = False, force: bool = False) -> SetupResult:
+    target = server(session, name)
+    result = SetupResult()
+    connect(session, target, accept_host_key)
+    known = state(session, target)
+    packages = srv.missing_packages(known)
+    if packages:
+        installed = session.act(ssh.script_argv(target.remote, srv.INSTALL_PACKAGES, *packages), timeout=1800)
+        must(installed, target, f"install {' '.join(packages)} with sudo (the SSH user needs sudo without a password)")
+        reconnect(session, target)
+        result.done.append(f"installed {' '.join(packages)}")
+        known = state(session, target)
+    else:
+        result.kept.append(f"docker {known['docker'][0]}, git and python3-venv are there")
+    install_plano(session, target, known, result)
+    result.done.append("infra brought to this commit") if sync(session, target, known, force) else result.kept.append(
+        "infra already at this commit")
+    send_secrets(session, target, result)
+    code = run(session, target, ["prod", "up"])
+    if code != 0:
+        raise PlanoError(f"{target.shown}: plano prod up exited {code} on the server (see above)")
+    result.done.append("plano prod up")
+    return result
+
+
+def install_plano(session: Session, target: Server, known: dict[str, list[str]], result: SetupResult) -> None:
+    with tempfile.TemporaryDirectory(prefix="plano-wheel-") as folder:
+        wheel = build_wheel(session, Path(folder))
+        stamp = wheel_stamp(wheel)
+        if known.get("plano") == [stamp]:
+            result.kept.append("plano already installed (same build)")
+            return
+        payload = base64.b64encode(wheel.read_bytes()).decode()
+        installed = session.act(ssh.script_argv(target.remote, srv.INSTALL_PLANO, stamp, wheel.name), stdin=payload,
+                                timeout=1800, shown=f"# install {wheel.name} into ~/{srv.VENV} on {target.shown}")
+        must(installed, target, "install plano in ~/.plano/venv (pip needs PyPI, or your index, for its dependencies)")
+        result.done.append(f"installed {wheel.name} in ~/{srv.VENV}")
+
+
+def source_root() -> Path:
+    import plano
+
+    root = Path(plano.__file__).resolve().parents[2]
+    if not (root / "pyproject.toml").is_file():
+        raise EnvironmentProblem("plano server setup builds a wheel of this plano from its source, which is not beside "
+                                 f"the installed package ({root}); run it from a checkout of plano (pip install -e)")
+    return root
+
+
+def build_wheel(session: Session, folder: Path) -> Path:
+    """A wheel of this plano, built from a copy of its source (setuptools leaves a build/
+    folder in the tree it builds, whose stale files would go into the next wheel)."""
+    import shutil
+    import sys
+
+    root, staged = source_root(), folder / "source"
+    shutil.copytree(root / "src", staged / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(root / name, staged / name)
+    built = session.query([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(folder), str(staged)],
+                          timeout=600, cwd=folder)
+    wheels = sorted(folder.glob("plano-*.whl"))
+    if not built.ok or not wheels:
+        raise EnvironmentProblem(f"could not build a wheel of plano: {built.last_line}")
+    return wheels[0]
+
+
+def wheel_stamp(wheel: Path) -> str:
+    """The wheel's content (names and bytes of its files): the same build gives the same stamp."""
+    digest = hashlib.sha256()
+    with zipfile.ZipFile(wheel) as archive:
+        for info in sorted(archive.infolist(), key=lambda i: i.filename):
+            digest.update(info.filename.encode() + b"\0" + hashlib.sha256(archive.read(info)).digest())
+    return digest.hexdigest()[:32]
+
+
+def send_secrets(session: Session, target: Server, result: SetupResult) -> None:
+    """.env.NAME here -> .env.prod there (mode 0600), keeping the server's own lines
+    (the tags deploys recorded) and replacing the values given here. Without .env.NAME
+    here, it is made: from the server's .env.prod when it has one (its database was
+    made with those), else with new secrets (none shared with another environment)."""
+    local = session.root / n.environment_env(target.name)
+    current = session.query(ssh.script_argv(target.remote, srv.READ_ENV, target.path), timeout=60)
+    must(current, target, "read .env.prod")
+    if not local.exists():
+        values = secrets.parse_env(current.out) or secrets.complete({}, prod_secret_keys(session), {})
+        session.write(local, "".join(f"{key}={value}\n" for key, value in values.items()), 0o600)
+        result.done.append(f"{local.name} made here ({'from the server' if current.out.strip() else 'new secrets'}, "
+                           "mode 0600, git-ignored): keep it safe")
+    if session.query(["git", "check-ignore", "-q", local.name], cwd=session.root).code == 1:
+        session.out.note(f"warning: {local.name} holds secrets and git does not ignore it; run plano render "
+                         "(its .gitignore lists every environment's file) before you commit")
+    merged = merged_env(current.out, local.read_text())
+    if merged == current.out:
+        result.kept.append(f"{local.name} already in .env.prod")
+        return
+    written = session.act(ssh.script_argv(target.remote, srv.WRITE_ENV, target.path), stdin=merged, timeout=60,
+                          shown=f"# write {local.name} as .env.prod (0600) on {target.shown}")
+    must(written, target, "write .env.prod")
+    result.done.append(f"{local.name} sent as .env.prod (0600)")
+
+
+def prod_secret_keys(session: Session) -> tuple[str, ...]:
+    from plano.render.envfiles import specs
+
+    return specs(session.manifest)[n.ENV_PROD].secrets
+
+
+def merged_env(server_text: str, local_text: str) -> str:
+    """The server's env text with every value of `local_text` set (added at the end when new)."""
+    text = server_text
+    for key, value in secrets.parse_env(local_text).items():
+        text = secrets.set_env_value(text, key, value)
+    return text

@@ -1,0 +1,250 @@
+"""Operating a server from a laptop over SSH, for real: this test process is the laptop
+(an infra repo with app1 and `environments: {production: ...}`), a test server
+(sshservers: sshd, sudo and its own Docker engine) is production. An unknown host key
+is refused with its fingerprint, then trusted; `plano server setup -e production`
+installs plano there and starts prod, and a second run changes nothing; `plano status
+-e` and `plano deploy -e` run there with their output and exit codes; a file changed by
+hand on the server is refused; a deploy whose SSH client is killed mid-way ends on
+one version on the server with its lock released, under load with 0 failed requests;
+a changed host key is refused in one line."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.integration.innerengine import stand_in_in_registry
+from tests.integration.loadgen import Load
+from tests.integration.net import https_request, wait_for
+from tests.integration.sshservers import Server, servers
+from tests.integration.stackfixtures import (
+    STAND_INS,
+    make_workspace,
+    plano,
+    remove_images,
+)
+from tests.integration.test_deploy_e2e import build
+from tests.integration.test_prod_e2e import set_env
+
+pytestmark = pytest.mark.expected_seconds(150)  # on a 2-core machine
+
+SERVER_INFRA = "/home/deploy/infra"
+
+
+@dataclass
+class Site:
+    infra: Path
+    server: Server
+    name: str
+
+    @property
+    def https(self) -> int:
+        return self.server.published(443)
+
+
+def laptop(site: Site, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+    """plano on the laptop, with the test's ssh-agent (its key for the server)."""
+    return subprocess.run([sys.executable, "-m", "plano.cli", *args], cwd=site.infra, capture_output=True, text=True, check=False,
+                          timeout=timeout, env={**os.environ, **site.server.ssh_env, "NO_COLOR": "1", "COLUMNS": "200"})
+
+
+def ok(proc: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
+    assert proc.returncode == 0, f"exit {proc.returncode}:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+    return proc
+
+
+def git(infra: Path, *args: str) -> str:
+    return subprocess.run(["git", "-c", "user.name=laptop", "-c", "user.email=laptop@example.com", *args], cwd=infra,
+                          check=True, capture_output=True, text=True).stdout
+
+
+def served(site: Site) -> set[str]:
+    seen = set()
+    for _ in range(10):
+        _, _, body = https_request(site.https, "app1.example.com", "/api/version")
+        seen.add(json.loads(body)["version"])
+    return seen
+
+
+def close_connection(site: Site) -> None:
+    """The shared SSH connection (ControlPersist) closed, as after a minute unused."""
+    from plano.engine import ssh
+    from plano.ops.remote import control_dir
+
+    remote = ssh.Remote("deploy@127.0.0.1", site.server.ssh_port, site.infra / "ssh_known_hosts", control_dir())
+    subprocess.run(ssh.exit_master_argv(remote), capture_output=True, timeout=20, check=False)
+
+
+@contextmanager
+def remote_site(folder: Path) -> Iterator[Site]:
+    """The laptop's infra (app1, 1.0.0 and 2.0.0 of its images in the harness registry,
+    .env.production, committed) and its production: one test server, not yet trusted."""
+    ws = make_workspace(folder, apps=("app1",))
+    try:
+        text = (ws.infra / "plano.yml").read_text()
+        for key, image in STAND_INS.items():  # the server's engine pulls them from the harness registry
+            text = text.replace(f"  {key}: {image}", f"  {key}: {stand_in_in_registry(ws.name, key)}", 1)
+        text = text.replace("  bind: 127.0.0.1", "  bind: 0.0.0.0", 1)  # prod: inside the server, published by its container
+        text = text.replace(f"  http_port: {ws.ports['prod_http']}\n  https_port: {ws.ports['prod_https']}\n",
+                            "  http_port: 80\n  https_port: 443\n", 1)
+        for version in ("1.0.0", "2.0.0"):
+            for role in ("backend", "frontend"):
+                build(ws, role, version)
+        with servers(f"{ws.name}-ssh", ports=(80, 443)) as (server,):
+            text += f"environments:\n  production:\n    host: deploy@127.0.0.1\n    port: {server.ssh_port}\n"
+            (ws.infra / "plano.yml").write_text(text)
+            plano("render", cwd=ws.infra)
+            shutil.copy(ws.infra / ".env.prod", ws.infra / ".env.production")  # the production secrets, here
+            set_env(ws.infra / ".env.production", APP1_BACKEND_TAG="1.0.0", APP1_FRONTEND_TAG="1.0.0")
+            git(ws.infra, "init", "-q")
+            git(ws.infra, "add", "-A")
+            git(ws.infra, "commit", "-qm", "infra")
+            yield Site(ws.infra, server, ws.name)
+    finally:
+        remove_images(ws.name)
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory, engine):
+    with remote_site(tmp_path_factory.mktemp("remote")) as made:
+        yield made
+
+
+def on_server(site: Site, *args: str) -> subprocess.CompletedProcess:
+    """plano run on the server itself, by its SSH user in the infra (as root through sudo, as -e runs it)."""
+    return site.server.exec("sh", "-c", f'cd {SERVER_INFRA} && sudo -n /home/deploy/.plano/venv/bin/plano "$@"', "plano", *args,
+                            user="deploy")
+
+
+def test_a_fresh_server_is_trusted_set_up_and_operated_from_the_laptop(site):
+    refused = laptop(site, "-e", "production", "status")
+    assert refused.returncode == 3, refused.stderr
+    assert "its SSH host key is not trusted yet (SHA256:" in refused.stderr and refused.stderr.count("\n") == 1
+    assert "plano server trust -e production" in refused.stderr
+
+    trusted = ok(laptop(site, "-e", "production", "server", "trust"))
+    assert "trusted now" in trusted.stdout and "(ED25519)" in trusted.stdout
+    git(site.infra, "add", "ssh_known_hosts")
+    git(site.infra, "commit", "-qm", "trust production")
+
+    started = time.monotonic()
+    first = ok(laptop(site, "-e", "production", "server", "setup", timeout=1500))
+    first_seconds = time.monotonic() - started
+    assert "done: installed plano-" in first.stdout and "done: plano prod up" in first.stdout
+    assert "done: infra brought to this commit" in first.stdout
+    mode = site.server.exec("stat", "-c", "%a", f"{SERVER_INFRA}/.env.prod").stdout.strip()
+    assert mode == "600"
+    assert served(site) == {"1.0.0"}
+
+    started = time.monotonic()
+    again = ok(laptop(site, "-e", "production", "server", "setup"))
+    again_seconds = time.monotonic() - started
+    for kept in ("plano already installed (same build)", "infra already at this commit", ".env.production already in .env.prod"):
+        assert f"kept: {kept}" in again.stdout
+    assert "done: install" not in again.stdout
+    print(f"server setup: first {first_seconds:.1f} s, again {again_seconds:.1f} s")
+
+    status = ok(laptop(site, "-e", "production", "status"))
+    assert "app1" in status.stdout and "1.0.0" in status.stdout
+    head = git(site.infra, "rev-parse", "HEAD").strip()
+    assert site.server.exec("git", "-C", SERVER_INFRA, "rev-parse", "HEAD", user="deploy").stdout.strip() == head
+
+    started = time.monotonic()
+    deployed = ok(laptop(site, "-e", "production", "deploy", "app1", "--tag", "2.0.0"))
+    remote_seconds = time.monotonic() - started
+    assert "2.0.0" in deployed.stdout + deployed.stderr
+    assert served(site) == {"2.0.0"}
+    # The same deploy run on the server itself (back to 1.0.0, then 2.0.0 again from the laptop).
+    started = time.monotonic()
+    on_server(site, "deploy", "app1", "--tag", "1.0.0")
+    local_seconds = time.monotonic() - started
+    assert served(site) == {"1.0.0"}
+    started = time.monotonic()
+    ok(laptop(site, "-e", "production", "deploy", "app1", "--tag", "2.0.0"))
+    again_seconds = time.monotonic() - started
+    print(f"deploy of app1: -e production {remote_seconds:.1f} s and {again_seconds:.1f} s, on the server {local_seconds:.1f} s")
+
+    failed = laptop(site, "-e", "production", "deploy", "app1", "--tag", "no-such-tag", "--timeout", "30")
+    assert failed.returncode != 0  # the server's exit code, not 0
+
+
+def test_a_server_whose_infra_was_edited_by_hand_is_refused_unless_discarded(site):
+    ensure_set_up(site)
+    compose = f"{SERVER_INFRA}/docker-compose.prod.yml"
+    site.server.exec("sh", "-c", f"echo '# hand edit' >>{compose}", user="deploy")
+    (site.infra / "custom-note.txt").write_text("a new commit\n")
+    git(site.infra, "add", "custom-note.txt")
+    git(site.infra, "commit", "-qm", "a change")
+    refused = laptop(site, "-e", "production", "status")
+    assert refused.returncode == 3
+    assert "docker-compose.prod.yml changed by hand on the server" in refused.stderr
+    assert refused.stderr.count("\n") == 1
+    ok(laptop(site, "--discard-server-edits", "-e", "production", "status"))
+    assert "# hand edit" not in site.server.exec("cat", compose).stdout
+
+
+def test_a_deploy_whose_connection_is_cut_ends_on_one_version_with_the_lock_released(site):
+    ensure_set_up(site)
+    before = served(site)
+    assert len(before) == 1
+    target = "1.0.0" if before == {"2.0.0"} else "2.0.0"
+    load = Load(site.https, "app1.example.com", workers=4).start()
+    client = subprocess.Popen([sys.executable, "-m", "plano.cli", "-e", "production", "deploy", "app1", "--tag", target],
+                              cwd=site.infra, env={**os.environ, **site.server.ssh_env}, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        lines = []
+        for line in client.stdout:  # the server's output arrives: the deploy runs there
+            lines.append(line)
+            if "app1" in line and "$ plano deploy" not in line:
+                break
+        os.killpg(client.pid, signal.SIGKILL)  # the laptop's plano and its ssh client
+        client.wait(timeout=20)
+        close_connection(site)  # and the shared connection with them
+        lock = f"{SERVER_INFRA}/data/logs/.deploy-app1.lock"
+        held = site.server.exec("flock", "-n", lock, "true", check=False).returncode != 0
+        assert held, "the deploy had already ended when its client was killed: nothing was cut"
+        wait_for(lambda: site.server.exec("flock", "-n", lock, "true", check=False).returncode == 0 and not
+                 site.server.exec("pgrep", "-f", "plano deploy", check=False).stdout.strip(),
+                 "the deploy on the server did not end and release its lock", seconds=300, interval=1)
+    finally:
+        if client.poll() is None:
+            os.killpg(client.pid, signal.SIGKILL)
+        load.stop()
+    assert served(site) == {target}, f"the server is not on one version: {served(site)}; laptop saw:\n{''.join(lines)}"
+    assert not load.failures, load.summary()
+    print(f"cut deploy: {len(load.results)} requests, 0 failed; laptop saw {len(lines)} lines before the cut")
+
+
+def test_a_changed_host_key_is_refused_in_one_line(site):
+    ensure_set_up(site)
+    close_connection(site)
+    site.server.new_host_keys()
+    refused = laptop(site, "-e", "production", "status")
+    assert refused.returncode == 3
+    assert "host key CHANGED since it was trusted: refused" in refused.stderr and refused.stderr.count("\n") == 1
+    assert laptop(site, "-e", "production", "server", "trust").returncode == 3
+    # The documented way back: remove the old key, trust the new one.
+    subprocess.run(["ssh-keygen", "-R", f"[127.0.0.1]:{site.server.ssh_port}", "-f", str(site.infra / "ssh_known_hosts")],
+                   check=True, capture_output=True)
+    ok(laptop(site, "-e", "production", "server", "trust"))
+    ok(laptop(site, "-e", "production", "status"))
+
+
+def ensure_set_up(site: Site) -> None:
+    """The tests' order may be shuffled: each needs a trusted, set-up server."""
+    if not (site.infra / "ssh_known_hosts").exists():
+        ok(laptop(site, "-e", "production", "server", "trust"))
+    if site.server.exec("test", "-x", "/home/deploy/.plano/venv/bin/plano", check=False).returncode != 0:
+        ok(laptop(site, "-e", "production", "server", "setup", timeout=1500))

@@ -1,0 +1,239 @@
+"""Environments over SSH (`plano -e NAME ...`): plano.yml's environments, the exact ssh
+and git command lines, the server scripts' arguments, host keys, and what -e refuses."""
+
+from pathlib import Path
+
+import pytest
+
+from plano.cli.main import main
+from plano.cli.server import forwarded
+from plano.core import manifest as mf
+from plano.core.errors import ManifestError
+from plano.engine import server as srv
+from plano.engine import ssh
+from plano.ops import remote
+from tests.conftest import manifest_text
+
+REMOTE = ssh.Remote("deploy@srv1.example.com", 2222, Path("/infra/ssh_known_hosts"), Path("/tmp/plano-ssh-0"))
+OPTIONS = ["-p", "2222", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
+           "-o", "UserKnownHostsFile=/infra/ssh_known_hosts", "-o", "GlobalKnownHostsFile=/dev/null",
+           "-o", "UpdateHostKeys=no", "-o", "ControlMaster=auto", "-o", "ControlPath=/tmp/plano-ssh-0/%C",
+           "-o", "ControlPersist=60", "-o", "ConnectTimeout=15", "-o", "ServerAliveInterval=10",
+           "-o", "ServerAliveCountMax=3", "-o", "LogLevel=ERROR"]
+ENVIRONMENTS = """
+environments:
+  production: {host: deploy@srv1.example.com, port: 2222}
+  staging: {host: staging-alias, path: /srv/infra}
+"""
+
+
+# ---------------------------------------------------------------- plano.yml
+
+
+def test_environments_load_with_their_defaults():
+    envs = mf.load_text(manifest_text(extra=ENVIRONMENTS)).environments
+    assert envs["production"] == mf.Environment(host="deploy@srv1.example.com", port=2222, path="infra")
+    assert envs["staging"] == mf.Environment(host="staging-alias", port=None, path="/srv/infra")
+    assert mf.load_text(manifest_text()).environments == {}
+
+
+@pytest.mark.parametrize(("entry", "error"), [
+    ("  Prod: {host: a}", "environments/Prod: 'Prod': environment names are at most 30 lower-case letters"),
+    ("  prod: {host: a}", "environments/prod: 'prod' is taken by the local stacks' .env.prod"),
+    ("  production: {}", "environments/production/host: required; add it"),
+    ("  production: {host: -oProxyCommand=x}", "environments/production/host: '-oProxyCommand=x' is not an SSH host"),
+    ("  production: {host: 'a b'}", "environments/production/host: 'a b' is not an SSH host"),
+    ("  production: {host: a, port: 0}", "environments/production/port: ports are 1-65535, got 0"),
+    ("  production: {host: a, path: 'a:b'}", "environments/production/path: 'a:b' is not a server path"),
+    ("  production: {host: a, user: x}", "environments/production/user: unknown key"),
+])
+def test_a_wrong_environment_is_one_line_with_its_path(entry, error):
+    with pytest.raises(ManifestError) as caught:
+        mf.load_text(manifest_text(extra=f"environments:\n{entry}\n"))
+    assert str(caught.value).startswith(error)
+    assert "\n" not in str(caught.value)
+
+
+def test_an_unknown_environment_is_refused_naming_the_declared_ones():
+    manifest = mf.load_text(manifest_text(extra=ENVIRONMENTS))
+    with pytest.raises(Exception, match=r"^-e qa: no such environment in plano.yml \(declared: production, staging\)"):
+        mf.require_environment(manifest, "qa")
+
+
+def test_each_environments_secrets_are_git_ignored():
+    from plano.render.repo import render
+
+    tree = render(mf.load_text(manifest_text(extra=ENVIRONMENTS)), {})
+    assert "/.env.production\n/.env.staging\n" in tree[".gitignore"].content
+
+
+# ---------------------------------------------------------------- argv
+
+
+def test_ssh_argv():
+    assert ssh.ssh_argv(REMOTE, "true") == ["ssh", *OPTIONS, "-T", "deploy@srv1.example.com", "true"]
+    assert ssh.ssh_argv(REMOTE, "true", tty=True)[-3:] == ["-t", "deploy@srv1.example.com", "true"]
+
+
+def test_without_a_port_ssh_configs_own_applies():
+    alias = ssh.Remote("staging-alias", None, Path("/k"), Path("/c"))
+    assert ssh.ssh_argv(alias, "true")[:3] == ["ssh", "-o", "BatchMode=yes"]
+    assert ssh.resolve_argv(alias) == ["ssh", "-G", "staging-alias"]
+    assert ssh.resolve_argv(REMOTE) == ["ssh", "-G", "-p", "2222", "deploy@srv1.example.com"]
+
+
+def test_a_script_gets_its_arguments_quoted_once():
+    argv = ssh.script_argv(REMOTE, srv.RUN, "infra", "deploy", "app1", "--tag", "1.2; rm -rf /")
+    assert argv[:-1] == ["ssh", *OPTIONS, "-T", "deploy@srv1.example.com"]
+    import shlex
+
+    assert shlex.split(argv[-1]) == ["sh", "-c", srv.RUN, "plano", "infra", "deploy", "app1", "--tag", "1.2; rm -rf /"]
+
+
+def test_git_push_goes_through_the_same_ssh():
+    assert ssh.git_url(REMOTE, "infra") == "deploy@srv1.example.com:infra"
+    assert ssh.git_url(REMOTE, "~/infra") == "deploy@srv1.example.com:infra"
+    assert ssh.git_url(REMOTE, "/srv/infra") == "deploy@srv1.example.com:/srv/infra"
+    import shlex
+
+    assert shlex.split(ssh.git_ssh_command(REMOTE)) == ["ssh", *OPTIONS]
+
+
+def test_host_key_argv():
+    where = ssh.Address("srv1.example.com", 2222, "deploy")
+    assert ssh.keyscan_argv(where) == ["ssh-keyscan", "-T", "15", "-p", "2222", "-t", "ed25519,ecdsa,rsa", "srv1.example.com"]
+    assert ssh.known_argv(Path("/k"), where) == ["ssh-keygen", "-F", "[srv1.example.com]:2222", "-f", "/k"]
+    assert ssh.known_argv(Path("/k"), ssh.Address("srv1", 22, "")) == ["ssh-keygen", "-F", "srv1", "-f", "/k"]
+    assert ssh.exit_master_argv(REMOTE) == ["ssh", *OPTIONS, "-O", "exit", "deploy@srv1.example.com"]
+
+
+def test_ssh_g_output_is_where_ssh_connects():
+    text = "user deploy\nhostname 10.0.0.5\nport 2200\nidentityfile ~/.ssh/id_ed25519\n"
+    assert ssh.parse_resolved(text) == ssh.Address("10.0.0.5", 2200, "deploy")
+
+
+def test_a_changed_key_is_told_from_an_unknown_one():
+    changed = "@@@@@@@@\n@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\nHost key verification failed.\n"
+    assert ssh.problem(changed) == "changed"
+    assert ssh.problem("No ED25519 host key is known for [127.0.0.1]:2222 and you have requested strict checking.\n"
+                       "Host key verification failed.") == "unknown"
+    assert ssh.problem("ssh: connect to host x port 22: Connection refused") is None
+
+
+def test_key_blobs_ignore_the_names():
+    known = "[h]:22 ssh-ed25519 AAAA1\n# comment\n"
+    assert ssh.key_blobs(known) == ssh.key_blobs("h ssh-ed25519 AAAA1 extra")
+    assert ssh.key_lines("# h:22 SSH-2.0\nh ssh-rsa B\nh ssh-ed25519 A\n") == ["h ssh-ed25519 A", "h ssh-rsa B"]
+
+
+# ---------------------------------------------------------------- the server's answers
+
+
+def test_the_servers_state_lines():
+    state = srv.parse_state("repo=yes\ncommit=abc\nedited=plano.yml\nedited=docker-compose.yml\nplano=s1\ndocker=20.10\ngit=yes\n")
+    assert state["edited"] == ["plano.yml", "docker-compose.yml"]
+    assert srv.missing_packages(state) == ["python3-venv", "ca-certificates"]
+    assert srv.missing_packages({"docker": [""], "git": ["yes"], "venv": ["yes"]}) == ["docker.io", "ca-certificates"]
+    assert srv.missing_packages({"docker": ["28"], "git": ["yes"], "venv": ["yes"]}) == []
+
+
+def test_the_environments_secrets_replace_values_and_keep_the_servers_tags():
+    server = "APP1_DB_PASSWORD=old\nAPP1_BACKEND_TAG=1.4.2\n"
+    assert remote.merged_env(server, "APP1_DB_PASSWORD=new\nEXTRA=x\n") == (
+        "APP1_DB_PASSWORD=new\nAPP1_BACKEND_TAG=1.4.2\nEXTRA=x\n")
+    assert remote.merged_env(server, "APP1_DB_PASSWORD=old\n") == server
+
+
+# ---------------------------------------------------------------- the command line
+
+
+def test_the_server_gets_the_command_without_the_roots_options():
+    assert forwarded(["-e", "production", "deploy", "app1", "--tag", "1", "-e", "x"]) == ["deploy", "app1", "--tag", "1", "-e", "x"]
+    assert forwarded(["--environment=production", "-C", "infra", "--accept-host-key", "status", "--json"]) == ["status", "--json"]
+    assert forwarded(["-eproduction", "--dir=infra", "--discard-server-edits", "logs"]) == ["logs"]
+
+
+@pytest.fixture
+def infra(workspace):
+    (workspace / "plano.yml").write_text(manifest_text(extra=ENVIRONMENTS))
+    return workspace
+
+
+@pytest.mark.parametrize("command", [["render"], ["app", "list"], ["secrets", "status"], ["init", "x", "--registry", "r.example.com/a",
+                                                                                        "--email", "a@example.com"]])
+def test_commands_about_this_infras_files_refuse_e(infra, capsys, command):
+    assert main(["-e", "production", *command]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: -e production: plano {command[0]} works on this machine's infra;")
+    assert err.count("\n") == 1
+
+
+def test_an_unknown_environment_on_the_command_line(infra, capsys):
+    assert main(["-e", "qa", "status"]) == 2
+    assert capsys.readouterr().err == ("error: -e qa: no such environment in plano.yml (declared: production, staging); "
+                                       "add it under environments: (see README, 'Remote servers')\n")
+
+
+def test_server_commands_need_e(infra, capsys):
+    assert main(["server", "trust"]) == 2
+    assert "which server? give -e NAME" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- the order of a -e command
+
+
+def test_a_command_with_e_connects_brings_the_infra_to_this_commit_then_runs_detached(infra):
+    import shlex
+
+    from tests.scripted import Answer, ScriptedRunner, session
+
+    (infra / "ssh_known_hosts").write_text("[srv1.example.com]:2222 ssh-ed25519 AAAA\n")
+    target = remote.Server("production", mf.Environment(host="deploy@srv1.example.com", port=2222),
+                           ssh.Remote("deploy@srv1.example.com", 2222, infra / "ssh_known_hosts", remote.control_dir()))
+
+    def script(text: str, *args: str) -> str:
+        return shlex.join(["sh", "-c", text, "plano", *args])
+
+    commit = "c0ffee" * 6 + "abcd"
+    runner = (ScriptedRunner()
+              .query("ssh", "-G", answers=Answer(0, "user deploy\nhostname srv1.example.com\nport 2222\n"))
+              .query("ssh-keygen", "-F", answers=Answer(0, "[srv1.example.com]:2222 ssh-ed25519 AAAA\n"))
+              .query("deploy@srv1.example.com", "true")
+              .query(script(srv.STATE, "infra"), answers=Answer(0, "repo=yes\ncommit=old\nplano=s1\ndocker=28\ngit=yes\nvenv=yes\n"))
+              .query("git", "rev-parse", "--show-toplevel", answers=Answer(0, f"{infra}\n"))
+              .query("git", "rev-parse", "-q", answers=Answer(0, f"{commit}\n"))
+              .query("git", "status", answers=Answer(0, ""))
+              .on("git", "push")
+              .on(script(srv.CHECKOUT, "infra", commit, ""))
+              .on(script(srv.RUN_DETACHED, "infra", "deploy", "app1", "--tag", "2")))
+    code = remote.forward(session(infra, runner), "production", ["deploy", "app1", "--tag", "2"])
+    assert code == 0
+    ssh_cmd = ["ssh", *ssh.options(target.remote)]
+    assert [call.argv for call in runner.calls] == [
+        ["ssh", "-G", "-p", "2222", "deploy@srv1.example.com"],
+        ["ssh-keygen", "-F", "[srv1.example.com]:2222", "-f", str(infra / "ssh_known_hosts")],
+        [*ssh_cmd, "-T", "deploy@srv1.example.com", "true"],
+        [*ssh_cmd, "-T", "deploy@srv1.example.com", script(srv.STATE, "infra")],
+        ["git", "rev-parse", "--show-toplevel"], ["git", "rev-parse", "-q", "--verify", "HEAD^{commit}"],
+        ["git", "status", "--porcelain", "--untracked-files=no"],
+        ["git", "push", "-q", "--force", "deploy@srv1.example.com:infra", f"{commit}:refs/plano/laptop"],
+        [*ssh_cmd, "-T", "deploy@srv1.example.com", script(srv.CHECKOUT, "infra", commit, "")],
+        [*ssh_cmd, "-T", "deploy@srv1.example.com", script(srv.RUN_DETACHED, "infra", "deploy", "app1", "--tag", "2")],
+    ]
+    push = runner.calls[7]
+    assert push.env == {"GIT_SSH_COMMAND": ssh.git_ssh_command(target.remote)}
+    assert runner.calls[-1].streamed
+
+
+def test_server_edits_are_refused_before_anything_is_pushed(infra):
+    from tests.scripted import Answer, ScriptedRunner, session
+
+    runner = (ScriptedRunner()
+              .query("git", "rev-parse", "--show-toplevel", answers=Answer(0, f"{infra}\n"))
+              .query("git", "rev-parse", "-q", answers=Answer(0, "abc\n"))
+              .query("git", "status", answers=Answer(0, "")))
+    target = remote.server(session(infra, runner), "production")
+    with pytest.raises(Exception, match=r"^production \(deploy@srv1.example.com\): docker-compose.yml, plano.yml changed by "
+                                        r"hand on the server \(infra\); .* --discard-server-edits to overwrite$"):
+        remote.sync(session(infra, runner), target, {"repo": ["yes"], "commit": ["old"], "edited": ["docker-compose.yml", "plano.yml"]})
+    assert runner.actions == []
