@@ -8,7 +8,6 @@ schemas) is in test_kubernetes_schemas.py.
 
 from __future__ import annotations
 
-import shutil
 from functools import cache
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from plano.core import naming as n
 from plano.ops import export
 from plano.render import compose, kubernetes, render_infra, sql
 from plano.render.envfiles import specs
+from tests import goldentree
 from tests.conftest import fake_secrets, manifest_text
 
 GOLDEN = Path(__file__).parent.parent / "golden"
@@ -87,17 +87,8 @@ def pod_templates(docs: list[dict]) -> list[tuple[str, dict]]:
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_the_exported_tree_matches_golden(case, update_golden):
     tree = kubernetes.render(mf.load_text(CASES[case]))
-    folder = GOLDEN / case
-    if update_golden:
-        shutil.rmtree(folder, ignore_errors=True)
-        for rel, file in tree.items():
-            (folder / rel).parent.mkdir(parents=True, exist_ok=True)
-            (folder / rel).write_text(file.content)
-    on_disk = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
-    assert sorted(on_disk) == sorted(tree), "files differ from the golden tree (refresh with --update-golden)"
-    for rel, file in tree.items():
-        assert file.content == (folder / rel).read_text(), f"{rel} differs from tests/golden/{case}/{rel}"
-        assert not files.is_hand_edited(file.content), rel
+    goldentree.assert_matches(tree, GOLDEN / case, update_golden)
+    assert not any(files.is_hand_edited(file.content) for file in tree.values())
 
 
 def test_the_tree_is_a_base_and_a_prod_overlay_with_the_release_jobs_beside():

@@ -7,7 +7,6 @@ and review the diff like any other change.
 import json
 import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from plano.core import manifest as mf
 from plano.core import naming as n
 from plano.render import render_infra
 from plano.render.envfiles import specs
+from tests import goldentree
 from tests.conftest import fake_secrets, manifest_text
 
 GOLDEN = Path(__file__).parent.parent / "golden"
@@ -79,16 +79,7 @@ def render_case(text: str) -> files.Tree:
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_rendered_tree_matches_golden(case, update_golden):
     tree = render_case(CASES[case])
-    folder = GOLDEN / case
-    if update_golden:
-        shutil.rmtree(folder, ignore_errors=True)
-        for rel, file in tree.items():
-            (folder / rel).parent.mkdir(parents=True, exist_ok=True)
-            (folder / rel).write_text(file.content)
-    on_disk = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
-    assert sorted(on_disk) == sorted(tree), "files differ from the golden tree (refresh with --update-golden)"
-    for rel, file in tree.items():
-        assert file.content == (folder / rel).read_text(), f"{rel} differs from tests/golden/{case}/{rel}"
+    goldentree.assert_matches(tree, GOLDEN / case, update_golden)
 
 
 def test_a_host_the_sni_did_not_name_is_misdirected():
