@@ -12,6 +12,7 @@ import pytest
 from plano.cli.main import main
 from plano.core import secrets
 from plano.core.files import tree_digest
+from plano.core.naming import AUDIT_LOG
 from tests.cli.test_cli import INIT
 from tests.scripted import Answer, RecordingOutput, ScriptedRunner
 
@@ -96,9 +97,10 @@ def snapshot(root: Path) -> dict[str, tuple]:
 
 
 def changed_files(before: dict, after: dict) -> set[str]:
-    """What a real run changed; the deploy lock (a dry run takes none) is no change."""
+    """What a real run changed; the deploy lock (a dry run takes none) is no change, nor
+    the audit log's line (the record of a real run: a dry run writes none)."""
     return {path for path in before.keys() | after.keys()
-            if before.get(path) != after.get(path) and not Path(path).name.startswith(".deploy-")}
+            if before.get(path) != after.get(path) and not Path(path).name.startswith(".deploy-") and path != AUDIT_LOG}
 
 
 def planned_files(plans: list[str]) -> set[str]:

@@ -106,9 +106,12 @@ def test_audit_log_round_trip_skips_torn_lines(tmp_path):
     assert json.loads((tmp_path / "data/logs/deploys.jsonl").read_text().splitlines()[0])["from_tag"] == "1"
 
 
-def test_one_deploy_per_app_at_a_time(tmp_path):
-    with deploy.deploy_lock(tmp_path, "app1"):
-        with pytest.raises(RefusedError, match=r"a deploy of app1 is already running \(pid \d+ by .+ since .+ UTC\); wait"):
+def test_one_deploy_per_app_at_a_time(tmp_path, monkeypatch):
+    monkeypatch.setenv("PLANO_USER", "alice")
+    monkeypatch.setenv("PLANO_HOST", "laptop-7")
+    with deploy.deploy_lock(tmp_path, "app1", ("deploy", "app1", "--tag", "2")):
+        with pytest.raises(RefusedError, match=r"^a deploy of app1 is already running: alice on laptop-7 since \d{4}-\d\d-\d\d "
+                                               r"\d\d:\d\d:\d\d UTC \(plano deploy app1 --tag 2, pid \d+\); wait for it to end"):
             with deploy.deploy_lock(tmp_path, "app1"):
                 pass
         with deploy.deploy_lock(tmp_path, "app2"):  # other apps are free

@@ -182,8 +182,11 @@ def test_server_commands_need_e(infra, capsys):
 # ---------------------------------------------------------------- the order of a -e command
 
 
-def test_a_command_with_e_connects_brings_the_infra_to_this_commit_then_runs_detached(infra):
+def test_a_command_with_e_connects_brings_the_infra_to_this_commit_then_runs_detached(infra, monkeypatch):
     import shlex
+
+    monkeypatch.setenv("PLANO_USER", "alice")
+    monkeypatch.setenv("PLANO_HOST", "laptop-7")
 
     from tests.scripted import Answer, ScriptedRunner, session
 
@@ -205,7 +208,7 @@ def test_a_command_with_e_connects_brings_the_infra_to_this_commit_then_runs_det
               .query("git", "status", answers=Answer(0, ""))
               .on("git", "push")
               .on(script(srv.CHECKOUT, "infra", commit, ""))
-              .on(script(srv.RUN_DETACHED, "infra", "deploy", "app1", "--tag", "2")))
+              .on(script(srv.RUN_DETACHED, "infra", "alice", "laptop-7", "deploy", "app1", "--tag", "2")))
     code = remote.forward(session(infra, runner), "production", ["deploy", "app1", "--tag", "2"])
     assert code == 0
     ssh_cmd = ["ssh", *ssh.options(target.remote)]
@@ -218,7 +221,7 @@ def test_a_command_with_e_connects_brings_the_infra_to_this_commit_then_runs_det
         ["git", "status", "--porcelain", "--untracked-files=no"],
         ["git", "push", "-q", "--force", "deploy@srv1.example.com:infra", f"{commit}:refs/plano/laptop"],
         [*ssh_cmd, "-T", "deploy@srv1.example.com", script(srv.CHECKOUT, "infra", commit, "")],
-        [*ssh_cmd, "-T", "deploy@srv1.example.com", script(srv.RUN_DETACHED, "infra", "deploy", "app1", "--tag", "2")],
+        [*ssh_cmd, "-T", "deploy@srv1.example.com", script(srv.RUN_DETACHED, "infra", "alice", "laptop-7", "deploy", "app1", "--tag", "2")],
     ]
     push = runner.calls[7]
     assert push.env == {"GIT_SSH_COMMAND": ssh.git_ssh_command(target.remote)}

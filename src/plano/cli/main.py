@@ -22,11 +22,27 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
 class Root(click.Group):
-    """The root group, keeping the command line as typed (what -e sends to the server)."""
+    """The root group: it keeps the command line as typed (what -e sends to the server,
+    what the deploy lock names) and writes the audit log's line of a command that
+    changes something, when it runs here (with -e, the server's plano writes it)."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        from plano.cli.server import forwarded
+
         ctx.meta["plano.argv"] = list(args)
+        if isinstance(ctx.obj, Session):
+            ctx.obj.command = tuple(forwarded(args))
         return super().parse_args(ctx, args)
+
+    def invoke(self, ctx: click.Context) -> object:
+        from plano.core import commands
+
+        made = ctx.obj
+        if ctx.params.get("environment") or not isinstance(made, Session) or not commands.changes(list(made.command)):
+            return super().invoke(ctx)
+        from plano.cli.audit import audited
+
+        return audited(made, lambda: super(Root, self).invoke(ctx))
 
 
 @click.group(cls=Root, context_settings=CONTEXT)
@@ -269,9 +285,9 @@ def demo(ctx: click.Context, directory: str, images: tuple[str, ...]) -> None:
 
 def command_line() -> click.Group:
     """The whole command tree: the root's own commands and each family's group."""
-    from plano.cli import backup, certs, deploy, export, ops, secrets, server, stack, swarm
+    from plano.cli import audit, backup, certs, deploy, export, ops, secrets, server, stack, swarm
 
-    for command in (*stack.commands(), *certs.commands(), *backup.commands(), *deploy.commands(), *ops.commands(),
+    for command in (*audit.commands(), *stack.commands(), *certs.commands(), *backup.commands(), *deploy.commands(), *ops.commands(),
                     *secrets.commands(), *swarm.commands(), *export.commands(), *server.commands()):
         cli.add_command(command)
     return cli

@@ -321,6 +321,9 @@ def dns_override(mode: str, service_name: str) -> str:
 DEPLOY_LOG = "data/logs/deploys.jsonl"  # prod only: the deploy log (plano releases)
 
 
+AUDIT_LOG = "data/logs/audit.jsonl"  # every command that changed something, by whom, from where (plano audit)
+
+
 def deploy_lock(app: str) -> str:
     return f"data/logs/.deploy-{app}.lock"
 

@@ -47,6 +47,7 @@ class Session:
     mode: Mode | None = None
     dry_run: bool = False
     sleep: Callable[[float], None] = time.sleep
+    command: tuple[str, ...] = ()  # the command line as typed, the root's options left out (the lock and audit name it)
     _infra: list[Infra] = field(default_factory=list, repr=False)  # shared by copies: loaded once
 
     # ------------------------------------------------------------ the infra

@@ -12,7 +12,8 @@ VENV = ".plano/venv"  # under the login's home
 # only root can. .env.prod is read and written as root for the same reason (a deploy,
 # as root, rewrites it). The SSH user needs sudo without a password; root needs none.
 AS_ROOT = 'as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo -n "$@"; fi; }\n'
-PLANO = f'as_root env PYTHONUNBUFFERED=1 "$HOME/{VENV}/bin/plano"'
+# $by and $from: who runs it from where (core.actor), as the laptop's plano names them.
+PLANO = f'as_root env PYTHONUNBUFFERED=1 PLANO_USER="$by" PLANO_HOST="$from" "$HOME/{VENV}/bin/plano"'
 STAMP = f"{VENV}/plano.stamp"  # the installed wheel's content hash
 REF = "refs/plano/laptop"  # where the laptop pushes the commit the server checks out
 
@@ -85,20 +86,22 @@ cd "$1"
 as_root sh -c 'umask 077 && cat >.env.prod.plano-new && chmod 600 .env.prod.plano-new && mv -f .env.prod.plano-new .env.prod'
 """
 
-# `plano ARGS` in the infra ($1), attached to this connection.
+# `plano ARGS` in the infra ($1), attached to this connection, for user $2 on host $3.
 RUN = AS_ROOT + f"""\
 cd "$1" || exit 4
-shift
+by=$2 from=$3
+shift 3
 {PLANO} "$@"
 """
 
-# `plano ARGS` in the infra ($1), in a session of its own (setsid) writing to a log that
+# `plano ARGS` in the infra ($1) for user $2 on host $3, in a session of its own (setsid) writing to a log that
 # this connection follows: when the connection drops, the command goes on to its end
 # (a deploy releases its lock, the server ends on one version) and its log stays in
 # ~/.plano/runs/. The exit code is the command's.
 RUN_DETACHED = f"""\
 cd "$1" || exit 4
-shift
+by=$2 from=$3
+shift 3
 mkdir -p "$HOME/.plano/runs"
 log=$(mktemp "$HOME/.plano/runs/run.XXXXXX")
 setsid sh -c '{AS_ROOT}log=$1; shift; "$@" >"$log" 2>&1 </dev/null; echo $? >"$log.code"' plano-run "$log" \\

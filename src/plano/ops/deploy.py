@@ -26,16 +26,16 @@ from __future__ import annotations
 
 import datetime as dt
 import fcntl
-import getpass
 import json
 import os
+import shlex
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from plano.core import fields, secrets
+from plano.core import actor, fields, secrets
 from plano.core import naming as n
 from plano.core.errors import PlanoError, RefusedError
 from plano.core.manifest import require_app, require_role
@@ -62,6 +62,9 @@ SWARM_POLL_SECONDS = 2.0
 # How long a release command may run (one server: the same).
 RELEASE_TIMEOUT_SECONDS = 1800
 SWARM_MONITOR_SECONDS = int(MONITOR.removesuffix("s"))
+# A lock taken a moment ago: how often, and how long apart, its holder line is read.
+LOCK_READ_TRIES = 20
+LOCK_READ_PAUSE = 0.05
 
 
 class DeployFailed(PlanoError):
@@ -188,31 +191,68 @@ def append_log(root: Path, record: Record) -> None:
 
 
 def who() -> str:
-    return os.environ.get("SUDO_USER") or getpass.getuser()
+    return actor.current().user
 
 
 def now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
+@dataclass(frozen=True)
+class Holder:
+    """Who holds an app's deploy lock: the lock file's one JSON line."""
+
+    user: str
+    host: str
+    since: str  # ISO 8601, UTC
+    command: str  # as typed, e.g. plano deploy app1 --tag 1.4.2
+    pid: int
+
+    def shown(self) -> str:
+        since = self.since.replace("T", " ").removesuffix("+00:00")
+        return f"{self.user} on {self.host} since {since} UTC ({self.command}, pid {self.pid})"
+
+
+def holder_now(command: tuple[str, ...]) -> Holder:
+    who_ = actor.current()
+    return Holder(who_.user, who_.host, now(), shlex.join(["plano", *command]) if command else "plano", os.getpid())
+
+
+def read_holder(handle) -> str:
+    """The holder's line, shown; the lock may have been taken a moment ago by a plano that
+    has not written it yet (it writes right after taking it): read again, briefly."""
+    for _ in range(LOCK_READ_TRIES):
+        handle.seek(0)
+        try:
+            return Holder(**json.loads(handle.read())).shown()
+        except (ValueError, TypeError):
+            time.sleep(LOCK_READ_PAUSE)
+    handle.seek(0)
+    return handle.read().strip()[:200] or "another plano, which did not say who"
+
+
 @contextmanager
-def deploy_lock(root: Path, app: str) -> Iterator[None]:
+def deploy_lock(root: Path, app: str, command: tuple[str, ...] = ()) -> Iterator[Holder]:
+    """One deploy (or rollback) of `app` at a time on this server, whoever runs it and
+    from wherever (a laptop's -e, CI, a shell on the server: all run plano here). The
+    lock is the kernel's (flock on data/logs/.deploy-APP.lock): taken atomically, and
+    released when its process ends, however it ends. Its holder writes who it is in it
+    with one write; a second deploy is refused naming them (exit 3)."""
     path = root / n.deploy_lock(app)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle = path.open("a+")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        handle.seek(0)
-        holder = handle.read().strip() or "another process"
+        holder = read_holder(handle)
         handle.close()
-        raise RefusedError(f"a deploy of {app} is already running ({holder}); wait for it to end, then run again") from None
+        raise RefusedError(f"a deploy of {app} is already running: {holder}; wait for it to end, then run again") from None
     try:
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"pid {os.getpid()} by {who()} since {dt.datetime.now(dt.UTC):%H:%M:%S} UTC")
+        held = holder_now(command)
+        handle.truncate(0)
+        handle.write(json.dumps(asdict(held)) + "\n")  # "a+": at offset 0 of the emptied file, one write
         handle.flush()
-        yield
+        yield held
     finally:
         handle.truncate(0)
         fcntl.flock(handle, fcntl.LOCK_UN)
@@ -401,7 +441,7 @@ class Deployer:
             self.point(switches, "docker")  # only the new containers are left
 
     def deploy(self, targets: list[Target], action: str = "deploy") -> list[Record]:
-        lock = nullcontext() if self.session.dry_run else deploy_lock(self.root, targets[0].app)
+        lock = nullcontext() if self.session.dry_run else deploy_lock(self.root, targets[0].app, self.session.command)
         with lock:
             switches: list[Switch] = []
             try:

@@ -6,8 +6,10 @@ A command with -e: (1) one SSH connection (engine.ssh: a shared master, host key
 against the infra's ssh_known_hosts), (2) the server's infra brought to this infra's
 commit (git push of the commit, then a checkout that refuses files changed by hand on
 the server), (3) `plano <the same command>` run there, its output streamed, its exit
-code returned. Commands that change the stack run detached on the server (engine.server
-RUN_DETACHED): a dropped connection does not stop them half-way.
+code returned. Commands that change the stack (core.commands) run detached on the server
+(engine.server RUN_DETACHED): a dropped connection does not stop them half-way. The
+server's plano is told who runs it from where (core.actor): its deploy lock and audit
+log name this machine's user, not the shared SSH login.
 
 `plano server setup -e NAME` makes a fresh server ready: Debian's docker.io, git and
 python3-venv where missing (through sudo), plano itself (a wheel of this plano into
@@ -28,16 +30,14 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from plano.core import actor, commands, secrets
 from plano.core import naming as n
-from plano.core import secrets
 from plano.core.errors import EnvironmentProblem, PlanoError, RefusedError, UsageError
 from plano.core.manifest import Environment, require_environment
 from plano.core.session import Session
 from plano.engine import server as srv
 from plano.engine import ssh
 
-# Commands that change the stack run detached on the server (they survive a dropped connection).
-DETACHED = frozenset({"deploy", "rollback", "prod", "maintenance", "certs", "backup", "db", "swarm", "stack"})
 # Commands about this machine's infra files: they run here, never with -e.
 LOCAL_ONLY = frozenset({"init", "app", "render", "check", "demo", "secrets", "clone", "dev", "export"})
 
@@ -232,10 +232,18 @@ def forward(session: Session, name: str, args: list[str], tty: bool = False, acc
     return run(session, target, args, tty)
 
 
-def run(session: Session, target: Server, args: list[str], tty: bool = False) -> int:
-    detached = bool(args) and args[0] in DETACHED
+def run_argv(target: Server, args: list[str], tty: bool = False) -> list[str]:
+    """`plano ARGS` on the server, in its infra, named as this machine's user on this
+    machine (the lock and the audit log there record them, not the shared login)."""
+    who = actor.current()
+    detached = commands.detached(args)
     script = srv.RUN_DETACHED if detached else srv.RUN
-    argv = ssh.script_argv(target.remote, script, target.path, *args, tty=tty and not detached)
+    return ssh.script_argv(target.remote, script, target.path, who.user, who.host, *args, tty=tty and not detached)
+
+
+def run(session: Session, target: Server, args: list[str], tty: bool = False) -> int:
+    detached = commands.detached(args)
+    argv = run_argv(target, args, tty)
     return session.act_stream(argv, shown=f"plano {shlex.join(args)}  # on {target.shown}, in {target.environment.path}"
                               + (", detached" if detached else ""))
 
