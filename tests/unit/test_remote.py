@@ -240,3 +240,45 @@ def test_server_edits_are_refused_before_anything_is_pushed(infra):
                                         r"hand on the server \(infra\); .* --discard-server-edits to overwrite$"):
         remote.sync(session(infra, runner), target, {"repo": ["yes"], "commit": ["old"], "edited": ["docker-compose.yml", "plano.yml"]})
     assert runner.actions == []
+
+
+# ---------------------------------------------------------------- status --all-environments
+
+
+def test_every_environments_status_one_unreachable_does_not_stop_the_others(infra, monkeypatch):
+    import json
+    import shlex
+
+    from tests.scripted import Answer, ScriptedRunner, session
+
+    monkeypatch.setenv("PLANO_USER", "alice")
+    monkeypatch.setenv("PLANO_HOST", "laptop-7")
+    (infra / "ssh_known_hosts").write_text("[srv1.example.com]:2222 ssh-ed25519 AAAA\n")
+    report = {"apps": [{"service": "app1-backend", "state": "running"}, {"service": "app1-frontend", "state": "exited"}],
+              "infra": [{"service": "nginx", "state": "running"}], "problems": [{"service": "app1-frontend", "state": "exited"}]}
+    status_script = shlex.join(["sh", "-c", srv.RUN, "plano", "infra", "alice", "laptop-7", "status", "--json"])
+    runner = (ScriptedRunner()
+              .query("git", "rev-parse", "-q", answers=Answer(0, "abc\n"))
+              .query("ssh", "-G", "-p", "2222", answers=Answer(0, "hostname srv1.example.com\nport 2222\n"))
+              .query("ssh", "-G", "staging-alias", answers=Answer(255, "", "ssh: Could not resolve hostname staging-alias"))
+              .query("ssh-keygen", "-F", answers=Answer(0, "[srv1.example.com]:2222 ssh-ed25519 AAAA\n"))
+              .query("deploy@srv1.example.com", "true")
+              .query("deploy@srv1.example.com", shlex.join(["sh", "-c", srv.STATE, "plano", "infra"]),
+                     answers=Answer(0, "repo=yes\ncommit=abc\nplano=s1\n"))
+              .query("deploy@srv1.example.com", status_script, answers=Answer(1, json.dumps(report))))
+    production, staging = remote.statuses(session(infra, runner))
+    assert production == remote.EnvironmentStatus("production", "deploy@srv1.example.com", "problems", "app1-frontend exited", "abc",
+                                                  True, 1, report)
+    assert staging == remote.EnvironmentStatus("staging", "staging-alias", "unreachable",
+                                               "environments/staging/host: ssh cannot use it: ssh: Could not resolve hostname "
+                                               "staging-alias", "", None, None, None)
+    assert runner.actions == []  # a look changes nothing: no push, no checkout
+    assert runner.calls[-2].argv[-1] == status_script  # production asked in full before staging
+
+
+def test_status_of_every_environment_on_the_command_line(infra, capsys):
+    assert main(["-e", "production", "status", "--all-environments"]) == 2
+    assert "run it without -e" in capsys.readouterr().err
+    (infra / "plano.yml").write_text(manifest_text())
+    assert main(["status", "--all-environments"]) == 2
+    assert "plano.yml declares no environments" in capsys.readouterr().err

@@ -56,9 +56,11 @@ def doctor_cmd(ctx, prod_dns, public_ip, as_json) -> None:
 
 @click.command("status")
 @click.option("--dev", is_flag=True, help="The dev stack instead of prod.")
+@click.option("--all-environments", is_flag=True,
+              help="Every environment of plano.yml, each asked over SSH (one row each; one that cannot be reached says why).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
-def status_cmd(ctx, dev, as_json) -> None:
+def status_cmd(ctx, dev, all_environments, as_json) -> None:
     """Per app and service: image and tag running against the tag recorded, health, uptime,
     restarts, limits (memory, cpus, pids), URL; then certificates, the last backup and
     data/'s disk usage. Exits 1 when a service does not run or was killed for going over
@@ -66,6 +68,9 @@ def status_cmd(ctx, dev, as_json) -> None:
     stack's services as its manager knows them, and the data node's backups."""
     from plano.ops import status
 
+    if all_environments:
+        every_environment(ctx, dev, as_json)
+        return
     report = status.collect(session(ctx, Mode.of(dev)))
     if as_json:
         echo_json(report)
@@ -97,6 +102,40 @@ def status_cmd(ctx, dev, as_json) -> None:
     for kill in report.oom_kills:
         out.print(f"[red]fail[/]: {kill.reason()}; {kill.fix()}", highlight=False)
     finish(status.exit_code(report))
+
+
+def every_environment(ctx: click.Context, dev: bool, as_json: bool) -> None:
+    """`plano status --all-environments`: a row per environment; exits 1 unless all are ok."""
+    from plano.core.errors import UsageError
+    from plano.ops import remote
+
+    if dev:
+        raise UsageError("status --all-environments shows the environments' prod stacks; --dev is this machine's")
+    made = session(ctx)
+    if not made.manifest.environments:
+        raise UsageError("status --all-environments: plano.yml declares no environments (see README, 'Remote servers')")
+    rows = remote.statuses(made)
+    if as_json:
+        echo_json(rows)
+    else:
+        headers = ("environment", "host", "state", "commit", "services", "detail")
+        cells = [(r.environment, r.host, r.state, commit_cell(r), services_cell(r.status), r.detail) for r in rows]
+        click.echo(text_table(headers, cells)) if not sys.stdout.isatty() else table(headers, cells, "")
+    finish(0 if all(r.state == "ok" for r in rows) else 1)
+
+
+def commit_cell(row) -> str:
+    if not row.commit:
+        return "-"
+    return row.commit[:12] + {True: " (as here)", False: " (differs)", None: ""}[row.same_commit]
+
+
+def services_cell(report: dict | None) -> str:
+    if not report:
+        return "-"
+    services = [*report.get("apps", []), *report.get("infra", [])]
+    running = sum(1 for s in services if s.get("state") == "running")
+    return f"{running}/{len(services)} running"
 
 
 def commands() -> list[click.Command]:

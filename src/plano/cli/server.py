@@ -35,6 +35,8 @@ def dispatch(ctx: click.Context, environment: str, raw: list[str], accept_host_k
         raise UsageError(f"-e {environment}: plano {command} works on this machine's infra; run it without -e and commit, "
                          "the next command with -e brings the server to that commit")
     args = forwarded(raw)
+    if command == "status" and "--all-environments" in args:
+        raise UsageError(f"-e {environment}: status --all-environments asks every environment from here; run it without -e")
     code = remote.forward(session(ctx), environment, args, tty=sys.stdin.isatty() and sys.stdout.isatty(),
                           accept_host_key=accept_host_key, force=discard)
     ctx.exit(code)

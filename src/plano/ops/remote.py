@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import os
 import shlex
 import stat
@@ -38,6 +39,8 @@ from plano.core.session import Session
 from plano.engine import server as srv
 from plano.engine import ssh
 
+# How long a server's `plano status --json` may take (status --all-environments).
+STATUS_TIMEOUT_SECONDS = 180
 # Commands about this machine's infra files: they run here, never with -e.
 LOCAL_ONLY = frozenset({"init", "app", "render", "check", "demo", "secrets", "clone", "dev", "export"})
 
@@ -246,6 +249,71 @@ def run(session: Session, target: Server, args: list[str], tty: bool = False) ->
     argv = run_argv(target, args, tty)
     return session.act_stream(argv, shown=f"plano {shlex.join(args)}  # on {target.shown}, in {target.environment.path}"
                               + (", detached" if detached else ""))
+
+
+# ---------------------------------------------------------------- every environment's status
+
+
+@dataclass(frozen=True)
+class EnvironmentStatus:
+    """One environment in `plano status --all-environments`: its server's own
+    `plano status --json`, or why there is none."""
+
+    environment: str
+    host: str
+    state: str  # ok | problems | unreachable | refused (host key) | not set up | failed
+    detail: str  # why, for any state but ok
+    commit: str  # the server's infra commit ("" unknown)
+    same_commit: bool | None  # the same as this infra's HEAD (None: unknown)
+    code: int | None  # the server's `plano status` exit code
+    status: dict | None  # its report (plano status --json)
+
+
+def head(session: Session) -> str:
+    found = session.query(["git", "rev-parse", "-q", "--verify", "HEAD^{commit}"], cwd=session.root)
+    return found.out.strip() if found.ok else ""
+
+
+def statuses(session: Session) -> list[EnvironmentStatus]:
+    """Every environment's status, one after the other, each as its server tells it, at the
+    commit its infra is at (nothing is pushed: a look changes nothing). An environment that
+    cannot be reached is one row saying why; the others are still asked."""
+    here = head(session)
+    return [environment_status(session, name, here) for name in sorted(session.manifest.environments)]
+
+
+def environment_status(session: Session, name: str, here: str) -> EnvironmentStatus:
+    target = server(session, name)
+    host = target.environment.host
+
+    def failed(state: str, why: str, commit: str = "") -> EnvironmentStatus:
+        return EnvironmentStatus(name, host, state, why.splitlines()[0] if why else state, commit, None, None, None)
+
+    try:
+        connect(session, target)
+        known = state(session, target)
+    except RefusedError as exc:
+        return failed("refused", str(exc))
+    except PlanoError as exc:
+        return failed("unreachable", str(exc))
+    commit = (known.get("commit") or [""])[0]
+    if not known.get("plano"):
+        return failed("not set up", f"plano is not installed there; run plano server setup -e {name}", commit)
+    got = session.query(run_argv(target, ["status", "--json"]), timeout=STATUS_TIMEOUT_SECONDS)
+    try:
+        report = json.loads(got.out)
+    except ValueError:
+        return failed("unreachable" if got.code == ssh.SSH_FAILED else "failed",
+                      f"plano status exited {got.code} there: {got.last_line or 'no output'}", commit)
+    same = commit == here if commit and here else None
+    return EnvironmentStatus(name, host, "ok" if got.code == 0 else "problems", "" if got.code == 0 else problems_of(report),
+                             commit, same, got.code, report)
+
+
+def problems_of(report: dict) -> str:
+    said = [f"{p.get('service')} {p.get('state')}" for p in report.get("problems") or []]
+    said += [f"{k.get('service')} killed (memory)" for k in report.get("oom_kills") or []]
+    return ", ".join(said) or "see plano status there"
 
 
 # ---------------------------------------------------------------- server setup
