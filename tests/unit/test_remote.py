@@ -282,3 +282,11 @@ def test_status_of_every_environment_on_the_command_line(infra, capsys):
     (infra / "plano.yml").write_text(manifest_text())
     assert main(["status", "--all-environments"]) == 2
     assert "plano.yml declares no environments" in capsys.readouterr().err
+
+
+def test_ci_deploy_names_a_declared_environment():
+    assert mf.load_text(manifest_text(1, ENVIRONMENTS).replace("    domains:", "    ci_deploy: staging\n    domains:", 1)
+                        ).apps["app1"].ci_deploy == "staging"
+    with pytest.raises(ManifestError, match=r"^apps/app1/ci_deploy: 'qa' is not an environment of plano.yml \(declared: production, "
+                                            r"staging\); add it under environments:$"):
+        mf.load_text(manifest_text(1, ENVIRONMENTS).replace("    domains:", "    ci_deploy: qa\n    domains:", 1))

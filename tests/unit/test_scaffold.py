@@ -24,10 +24,44 @@ def repo(tmp_path) -> Path:
     return tmp_path
 
 
+@pytest.fixture
+def deploying(tmp_path) -> Path:
+    """The pipelines of an app whose CI deploys to staging (apps.app1.ci_deploy: staging)."""
+    tree = scaffold.repo_tree("app1", "registry.example.com/acme", "app1.example.com", deploy="staging")
+    folder = tmp_path / "deploying"
+    files.apply(folder, files.plan(folder, tree))
+    return folder
+
+
 @pytest.mark.parametrize("path", sorted(SCHEMAS))
-def test_ci_files_validate_against_the_official_schemas(repo, path):
-    result = check_jsonschema(SCHEMAS[path], repo / path)
+@pytest.mark.parametrize("kind", ["repo", "deploying"])
+def test_ci_files_validate_against_the_official_schemas(request, kind, path):
+    result = check_jsonschema(SCHEMAS[path], request.getfixturevalue(kind) / path)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_deploy_job_is_there_only_when_asked(repo, deploying):
+    import yaml
+
+    for path in SCHEMAS:
+        assert "plano -e" not in (repo / path).read_text()
+    github = yaml.safe_load((deploying / ".github/workflows/ci.yml").read_text())["jobs"]["deploy"]
+    assert github["needs"] == "image" and github["environment"] == "staging"
+    assert github["if"] == "github.event_name == 'push' && github.ref == 'refs/heads/main'"
+    assert github["env"]["PLANO_USER"] == "ci:${{ github.actor }}"  # the lock and the audit log name CI's actor
+    steps = github["steps"]
+    assert steps[0]["with"] == {"repository": "${{ vars.PLANO_INFRA_REPO }}", "token": "${{ secrets.PLANO_INFRA_TOKEN }}",
+                                "path": "infra", "fetch-depth": 0}  # a whole clone: a shallow one cannot push to the server
+    assert steps[3]["env"] == {"PLANO_SSH_KEY": "${{ secrets.PLANO_SSH_KEY }}", "PLANO_KNOWN_HOSTS": "${{ secrets.PLANO_KNOWN_HOSTS }}"}
+    assert steps[-1]["run"] == 'plano -e staging deploy app1 --tag "$GITHUB_SHA"' and steps[-1]["working-directory"] == "infra"
+    gitlab = yaml.safe_load((deploying / ".gitlab-ci.yml").read_text())
+    assert gitlab["stages"] == ["test", "publish", "deploy"]
+    job = gitlab["deploy"]
+    assert job["environment"] == {"name": "staging"} and job["resource_group"] == "plano-deploy-staging-app1"
+    assert job["rules"] == [{"if": "$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH"}]
+    script = job["script"][0]
+    assert "ssh-add -" in script and "infra/ssh_known_hosts" in script
+    assert script.rstrip().endswith('plano -e staging deploy app1 --tag "$CI_COMMIT_SHA"')  # the tag publish pushed
 
 
 @pytest.mark.parametrize("path", sorted(SCHEMAS))

@@ -136,12 +136,14 @@ def app_add(ctx: click.Context, name: str, domains: tuple[str, ...], **opts) -> 
 @click.argument("name", type=P.APP)
 @click.option("--domain", "domains", multiple=True, required=True, type=P.DOMAIN, help="A domain of the app; repeat for more.")
 @click.option("--path", type=P.LOCAL_PATH, help="Where to create the app repo [../NAME, next to the infra].")
+@click.option("--ci-deploy", metavar="ENV", type=P.ENVIRONMENT,
+              help="Its CI deploys each build of the default branch to this environment (plano -e ENV deploy, over SSH).")
 @click.pass_context
-def app_new(ctx: click.Context, name: str, domains: tuple[str, ...], path: str | None) -> None:
+def app_new(ctx: click.Context, name: str, domains: tuple[str, ...], path: str | None, ci_deploy: str | None) -> None:
     """Create app repo NAME (NestJS backend + Next.js frontend, Dockerfiles, CI) and register it."""
     from plano.ops import infra
 
-    repo, result = infra.new_app(session(ctx), name, list(domains), Path(path) if path else None)
+    repo, result = infra.new_app(session(ctx), name, list(domains), Path(path) if path else None, ci_deploy)
     summarize(result)
     console().print(f"app repo created in {repo} (git init done). Next: cd {repo}/backend && npm ci && npm test; then plano dev up")
 
@@ -156,14 +158,16 @@ def app_new(ctx: click.Context, name: str, domains: tuple[str, ...], path: str |
 @click.option("--no-redis", is_flag=True, help="No Redis user, even if the backend depends on a Redis client.")
 @click.option("--ci", type=click.Choice(["auto", "github", "gitlab", "none"]), default="auto", show_default=True,
               help="Which pipeline to add: auto is none beside an existing one, else GitLab's for a GitLab remote, else GitHub's.")
+@click.option("--ci-deploy", metavar="ENV", type=P.ENVIRONMENT,
+              help="The pipeline added deploys each build of the default branch to this environment (plano -e ENV deploy).")
 @click.pass_context
 def app_adopt(ctx: click.Context, path: str, domains: tuple[str, ...], name: str | None, backend_dir: str | None, frontend_dir: str | None,
-              no_database: bool, no_redis: bool, ci: str) -> None:
+              no_database: bool, no_redis: bool, ci: str, ci_deploy: str | None) -> None:
     """Register the existing app repo at PATH: add its missing Dockerfiles, .dockerignore and CI (never overwriting a file)."""
     from plano.ops import infra
 
     name, adoption, repo_plan, result = infra.adopt_app(session(ctx), Path(path), name, list(domains), backend_dir, frontend_dir,
-                                                        not no_database, not no_redis, ci)
+                                                        not no_database, not no_redis, ci, ci_deploy)
     out = console()
     for part in adoption.parts:
         out.print(f"found the {part.role} in {part.dir}/")

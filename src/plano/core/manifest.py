@@ -225,6 +225,9 @@ class App(Model):
     redis: bool = True
     repo: Annotated[str, AfterValidator(fields.repo_url)] | None = None
     tls: Tls | None = None  # your own certificate instead of ACME
+    # The environment the app repo's CI deploys each build of the default branch to
+    # (plano app new|adopt --ci-deploy: a job of its pipeline runs plano -e ENV deploy).
+    ci_deploy: Annotated[str, AfterValidator(fields.environment_name)] | None = None
 
     @model_validator(mode="after")
     def _routes(self) -> "App":
@@ -467,6 +470,14 @@ def _check_host_ports(manifest: Manifest) -> None:
             taken[port] = field
 
 
+def _check_ci_deploy(manifest: Manifest) -> None:
+    for name, app in manifest.apps.items():
+        if app.ci_deploy is not None and app.ci_deploy not in manifest.environments:
+            known = ", ".join(sorted(manifest.environments)) or "none"
+            raise ManifestError(f"apps/{name}/ci_deploy", f"{fields.shown(app.ci_deploy)} is not an environment of plano.yml "
+                                f"(declared: {known}); add it under environments:")
+
+
 def validate(data: Any) -> Manifest:
     """Raw data (from YAML) to a Manifest, or one ManifestError."""
     if not isinstance(data, dict):
@@ -484,6 +495,7 @@ def validate(data: Any) -> Manifest:
         raise _first_error(exc) from None
     _check_unique_domains(manifest)
     _check_host_ports(manifest)
+    _check_ci_deploy(manifest)
     return manifest
 
 

@@ -372,7 +372,7 @@ def defaults(app: str, role: str) -> dict[str, str]:
 
 
 def plan_adoption(app: str, repo_rel: str, found: list[Found], registry: str, domain: str, node_image: str,
-                  git: GitFacts | None = None, ci: str = "auto") -> Adoption:
+                  git: GitFacts | None = None, ci: str = "auto", deploy: str | None = None) -> Adoption:
     """Files to add (never over existing ones), the manifest entry and advice."""
     git = git or GitFacts()
     for one in found:
@@ -399,7 +399,8 @@ def plan_adoption(app: str, repo_rel: str, found: list[Found], registry: str, do
     database = bool(backend and (backend.database_packages or any(r.startswith("database.") for r in refs)))
     redis = bool(backend and (backend.redis_packages or any(r.startswith("redis.") for r in refs)))
     pipelines, ci_advice = choose_ci(ci, git)
-    tree.update(scaffold.repo_tree(app, registry, domain, parts, node_image, git.branch, pipelines, database))
+    tree.update(scaffold.repo_tree(app, registry, domain, parts, node_image, git.branch, pipelines, database,
+                                   deploy=deploy))
     advice = [tip for one in found for tip in advice_for(one)] + shadowed_routes(found, services["backend"]) + ci_advice
     ports = [f"{one.role} in {one.dir}/: part of {one.workspace.describe()}; its image is built from the repo root "
              f"({one.dir}/Dockerfile)" for one in found if one.workspace and in_workspace(one)]

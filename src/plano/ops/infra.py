@@ -324,6 +324,7 @@ def app_entry(
     database: bool = True,
     redis: bool = True,
     repo: str | None = None,
+    ci_deploy: str | None = None,
 ) -> dict[str, Any]:
     """The plano.yml entry for `app add`: only what differs from the defaults is written."""
     entry: dict[str, Any] = {"domains": list(domains)}
@@ -337,10 +338,12 @@ def app_entry(
         entry["redis"] = False
     if repo:
         entry["repo"] = repo
+    if ci_deploy:
+        entry["ci_deploy"] = ci_deploy
     return entry
 
 
-def new_app(session: Session, name: str, domains: list[str], repo: Path | None) -> tuple[Path, Plan]:
+def new_app(session: Session, name: str, domains: list[str], repo: Path | None, ci_deploy: str | None = None) -> tuple[Path, Plan]:
     """Create the app repo next to the infra (git init) and register the app."""
     from plano.ops import scaffold
 
@@ -352,18 +355,20 @@ def new_app(session: Session, name: str, domains: list[str], repo: Path | None) 
         domains,
         {"source": f"{source}/backend" if source else None},
         {"source": f"{source}/frontend" if source else None},
+        ci_deploy=ci_deploy,
     )
     text, manifest = with_app(infra, name, entry)  # bad input fails here, before any write
     if repo.exists() and any(repo.iterdir()):
         raise RefusedError(f"{repo}: not empty; use 'plano app adopt {repo}' for an existing repo")
-    scaffold.create_repo(repo, name, manifest.registry, manifest.apps[name].domains[0], manifest.images.node)
+    scaffold.create_repo(repo, name, manifest.registry, manifest.apps[name].domains[0], manifest.images.node,
+                         manifest.apps[name].ci_deploy)
     git_init(repo, session.runner)
     return repo, synced(session, manifest, text)
 
 
 def adopt_app(
     session: Session, repo: Path, name: str | None, domains: list[str], backend_dir: str | None = None, frontend_dir: str | None = None,
-    database: bool = True, redis: bool = True, ci: str = "auto",
+    database: bool = True, redis: bool = True, ci: str = "auto", ci_deploy: str | None = None,
 ):
     """Register an existing app repo: add the files it lacks (never overwriting one), then
     the app, with a database and a Redis user only when its backend uses them (and the
@@ -381,8 +386,10 @@ def adopt_app(
     found = adopt.survey(repo, backend_dir, frontend_dir)
     repo_rel = os.path.relpath(repo.resolve(), infra.root.resolve())
     registry, node = infra.manifest.registry, infra.manifest.images.node
-    adoption = adopt.plan_adoption(name, repo_rel, found, registry, domains[0] if domains else "", node, git_facts(session, repo), ci)
-    entry = app_entry(domains, adoption.backend, adoption.frontend, database and adoption.database, redis and adoption.redis)
+    adoption = adopt.plan_adoption(name, repo_rel, found, registry, domains[0] if domains else "", node, git_facts(session, repo), ci,
+                                   ci_deploy)
+    entry = app_entry(domains, adoption.backend, adoption.frontend, database and adoption.database, redis and adoption.redis,
+                      ci_deploy=ci_deploy)
     text, manifest = with_app(infra, name, entry)
     repo_plan = files.plan(repo, adoption.files)
     files.apply(repo, repo_plan)

@@ -124,9 +124,11 @@ def node_major(image: str) -> str:
 
 def repo_tree(app: str, registry: str, domain: str, parts: tuple[RepoPart, ...] = NEW_PARTS,
               node_image: str = DEFAULT_IMAGES["node"], branch: str = "main", ci: tuple[str, ...] = ("github", "gitlab"),
-              database: bool = True, postgres_image: str = DEFAULT_IMAGES["postgres"]) -> Tree:
+              database: bool = True, postgres_image: str = DEFAULT_IMAGES["postgres"], deploy: str | None = None) -> Tree:
     """The repo's CI pipelines (those of `ci`, building on pushes to `branch`; with a
-    throwaway Postgres for the tests when the app has a database) and README."""
+    throwaway Postgres for the tests when the app has a database; with a job that runs
+    `plano -e DEPLOY deploy APP --tag <commit>` after the images, when `deploy` names an
+    environment: plano.yml's apps.APP.ci_deploy) and README."""
     values = {
         "parts": parts,
         "app": app,
@@ -139,6 +141,7 @@ def repo_tree(app: str, registry: str, domain: str, parts: tuple[RepoPart, ...] 
         "branch": branch,
         "database": database,
         "postgres_image": postgres_image,
+        "deploy": deploy,
     }
     wanted = {CI_FILES[name] for name in ci} | {"README.md"}
     return {path: File(render_app_template(template, **values), kind=Kind.USER)
@@ -175,9 +178,9 @@ def copy_template(template: str, dest: Path, replace: dict[str, str] | None = No
             path.rename(path.with_name(DOTFILES[path.name]))
 
 
-def create_repo(repo: Path, app: str, registry: str, domain: str, node_image: str) -> None:
+def create_repo(repo: Path, app: str, registry: str, domain: str, node_image: str, deploy: str | None = None) -> None:
     """A new app repo: backend/ (NestJS), frontend/ (Next.js), CI pipelines, README."""
     replace = {TEMPLATE_APP: app, TEMPLATE_NODE_IMAGE: node_image}
     for role in ("backend", "frontend"):
         copy_template(f"app/{role}", repo / role, replace)
-    files.apply(repo, files.plan(repo, repo_tree(app, registry, domain, node_image=node_image)))
+    files.apply(repo, files.plan(repo, repo_tree(app, registry, domain, node_image=node_image, deploy=deploy)))
