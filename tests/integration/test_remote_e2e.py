@@ -6,7 +6,10 @@ installs plano there and starts prod, and a second run changes nothing; `plano s
 -e` and `plano deploy -e` run there with their output and exit codes; a file changed by
 hand on the server is refused; a deploy whose SSH client is killed mid-way ends on
 one version on the server with its lock released, under load with 0 failed requests;
-a changed host key is refused in one line."""
+a changed host key is refused in one line; two laptops deploying app1 at once: one runs,
+the other is refused naming who holds the lock (user, host, since, command), and the
+server's audit log has both, field by field; `plano status --all-environments` shows
+production's status beside an environment that cannot be reached."""
 
 from __future__ import annotations
 
@@ -240,6 +243,73 @@ def test_a_changed_host_key_is_refused_in_one_line(site):
                    check=True, capture_output=True)
     ok(laptop(site, "-e", "production", "server", "trust"))
     ok(laptop(site, "-e", "production", "status"))
+
+
+def as_laptop(site: Site, user: str, host: str, *args: str) -> subprocess.Popen:
+    """plano on another laptop: its user's name and its host name, as PLANO_USER and PLANO_HOST set them."""
+    env = {**os.environ, **site.server.ssh_env, "NO_COLOR": "1", "PLANO_USER": user, "PLANO_HOST": host}
+    return subprocess.Popen([sys.executable, "-m", "plano.cli", *args], cwd=site.infra, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def test_two_laptops_deploying_at_once_one_is_refused_naming_the_other_and_both_are_audited(site):
+    ensure_set_up(site)
+    ok(laptop(site, "-e", "production", "audit"))  # the server at this commit first: the two then push nothing
+    before = served(site)
+    assert len(before) == 1
+    target = "1.0.0" if before == {"2.0.0"} else "2.0.0"
+    head = git(site.infra, "rev-parse", "HEAD").strip()
+    started = time.monotonic()
+    clients = {who: as_laptop(site, who, f"{who}-laptop", "-e", "production", "deploy", "app1", "--tag", target)
+               for who in ("alice", "bob")}
+    outputs = {who: proc.communicate(timeout=600)[0] for who, proc in clients.items()}
+    seconds = time.monotonic() - started
+    codes = {who: proc.returncode for who, proc in clients.items()}
+    assert sorted(codes.values()) == [0, 3], (codes, outputs)
+    winner = next(who for who, code in codes.items() if code == 0)
+    loser = next(who for who, code in codes.items() if code == 3)
+    refusal = next(line for line in outputs[loser].splitlines() if line.startswith("error: "))
+    assert refusal.startswith(f"error: a deploy of app1 is already running: {winner} on {winner}-laptop since "), refusal
+    assert f" UTC (plano deploy app1 --tag {target}, pid " in refusal and refusal.endswith("wait for it to end, then run again")
+    assert served(site) == {target}
+
+    entries = json.loads(ok(laptop(site, "-e", "production", "audit", "--json", "-n", "2")).stdout)
+    assert {e["user"] for e in entries} == {"alice", "bob"}, entries
+    by = {e["user"]: e for e in entries}
+    for who, e in by.items():
+        assert list(e) == ["started", "ended", "user", "host", "login", "commit", "command", "result", "exit"]
+        assert e["host"] == f"{who}-laptop" and e["login"] == "deploy"  # the SSH login is shared; the user is the laptop's
+        assert e["commit"] == head and e["command"] == ["plano", "deploy", "app1", "--tag", target]
+        assert e["started"] <= e["ended"] and e["started"].endswith("+00:00")
+    assert (by[winner]["result"], by[winner]["exit"]) == ("ok", 0)
+    assert by[loser]["exit"] == 3
+    assert by[loser]["result"].startswith(f"failed: a deploy of app1 is already running: {winner} on {winner}-laptop since ")
+    log = f"{SERVER_INFRA}/data/logs/audit.jsonl"
+    assert site.server.exec("stat", "-c", "%a %U", log).stdout.strip() == "640 root"
+    lines = site.server.exec("cat", log).stdout.splitlines()
+    assert all(json.loads(line)["exit"] in (0, 1, 3) for line in lines)  # every line whole
+    print(f"two laptops at once: {seconds:.1f} s, {winner} deployed, {loser} refused; audit log {len(lines)} lines")
+
+
+def test_status_of_all_environments_shows_an_unreachable_one_beside_production(site):
+    ensure_set_up(site)
+    manifest = site.infra / "plano.yml"
+    text = manifest.read_text()
+    try:  # a second environment nobody answers for (not committed: a look pushes nothing)
+        manifest.write_text(text + "  staging:\n    host: deploy@127.0.0.1\n    port: 9\n")
+        started = time.monotonic()
+        shown = laptop(site, "status", "--all-environments", "--json")
+        seconds = time.monotonic() - started
+    finally:
+        manifest.write_text(text)
+    rows = {row["environment"]: row for row in json.loads(shown.stdout)}
+    assert rows["staging"]["state"] == "unreachable" and "127.0.0.1 port 9" in rows["staging"]["detail"]
+    assert shown.returncode == 1  # not every environment is ok
+    production = rows["production"]
+    assert production["state"] in ("ok", "problems") and production["code"] in (0, 1), production
+    assert production["commit"] == site.server.exec("git", "-C", SERVER_INFRA, "rev-parse", "HEAD", user="deploy").stdout.strip()
+    assert {row["service"] for row in production["status"]["apps"]} == {"app1-backend", "app1-frontend"}
+    print(f"status --all-environments: {seconds:.1f} s for 2 environments (one unreachable)")
 
 
 def ensure_set_up(site: Site) -> None:

@@ -236,3 +236,13 @@ def test_a_huge_command_is_cut_to_one_atomic_line():
     item = audit.Entry("s", "e", "u", "h", "l", "c", ["plano", "prod", "exec", *["y" * 100] * 100], "ok", 0)
     cut = audit.line(item)
     assert len(cut) <= audit.LINE_LIMIT + 1 and json.loads(cut)["command"][-1] == "..."
+
+
+def test_the_servers_infra_is_not_checked_out_under_a_running_deploy(tmp_path, monkeypatch):
+    infra = tmp_path / "infra"
+    subprocess.run(["git", "init", "-q", str(infra)], check=True)
+    monkeypatch.setenv("PLANO_USER", "alice")
+    with deploy.deploy_lock(infra, "app1", ("deploy", "app1", "--tag", "2")):
+        got = subprocess.run(["sh", "-c", srv.CHECKOUT, "plano", str(infra), "HEAD", ""], capture_output=True, text=True)
+    assert got.returncode == 3
+    assert got.stderr.startswith('a deploy runs on the server ({"user": "alice", ') and "wait for it to end" in got.stderr

@@ -62,10 +62,18 @@ mkdir -p "$1"
 [ -d "$1/.git" ] || git init -q "$1"
 """
 
-# The infra at the pushed commit ($2); files changed by hand on the server refuse it (exit 3) unless $3 is "force".
+# The infra at the pushed commit ($2); files changed by hand on the server refuse it (exit 3) unless $3 is "force",
+# and so does a deploy running there (its lock held: its files are not changed under it).
 CHECKOUT = f"""\
 set -eu
 cd "$1"
+for lock in data/logs/.deploy-*.lock; do
+  [ -e "$lock" ] || continue
+  if ! flock -n "$lock" true; then
+    echo "a deploy runs on the server ($(cat "$lock")); wait for it to end, then run again" >&2
+    exit 3
+  fi
+done
 if [ "$3" != force ] && [ -n "$(git status --porcelain --untracked-files=no)" ]; then
   git status --porcelain --untracked-files=no >&2
   exit 3
