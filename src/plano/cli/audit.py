@@ -33,7 +33,9 @@ def outcome(exc: BaseException) -> tuple[int, str]:
         return exc.exit_code, f"failed: {exc}"
     if isinstance(exc, click.ClickException):
         return exc.exit_code, f"failed: {exc.format_message()}"
-    if isinstance(exc, KeyboardInterrupt | click.exceptions.Abort):
+    if isinstance(exc, click.exceptions.Abort):
+        return 1, "interrupted"  # as main reports it
+    if isinstance(exc, KeyboardInterrupt):
         return INTERRUPTED, "interrupted"
     return BUG, f"failed: a bug in plano ({type(exc).__name__})"
 
@@ -57,19 +59,22 @@ def audited(made: Session, run: Callable[[], T]) -> T:
 
 
 def write(made: Session, started: str, code: int, why: str, who: Actor) -> None:
+    from plano.core.manifest import MANIFEST_FILE
+    from plano.core.naming import AUDIT_LOG
     from plano.ops import audit
 
     try:
         root = made.root
-    except PlanoError:
+        secrets = made.secret_values()
+    except (PlanoError, OSError):
+        return  # no infra (or none readable): the command changed nothing
+    if not (root / MANIFEST_FILE).is_file():
         return
-    if not (root / "plano.yml").is_file():
-        return
-    line = audit.entry(started, now(), who, audit.commit(root), made.command, code, why, made.secret_values())
+    line = audit.entry(started, now(), who, audit.commit(root), made.command, code, why, secrets)
     try:
         audit.append(root, line)
-    except OSError as exc:  # the command is done: say it, do not turn its result into a failure
-        click.echo(f"warning: could not append to {root / audit.n.AUDIT_LOG}: {exc.strerror}", err=True)
+    except OSError as exc:  # the command is done: say so, without turning its result into a failure
+        click.echo(f"warning: could not append to {root / AUDIT_LOG}: {exc.strerror}", err=True)
 
 
 @click.command("audit")
