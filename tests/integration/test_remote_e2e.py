@@ -287,7 +287,7 @@ def test_two_laptops_deploying_at_once_one_is_refused_naming_the_other_and_both_
     log = f"{SERVER_INFRA}/data/logs/audit.jsonl"
     assert site.server.exec("stat", "-c", "%a %U", log).stdout.strip() == "640 root"
     lines = site.server.exec("cat", log).stdout.splitlines()
-    assert all(json.loads(line)["exit"] in (0, 1, 3) for line in lines)  # every line whole
+    assert all(isinstance(json.loads(line)["exit"], int) for line in lines)  # every line whole
     print(f"two laptops at once: {seconds:.1f} s, {winner} deployed, {loser} refused; audit log {len(lines)} lines")
 
 
