@@ -190,7 +190,8 @@ def test_4_one_deploy_of_an_app_at_a_time(stack):
     second = plano("deploy", "app1", "--service", "backend", "--tag", "2.0.0", cwd=ws.infra, check=False)
     out, err = first.communicate(timeout=600)
     assert second.returncode == 3, second.stderr
-    assert f"error: a deploy of app1 is already running (pid {first.pid} by" in second.stderr
+    assert "error: a deploy of app1 is already running: " in second.stderr  # who, from where, since when:
+    assert f" UTC (plano deploy app1 --service frontend --tag 1.0.0, pid {first.pid}); wait" in second.stderr
     assert first.returncode == 0, err
     assert versions_now(ws, 5) == {"backend 1.0.0", "frontend 1.0.0"}
 
