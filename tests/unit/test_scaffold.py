@@ -91,3 +91,16 @@ def test_the_readme_covers_dev_tests_and_release(repo):
     for text in ("plano dev up", "plano dev exec app1-backend -- npm test", "npm run test:e2e", "git tag v1.2.3",
                  "APP1_BACKEND_TAG=1.2.3", "https://app1.example.com"):
         assert text in readme
+
+
+def test_the_deploy_jobs_scripts_pass_shellcheck(deploying, tmp_path):
+    import yaml
+
+    github = yaml.safe_load((deploying / ".github/workflows/ci.yml").read_text())["jobs"]["deploy"]["steps"]
+    scripts = [step["run"] for step in github if "run" in step]
+    scripts += yaml.safe_load((deploying / ".gitlab-ci.yml").read_text())["deploy"]["script"]
+    for i, script in enumerate(scripts):
+        path = tmp_path / f"job{i}.sh"
+        path.write_text("#!/bin/bash\n" + script)
+        checked = subprocess.run([str(Path(sys.executable).parent / "shellcheck"), str(path)], capture_output=True, text=True)
+        assert checked.returncode == 0, checked.stdout
