@@ -16,6 +16,14 @@ from tests.cli.test_cli import INIT
 from tests.scripted import Answer, ScriptedRunner
 from tests.unit.test_k8s_ops import DONE_JOB, FAILED_JOB, deployment_json, listing
 
+RUNNING = Answer(0, listing(*(deployment_json(f"app1-{role}", f"registry.example.com/acme/app1-{role}:latest", 2)
+                              for role in ("backend", "frontend"))))
+
+
+def deployments(runner: ScriptedRunner) -> ScriptedRunner:
+    """The one query a deploy makes first (a dry run too): app1's Deployments and their images."""
+    return runner.query("get", "deployment/app1-backend", answers=RUNNING)
+
 NS = "infra"  # the project's name: the namespace
 
 
@@ -41,10 +49,11 @@ def run(capsys, runner, *args):
 
 def test_deploy_dry_run_prints_the_exact_kubectl_commands_and_runs_none(infra, capsys):
     before = tree_digest(infra)
-    runner = ScriptedRunner()
+    runner = deployments(ScriptedRunner())
     code, out, err = run(capsys, runner, "k8s", "deploy", "app1", "--tag", "2.0.0", "--dry-run")
     assert code == 0, err
-    assert runner.calls == [] and tree_digest(infra) == before
+    assert runner.actions == [] and tree_digest(infra) == before
+    assert runner.queries == [k.get_json_argv(NS, "deployment/app1-backend", "deployment/app1-frontend")]
     reg = "registry.example.com/acme"
     assert out.splitlines() == [
         *(shlex.join(argv) for argv in (
@@ -61,7 +70,7 @@ def test_deploy_dry_run_prints_the_exact_kubectl_commands_and_runs_none(infra, c
 
 
 def test_the_same_deploy_for_real_runs_what_the_dry_run_printed(infra, capsys):
-    runner = ScriptedRunner()
+    runner = deployments(ScriptedRunner())
     _, dry, _ = run(capsys, runner, "k8s", "deploy", "app1", "--tag", "2.0.0", "--dry-run")
     runner.query("get", answers=Answer(0, json.dumps(DONE_JOB))).on("kubectl")
     code, out, err = run(capsys, runner, "k8s", "deploy", "app1", "--tag", "2.0.0")
@@ -73,7 +82,7 @@ def test_the_same_deploy_for_real_runs_what_the_dry_run_printed(infra, capsys):
 
 
 def test_a_failed_release_job_exits_1_with_its_last_lines(infra, capsys):
-    runner = (ScriptedRunner().on("wait", answers=Answer(1, "", "error: timed out waiting for the condition"))
+    runner = (deployments(ScriptedRunner()).on("wait", answers=Answer(1, "", "error: timed out waiting for the condition"))
               .query("get", answers=Answer(0, json.dumps(FAILED_JOB)))
               .query("logs", answers=Answer(0, "Error: migration 0042 failed\n")).on("kubectl"))
     code, _, err = run(capsys, runner, "k8s", "deploy", "app1", "--tag", "2.0.0")

@@ -238,10 +238,17 @@ def test_dns01_token_goes_to_cert_managers_namespace_and_restic_and_own_certific
 # ---------------------------------------------------------------- deploy
 
 
+def running(frontend: str = "latest") -> Answer:
+    """`kubectl get deployment/... -o json`: app1's Deployments, as the tree made them (or later deploys)."""
+    return Answer(0, listing(deployment_json("app1-backend", f"{IMAGE}:latest", 2),
+                             deployment_json("app1-frontend", f"registry.example.com/acme/app1-frontend:{frontend}", 2)))
+
+
 def cluster(runner: ScriptedRunner, wait: list[Answer] | None = None, job: str = json.dumps(DONE_JOB),
-            rollout: list[Answer] | None = None) -> ScriptedRunner:
+            rollout: list[Answer] | None = None, deployments: Answer | None = None) -> ScriptedRunner:
     """kubectl as a cluster answers a deploy."""
-    return (runner.on("kubectl", "--namespace", "acme", "wait", answers=wait or [Answer()])
+    return (runner.query("kubectl", "--namespace", "acme", "get", "deployment/app1-backend", answers=deployments or running())
+            .on("kubectl", "--namespace", "acme", "wait", answers=wait or [Answer()])
             .query("kubectl", "--namespace", "acme", "get", answers=Answer(0, job))
             .query("kubectl", "--namespace", "acme", "logs", answers=Answer(0, "> migrate\nrunning 0042_orders\nError: relation \"orders\" exists\n"))
             .on("kubectl", "--namespace", "acme", "rollout", "status", answers=rollout or [Answer(0, "successfully rolled out\n")])
@@ -275,7 +282,7 @@ def test_the_release_job_is_waited_for_round_after_round_until_complete(root):
     runner = cluster(ScriptedRunner(), wait=[Answer(1, "", "timed out waiting for the condition on jobs/x")] * 2 + [Answer()], job=running)
     k8s.deploy(scripted.session(root, runner), "app1", "backend", "2.0.0")
     assert [a for a in runner.actions if "wait" in a] == [k.wait_job_argv(NS, JOB, k8s.WAIT_ROUND_SECONDS)] * 3
-    assert runner.queries == [k.get_json_argv(NS, f"job/{JOB}")] * 2
+    assert runner.queries == [k.get_json_argv(NS, "deployment/app1-backend"), *[k.get_json_argv(NS, f"job/{JOB}")] * 2]
 
 
 def test_a_failed_release_job_stops_the_deploy_before_any_rollout(root):
@@ -287,7 +294,8 @@ def test_a_failed_release_job_stops_the_deploy_before_any_rollout(root):
         (f"the release Job {JOB} failed (BackoffLimitExceeded: Job has reached the specified backoff limit); nothing was rolled out; "
          "its last lines:"), "  > migrate", "  running 0042_orders", '  Error: relation "orders" exists']
     assert runner.actions == deploy_sequence("2.0.0")[:3]  # no set image, no rollout
-    assert runner.queries == [k.get_json_argv(NS, f"job/{JOB}"), k.job_logs_argv(NS, JOB, 20)]
+    assert runner.queries == [k.get_json_argv(NS, "deployment/app1-backend", "deployment/app1-frontend"),
+                              k.get_json_argv(NS, f"job/{JOB}"), k.job_logs_argv(NS, JOB, 20)]
     assert (root / n.ENV_PROD).read_text() == before
     assert [(r.service, r.result.split(":")[0]) for r in log(root)] == [("app1-backend", "failed"), ("app1-frontend", "failed")]
 
@@ -305,6 +313,29 @@ def test_a_rollout_that_is_not_ready_in_time_is_undone(root):
     records = log(root)
     assert [(r.service, r.from_tag, r.to_tag) for r in records] == [("app1-backend", "latest", "2.0.0"), ("app1-frontend", "latest", "2.0.0")]
     assert all(r.result.startswith("failed: the rollout of app1-frontend failed") for r in records)
+
+
+def test_only_a_deployment_whose_image_changed_is_undone(root):
+    """app1-frontend already runs 2.0.0: its `set image` changes nothing, so no revision
+    of it is undone (an undo would go back to the one before)."""
+    timed_out = Answer(1, "", "error: timed out waiting for the condition\n")
+    runner = cluster(ScriptedRunner(), rollout=[timed_out], deployments=running(frontend="2.0.0"))
+    with pytest.raises(compose_deploy.DeployFailed, match="^the rollout of app1-backend failed"):
+        k8s.deploy(scripted.session(root, runner), "app1", None, "2.0.0")
+    assert runner.actions[-2:] == [k.rollout_status_argv(NS, "app1-backend", 300), k.rollout_undo_argv(NS, "app1-backend")]
+
+
+def test_a_deploy_before_the_tree_was_applied_runs_nothing(root):
+    missing = Answer(1, listing(deployment_json("app1-frontend", "registry.example.com/acme/app1-frontend:latest", 2)),
+                     'Error from server (NotFound): deployments.apps "app1-backend" not found\n')
+    runner = cluster(ScriptedRunner(), deployments=missing)
+    with pytest.raises(compose_deploy.DeployFailed, match=r"^no Deployment app1-backend \(with a container backend\) in the namespace "
+                                                          r"acme; apply the tree first: kubectl apply -k k8s/overlays/prod$"):
+        k8s.deploy(scripted.session(root, runner), "app1", None, "2.0.0")
+    assert runner.actions == []
+    refused = cluster(ScriptedRunner(), deployments=Answer(1, "", "The connection to the server localhost:8080 was refused"))
+    with pytest.raises(EnvironmentProblem, match="was refused; check kubectl's context"):
+        k8s.deploy(scripted.session(root, refused), "app1", None, "2.0.0")
 
 
 def test_a_deploy_waits_for_no_other_deploy_of_the_app(root):

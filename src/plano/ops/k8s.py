@@ -8,14 +8,15 @@ in what plano prints.
 
 `deploy APP --tag T`, under the same per-app lock and into the same deploy log as
 `plano deploy`:
+  0. the app's Deployments exist (the tree was applied), and their images now;
   1. each service's release Job (render/kubernetes.py's, with the new image): a left
      one deleted, the new one applied, waited for until complete; a failed one stops
      the deploy with its last log lines, before anything is rolled out;
   2. `kubectl set image` of each service's Deployment, then `kubectl rollout status`
      of each (its RollingUpdate: maxUnavailable 0, so the old pods serve until new
      ones are ready);
-  3. a rollout that does not complete in time is undone (`kubectl rollout undo`,
-     every service of the deploy) and the deploy fails;
+  3. a rollout that does not complete in time is undone (`kubectl rollout undo` of
+     every Deployment of the deploy whose image changed) and the deploy fails;
   4. on success only, .env.prod's tags are updated; every deploy leaves a line per
      service in the deploy log.
 """
@@ -232,12 +233,30 @@ class K8sDeployer:
                 raise DeployFailed("\n".join([f"the release Job {job} failed ({why}); nothing was rolled out; its last lines:",
                                               *("  " + line for line in logs.splitlines()[-LOG_LINES:])]))
 
-    def roll_out(self, targets: list[Target]) -> None:
-        """Steps 2 and 3: every Deployment to its new image; all undone when one is not ready in time."""
+    def running_images(self, targets: list[Target]) -> dict[str, str]:
+        """Each Deployment's image now (a Deployment missing: the tree was not applied)."""
+        got = self.session.query(k.get_json_argv(self.ns, *(f"deployment/{t.service}" for t in targets)), timeout=60)
+        if got.code == NOT_FOUND:
+            raise EnvironmentProblem(f"kubectl: not found; {INSTALL}")
+        if not got.ok and "NotFound" not in got.err:  # kubectl prints the Deployments it found, and exits 1
+            raise EnvironmentProblem(f"kubectl get of the Deployments failed: {got.last_line}; check kubectl's context "
+                                     "(kubectl config current-context)")
+        found = {w.name: w.images for w in (k.workload(item) for item in k.items(got.out)) if w.kind == "Deployment"}
+        missing = [t.service for t in targets if t.role not in found.get(t.service, {})]
+        if missing and not self.session.dry_run:
+            raise DeployFailed(f"no Deployment {missing[0]} (with a container {missing[0].rsplit('-', 1)[1]}) in the namespace "
+                               f"{self.ns}; apply the tree first: kubectl apply -k {n.k8s_overlay('prod')}")
+        return {service: images.get(service.rsplit("-", 1)[1], "") for service, images in found.items()}
+
+    def roll_out(self, targets: list[Target], running: dict[str, str]) -> None:
+        """Steps 2 and 3: every Deployment to its new image; all undone when one is not
+        ready in time (those whose image changed: an undo of the others would go back
+        one revision further)."""
         try:
             for t in targets:
                 self.act(k.set_image_argv(self.ns, t.service, t.role, image(self.manifest, t)), f"kubectl set image of {t.service}")
-                self.rolled.append(t)
+                if running.get(t.service) != image(self.manifest, t):
+                    self.rolled.append(t)
             for t in targets:
                 self.say(f"{t.service}: rolling out {t.tag} (up to {self.timeout:.0f} s)")
                 done = self.session.act(k.rollout_status_argv(self.ns, t.service, round(self.timeout)), timeout=self.timeout + 30)
@@ -262,9 +281,10 @@ class K8sDeployer:
             for t in targets:
                 self.say(f"{t.service}: {from_tags[t.service]} -> {t.tag}")
             try:
+                running = self.running_images(targets)
                 for t in targets:
                     self.release(t)
-                self.roll_out(targets)
+                self.roll_out(targets, running)
             except PlanoError as exc:
                 why = f"failed: {str(exc).splitlines()[0]}"
                 for t in targets:
