@@ -208,6 +208,20 @@ def test_secrets_apply_names_a_missing_key_and_the_fix(root):
         k8s.apply_secrets(scripted.session(root, runner))
 
 
+def test_with_only_the_encrypted_copy_the_values_are_decrypted_in_memory(root):
+    """A fresh clone holds .env.prod.enc, not .env.prod: sops decrypts it to plano's pipe
+    (ops/secrets.py), and nothing is written."""
+    text = (root / n.ENV_PROD).read_text()
+    (root / n.ENV_PROD).unlink()
+    (root / n.encrypted(n.ENV_PROD)).write_text("APP1_DB_PASSWORD=ENC[AES256_GCM,data:...]\n")
+    runner = ScriptedRunner().query("decrypt", answers=Answer(0, text)).on("kubectl")
+    applied = k8s.apply_secrets(scripted.session(root, runner))
+    assert [c.argv[-1] for c in runner.calls if c.query] == [str(root / n.encrypted(n.ENV_PROD))]
+    sent = json.loads(next(c.stdin for c in runner.calls if not c.query))["items"]
+    assert base64.b64decode(sent[0]["data"]["APP1_DB_PASSWORD"]).decode() == env_files.parse_env(text)["APP1_DB_PASSWORD"]
+    assert len(applied) == 4 and not (root / n.ENV_PROD).exists()
+
+
 def test_dns01_token_goes_to_cert_managers_namespace_and_restic_and_own_certificates_from_their_files(root):
     (root / "restic-password").write_text("offsite-pass-phrase\n")
     (root / "certs").mkdir()
