@@ -38,8 +38,8 @@ from plano.engine import ssh
 
 # Commands that change the stack run detached on the server (they survive a dropped connection).
 DETACHED = frozenset({"deploy", "rollback", "prod", "maintenance", "certs", "backup", "db", "swarm", "stack"})
-# Commands about this machine's infra files: they run here, never with -e.
-LOCAL_ONLY = frozenset({"init", "app", "render", "check", "demo", "secrets", "clone", "dev", "export"})
+# Commands about this machine's infra files, or (k8s) a cluster kubectl reaches from here: never with -e.
+LOCAL_ONLY = frozenset({"init", "app", "render", "check", "demo", "secrets", "clone", "dev", "export", "k8s"})
 
 
 @dataclass(frozen=True)
