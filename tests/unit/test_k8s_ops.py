@@ -427,3 +427,40 @@ def test_maintenance_of_an_unknown_app_runs_nothing(root):
     with pytest.raises(UsageError, match="^apps/nope: no such app"):
         k8s.maintenance(scripted.session(root, runner), "nope", True)
     assert runner.calls == []
+
+
+# ---------------------------------------------------------------- apply
+
+
+def test_apply_gives_the_overlay_its_recorded_tags_and_keeps_maintenance(root):
+    """The overlay built by the real `kubectl kustomize` (local), then: app1-backend at the
+    tag .env.prod records (not the tree's latest), its Ingress kept on the maintenance
+    Service since the cluster has it there now; applied server-side, as plano."""
+    from plano.ops import export
+
+    export.kubernetes(scripted.session(root, ScriptedRunner()))
+    overlay = n.k8s_overlay("prod")
+    built = subprocess.run(["kubectl", "kustomize", overlay], cwd=root, capture_output=True, text=True, check=True).stdout
+    (root / n.ENV_PROD).write_text(env_files.set_env_value((root / n.ENV_PROD).read_text(), "APP1_BACKEND_TAG", "1.4.2"))
+    live = {"metadata": {"name": "app1"}, "spec": {"rules": [{"http": {"paths": [
+        {"backend": {"service": {"name": "maintenance"}}}]}}]}}
+    runner = (ScriptedRunner().query("kubectl", "kustomize", answers=Answer(0, built))
+              .query("kubectl", "--namespace", NS, "get", "ingress", answers=Answer(0, listing(live))).on("kubectl"))
+    applied = k8s.apply_tree(scripted.session(root, runner))
+    assert runner.queries == [k.kustomize_argv(overlay), k.get_json_argv(NS, "ingress")]
+    assert runner.actions == [k.server_side_apply_argv(NS)]
+    sent = json.loads(runner.calls[-1].stdin)["items"]
+    images = {o["metadata"]["name"]: [c["image"] for c in o["spec"]["template"]["spec"]["containers"]]
+              for o in sent if o["kind"] == "Deployment"}
+    assert images["app1-backend"] == [f"{IMAGE}:1.4.2"] and images["app1-frontend"] == [
+        "registry.example.com/acme/app1-frontend:latest"]
+    [ingress] = [o for o in sent if o["kind"] == "Ingress" and o["metadata"]["name"] == "app1"]
+    assert {p["backend"]["service"]["name"] for r in ingress["spec"]["rules"] for p in r["http"]["paths"]} == {"maintenance"}
+    assert (applied.images["app1-backend"], applied.in_maintenance, applied.objects) == (f"{IMAGE}:1.4.2", ["app1"], len(sent))
+
+
+def test_apply_without_the_export_runs_nothing(root):
+    runner = ScriptedRunner()
+    with pytest.raises(FileProblem, match=r"^k8s/overlays/prod: missing; run plano export kubernetes first$"):
+        k8s.apply_tree(scripted.session(root, runner))
+    assert runner.calls == []

@@ -20,6 +20,24 @@ def k8s_group() -> None:
     """Run the Kubernetes export (plano export kubernetes) with kubectl, on its current context."""
 
 
+@k8s_group.command("apply")
+@DRY
+@click.pass_context
+def apply_cmd(ctx, dry_run) -> None:
+    """Apply k8s/overlays/prod with each app's images at the tags .env.prod records (the
+    tree says latest) and each app in maintenance kept so. Use it rather than a plain
+    kubectl apply -k, which would take every app back to latest."""
+    from plano.ops import k8s
+
+    applied = k8s.apply_tree(session(ctx, Mode.PROD, dry_run))
+    if not dry_run:
+        click.echo(f"applied {applied.objects} objects")
+        for deployment, image in sorted(applied.images.items()):
+            click.echo(f"  {deployment}: {image}")
+        for ingress in applied.in_maintenance:
+            click.echo(f"  {ingress}: kept in maintenance")
+
+
 @k8s_group.group("secrets")
 def secrets_group() -> None:
     """The Secrets the k8s/ tree names."""

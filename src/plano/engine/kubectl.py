@@ -30,7 +30,18 @@ def apply_secrets_argv(namespace: str) -> list[str]:
     """Secrets from stdin, server-side: client-side apply would keep a copy of every
     value in the Secret's last-applied-configuration annotation. plano takes over keys
     another manager set (a Secret first made by hand from .env.prod)."""
+    return server_side_apply_argv(namespace)
+
+
+def server_side_apply_argv(namespace: str) -> list[str]:
+    """Objects from stdin, applied server-side as plano: it takes over the fields another
+    manager set (an image `kubectl set image` changed, a backend a patch switched)."""
     return kubectl(namespace, "apply", "--server-side", f"--field-manager={FIELD_MANAGER}", "--force-conflicts", "-f", "-")
+
+
+def kustomize_argv(folder: str) -> list[str]:
+    """The overlay built by kubectl's own kustomize: local, no cluster asked."""
+    return [KUBECTL, "kustomize", folder]
 
 
 def delete_job_argv(namespace: str, job: str) -> list[str]:

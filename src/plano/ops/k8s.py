@@ -1,5 +1,10 @@
-"""`plano k8s secrets apply|deploy|status|maintenance`: the Kubernetes export run with
-kubectl, in the namespace kubernetes.namespace, on kubectl's current context.
+"""`plano k8s apply|secrets apply|deploy|status|maintenance`: the Kubernetes export run
+with kubectl, in the namespace kubernetes.namespace, on kubectl's current context.
+
+`apply`: the prod overlay, built by kubectl's kustomize, with each app service's image at
+the tag .env.prod records (the tree says `latest`: a plain `kubectl apply -k` would take
+every Deployment back to it) and each Ingress that is in maintenance now kept so; then
+applied server-side.
 
 `secrets apply`: the Secrets the tree names (naming.k8s_secrets), from .env.prod (or,
 when only its encrypted copy is here, from that copy, decrypted in memory), sent to
@@ -30,6 +35,8 @@ import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import yaml
 
 from plano.core import naming as n
 from plano.core import secrets as env_files
@@ -381,3 +388,69 @@ def maintenance(session: Session, app: str, on: bool) -> Switched:
     if not done.ok:
         raise kubectl_failed(done, f"kubectl patch of the Ingress {app}")
     return Switched(app, app, on, [op["value"]["service"]["name"] for op in patch])
+
+
+# ---------------------------------------------------------------- apply
+
+
+@dataclass(frozen=True)
+class Applied:
+    objects: int
+    images: dict[str, str]  # Deployment -> the image it was given
+    in_maintenance: list[str]  # Ingresses kept on the maintenance Service
+
+
+def recorded_images(session: Session) -> dict[str, str]:
+    """Each app service's image (without tag) -> with the tag .env.prod records."""
+    manifest, root = session.manifest, session.root
+    return {n.prod_image(manifest, app, role): image(manifest, Target(app, role, current_tag(root, Target(app, role, "latest"))))
+            for app, entry in manifest.apps.items() for role in entry.services()}
+
+
+def in_maintenance(session: Session) -> set[str]:
+    """The Ingresses whose every path goes to the maintenance Service now (none: not applied yet)."""
+    found = session.query(k.get_json_argv(namespace(session), "ingress"), timeout=60)
+    if not found.ok:
+        return set()
+    return {item["metadata"]["name"] for item in k.items(found.out)
+            if (backends := [path.get("backend", {}).get("service", {}).get("name") for rule in item.get("spec", {}).get("rules", [])
+                             for path in rule.get("http", {}).get("paths", [])])
+            and all(name == n.K8S_MAINTENANCE for name in backends)}
+
+
+def pinned(objects: list[dict], images: dict[str, str], maintenance_on: set[str]) -> Applied:
+    """The objects, changed in place: app images at their recorded tags, Ingresses in
+    maintenance kept there."""
+    given, kept = {}, []
+    for item in objects:
+        kind, name = item.get("kind"), item.get("metadata", {}).get("name", "")
+        if kind == "Deployment":
+            for container in item["spec"]["template"]["spec"]["containers"]:
+                wanted = images.get(container["image"].rsplit(":", 1)[0])
+                if wanted:
+                    container["image"] = given[name] = wanted
+        elif kind == "Ingress" and name in maintenance_on:
+            for rule in item["spec"]["rules"]:
+                for path in rule["http"]["paths"]:
+                    path["backend"] = MAINTENANCE_BACKEND
+            kept.append(name)
+    return Applied(len(objects), given, kept)
+
+
+def apply_tree(session: Session, environment: str = "prod") -> Applied:
+    """`plano k8s apply`: the overlay as the cluster should run it now."""
+    overlay = n.k8s_overlay(environment)
+    if not (session.root / overlay).is_dir():
+        raise FileProblem(f"{overlay}: missing; run plano export kubernetes first")
+    built = session.query(k.kustomize_argv(overlay), timeout=120)
+    if built.code == NOT_FOUND:
+        raise EnvironmentProblem(f"kubectl: not found; {INSTALL}")
+    if not built.ok:
+        raise PlanoError(f"kubectl kustomize {overlay} failed: {built.last_line}")
+    objects = [doc for doc in yaml.safe_load_all(built.out) if doc]
+    applied = pinned(objects, recorded_images(session), in_maintenance(session))
+    done = session.act(k.server_side_apply_argv(namespace(session)), stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": objects}),
+                       timeout=300, shown=f"{shlex.join(k.server_side_apply_argv(namespace(session)))}  # {overlay}, {len(objects)} objects")
+    if not done.ok:
+        raise kubectl_failed(done, f"kubectl apply of {overlay}")
+    return applied
