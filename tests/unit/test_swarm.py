@@ -314,6 +314,12 @@ def test_doctor_on_a_swarm_names_a_missing_role_a_node_away_and_a_service_short_
     assert doctor.decide_services({"nginx": "running", "app1-backend": "1/2 tasks", "backup": "absent"}, cli="swarm") == doctor.Finding(
         "services", "fail", "2 of 3 not running: app1-backend (1/2 tasks), backup (absent)", "plano swarm logs app1-backend, then plano swarm up")
     assert doctor.decide_services({"nginx": "running", "backup": "absent"}, cli="swarm").fix == "plano swarm up"
+    # Uploads stay on the node that took them: a warning where a backend may run on several.
+    assert doctor.decide_uploads({"app1": 2, "app2": 1}, ["srv1", "srv3"]) == doctor.Finding(
+        "uploads", "warn", "app1: uploads stay on the apps node that took them (2 apps nodes), unseen by the other tasks and "
+        "outside the backups", "if app1 stores uploads: apps.app1.backend.replicas: 1 and one apps node, or a shared volume "
+        "at data/uploads/ on every apps node")
+    assert doctor.decide_uploads({"app1": 2}, ["srv1"]).status == doctor.decide_uploads({"app1": 1}, ["srv1", "srv3"]).status == "ok"
 
 
 def test_certs_on_a_swarm_run_certbot_in_its_task_beside_nginx_on_this_node(root):

@@ -394,10 +394,13 @@ SWARM_ACL_FILE_VAR = "PLANO_REDIS_ACL_FILE"  # set (to it) on a swarm only
 #                      its ACL file from them at start.
 #   backup-secrets     POSTGRES_PASSWORD, and RESTIC_PASSWORD (the content of
 #                      backup.restic.password_file) when an offsite copy is configured.
-#   acme-dns01         api-token: a Cloudflare API token (kubernetes.issuer: dns01 only), in
-#                      cert-manager's own namespace, where a ClusterIssuer reads its Secrets.
+#   acme-dns01         api-token: a Cloudflare API token (kubernetes.issuer: dns01 only; .env.prod's
+#                      CLOUDFLARE_API_TOKEN), in cert-manager's own namespace, where a
+#                      ClusterIssuer reads its Secrets.
 #   <app>-tls          a kubernetes.io/tls Secret: cert-manager writes it, or, for an app
 #                      with its own certificate (apps.X.tls), `secrets apply` from the files.
+#
+# RESTIC_PASSWORD is not in .env.prod: `secrets apply` reads backup.restic.password_file.
 
 K8S_DIR = "k8s"  # in the infra repo; `plano render` keeps it up to date once it exists
 K8S_BASE = "base"
@@ -426,6 +429,8 @@ K8S_MAINTENANCE = "maintenance"
 K8S_BACKUPS_CLAIM = "backups"
 K8S_DNS01_SECRET = "acme-dns01"
 K8S_DNS01_KEY = "api-token"
+K8S_DNS01_VAR = "CLOUDFLARE_API_TOKEN"  # in .env.prod: what `plano k8s secrets apply` puts in acme-dns01
+K8S_CERT_MANAGER_NAMESPACE = "cert-manager"  # cert-manager's own: where a ClusterIssuer reads its Secrets
 K8S_RESTIC_KEY = "RESTIC_PASSWORD"
 
 

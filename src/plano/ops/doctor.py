@@ -198,6 +198,20 @@ def decide_swarm(nodes: list[sw.Node]) -> Finding:
     return Finding("swarm", OK, f"{len(nodes)} nodes ready; every role has one")
 
 
+def decide_uploads(backends: dict[str, int], apps_nodes: list[str]) -> Finding:
+    """On a swarm, each apps node keeps its own data/uploads/<app> (no shared volume yet):
+    a backend whose tasks may run on several apps nodes (app -> its replicas) sees only
+    the uploads written on its own node, and the backups hold the data node's only."""
+    spread = sorted(app for app, replicas in backends.items() if replicas > 1) if len(apps_nodes) > 1 else []
+    if spread:
+        return Finding("uploads", WARN,
+                       f"{', '.join(spread)}: uploads stay on the apps node that took them ({len(apps_nodes)} apps nodes), "
+                       "unseen by the other tasks and outside the backups",
+                       f"if {spread[0]} stores uploads: apps.{spread[0]}.backend.replicas: 1 and one apps node, "
+                       "or a shared volume at data/uploads/ on every apps node")
+    return Finding("uploads", OK, "each app's uploads are on one node")
+
+
 def decide_overrides(left: dict[str, str]) -> Finding:
     """DNS overrides (service -> its app) that no running deploy holds: a deploy was cut
     short, and nginx sends that service's requests to the addresses it pinned."""
@@ -374,7 +388,10 @@ def swarm_findings(session: Session) -> list[Finding]:
         return [Finding("swarm", FAIL, str(e).split(": ")[0], str(e).split(": ", 1)[-1])]
     expected = [*inspect.INFRA_SERVICES, *n.app_services(session.manifest)]
     states = {name: swarm_state(services[name]) if name in services else "absent" for name in expected}
-    return [decide_swarm(nodes), decide_services(states, cli="swarm")]
+    manifest = session.manifest
+    backends = {app: entry.backend.replicas or manifest.swarm.replicas for app, entry in manifest.apps.items() if entry.backend.enabled}
+    apps_nodes = [node.hostname for node in nodes if "apps" in node.roles]
+    return [decide_swarm(nodes), decide_services(states, cli="swarm"), decide_uploads(backends, apps_nodes)]
 
 
 def services_finding(manifest: Manifest, containers: list[dict]) -> Finding:

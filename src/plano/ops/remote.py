@@ -41,8 +41,8 @@ from plano.engine import ssh
 
 # How long a server's `plano status --json` may take (status --all-environments).
 STATUS_TIMEOUT_SECONDS = 180
-# Commands about this machine's infra files: they run here, never with -e.
-LOCAL_ONLY = frozenset({"init", "app", "render", "check", "demo", "secrets", "clone", "dev", "export"})
+# Commands about this machine's infra files, or (k8s) a cluster kubectl reaches from here: never with -e.
+LOCAL_ONLY = frozenset({"init", "app", "render", "check", "demo", "secrets", "clone", "dev", "export", "k8s"})
 
 
 @dataclass(frozen=True)
