@@ -13,6 +13,8 @@ CHANGING = frozenset({
     "backup run", "backup restore", "backup prune",
     "db create", "db drop", "db psql",
     "swarm init", "swarm join", "swarm label", "swarm up", "swarm down",
+    "secrets rotate",
+    "k8s apply", "k8s deploy", "k8s maintenance", "k8s secrets",
 })
 # They change something (or may: a shell, psql) but need the user's terminal.
 INTERACTIVE = frozenset({"prod exec", "db psql"})
