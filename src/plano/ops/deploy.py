@@ -190,6 +190,23 @@ def append_log(root: Path, record: Record) -> None:
         handle.write(json.dumps(asdict(record)) + "\n")
 
 
+def log_record(session: Session, record: Record) -> None:
+    """One line of the deploy log (under --dry-run: shown, not written)."""
+    if session.dry_run:
+        session.out.planned(f"# append to {n.DEPLOY_LOG}: {record.service} {record.from_tag} -> {record.to_tag}")
+        return
+    append_log(session.root, record)
+
+
+def write_tags(session: Session, targets: list[Target]) -> None:
+    """.env.prod records the tags the services now run."""
+    path = session.root / n.ENV_PROD
+    text = path.read_text() if path.is_file() else ""
+    for target in targets:
+        text = secrets.set_env_value(text, target.variable, target.tag)
+    session.write(path, text, 0o600)
+
+
 def who() -> str:
     return actor.current().user
 
@@ -452,11 +469,7 @@ class Deployer:
                 for t in targets:
                     self.record(Record(now(), who(), t.app, t.service, current_tag(self.root, t), t.tag, action, why))
                 raise
-            env_path = self.root / n.ENV_PROD
-            text = env_path.read_text()
-            for sw in switches:
-                text = secrets.set_env_value(text, sw.target.variable, sw.target.tag)
-            self.session.write(env_path, text, 0o600)
+            write_tags(self.session, [sw.target for sw in switches])
             records = [Record(now(), who(), sw.target.app, sw.target.service, sw.from_tag, sw.target.tag, action, "ok")
                        for sw in switches]
             for record in records:
@@ -464,10 +477,7 @@ class Deployer:
         return records
 
     def record(self, record: Record) -> None:
-        if self.session.dry_run:
-            self.session.out.planned(f"# append to {n.DEPLOY_LOG}: {record.service} {record.from_tag} -> {record.to_tag}")
-            return
-        append_log(self.root, record)
+        log_record(self.session, record)
 
 
 # ---------------------------------------------------------------- on a swarm (target: swarm)

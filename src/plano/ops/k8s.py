@@ -50,12 +50,13 @@ from plano.ops.deploy import (
     DeployFailed,
     Record,
     Target,
-    append_log,
     check_tag,
     current_tag,
     deploy_lock,
+    log_record,
     now,
     who,
+    write_tags,
 )
 from plano.render import kubernetes as render
 
@@ -297,21 +298,14 @@ class K8sDeployer:
                 for t in targets:
                     self.record(Record(now(), who(), t.app, t.service, from_tags[t.service], t.tag, "deploy", why))
                 raise
-            env_path = root / n.ENV_PROD
-            text = env_path.read_text() if env_path.is_file() else ""
-            for t in targets:
-                text = env_files.set_env_value(text, t.variable, t.tag)
-            self.session.write(env_path, text, 0o600)
+            write_tags(self.session, targets)
             records = [Record(now(), who(), t.app, t.service, from_tags[t.service], t.tag, "deploy", "ok") for t in targets]
             for record in records:
                 self.record(record)
         return records
 
     def record(self, record: Record) -> None:
-        if self.session.dry_run:
-            self.session.out.planned(f"# append to {n.DEPLOY_LOG}: {record.service} {record.from_tag} -> {record.to_tag}")
-            return
-        append_log(self.session.root, record)
+        log_record(self.session, record)
 
 
 def deploy(session: Session, app: str, role: str | None, tag: str, timeout: float = ROLLOUT_TIMEOUT_SECONDS) -> list[Record]:
