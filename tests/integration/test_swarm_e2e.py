@@ -291,6 +291,33 @@ def loads(cluster) -> dict[str, Load]:
             for kind in ("new connection", "keep-alive")}
 
 
+def under_load(ws, cluster, *args: str, check: bool = True) -> tuple[subprocess.CompletedProcess, float, dict[str, Load]]:
+    """`plano ARGS` under both loads (loads()), stopped when it ends: its result, its
+    seconds, and the loads, whose summary is printed by the caller."""
+    running = loads(cluster)
+    try:
+        started = time.monotonic()
+        proc = plano_on(cluster, *args, cwd=ws.infra, check=check)
+        return proc, time.monotonic() - started, running
+    finally:
+        for load in running.values():
+            load.stop()
+
+
+def summaries(running: dict[str, Load]) -> str:
+    return "; ".join(f"{kind}: {load.summary()}" for kind, load in running.items())
+
+
+def nothing_lost(ws, cluster, running: dict[str, Load], wrote: bool = True) -> None:
+    """No failed request, and every acknowledged POST in the data node's Postgres (with
+    `wrote`, some were acknowledged)."""
+    rows = database_rows(ws, cluster)
+    for load in running.values():
+        assert load.failures == [], load.failures[:5]
+        acked, unanswered = load.writes()
+        assert (acked or not wrote) and acked <= rows and not unanswered
+
+
 def versions(cluster, count: int = 20) -> set[str]:
     port, seen = cluster.published(0, 443), set()
     for _ in range(count):
@@ -321,23 +348,11 @@ def test_3_a_rolling_update_under_load_replaces_every_task_with_no_failed_reques
     answers, and the update is in the deploy log. nginx keeps no connection to a task on
     a swarm, so a task that Swarm stops gets no request it could drop."""
     ws, cluster = deployed
-    running = loads(cluster)
-    try:
-        started = time.monotonic()
-        out = plano_on(cluster, "deploy", "app1", "--tag", "2.0.0", cwd=ws.infra)
-        seconds = time.monotonic() - started
-    finally:
-        for load in running.values():
-            load.stop()
-    print(f"swarm rolling update of app1 (2 services x 2 tasks) in {seconds:.1f} s: "
-          + "; ".join(f"{kind}: {load.summary()}" for kind, load in running.items())
+    out, seconds, running = under_load(ws, cluster, "deploy", "app1", "--tag", "2.0.0")
+    print(f"swarm rolling update of app1 (2 services x 2 tasks) in {seconds:.1f} s: {summaries(running)}"
           + "".join(f"\n  {line}" for line in (out.stdout + out.stderr).splitlines() if "spread" in line))
     assert "app1-backend: 1.0.0 -> 2.0.0" in out.stdout + out.stderr, out
-    rows = database_rows(ws, cluster)
-    for load in running.values():
-        assert load.failures == [], load.failures[:5]
-        acked, unanswered = load.writes()
-        assert acked and acked <= rows and not unanswered
+    nothing_lost(ws, cluster, running)
     assert versions(cluster) == {"backend 2.0.0", "frontend 2.0.0"}
     # One task per apps node again, as at the start (plano spreads what a start-first update crowded).
     placed = tasks(cluster, ws.name)
@@ -365,21 +380,9 @@ def test_3b_secrets_rotated_under_load_with_no_failed_request_and_postgres_and_r
     running_tasks = {name: {t["ID"] for t in task_records(cluster, ws.name, name) if t["DesiredState"] == "running"}
                      for name in ("database", "redis")}
     before = read_env(ws.infra / ".env.prod")
-    running = loads(cluster)
-    try:
-        started = time.monotonic()
-        out = plano_on(cluster, "secrets", "rotate", "app1", cwd=ws.infra)
-        seconds = time.monotonic() - started
-    finally:
-        for load in running.values():
-            load.stop()
-    print(f"secrets rotate app1 on the swarm in {seconds:.1f} s: "
-          + "; ".join(f"{kind}: {load.summary()}" for kind, load in running.items()))
-    rows = database_rows(ws, cluster)
-    for load in running.values():
-        assert load.failures == [], load.failures[:5]
-        acked, unanswered = load.writes()
-        assert acked and acked <= rows and not unanswered
+    out, seconds, running = under_load(ws, cluster, "secrets", "rotate", "app1")
+    print(f"secrets rotate app1 on the swarm in {seconds:.1f} s: {summaries(running)}")
+    nothing_lost(ws, cluster, running)
     after = read_env(ws.infra / ".env.prod")
     db, redis = "APP1_DB_PASSWORD", "APP1_REDIS_PASSWORD"
     assert after[db] != before[db] and after[redis] != before[redis] and after["APP2_DB_PASSWORD"] == before["APP2_DB_PASSWORD"]
@@ -413,22 +416,10 @@ def test_4_an_image_that_never_gets_healthy_is_rolled_back_by_swarm(deployed):
     healthy) and the old ones never stop, so no request may fail."""
     ws, cluster = deployed
     env = (ws.infra / ".env.prod").read_bytes()
-    running = loads(cluster)
-    try:
-        started = time.monotonic()
-        proc = plano_on(cluster, "deploy", "app1", "--service", "backend", "--tag", "broken", cwd=ws.infra, check=False)
-        seconds = time.monotonic() - started
-    finally:
-        for load in running.values():
-            load.stop()
-    print(f"a broken image on the swarm, rolled back in {seconds:.1f} s: "
-          + "; ".join(f"{kind}: {load.summary()}" for kind, load in running.items()))
+    proc, seconds, running = under_load(ws, cluster, "deploy", "app1", "--service", "backend", "--tag", "broken", check=False)
+    print(f"a broken image on the swarm, rolled back in {seconds:.1f} s: {summaries(running)}")
     assert proc.returncode == 1 and "error: Swarm rolled app1-backend back" in proc.stderr, proc.stderr
-    rows = database_rows(ws, cluster)
-    for load in running.values():
-        assert load.failures == [], load.failures[:5]
-        acked, unanswered = load.writes()
-        assert acked <= rows and not unanswered
+    nothing_lost(ws, cluster, running, wrote=False)
     assert (ws.infra / ".env.prod").read_bytes() == env
     assert versions(cluster, 10) == {"backend 2.0.0", "frontend 2.0.0"}
     last = json.loads((ws.infra / "data/logs/deploys.jsonl").read_text().splitlines()[-1])
@@ -608,8 +599,7 @@ def test_8_a_worker_node_stopped_under_load_has_its_tasks_rescheduled_and_comes_
             load.stop()
     print(f"node 3 stopped under load (docker stop took {killed:.1f} s): Down after {down:.1f} s, its app tasks running "
           f"elsewhere after {rescheduled:.1f} s; started again: engine answered {engine:.1f} s, Ready {ready:.1f} s, "
-          f"converged {back:.1f} s after the start; load until {time.monotonic() - stopped:.1f} s: "
-          + "; ".join(f"{kind}: {load.summary()}" for kind, load in running.items()))
+          f"converged {back:.1f} s after the start; load until {time.monotonic() - stopped:.1f} s: {summaries(running)}")
     failures = sorted((f.ended - f.seconds - stopped, f.ended - stopped, kind, f) for kind, load in running.items() for f in load.failures)
     for began, ended, kind, failure in failures:
         print(f"  failed: sent {began:+.2f} s, ended {ended:+.2f} s after the stop ({kind}) {failure.what}: {failure.detail}")

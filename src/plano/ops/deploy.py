@@ -294,6 +294,11 @@ def current_tag(root: Path, target: Target) -> str:
     return secrets.read_env(root / n.ENV_PROD).get(target.variable) or "latest"
 
 
+def recorded_tag(root: Path, app: str, role: str) -> str:
+    """The tag .env.prod records for the app's service (latest when none)."""
+    return current_tag(root, Target(app, role, "latest"))
+
+
 # ---------------------------------------------------------------- running it
 
 

@@ -55,6 +55,7 @@ from plano.ops.deploy import (
     deploy_lock,
     log_record,
     now,
+    recorded_tag,
     who,
     write_tags,
 )
@@ -337,7 +338,7 @@ def row(manifest: Manifest, root: Path, found: k.Workload) -> Row:
     if found.kind == "Deployment" and found.name in services:
         app, role = services[found.name]
         tag = k.image_tag(found.images.get(role, ""))
-        expected = current_tag(root, Target(app, role, ""))
+        expected = recorded_tag(root, app, role)
     else:
         tag = k.image_tag(next(iter(found.images.values()), ""))
         expected = ""
@@ -397,7 +398,7 @@ class Applied:
 def recorded_images(session: Session) -> dict[str, str]:
     """Each app service's image (without tag) -> with the tag .env.prod records."""
     manifest, root = session.manifest, session.root
-    return {n.prod_image(manifest, app, role): image(manifest, Target(app, role, current_tag(root, Target(app, role, "latest"))))
+    return {n.prod_image(manifest, app, role): image(manifest, Target(app, role, recorded_tag(root, app, role)))
             for app, entry in manifest.apps.items() for role in entry.services()}
 
 

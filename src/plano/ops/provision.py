@@ -22,6 +22,7 @@ No password is on a command line: the jobs read them from their secret files.
 from __future__ import annotations
 
 import shlex
+from collections.abc import Callable
 
 from plano.core import naming as n
 from plano.core import secrets
@@ -98,20 +99,21 @@ def has(manifest: Manifest, what: str) -> bool:
 
 def provision(session: Session, tags: dict[str, str], keep_old: bool = False) -> None:
     """Every app's role and database, and its Redis user, with the passwords of .env.prod."""
-    manifest, env = session.manifest, secrets.read_env(session.root / n.ENV_PROD)
-    if has(manifest, "database"):
-        job.run(session, database_job(image(manifest, "database", tags), database_script(manifest, env),
-                                      "making the apps' database roles"))
-    if has(manifest, "redis"):
-        job.run(session, redis_job(manifest, image(manifest, "redis", tags), keep_old))
+    run_jobs(session, tags, database_script, "making the apps' database roles", keep_old)
 
 
 def finish(session: Session, tags: dict[str, str]) -> None:
     """Once no task uses an old password: the other logins retired, Redis's users with
     their current password alone."""
+    run_jobs(session, tags, retire_script, "retiring the apps' unused database logins", keep_old=False)
+
+
+def run_jobs(session: Session, tags: dict[str, str], script: Callable[[Manifest, dict[str, str]], str], what: str,
+             keep_old: bool) -> None:
+    """The database job (`script`, for the logins .env.prod names) where an app has a
+    database, then the Redis job where one has Redis."""
     manifest, env = session.manifest, secrets.read_env(session.root / n.ENV_PROD)
     if has(manifest, "database"):
-        job.run(session, database_job(image(manifest, "database", tags), retire_script(manifest, env),
-                                      "retiring the apps' unused database logins"))
+        job.run(session, database_job(image(manifest, "database", tags), script(manifest, env), what))
     if has(manifest, "redis"):
-        job.run(session, redis_job(manifest, image(manifest, "redis", tags), keep_old=False))
+        job.run(session, redis_job(manifest, image(manifest, "redis", tags), keep_old))
