@@ -36,7 +36,16 @@ from plano.core.mode import Mode
 from plano.core.session import Session
 from plano.engine.stack import Stack, exec_argv, open_stack, require_engine
 from plano.ops import db
-from plano.ops.deploy import Deployer, Record, Target, append_log, current_tag, now, who
+from plano.ops.deploy import (
+    Deployer,
+    Record,
+    SwarmDeployer,
+    Target,
+    append_log,
+    now,
+    recorded_tag,
+    who,
+)
 from plano.render.sql import LOGIN_SQL, RETIRE_SQL
 
 
@@ -113,8 +122,7 @@ class Rotation:
         """One service after the other, each through the deploy's switch with its own tag."""
         deployer = Deployer(self.session, self.stack, releases=False)
         for role in users_of(self.entry):
-            target = Target(self.app, role, "latest")
-            records += deployer.deploy([Target(self.app, role, current_tag(self.stack.root, target))], action="rotate")
+            records += deployer.deploy([Target(self.app, role, recorded_tag(self.stack.root, self.app, role))], action="rotate")
 
     def run(self) -> Rotated:
         db_var, redis_var, user_var = n.db_password_var(self.app), n.redis_password_var(self.app), n.db_user_var(self.app)
@@ -220,8 +228,11 @@ def on_swarm(session: Session, app: str, entry: App) -> Rotated:
         except PlanoError as again:
             session.out.note(f"{app}: bringing the old passwords back failed too: {again}")
         raise RotateFailed(f"{app}: rotation failed, the old passwords are back: {str(exc).splitlines()[0]}") from exc
+    spreader = SwarmDeployer(session, open_stack(session), releases=False)  # start-first may crowd one node, as a deploy
+    for role in users_of(entry):
+        spreader.spread(n.service(app, role))
     records = [Record(now(), who(), app, n.service(app, role), tag, tag, "rotate", "ok")
-               for role in users_of(entry) for tag in [current_tag(session.root, Target(app, role, "latest"))]]
+               for role in users_of(entry) for tag in [recorded_tag(session.root, app, role)]]
     for record in records if not session.dry_run else []:
         append_log(session.root, record)
     return Rotated(app, n.db_password_var(app) in new, n.redis_password_var(app) in new, records, reencrypt(session))
