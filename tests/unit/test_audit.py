@@ -115,24 +115,37 @@ import os, sys, time
 from pathlib import Path
 from plano.ops import deploy
 from plano.core.errors import RefusedError
-go = float(sys.argv[2])
-while time.time() < go:
-    pass
+root, me = Path(sys.argv[1]), os.environ["PLANO_USER"]
+(root / f"ready-{me}").touch()
+while not (root / "go").exists():  # all start at once, however long their imports took
+    time.sleep(0.005)
 try:
-    with deploy.deploy_lock(Path(sys.argv[1]), "app1", ("deploy", "app1", "--tag", os.environ["PLANO_USER"])):
+    with deploy.deploy_lock(root, "app1", ("deploy", "app1", "--tag", me)):
         print("held", flush=True)
-        time.sleep(1.5)
+        deadline = time.time() + 20
+        while not (root / "release").exists() and time.time() < deadline:  # until the others have tried
+            time.sleep(0.01)
 except RefusedError as exc:
     print(exc, flush=True)
     sys.exit(3)
 """
 
 
+def wait_for(condition, seconds: float = 30) -> None:
+    deadline = time.time() + seconds
+    while not condition():
+        assert time.time() < deadline, "the deploy processes did not get there in time"
+        time.sleep(0.01)
+
+
 def test_of_deploys_started_at_the_same_moment_one_runs_the_others_are_refused_naming_it(tmp_path):
-    go = time.time() + 1.0
-    procs = [subprocess.Popen([sys.executable, "-c", HOLD, str(tmp_path), str(go)], stdout=subprocess.PIPE, text=True,
+    procs = [subprocess.Popen([sys.executable, "-c", HOLD, str(tmp_path)], stdout=subprocess.PIPE, text=True,
                               env={"PATH": "/usr/bin:/bin", "PLANO_USER": f"user{i}", "PLANO_HOST": f"host{i}"})
              for i in range(4)]
+    wait_for(lambda: len(list(tmp_path.glob("ready-*"))) == 4)
+    (tmp_path / "go").touch()
+    wait_for(lambda: sum(proc.poll() is not None for proc in procs) >= 3)
+    (tmp_path / "release").touch()
     results = [(proc.wait(timeout=30), proc.stdout.read().strip()) for proc in procs]
     winners = [i for i, (code, _) in enumerate(results) if code == 0]
     assert len(winners) == 1, results
