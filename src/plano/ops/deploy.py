@@ -44,6 +44,7 @@ from plano.core.session import Session
 from plano.engine import inspect, nginx, swarm
 from plano.engine.stack import Stack, open_stack, require_engine
 from plano.ops import job
+from plano.ops import swarm as swarm_ops
 from plano.render.stack import MONITOR
 
 STOP_GRACE_SECONDS = 30
@@ -546,34 +547,7 @@ class SwarmDeployer(Deployer):
                 self.spread(s.target.service)
 
     def spread(self, service: str) -> None:
-        """A start-first update can leave the service's tasks on one apps node: Swarm
-        places each new task while the old one still runs, and a tie goes to the node
-        with fewer tasks overall (measured: after test_swarm_e2e's updates, in three runs
-        of three). One more task then goes to the node with the fewest, and scaling back
-        removes one where there are the most (Swarm's scale-down), each waited for. The
-        update itself is done by then: a failure here is said, not a failed deploy."""
-        stack = self.stack.manifest.name
-        apps = [node.hostname for node in swarm.read_nodes(self.session) if node.usable and "apps" in node.roles]
-        placed = swarm.running_on(self.session.query(swarm.service_tasks_argv(stack, service), timeout=30).out)
-        if not swarm.crowded(placed, apps):
-            return
-        self.say(f"{service}: its {len(placed)} tasks are not spread over the apps nodes; one more task, then back to {len(placed)}")
-        for replicas in (len(placed) + 1, len(placed)):
-            scaled = self.session.act(swarm.scale_argv(stack, service, replicas), timeout=120)
-            why = scaled.last_line if not scaled.ok else "" if self.wait_running(service) else "its tasks did not all run in time"
-            if why:
-                self.say(f"warning: {service} was not spread again ({why}); plano swarm ps shows its tasks, and "
-                         f"docker service scale {stack}_{service}={len(placed)} sets its count back")
-                return
-
-    def wait_running(self, service: str) -> bool:
-        """Wait until the service runs as many tasks as it wants; False after the timeout."""
-        deadline = time.monotonic() + self.timeout
-        while not {s.name: s for s in swarm.stack_services(self.session)}[service].converged:
-            if time.monotonic() > deadline:
-                return False
-            self.session.pause(SWARM_POLL_SECONDS)
-        return True
+        swarm_ops.spread(self.session, service, self.timeout)
 
     def wait_updated(self, service: str) -> None:
         deadline = time.monotonic() + self.timeout + SWARM_MONITOR_SECONDS * 2

@@ -39,7 +39,6 @@ from plano.ops import db
 from plano.ops.deploy import (
     Deployer,
     Record,
-    SwarmDeployer,
     Target,
     append_log,
     now,
@@ -228,9 +227,6 @@ def on_swarm(session: Session, app: str, entry: App) -> Rotated:
         except PlanoError as again:
             session.out.note(f"{app}: bringing the old passwords back failed too: {again}")
         raise RotateFailed(f"{app}: rotation failed, the old passwords are back: {str(exc).splitlines()[0]}") from exc
-    spreader = SwarmDeployer(session, open_stack(session), releases=False)  # start-first may crowd one node, as a deploy
-    for role in users_of(entry):
-        spreader.spread(n.service(app, role))
     records = [Record(now(), who(), app, n.service(app, role), tag, tag, "rotate", "ok")
                for role in users_of(entry) for tag in [recorded_tag(session.root, app, role)]]
     for record in records if not session.dry_run else []:
