@@ -43,7 +43,7 @@ USER = "deploy"
 class Server:
     name: str  # container, hostname and the alias in ssh_config
     engine: Engine
-    ssh_port: int  # the host's 127.0.0.1 port that reaches its sshd
+    ssh_port: int  # the host's 127.0.0.1 port that reaches its sshd (0: hidden, reached only on the network)
     ports: dict[int, int]  # its port -> the host's 127.0.0.1 port
     folder: Path  # the test's key and ssh config
 
@@ -89,7 +89,7 @@ def write_client(folder: Path, servers: list[tuple[str, int]]) -> int:
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "plano-test", "-f", str(folder / "id_ed25519")],
                    check=True)
     config = "".join(f"Host {name}\n  HostName 127.0.0.1\n  Port {port}\n  User {USER}\n  IdentityFile {folder / 'id_ed25519'}\n"
-                     "  IdentitiesOnly yes\n" for name, port in servers)
+                     "  IdentitiesOnly yes\n" for name, port in servers if port)
     (folder / "ssh_config").write_text(config)
     agent = subprocess.run(["ssh-agent", "-s", "-a", str(folder / "agent.sock")], check=True, capture_output=True, text=True)
     pid = int(agent.stdout.split("SSH_AGENT_PID=")[1].split(";")[0])
@@ -98,21 +98,25 @@ def write_client(folder: Path, servers: list[tuple[str, int]]) -> int:
 
 
 @contextmanager
-def servers(name: str, count: int = 1, ports: Sequence[int] = (), run: str | None = None) -> Iterator[list[Server]]:
+def servers(name: str, count: int = 1, ports: Sequence[int] = (), run: str | None = None,
+            hidden: Sequence[int] = ()) -> Iterator[list[Server]]:
+    """`hidden`: the indexes of servers that publish nothing (no SSH port on the host: a
+    server behind a jump host, reached from another server on the test's network)."""
     run = run or testrun.current()
     testrun.record_project(name)
     folder = Path(tempfile.mkdtemp(prefix=f"{name}-", dir="/tmp"))  # short: socket paths stay < 108 bytes
     label = ["--label", f"{testrun.LABEL}={run}"]
     names = [f"{name}-{i}" for i in range(1, count + 1)]
-    ssh_ports = free_ports(count)
-    published = [dict(zip(ports, free_ports(len(ports)))) for _ in names]
+    ssh_ports = [0 if i in hidden else port for i, port in enumerate(free_ports(count))]
+    published = [{} if i in hidden else dict(zip(ports, free_ports(len(ports)))) for i in range(count)]
     made: list[Server] = []
     agent = 0
     try:
         agent = write_client(folder, list(zip(names, ssh_ports)))
         docker("network", "create", *label, name)
         for node, ssh_port, mapping in zip(names, ssh_ports, published):
-            publish = [a for inner, outer in {22: ssh_port, **mapping}.items() for a in ("-p", f"127.0.0.1:{outer}:{inner}")]
+            publish = [a for inner, outer in ({22: ssh_port, **mapping} if ssh_port else {}).items()
+                       for a in ("-p", f"127.0.0.1:{outer}:{inner}")]
             docker("run", "-d", "--init", "--name", node, "--hostname", node, "--network", name, *label,
                    *node_args(folder / node), "--tmpfs", "/var/lib/docker:exec", *publish, SERVER_IMAGE)
             engine = Engine(node, folder / node)
@@ -142,8 +146,11 @@ def servers(name: str, count: int = 1, ports: Sequence[int] = (), run: str | Non
 def wait_for_sshd(server: Server, seconds: float = 30) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        probe = subprocess.run(["ssh-keyscan", "-p", str(server.ssh_port), "127.0.0.1"], capture_output=True, text=True,
-                               timeout=10, check=False)
+        if server.ssh_port:
+            probe = subprocess.run(["ssh-keyscan", "-p", str(server.ssh_port), "127.0.0.1"], capture_output=True, text=True,
+                                   timeout=10, check=False)
+        else:  # hidden: asked from inside
+            probe = server.exec("ssh-keyscan", "-p", "22", "127.0.0.1", check=False, timeout=10)
         if probe.stdout.strip():
             return
         time.sleep(0.3)

@@ -90,9 +90,10 @@ def close_connection(site: Site) -> None:
 
 
 @contextmanager
-def remote_site(folder: Path) -> Iterator[Site]:
+def remote_site(folder: Path, environment: str = "") -> Iterator[Site]:
     """The laptop's infra (app1, 1.0.0 and 2.0.0 of its images in the harness registry,
-    .env.production, committed) and its production: one test server, not yet trusted."""
+    .env.production, committed) and its production: one test server, not yet trusted;
+    `environment`: more lines of production's entry in plano.yml."""
     ws = make_workspace(folder, apps=("app1",))
     try:
         text = (ws.infra / "plano.yml").read_text()
@@ -105,7 +106,7 @@ def remote_site(folder: Path) -> Iterator[Site]:
             for role in ("backend", "frontend"):
                 build(ws, role, version)
         with servers(f"{ws.name}-ssh", ports=(80, 443)) as (server,):
-            text += f"environments:\n  production:\n    host: deploy@127.0.0.1\n    port: {server.ssh_port}\n"
+            text += f"environments:\n  production:\n    host: deploy@127.0.0.1\n    port: {server.ssh_port}\n{environment}"
             (ws.infra / "plano.yml").write_text(text)
             plano("render", cwd=ws.infra)
             shutil.copy(ws.infra / ".env.prod", ws.infra / ".env.production")  # the production secrets, here

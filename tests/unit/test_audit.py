@@ -44,11 +44,12 @@ def test_the_command_groups_are_the_command_lines():
 
 @pytest.mark.parametrize(("args", "path", "changes", "detached"), [
     (["deploy", "app1", "--tag", "2"], "deploy", True, True),
-    (["deploy", "app1", "--tag", "2", "--dry-run"], "deploy", False, True),
-    (["deploy", "--help"], "deploy", False, True),
+    (["deploy", "app1", "--tag", "2", "--dry-run"], "deploy", False, False),  # changes nothing: attached
+    (["deploy", "--help"], "deploy", False, False),
     (["prod", "up"], "prod up", True, True),
     (["prod", "ps"], "prod ps", False, False),
     (["prod", "exec", "database", "--", "psql"], "prod exec", True, False),  # needs the terminal
+    (["prod", "exec", "app1", "--", "tool", "--dry-run"], "prod exec", True, False),  # the tool's --dry-run, not plano's
     (["certs", "status"], "certs status", False, False),
     (["backup", "run", "app1"], "backup run", True, True),
     (["status", "--json"], "status", False, False),

@@ -290,3 +290,185 @@ def test_ci_deploy_names_a_declared_environment():
     with pytest.raises(ManifestError, match=r"^apps/app1/ci_deploy: 'qa' is not an environment of plano.yml \(declared: production, "
                                             r"staging\); add it under environments:$"):
         mf.load_text(manifest_text(1, ENVIRONMENTS).replace("    domains:", "    ci_deploy: qa\n    domains:", 1))
+
+
+# ---------------------------------------------------------------- the deploy user
+
+
+def test_a_deploy_user_is_who_every_command_but_setups_admin_steps_connects_as(infra):
+    from tests.scripted import ScriptedRunner, session
+
+    text = manifest_text(extra=ENVIRONMENTS.replace("port: 2222}", "port: 2222, deploy_user: ship}")
+                         .replace("path: /srv/infra}", "path: /srv/infra, deploy_user: ship}"))
+    envs = mf.load_text(text).environments
+    assert envs["production"].login_host == "ship@srv1.example.com"
+    assert envs["staging"].login_host == "ship@staging-alias"  # the alias's own settings apply; the user is ship
+    assert mf.load_text(manifest_text(extra=ENVIRONMENTS)).environments["production"].login_host == "deploy@srv1.example.com"
+    (infra / "plano.yml").write_text(text)
+    made = session(infra, ScriptedRunner())
+    assert remote.server(made, "production").remote.host == "ship@srv1.example.com"
+    assert remote.server(made, "production", admin=True).remote.host == "deploy@srv1.example.com"
+    assert remote.server(made, "production").shown == "production (ship@srv1.example.com)"
+
+
+@pytest.mark.parametrize(("value", "error"), [
+    ("root", "environments/production/deploy_user: 'root' is not a deploy user; name an account of its own"),
+    ("Ship", "environments/production/deploy_user: 'Ship' is not a user name plano can create"),
+    ("a b", "environments/production/deploy_user: 'a b' is not a user name plano can create"),
+])
+def test_a_wrong_deploy_user_is_one_line(value, error):
+    with pytest.raises(ManifestError) as caught:
+        mf.load_text(manifest_text(extra=f"environments:\n  production: {{host: a, deploy_user: '{value}'}}\n"))
+    assert str(caught.value).startswith(error)
+
+
+def test_the_deploy_user_is_made_as_root_with_the_public_key_on_stdin(infra, tmp_path):
+    import shlex
+
+    from tests.scripted import Answer, ScriptedRunner, session
+
+    runner = ScriptedRunner().on("deploy@srv1.example.com", answers=Answer(0, "done=made the system user ship, in the docker group\nhome=/home/ship\n"
+                                                      "kept=its sudo rule (plano only)\ninfra=/home/ship/infra\n"))
+    made = session(infra, runner)
+    admin = remote.server(made, "production", admin=True)
+    result = remote.SetupResult()
+    assert remote.make_deploy_user(made, admin, "ship", "ssh-ed25519 AAAAC3 ci@example", result) == "/home/ship/infra"
+    assert result.done == ["made the system user ship, in the docker group"] and result.kept == ["its sudo rule (plano only)"]
+    (call,) = runner.calls
+    assert call.argv[:-1] == ["ssh", *ssh.options(admin.remote), "-T", "deploy@srv1.example.com"]
+    assert shlex.split(call.argv[-1]) == ["sh", "-c", srv.ROOT_SCRIPT, "plano", srv.DEPLOY_USER, "ship", "infra"]
+    assert call.stdin == "ssh-ed25519 AAAAC3 ci@example\n"
+
+
+def test_the_deploy_key_is_a_public_key_line_never_a_private_key(infra, tmp_path):
+    from plano.core.errors import UsageError
+    from tests.scripted import Answer, ScriptedRunner, session
+
+    made = session(infra, ScriptedRunner().query("ssh-add", "-L", answers=Answer(0, "ssh-ed25519 AAAA1 a\nssh-rsa BBBB b\n")))
+    assert remote.public_key(made, None) == "ssh-ed25519 AAAA1 a"  # the agent's first key
+    given = tmp_path / "ci.pub"
+    given.write_text("ssh-ed25519  AAAA2   ci key\n")
+    assert remote.public_key(made, given) == "ssh-ed25519 AAAA2 ci key"
+    private = tmp_path / "ci"
+    private.write_text("-----BEGIN OPENSSH PRIVATE KEY-----\nb3Blbn\n-----END OPENSSH PRIVATE KEY-----\n")
+    with pytest.raises(UsageError, match=r"^--deploy-key .*/ci: that is a private key; give its public key \(PATH.pub\)"):
+        remote.public_key(made, private)
+    empty = session(infra, ScriptedRunner().query("ssh-add", "-L", answers=Answer(1, "The agent has no identities.")))
+    with pytest.raises(UsageError, match=r"your ssh agent has none \(The agent has no identities.\); give --deploy-key PATH.pub$"):
+        remote.public_key(empty, None)
+
+
+# ---------------------------------------------------------------- host keys through a jump host
+
+
+def test_first_contact_argv():
+    assert ssh.first_contact_argv(REMOTE, Path("/tmp/plano-hostkey-x/known_hosts")) == [
+        "ssh", "-p", "2222", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=accept-new",
+        "-o", "UserKnownHostsFile=/tmp/plano-hostkey-x/known_hosts", "-o", "GlobalKnownHostsFile=/dev/null",
+        "-o", "UpdateHostKeys=no", "-o", "HashKnownHosts=no", "-o", "CheckHostIP=no", "-o", "ControlMaster=no",
+        "-o", "ControlPath=none", "-o", "PreferredAuthentications=none", "-o", "ConnectTimeout=15", "-o", "LogLevel=ERROR",
+        "-T", "deploy@srv1.example.com", "true"]
+
+
+def test_ssh_g_tells_a_server_behind_a_jump_host():
+    assert ssh.parse_resolved("hostname 10.0.0.5\nport 22\nproxyjump bastion\n").proxied
+    assert ssh.parse_resolved("hostname 10.0.0.5\nproxycommand nc %h %p\n").proxied
+    assert not ssh.parse_resolved("hostname 10.0.0.5\nproxyjump none\n").proxied
+    assert not ssh.parse_resolved("hostname 10.0.0.5\nproxyusefdpass no\n").proxied
+    where = ssh.Address("10.0.0.5", 2222, "deploy", True)
+    assert ssh.named("|1|hashed= ssh-ed25519 AAAA1\n10.0.0.5 ssh-rsa BBBB\n", where) == [
+        "[10.0.0.5]:2222 ssh-ed25519 AAAA1", "[10.0.0.5]:2222 ssh-rsa BBBB"]
+
+
+def test_behind_a_jump_host_the_key_comes_from_a_first_contact_then_is_trusted_as_a_scanned_one(infra):
+    from tests.scripted import Answer, ScriptedRunner, session
+
+    class FirstContact(ScriptedRunner):
+        """ssh's first contact as ssh does it: the offered key into the scratch file it is given."""
+
+        def run(self, argv, cwd=None, timeout=None, stdin=None, env=None):
+            got = super().run(argv, cwd, timeout, stdin, env)
+            if "PreferredAuthentications=none" in argv:
+                scratch = next(a.split("=", 1)[1] for a in argv if a.startswith("UserKnownHostsFile="))
+                Path(scratch).write_text("[10.0.0.5]:2222 ssh-ed25519 AAAAINNER\n")
+            return got
+
+    runner = (FirstContact()
+              .query("ssh", "-G", answers=Answer(0, "user deploy\nhostname 10.0.0.5\nport 2222\nproxyjump bastion\n"))
+              .query("PreferredAuthentications=none", answers=Answer(255, "", "deploy@10.0.0.5: Permission denied (publickey)."))
+              .query("ssh-keygen", "-l", answers=Answer(0, "256 SHA256:inner [10.0.0.5]:2222 (ED25519)\n")))
+    made = session(infra, runner)
+    target = remote.server(made, "production")
+    with pytest.raises(Exception, match=r"offers SHA256:inner \(ED25519\), not SHA256:other; do not trust it"):
+        remote.trust(made, target, "SHA256:other")
+    assert not (infra / "ssh_known_hosts").exists()
+    assert remote.trust(made, target, "SHA256:inner") == (True, ["SHA256:inner (ED25519)"])
+    assert (infra / "ssh_known_hosts").read_text() == "[10.0.0.5]:2222 ssh-ed25519 AAAAINNER\n"
+    contact = next(call for call in runner.calls if "PreferredAuthentications=none" in call.argv)
+    scratch = next(a.split("=", 1)[1] for a in contact.argv if a.startswith("UserKnownHostsFile="))
+    assert contact.argv == ssh.first_contact_argv(target.remote, Path(scratch))
+    assert not Path(scratch).exists()  # the scratch folder is gone
+    assert not any(call.argv[0] == "ssh-keyscan" for call in runner.calls)
+
+
+# ---------------------------------------------------------------- --dry-run with -e
+
+
+def dry_runner(infra: Path, server_commit: str, commit: str):
+    import shlex
+
+    from tests.scripted import Answer, ScriptedRunner
+
+    (infra / "ssh_known_hosts").write_text("[srv1.example.com]:2222 ssh-ed25519 AAAA\n")
+    return (ScriptedRunner()
+            .query("ssh", "-G", answers=Answer(0, "user deploy\nhostname srv1.example.com\nport 2222\n"))
+            .query("ssh-keygen", "-F", answers=Answer(0, "[srv1.example.com]:2222 ssh-ed25519 AAAA\n"))
+            .query("deploy@srv1.example.com", "true")
+            .query("deploy@srv1.example.com", shlex.join(["sh", "-c", srv.STATE, "plano", "infra"]),
+                   answers=Answer(0, f"repo=yes\ncommit={server_commit}\nplano=s1\n"))
+            .query("git", "rev-parse", "--show-toplevel", answers=Answer(0, f"{infra}\n"))
+            .query("git", "rev-parse", "-q", answers=Answer(0, f"{commit}\n"))
+            .query("git", "status", answers=Answer(0, "")))
+
+
+def test_a_dry_run_with_e_sends_nothing_to_a_server_at_another_commit(infra, monkeypatch):
+    import shlex
+
+    from tests.scripted import session
+
+    monkeypatch.setenv("PLANO_USER", "alice")
+    monkeypatch.setenv("PLANO_HOST", "laptop-7")
+    commit = "c0ffee" * 6 + "abcd"
+    runner = dry_runner(infra, "0ld" * 13 + "0", commit)
+    made = session(infra, runner)
+    args = ["deploy", "app1", "--tag", "2", "--dry-run"]
+    assert remote.forward(made, "production", args) == 0
+    assert runner.actions == []  # no push, no checkout, no plano run there
+    options = ssh.options(remote.server(made, "production").remote)
+    run = shlex.join(["ssh", *options, "-T", "deploy@srv1.example.com",
+                      shlex.join(["sh", "-c", srv.RUN, "plano", "infra", "alice", "laptop-7", *args])])
+    assert made.out.plans == [
+        f"git push -q --force deploy@srv1.example.com:infra {commit}:refs/plano/laptop",
+        shlex.join(["ssh", *options, "-T", "deploy@srv1.example.com", shlex.join(["sh", "-c", srv.CHECKOUT, "plano", "infra", commit, ""])]),
+        "plano deploy app1 --tag 2 --dry-run  # on production (deploy@srv1.example.com), in infra"]
+    assert run not in made.out.plans  # shown as the command, not as its ssh line
+    assert made.out.notes[-1].startswith("dry run: nothing was sent to production (deploy@srv1.example.com); its infra is at 0ld0ld0ld0ld, "
+                                         "not c0ffeec0ffee")
+
+
+def test_a_dry_run_with_e_on_a_server_at_this_commit_is_the_servers_own_attached(infra, monkeypatch):
+    import shlex
+
+    from tests.scripted import session
+
+    monkeypatch.setenv("PLANO_USER", "alice")
+    monkeypatch.setenv("PLANO_HOST", "laptop-7")
+    commit = "c0ffee" * 6 + "abcd"
+    args = ["deploy", "app1", "--tag", "2", "--dry-run"]
+    runner = dry_runner(infra, commit, commit).on(shlex.join(["sh", "-c", srv.RUN, "plano", "infra", "alice", "laptop-7", *args]))
+    made = session(infra, runner)
+    assert remote.forward(made, "production", args) == 0
+    options = ssh.options(remote.server(made, "production").remote)
+    assert runner.actions == [["ssh", *options, "-T", "deploy@srv1.example.com",
+                               shlex.join(["sh", "-c", srv.RUN, "plano", "infra", "alice", "laptop-7", *args])]]
+    assert made.out.plans == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
@@ -71,19 +72,24 @@ def trust_cmd(ctx, fingerprint) -> None:
 
 @server_group.command("setup")
 @click.option("--force", is_flag=True, help="Overwrite files changed by hand in the server's infra.")
+@click.option("--deploy-key", type=click.Path(path_type=Path, dir_okay=False), metavar="PATH.pub",
+              help="The public key the deploy user (environments.NAME.deploy_user) accepts; default: your ssh agent's first key.")
 @click.pass_context
-def setup_cmd(ctx, force) -> None:
+def setup_cmd(ctx, force, deploy_key) -> None:
     """Make the server ready and start prod: docker, git and python3-venv (through sudo),
-    plano in ~/.plano/venv, the infra at this commit, .env.NAME as its .env.prod, prod up."""
+    the deploy user when plano.yml names one, plano in ~/.plano/venv, the infra at this
+    commit, .env.NAME as its .env.prod, prod up."""
     from plano.ops import remote
 
     root = ctx.find_root()
-    result = remote.setup(session(ctx), environment_of(ctx), root.meta.get("plano.accept_host_key", False), force)
+    result = remote.setup(session(ctx), environment_of(ctx), root.meta.get("plano.accept_host_key", False), force, deploy_key)
     out = console()
     for line in result.done:
         out.print(f"  done: {line}", highlight=False)
     for line in result.kept:
         out.print(f"  kept: {line}", highlight=False)
+    if result.note:
+        out.print(result.note, highlight=False)
 
 
 def commands() -> list[click.Command]:

@@ -34,12 +34,21 @@ def path(args: list[str]) -> str:
     return args[0]
 
 
+def own_words(args: list[str]) -> list[str]:
+    """plano's own words of a command line: those before `--` (after it: a command's, e.g. prod exec's)."""
+    return args[:args.index("--")] if "--" in args else args
+
+
+def dry_run(args: list[str]) -> bool:
+    return DRY_RUN in own_words(args)
+
+
 def changes(args: list[str]) -> bool:
     """Whether the command line changes something (a dry run or a help page does not)."""
-    return path(args) in CHANGING and not HELP & set(args) and DRY_RUN not in args
+    return path(args) in CHANGING and not HELP & set(own_words(args)) and not dry_run(args)
 
 
 def detached(args: list[str]) -> bool:
-    """Whether a server reached with -e runs it detached (see the module's doc)."""
-    found = path(args)
-    return found in CHANGING and found not in INTERACTIVE
+    """Whether a server reached with -e runs it detached (see the module's doc): the
+    commands that change something; a dry run or a help page is only read, attached."""
+    return changes(args) and path(args) not in INTERACTIVE

@@ -299,6 +299,18 @@ def ssh_host(value: object) -> str:
                     "e.g. deploy@srv1.example.com")
 
 
+DEPLOY_USER_RE = re.compile(r"[a-z_][a-z0-9_-]{0,31}", re.ASCII)
+
+
+def deploy_user(value: object) -> str:
+    """The account `server setup` makes for plano on a server (useradd's portable names)."""
+    name = matching(value, DEPLOY_USER_RE, "a user name", "deploy", "{value} is not a user name plano can create; give at most "
+                    "32 lower-case letters, digits, '_' and '-', starting with a letter or '_', e.g. deploy")
+    if name == "root":
+        raise ValueError("'root' is not a deploy user; name an account of its own, e.g. deploy")
+    return name
+
+
 ENVIRONMENT_RE = re.compile(r"[a-z](?:[a-z0-9]|-(?=[a-z0-9])){0,29}", re.ASCII)
 
 

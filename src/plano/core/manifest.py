@@ -346,11 +346,19 @@ class KubernetesSettings(Model):
 class Environment(Model):
     """A server plano operates over SSH (`-e NAME`): the system ssh reaches `host`
     (user@host or an alias of ~/.ssh/config, whose settings apply), and the infra is
-    checked out in `path` there, relative to the SSH user's home or absolute."""
+    checked out in `path` there, relative to the SSH user's home or absolute. With
+    `deploy_user`, `host`'s login is the admin (a sudo user) that `server setup` uses to
+    make that account, and every other command connects as it (same host and port)."""
 
     host: Annotated[str, AfterValidator(fields.ssh_host)]
     port: Port | None = None  # default: ~/.ssh/config's, else 22
     path: Annotated[str, AfterValidator(fields.server_path)] = "infra"
+    deploy_user: Annotated[str, AfterValidator(fields.deploy_user)] | None = None  # none: host's login does everything
+
+    @property
+    def login_host(self) -> str:
+        """Who every command but `server setup`'s admin steps connects as."""
+        return f"{self.deploy_user}@{self.host.rpartition('@')[2]}" if self.deploy_user else self.host
 
 
 class Manifest(Model):

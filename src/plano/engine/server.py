@@ -9,11 +9,15 @@ from __future__ import annotations
 VENV = ".plano/venv"  # under the login's home
 # plano runs as root on the server (sudo -n: no password prompt), as when an operator runs
 # it there: it gives data/ folders to the services' users (certbot's, the apps'), which
-# only root can. .env.prod is read and written as root for the same reason (a deploy,
-# as root, rewrites it). The SSH user needs sudo without a password; root needs none.
-AS_ROOT = 'as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo -n "$@"; fi; }\n'
+# only root can. The SSH user needs sudo without a password for it (root needs none): a
+# sudo user, or the deploy user `server setup` makes, whose sudo rule allows plano only
+# (DEPLOY_USER). The variables go to sudo as VAR=value (the rule's SETENV), not through `env`.
+AS_ROOT = 'as_root() { if [ "$(id -u)" = 0 ]; then env "$@"; else sudo -n "$@"; fi; }\n'
 # $by and $from: who runs it from where (core.actor), as the laptop's plano names them.
-PLANO = f'as_root env PYTHONUNBUFFERED=1 PLANO_USER="$by" PLANO_HOST="$from" "$HOME/{VENV}/bin/plano"'
+PLANO = f'as_root PYTHONUNBUFFERED=1 PLANO_USER="$by" PLANO_HOST="$from" "$HOME/{VENV}/bin/plano"'
+# A script ($1) run as root with the next arguments as its $1...: directly as root, else
+# through sudo -n (the login must be a sudo user: only `server setup` and .env.prod use it).
+ROOT_SCRIPT = 's=$1; shift; if [ "$(id -u)" = 0 ]; then exec sh -c "$s" plano "$@"; else exec sudo -n sh -c "$s" plano "$@"; fi'
 STAMP = f"{VENV}/plano.stamp"  # the installed wheel's content hash
 REF = "refs/plano/laptop"  # where the laptop pushes the commit the server checks out
 
@@ -82,16 +86,77 @@ git -c advice.detachedHead=false checkout -q -f --detach "$2"
 git update-ref -d {REF}
 """
 
-# The server's .env.prod, as text (it holds secrets: read over the connection, never printed).
-READ_ENV = AS_ROOT + """\
-[ ! -e "$1/.env.prod" ] || as_root cat "$1/.env.prod"
+# The server's .env.prod, as text (it holds secrets: read over the connection, never
+# printed). Run as root (ROOT_SCRIPT): the file is root's, and the infra may be in another user's home.
+READ_ENV = """\
+[ ! -e "$1/.env.prod" ] || cat "$1/.env.prod"
 """
 
-# The environment's secrets (stdin) as the server's .env.prod, mode 0600, replaced atomically.
-WRITE_ENV = AS_ROOT + """\
+# The environment's secrets (stdin) as the server's .env.prod, mode 0600, replaced atomically (as root).
+WRITE_ENV = """\
 set -eu
 cd "$1"
-as_root sh -c 'umask 077 && cat >.env.prod.plano-new && chmod 600 .env.prod.plano-new && mv -f .env.prod.plano-new .env.prod'
+umask 077
+cat >.env.prod.plano-new
+chmod 600 .env.prod.plano-new
+mv -f .env.prod.plano-new .env.prod
+"""
+
+# The deploy user (as root, through ROOT_SCRIPT): $1 its name, $2 the infra's path as
+# plano.yml gives it (relative: in its home), its public key line on stdin. A system
+# account with a home and a shell (git and plano's scripts need one), no password ('*':
+# key login only), in the docker group; the key in ~/.ssh/authorized_keys (0600, its own);
+# a sudo rule for its plano only (plano runs as root: data/ owners); the infra folder its
+# own. Each step says done= or kept=; home= and infra= say where they are.
+DEPLOY_USER = """\
+set -eu
+u=$1 p=$2
+key=$(cat)
+if ! id -u "$u" >/dev/null 2>&1; then
+  useradd --system --create-home --shell /bin/bash --password '*' --groups docker "$u"
+  echo "done=made the system user $u, in the docker group"
+elif id -nG "$u" | tr ' ' '\\n' | grep -qx docker; then
+  echo "kept=the user $u, in the docker group"
+else
+  usermod -aG docker "$u"
+  echo "done=put $u in the docker group"
+fi
+home=$(getent passwd "$u" | cut -d: -f6)
+g=$(id -gn "$u")
+echo "home=$home"
+install -d -m 700 -o "$u" -g "$g" "$home/.ssh"
+k=$home/.ssh/authorized_keys
+blob=$(printf '%s\\n' "$key" | cut -d' ' -f1,2)
+if [ -f "$k" ] && grep -qF "$blob" "$k"; then
+  echo "kept=its authorized key"
+else
+  printf '%s\\n' "$key" >>"$k"
+  echo "done=authorized the key for $u"
+fi
+chown "$u:$g" "$k"
+chmod 600 "$k"
+rule="$u ALL=(root) NOPASSWD:SETENV: $home/.plano/venv/bin/plano"
+f=/etc/sudoers.d/plano-$u
+if [ -f "$f" ] && [ "$(cat "$f")" = "$rule" ]; then
+  echo "kept=its sudo rule (plano only)"
+else
+  printf '%s\\n' "$rule" >"$f.new"
+  chmod 440 "$f.new"
+  visudo -cqf "$f.new"
+  mv -f "$f.new" "$f"
+  echo "done=a sudo rule for its plano only ($f)"
+fi
+case $p in /*) d=$p ;; *) d=$home/$p ;; esac
+if [ ! -e "$d" ]; then
+  install -d -o "$u" -g "$g" "$d"
+  echo "done=made $d, $u's"
+elif [ "$(stat -c %U "$d")" = "$u" ]; then
+  echo "kept=$d, $u's"
+else
+  echo "$d exists and belongs to $(stat -c %U "$d"), not $u: give it to $u (chown -R $u: $d) or set another path" >&2
+  exit 3
+fi
+echo "infra=$d"
 """
 
 # `plano ARGS` in the infra ($1), attached to this connection, for user $2 on host $3.
@@ -102,22 +167,27 @@ shift 3
 {PLANO} "$@"
 """
 
-# `plano ARGS` in the infra ($1) for user $2 on host $3, in a session of its own (setsid) writing to a log that
-# this connection follows: when the connection drops, the command goes on to its end
-# (a deploy releases its lock, the server ends on one version) and its log stays in
-# ~/.plano/runs/. The exit code is the command's.
+# `plano ARGS` in the infra ($1) for user $2 on host $3, in a session of its own (setsid)
+# writing its stdout and its stderr to two logs that this connection follows, each to its
+# own stream: when the connection drops, the command goes on to its end (a deploy
+# releases its lock, the server ends on one version) and its logs stay in ~/.plano/runs/.
+# The exit code is the command's.
 RUN_DETACHED = f"""\
 cd "$1" || exit 4
 by=$2 from=$3
 shift 3
 mkdir -p "$HOME/.plano/runs"
 log=$(mktemp "$HOME/.plano/runs/run.XXXXXX")
-setsid sh -c '{AS_ROOT}log=$1; shift; "$@" >"$log" 2>&1 </dev/null; echo $? >"$log.code"' plano-run "$log" \\
+(umask 077 && : >"$log.err")
+setsid sh -c '{AS_ROOT}log=$1; shift; "$@" >"$log" 2>"$log.err" </dev/null; echo $? >"$log.code"' plano-run "$log" \\
   {PLANO} "$@" </dev/null >/dev/null 2>&1 &
 pid=$!
+tail -s 0.2 -n +1 -f --pid="$pid" "$log.err" >&2 &
+err=$!
 tail -s 0.2 -n +1 -f --pid="$pid" "$log"
+wait "$err"
 code=$(cat "$log.code" 2>/dev/null || echo 70)
-rm -f "$log" "$log.code"
+rm -f "$log" "$log.err" "$log.code"
 exit "$code"
 """
 

@@ -6,7 +6,8 @@ a minute). BatchMode: no password prompt, ever (CI). The user's ~/.ssh/config an
 apply (aliases, jump hosts, keys), since this is their own ssh; the options given here
 come first, so they win over the config for host keys: those are checked against the
 known_hosts file plano keeps in the infra (StrictHostKeyChecking=yes), which
-`plano server trust` fills once per server.
+`plano server trust` fills once per server (from ssh-keyscan, or behind a jump host,
+which ssh-keyscan cannot use, from a first contact by ssh itself: first_contact_argv).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ class Address:
     hostname: str
     port: int
     user: str
+    proxied: bool = False  # through a jump host or a proxy command of ~/.ssh/config
 
     @property
     def known_hosts_name(self) -> str:
@@ -111,12 +113,42 @@ def parse_resolved(text: str) -> Address:
     for line in text.splitlines():
         key, _, value = line.partition(" ")
         values.setdefault(key.lower(), value.strip())
-    return Address(values.get("hostname", ""), int(values.get("port") or 22), values.get("user", ""))
+    proxied = any(values.get(key, "none") != "none" for key in ("proxyjump", "proxycommand"))
+    return Address(values.get("hostname", ""), int(values.get("port") or 22), values.get("user", ""), proxied)
 
 
 def keyscan_argv(address: Address) -> list[str]:
     return ["ssh-keyscan", "-T", str(CONNECT_TIMEOUT_SECONDS), "-p", str(address.port), "-t", "ed25519,ecdsa,rsa",
             address.hostname]
+
+
+def first_contact_argv(remote: Remote, scratch: Path) -> list[str]:
+    """The server's host key as ssh itself receives it, for a server behind a jump host
+    (ssh-keyscan cannot use ProxyJump or ProxyCommand; this is the user's ssh, whose config
+    takes it there): ssh accepts the key into `scratch` (a new file of plano's, nothing
+    else), authenticates with nothing ("none": no key or name is offered to a server not
+    yet trusted) and ends. The key is then shown and trusted as ssh-keyscan's would be."""
+    port = ["-p", str(remote.port)] if remote.port else []
+    settings = {
+        "BatchMode": "yes",
+        "StrictHostKeyChecking": "accept-new",
+        "UserKnownHostsFile": str(scratch),
+        "GlobalKnownHostsFile": "/dev/null",
+        "UpdateHostKeys": "no",
+        "HashKnownHosts": "no",
+        "CheckHostIP": "no",
+        "ControlMaster": "no",
+        "ControlPath": "none",
+        "PreferredAuthentications": "none",
+        "ConnectTimeout": str(CONNECT_TIMEOUT_SECONDS),
+        "LogLevel": "ERROR",
+    }
+    return ["ssh", *port, *(a for key, value in settings.items() for a in ("-o", f"{key}={value}")), "-T", remote.host, "true"]
+
+
+def named(lines: str, address: Address) -> list[str]:
+    """Key lines (known_hosts' or ssh-keyscan's) under the name known_hosts lists the server as."""
+    return sorted(f"{address.known_hosts_name} {kind} {key}" for kind, key in key_blobs(lines))
 
 
 def fingerprints_argv() -> list[str]:

@@ -9,13 +9,16 @@ the server), (3) `plano <the same command>` run there, its output streamed, its 
 code returned. Commands that change the stack (core.commands) run detached on the server
 (engine.server RUN_DETACHED): a dropped connection does not stop them half-way. The
 server's plano is told who runs it from where (core.actor): its deploy lock and audit
-log name this machine's user, not the shared SSH login.
+log name this machine's user, not the shared SSH login. A dry run (--dry-run) changes
+nothing there: no push, no checkout (plan).
 
 `plano server setup -e NAME` makes a fresh server ready: Debian's docker.io, git and
 python3-venv where missing (through sudo), plano itself (a wheel of this plano into
 ~/.plano/venv), the infra repo, the environment's secrets (.env.NAME here -> .env.prod
 there, mode 0600, over the connection's stdin), then `plano prod up`. Running it again
-changes nothing that is already right.
+changes nothing that is already right. With a deploy user in plano.yml, `host`'s login
+(a sudo user) does what needs root (packages, the deploy user, .env.prod) and the rest
+runs as the deploy user, as every later command does.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import shlex
 import stat
 import tempfile
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from plano.core import actor, commands, secrets
@@ -55,7 +58,7 @@ class Server:
 
     @property
     def shown(self) -> str:
-        return f"{self.name} ({self.environment.host})"
+        return f"{self.name} ({self.remote.host})"
 
     @property
     def path(self) -> str:
@@ -66,6 +69,7 @@ class Server:
 class SetupResult:
     done: list[str] = field(default_factory=list)  # what changed on the server
     kept: list[str] = field(default_factory=list)  # what was already right
+    note: str = ""  # who later commands connect as, when that is a deploy user
 
 
 def known_hosts(session: Session) -> Path:
@@ -83,9 +87,17 @@ def control_dir() -> Path:
     return folder
 
 
-def server(session: Session, name: str) -> Server:
+def server(session: Session, name: str, admin: bool = False) -> Server:
+    """The environment's server as its login reaches it: the deploy user when plano.yml
+    names one, else `host`'s login; `admin`: `host`'s login (server setup's sudo user)."""
     env = require_environment(session.manifest, name)
-    return Server(name, env, ssh.Remote(env.host, env.port, known_hosts(session), control_dir()))
+    host = env.host if admin else env.login_host
+    return Server(name, env, ssh.Remote(host, env.port, known_hosts(session), control_dir()))
+
+
+def root_script_argv(target: Server, script: str, *args: str) -> list[str]:
+    """`script` run as root on the server (the login is root, or sudo -n)."""
+    return ssh.script_argv(target.remote, srv.ROOT_SCRIPT, script, *args)
 
 
 # ---------------------------------------------------------------- host keys
@@ -98,15 +110,29 @@ def address(session: Session, target: Server) -> ssh.Address:
     return ssh.parse_resolved(resolved.out)
 
 
-def scan(session: Session, where: ssh.Address) -> tuple[list[str], list[str]]:
-    """The server's host key lines and their fingerprints, as it offers them now."""
-    scanned = session.query(ssh.keyscan_argv(where), timeout=ssh.CONNECT_TIMEOUT_SECONDS + 10)
-    lines = ssh.key_lines(scanned.out)
+def scan(session: Session, target: Server, where: ssh.Address) -> tuple[list[str], list[str]]:
+    """The server's host key lines and their fingerprints, as it offers them now: from
+    ssh-keyscan, or, behind a jump host, from a first contact through it."""
+    if where.proxied:
+        lines, why = first_contact(session, target, where)
+    else:
+        scanned = session.query(ssh.keyscan_argv(where), timeout=ssh.CONNECT_TIMEOUT_SECONDS + 10)
+        lines, why = ssh.key_lines(scanned.out), scanned.last_line
     if not lines:
-        raise EnvironmentProblem(f"{where.hostname} port {where.port}: no SSH host key offered "
-                                 f"({scanned.last_line}); is sshd running and the port right?")
+        raise EnvironmentProblem(f"{where.hostname} port {where.port}{' (through a jump host)' if where.proxied else ''}: "
+                                 f"no SSH host key offered ({why}); is sshd running and the port right?")
     shown = session.query(ssh.fingerprints_argv(), stdin="\n".join(lines) + "\n")
     return lines, [" ".join(line.split()[1:2] + line.split()[-1:]) for line in shown.out.splitlines() if line.strip()]
+
+
+def first_contact(session: Session, target: Server, where: ssh.Address) -> tuple[list[str], str]:
+    """The key ssh receives through the jump host (ssh.first_contact_argv), recorded in a
+    scratch file of a private folder, never in a known_hosts of yours; ssh's last line."""
+    with tempfile.TemporaryDirectory(prefix="plano-hostkey-") as folder:
+        scratch = Path(folder) / "known_hosts"
+        contact = session.query(ssh.first_contact_argv(target.remote, scratch), timeout=ssh.CONNECT_TIMEOUT_SECONDS + 30)
+        text = scratch.read_text() if scratch.exists() else ""
+    return ssh.named(text, where), contact.last_line
 
 
 def known_lines(session: Session, where: ssh.Address) -> str:
@@ -122,7 +148,7 @@ def trust(session: Session, target: Server, fingerprint: str | None = None) -> t
     team and CI then trust the same keys). A key that differs from the one recorded is
     refused. Returns (newly trusted, the fingerprints)."""
     where = address(session, target)
-    lines, prints = scan(session, where)
+    lines, prints = scan(session, target, where)
     known = ssh.key_blobs(known_lines(session, where))
     if known and not known & ssh.key_blobs("\n".join(lines)):
         raise changed_key(session, target, where)
@@ -151,7 +177,7 @@ def connect(session: Session, target: Server, accept_host_key: bool = False) -> 
             _, prints = trust(session, target)
             session.out.note(f"trusted {target.shown}: {', '.join(prints)} (recorded in {n.SSH_KNOWN_HOSTS})")
         else:
-            _, prints = scan(session, where)
+            _, prints = scan(session, target, where)
             raise RefusedError(f"{target.shown}: its SSH host key is not trusted yet ({', '.join(prints)}); check it with the "
                                f"server's admin, then run plano server trust -e {target.name} (or add --accept-host-key)")
     opened = session.query(ssh.ssh_argv(target.remote, "true"), timeout=ssh.CONNECT_TIMEOUT_SECONDS + 15)
@@ -230,9 +256,27 @@ def forward(session: Session, name: str, args: list[str], tty: bool = False, acc
     known = state(session, target)
     if not known.get("plano"):
         raise UsageError(f"{target.shown}: plano is not installed there yet; run plano server setup -e {name}")
+    if commands.dry_run(args):
+        return plan(session, target, known, args, force)
     if commit := sync(session, target, known, force):
         session.out.note(f"{target.shown}: infra now at {commit[:12]}")
     return run(session, target, args, tty)
+
+
+def plan(session: Session, target: Server, known: dict[str, list[str]], args: list[str], force: bool) -> int:
+    """A dry run with -e changes nothing on the server. When its infra is at this commit
+    already, the server's plano shows its own dry run there (attached: it only reads);
+    else the push, the checkout and the command are printed, not run: the server's plan
+    depends on files it does not have yet."""
+    planning = replace(session, dry_run=True)
+    commit = sync(planning, target, known, force)
+    if commit is None:
+        return run(session, target, args)
+    run(planning, target, args)
+    session.out.note(f"dry run: nothing was sent to {target.shown}; its infra is at "
+                     f"{(known.get('commit') or ['no commit'])[0][:12]}, not {commit[:12]}, so its own plan is not shown "
+                     "(run the command without --dry-run, or once the server is at this commit)")
+    return 0
 
 
 def run_argv(target: Server, args: list[str], tty: bool = False) -> list[str]:
@@ -319,29 +363,85 @@ def problems_of(report: dict) -> str:
 # ---------------------------------------------------------------- server setup
 
 
-def setup(session: Session, name: str, accept_host_key: bool = False, force: bool = False) -> SetupResult:
-    target = server(session, name)
+def setup(session: Session, name: str, accept_host_key: bool = False, force: bool = False,
+          deploy_key: Path | None = None) -> SetupResult:
+    """With environments.NAME.deploy_user, `host`'s login (a sudo user) installs the
+    packages, makes the deploy user and writes .env.prod; the rest runs as the deploy user."""
+    admin = server(session, name, admin=True)
     result = SetupResult()
-    connect(session, target, accept_host_key)
-    known = state(session, target)
+    connect(session, admin, accept_host_key)
+    known = state(session, admin)
     packages = srv.missing_packages(known)
     if packages:
-        installed = session.act(ssh.script_argv(target.remote, srv.INSTALL_PACKAGES, *packages), timeout=1800)
-        must(installed, target, f"install {' '.join(packages)} with sudo (the SSH user needs sudo without a password)")
-        reconnect(session, target)
+        installed = session.act(ssh.script_argv(admin.remote, srv.INSTALL_PACKAGES, *packages), timeout=1800)
+        must(installed, admin, f"install {' '.join(packages)} with sudo (the SSH user needs sudo without a password)")
+        reconnect(session, admin)
         result.done.append(f"installed {' '.join(packages)}")
-        known = state(session, target)
+        known = state(session, admin)
     else:
         result.kept.append(f"docker {known['docker'][0]}, git and python3-venv are there")
+    target, infra = admin, admin.path
+    if user := admin.environment.deploy_user:
+        infra = make_deploy_user(session, admin, user, public_key(session, deploy_key), result)
+        target = server(session, name)
+        connect(session, target)
+        known = state(session, target)
+        result.note = (f"-e {name} commands connect as {target.remote.host}; {admin.remote.host} is used by server setup "
+                       "only (apt packages, the deploy user, .env.prod: what needs root beside plano's own sudo rule)")
     install_plano(session, target, known, result)
     result.done.append("infra brought to this commit") if sync(session, target, known, force) else result.kept.append(
         "infra already at this commit")
-    send_secrets(session, target, result)
+    send_secrets(session, admin, infra, target.name, result)
     code = run(session, target, ["prod", "up"])
     if code != 0:
         raise PlanoError(f"{target.shown}: plano prod up exited {code} on the server (see above)")
     result.done.append("plano prod up")
     return result
+
+
+def public_key(session: Session, given: Path | None) -> str:
+    """The deploy user's key: the public key file given, else the first key of your ssh
+    agent. Only a public key line is ever read and sent."""
+    if given is None:
+        listed = session.query(["ssh-add", "-L"], timeout=20)
+        lines = [line for line in listed.out.splitlines() if line.strip()] if listed.ok else []
+        if not lines:
+            raise UsageError("server setup: deploy_user needs a key to authorize and your ssh agent has none "
+                             f"({listed.last_line or 'ssh-add -L'}); give --deploy-key PATH.pub")
+        return public_key_line(lines[0], "your ssh agent's first key")
+    try:
+        text = given.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"--deploy-key {given}: cannot read it ({exc}); give a public key file, e.g. ~/.ssh/id_ed25519.pub") from None
+    if "PRIVATE KEY" in text:
+        raise UsageError(f"--deploy-key {given}: that is a private key; give its public key (PATH.pub): "
+                         "plano never sends a private key")
+    lines = [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    if len(lines) != 1:
+        raise UsageError(f"--deploy-key {given}: holds {len(lines)} key lines; give a file with one public key line")
+    return public_key_line(lines[0], f"--deploy-key {given}")
+
+
+def public_key_line(line: str, where: str) -> str:
+    parts = line.split()
+    if len(parts) < 2 or not parts[0].startswith(("ssh-", "ecdsa-", "sk-")):
+        raise UsageError(f"{where}: not an OpenSSH public key line (type base64 [comment]); give a PATH.pub "
+                         "as ssh-keygen writes it")
+    return " ".join(parts)
+
+
+def make_deploy_user(session: Session, admin: Server, user: str, key: str, result: SetupResult) -> str:
+    """The deploy user, its key, its sudo rule and its infra folder (as root, by the admin
+    login); the infra folder's absolute path."""
+    made = session.act(root_script_argv(admin, srv.DEPLOY_USER, user, admin.path), stdin=key + "\n", timeout=120,
+                       shown=f"# make the deploy user {user} on {admin.shown}")
+    if made.code == 3:
+        raise RefusedError(f"{admin.shown}: {made.last_line}")
+    must(made, admin, f"make the deploy user {user} (as root: {admin.remote.host} needs sudo without a password)")
+    said = srv.parse_state(made.out)
+    result.done.extend(said.get("done", []))
+    result.kept.extend(said.get("kept", []))
+    return said["infra"][0]
 
 
 def install_plano(session: Session, target: Server, known: dict[str, list[str]], result: SetupResult) -> None:
@@ -395,14 +495,15 @@ def wheel_stamp(wheel: Path) -> str:
     return digest.hexdigest()[:32]
 
 
-def send_secrets(session: Session, target: Server, result: SetupResult) -> None:
-    """.env.NAME here -> .env.prod there (mode 0600), keeping the server's own lines
-    (the tags deploys recorded) and replacing the values given here. Without .env.NAME
-    here, it is made: from the server's .env.prod when it has one (its database was
-    made with those), else with new secrets (none shared with another environment)."""
-    local = session.root / n.environment_env(target.name)
-    current = session.query(ssh.script_argv(target.remote, srv.READ_ENV, target.path), timeout=60)
-    must(current, target, "read .env.prod")
+def send_secrets(session: Session, admin: Server, infra: str, name: str, result: SetupResult) -> None:
+    """.env.NAME here -> .env.prod there (mode 0600, as root, by the admin login: the
+    server's .env.prod is root's), keeping the server's own lines (the tags deploys
+    recorded) and replacing the values given here. Without .env.NAME here, it is made:
+    from the server's .env.prod when it has one (its database was made with those), else
+    with new secrets (none shared with another environment)."""
+    local = session.root / n.environment_env(name)
+    current = session.query(root_script_argv(admin, srv.READ_ENV, infra), timeout=60)
+    must(current, admin, "read .env.prod")
     if not local.exists():
         values = secrets.parse_env(current.out) or secrets.complete({}, prod_secret_keys(session), {})
         session.write(local, "".join(f"{key}={value}\n" for key, value in values.items()), 0o600)
@@ -415,9 +516,9 @@ def send_secrets(session: Session, target: Server, result: SetupResult) -> None:
     if merged == current.out:
         result.kept.append(f"{local.name} already in .env.prod")
         return
-    written = session.act(ssh.script_argv(target.remote, srv.WRITE_ENV, target.path), stdin=merged, timeout=60,
-                          shown=f"# write {local.name} as .env.prod (0600) on {target.shown}")
-    must(written, target, "write .env.prod")
+    written = session.act(root_script_argv(admin, srv.WRITE_ENV, infra), stdin=merged, timeout=60,
+                          shown=f"# write {local.name} as .env.prod (0600) on {admin.shown}")
+    must(written, admin, "write .env.prod")
     result.done.append(f"{local.name} sent as .env.prod (0600)")
 
 
