@@ -40,7 +40,7 @@ def test_environments_load_with_their_defaults():
 @pytest.mark.parametrize(("entry", "error"), [
     ("  Prod: {host: a}", "environments/Prod: 'Prod': environment names are at most 30 lower-case letters"),
     ("  prod: {host: a}", "environments/prod: 'prod' is taken by the local stacks' .env.prod"),
-    ("  production: {}", "environments/production/host: required; add it"),
+    ("  production: {}", "environments/production: give host (a server plano reaches over SSH) or kubernetes"),
     ("  production: {host: -oProxyCommand=x}", "environments/production/host: '-oProxyCommand=x' is not an SSH host"),
     ("  production: {host: 'a b'}", "environments/production/host: 'a b' is not an SSH host"),
     ("  production: {host: a, port: 0}", "environments/production/port: ports are 1-65535, got 0"),
