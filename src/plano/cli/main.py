@@ -24,7 +24,8 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 class Root(click.Group):
     """The root group: it keeps the command line as typed (what -e sends to the server,
     what the deploy lock names) and writes the audit log's line of a command that
-    changes something, when it runs here (with -e, the server's plano writes it)."""
+    changes something, when it runs here (with -e, the server's plano writes it, but for
+    the commands that run here: k8s)."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         from plano.cli.server import forwarded
@@ -37,12 +38,14 @@ class Root(click.Group):
     def invoke(self, ctx: click.Context) -> object:
         from plano.core import commands
 
-        made = ctx.obj
-        if ctx.params.get("environment") or not isinstance(made, Session) or not commands.changes(list(made.command)):
+        made, environment = ctx.obj, ctx.params.get("environment")
+        if not isinstance(made, Session) or not commands.changes(list(made.command)):
             return super().invoke(ctx)
+        if environment and not commands.runs_here(list(made.command)):
+            return super().invoke(ctx)  # the server's plano writes the line
         from plano.cli.audit import audited
 
-        return audited(made, lambda: super(Root, self).invoke(ctx))
+        return audited(made, lambda: super(Root, self).invoke(ctx), environment)
 
 
 @click.group(cls=Root, context_settings=CONTEXT)

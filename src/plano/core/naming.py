@@ -321,6 +321,12 @@ def dns_override(mode: str, service_name: str) -> str:
 DEPLOY_LOG = "data/logs/deploys.jsonl"  # prod only: the deploy log (plano releases)
 
 
+def k8s_deploy_log(environment: str) -> str:
+    """The deploy log of `plano -e NAME k8s deploy` (run here, for the environment's
+    namespace): apart from prod's, whose rollbacks read it."""
+    return DEPLOY_LOG if environment == K8S_PROD else f"data/logs/deploys.{environment}.jsonl"
+
+
 AUDIT_LOG = "data/logs/audit.jsonl"  # every command that changed something, by whom, from where (plano audit)
 
 
