@@ -52,7 +52,8 @@ class Root(click.Group):
 @click.version_option(__version__, prog_name="plano")
 @click.option("-C", "--dir", "directory", type=P.LOCAL_PATH, help="The infra folder (default: the nearest folder upwards holding plano.yml).")
 @click.option("-e", "--environment", metavar="NAME", type=P.ENVIRONMENT,
-              help="Run the command on this environment's server over SSH (environments: in plano.yml); default: here.")
+              help="Run the command on this environment's server over SSH (environments: in plano.yml); default: here. "
+              "With k8s: its Kubernetes namespace and context, with kubectl from here.")
 @click.option("--accept-host-key", is_flag=True, help="With -e: trust the server's SSH host key if none is recorded yet.")
 @click.option("--discard-server-edits", is_flag=True, help="With -e: overwrite files changed by hand in the server's infra.")
 @click.pass_context

@@ -387,7 +387,8 @@ SWARM_ACL_FILE_VAR = "PLANO_REDIS_ACL_FILE"  # set (to it) on a swarm only
 #
 # `plano export kubernetes` writes a kustomize tree (render/kubernetes.py). Secrets are
 # never in it: its objects name Secrets and keys (secretKeyRef, secret volumes), which
-# `plano k8s secrets apply` creates in the namespace from .env.prod. Each key is the
+# `plano k8s secrets apply` creates in the namespace from .env.prod (with -e NAME: in the
+# environment's namespace, from .env.NAME). Each key is the
 # .env.prod variable of the same name, so the Secrets are these, and only these:
 #
 #   <app>-secrets      the app's own: <APP>_DB_PASSWORD (when it has a database),
