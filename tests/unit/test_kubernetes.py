@@ -68,9 +68,10 @@ VARIANTS = {**CASES, "external": EXTERNAL, "environments": ENVIRONMENTS}
 
 @cache
 def objects(text: str) -> list[dict]:
-    """Every object of the tree (release Jobs included), as data (shared: never change it)."""
+    """Every object of the base (release Jobs included), as data (shared: never change it)."""
     tree = kubernetes.tree(mf.load_text(text))
-    return [doc for rel, content in sorted(tree.items()) if "kustomization" not in rel for doc in yaml.safe_load_all(content) if doc]
+    return [doc for rel, content in sorted(tree.items()) if rel.startswith("k8s/base/") and "kustomization" not in rel
+            for doc in yaml.safe_load_all(content) if doc]
 
 
 def of_kind(docs: list[dict], kind: str) -> list[dict]:
@@ -120,6 +121,11 @@ def test_the_tree_is_a_base_and_an_overlay_per_environment_with_the_release_jobs
          "patch": '[{"op": "replace", "path": "/metadata/labels/app.kubernetes.io~1name", "value": "acme-stage"}]'},
         {"target": {"kind": "Ingress"}, "patch": '[{"op": "replace", "path": '
          '"/metadata/annotations/nginx.ingress.kubernetes.io~1custom-headers", "value": "acme-stage/security-headers"}]'}]
+    assert staging["transformers"] == ["cluster-scoped.yaml"]
+    assert list(yaml.safe_load_all(tree["k8s/overlays/staging/cluster-scoped.yaml"])) == [
+        {"apiVersion": "builtin", "kind": "PatchTransformer", "metadata": {"name": "cluster-scoped-clusterissuer"},
+         "target": {"kind": "ClusterIssuer"}, "patch": '[{"op": "remove", "path": "/metadata/namespace"}]'}]
+    assert "k8s/overlays/prod/cluster-scoped.yaml" not in tree
     assert yaml.safe_load(tree["k8s/overlays/qa/release/kustomization.yaml"])["namespace"] == "acme-qa"
     # No release command in one-app: no release folders.
     assert not [rel for rel in kubernetes.tree(mf.load_text(manifest_text(apps=1))) if "/release/" in rel]
@@ -522,7 +528,8 @@ def test_export_writes_drift_checks_and_prunes(tmp_path):
     assert (out / "base/apps/journal.yaml").is_file()
     (tmp_path / "plano.yml").write_text(THREE_APPS.replace("  blog:\n", "  journal:\n").replace("  qa: {host: deploy@qa.example.com, kubernetes: {}}\n", ""))
     made.reload()
-    assert set(export.kubernetes(made).removes) == {"overlays/qa/kustomization.yaml", "overlays/qa/release/kustomization.yaml"}
+    assert set(export.kubernetes(made).removes) == {"overlays/qa/kustomization.yaml", "overlays/qa/cluster-scoped.yaml",
+                                                    "overlays/qa/release/kustomization.yaml"}
     assert not (out / "overlays/qa").exists() or not any((out / "overlays/qa").rglob("*.yaml"))
     (out / "notes.md").write_text("my own notes\n")
     (out / "base/mine.yaml").write_text("kind: ConfigMap\n")

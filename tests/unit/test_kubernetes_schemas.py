@@ -83,14 +83,17 @@ def test_every_kustomization_builds_with_kubectl(case):
 def test_every_object_of_an_overlay_is_in_its_namespace_and_names_no_other(case):
     """kustomize's `namespace:` moves the objects; the overlay's patches rewrite what
     embeds the namespace in a string (the Namespace's name label, ingress-nginx's
-    custom-headers NAMESPACE/CONFIGMAP)."""
+    custom-headers NAMESPACE/CONFIGMAP), and its transformer keeps the ClusterIssuer
+    cluster-wide."""
     for env, ns in namespaces(case).items():
         docs = built(case)[n.k8s_overlay(env)]
         for doc in docs:
             where = doc["metadata"].get("namespace")
             if doc["kind"] == "Namespace":
                 assert doc["metadata"]["name"] == doc["metadata"]["labels"]["app.kubernetes.io/name"] == ns
-            elif doc["kind"] != "ClusterIssuer":
+            elif doc["kind"] == "ClusterIssuer":  # cluster-wide: kustomize's namespace: gives it one, the overlay takes it off
+                assert where is None, (env, where)
+            else:
                 assert where == ns, (env, doc["kind"], doc["metadata"]["name"], where)
             if doc["kind"] == "Ingress":
                 assert doc["metadata"]["annotations"]["nginx.ingress.kubernetes.io/custom-headers"] == f"{ns}/security-headers"

@@ -15,7 +15,8 @@ date once k8s/ exists).
     k8s/overlays/prod/        the images (registry and tag) and the replicas
       release/                the same images for the release Jobs
     k8s/overlays/<env>/       the same for each environment of plano.yml, in its own
-      release/                namespace (environments.<env>.kubernetes.namespace)
+      cluster-scoped.yaml     namespace (environments.<env>.kubernetes.namespace); this
+      release/                transformer keeps the ClusterIssuer cluster-wide
 
 Each object is built from what compose already decides (render/compose.py: the apps'
 environment, the backup's settings; render/services.py: the Redis ACL script and
@@ -648,6 +649,19 @@ def environment_patches(manifest: Manifest, environment: str) -> list[Obj]:
     return patches
 
 
+CLUSTER_SCOPED = ("ClusterIssuer",)  # kinds of the base kustomize does not know are cluster-wide (cert-manager's)
+CLUSTER_SCOPED_FILE = "cluster-scoped.yaml"  # in each environment's overlay
+
+
+def cluster_scoped() -> list[Obj]:
+    """kustomize's `namespace:` gives every object of a kind it does not know a namespace,
+    a cluster-wide ClusterIssuer too: a transformer takes it off again (the overlay's
+    transformers run after its own namespace:, its patches before it)."""
+    remove = json.dumps([{"op": "remove", "path": "/metadata/namespace"}])
+    return [{"apiVersion": "builtin", "kind": "PatchTransformer", "metadata": {"name": f"cluster-scoped-{kind.lower()}"},
+             "target": {"kind": kind}, "patch": remove} for kind in CLUSTER_SCOPED]
+
+
 def in_environment(manifest: Manifest, environment: str) -> Obj:
     """An environment's overlay moves everything to its namespace (prod's is the base's)."""
     if environment == n.K8S_PROD:
@@ -659,7 +673,8 @@ def overlay(manifest: Manifest, environment: str = n.K8S_PROD) -> Obj:
     apps = list(n.app_services(manifest))
     counts = [{"name": name, "count": replicas(manifest, manifest.apps[app].services()[role])}
               for name, (app, role) in n.app_services(manifest).items()]
-    patches = {"patches": environment_patches(manifest, environment)} if environment != n.K8S_PROD else {}
+    patches = ({"patches": environment_patches(manifest, environment), "transformers": [CLUSTER_SCOPED_FILE]}
+               if environment != n.K8S_PROD else {})
     return kustomization(resources=[f"../../{n.K8S_BASE}"], **in_environment(manifest, environment),
                          images=images(manifest, [*apps, backup_image(manifest)]), replicas=counts, **patches)
 
@@ -688,6 +703,8 @@ def tree(manifest: Manifest) -> dict[str, str]:
     out[n.k8s_path(n.K8S_BASE, "kustomization.yaml")] = compose.dump(kustomization(resources=list(base)))
     for env in n.k8s_namespaces(manifest):
         out[f"{n.k8s_overlay(env)}/kustomization.yaml"] = compose.dump(overlay(manifest, env))
+        if env != n.K8S_PROD:
+            out[f"{n.k8s_overlay(env)}/{CLUSTER_SCOPED_FILE}"] = documents(cluster_scoped())
     jobs = releases(manifest)
     if jobs:
         for service_name, job in jobs.items():
