@@ -198,10 +198,10 @@ def secret_object(manifest: Manifest, name: str, where: str, data: dict[str, byt
             "type": kind, "data": {key: base64.b64encode(value).decode() for key, value in data.items()}}
 
 
-def secret_objects(session: Session, where: Cluster) -> list[dict]:
+def secret_objects(session: Session, here: Cluster) -> list[dict]:
     """Every Secret the tree names, with its values: in memory only, for kubectl's stdin."""
-    manifest, ns = session.manifest, where.scope.namespace
-    source, values = env_values(session, where)
+    manifest, ns = session.manifest, here.scope.namespace
+    source, values = env_values(session, here)
     objects = []
     for name, keys in n.k8s_secrets(manifest).items():
         where = n.K8S_CERT_MANAGER_NAMESPACE if name == n.K8S_DNS01_SECRET else ns
@@ -263,7 +263,7 @@ class K8sDeployer:
     rolled: list[Target] = field(default_factory=list)
 
     @property
-    def ns(self) -> k.Scope:
+    def scope(self) -> k.Scope:
         return self.where.scope
 
     @property
@@ -287,27 +287,27 @@ class K8sDeployer:
             return
         job = n.k8s_release_job(target.app, target.role)
         self.say(f"{target.service}: release command {' '.join(command)} (the Job {job}, in {target.tag})")
-        self.act(k.delete_job_argv(self.ns, job), f"deleting the left Job {job}", timeout=k.DELETE_TIMEOUT_SECONDS + 30)
-        self.act(k.apply_argv(self.ns), f"applying the Job {job}", stdin=json.dumps(release_job(self.manifest, target, self.ns.namespace)))
+        self.act(k.delete_job_argv(self.scope, job), f"deleting the left Job {job}", timeout=k.DELETE_TIMEOUT_SECONDS + 30)
+        self.act(k.apply_argv(self.scope), f"applying the Job {job}", stdin=json.dumps(release_job(self.manifest, target, self.scope.namespace)))
         self.wait_job(job)
 
     def wait_job(self, job: str) -> None:
         deadline = time.monotonic() + self.release_wait
         while True:
-            if self.session.act(k.wait_job_argv(self.ns, job, WAIT_ROUND_SECONDS), timeout=WAIT_ROUND_SECONDS + 30).ok:
+            if self.session.act(k.wait_job_argv(self.scope, job, WAIT_ROUND_SECONDS), timeout=WAIT_ROUND_SECONDS + 30).ok:
                 return
-            state = k.job_state(read(self.session, k.get_json_argv(self.ns, f"job/{job}"), f"kubectl get job/{job}"))
+            state = k.job_state(read(self.session, k.get_json_argv(self.scope, f"job/{job}"), f"kubectl get job/{job}"))
             if state.state == "complete":
                 return
             if state.state == "failed" or time.monotonic() > deadline:
                 why = state.reason or f"not complete within {self.release_wait:.0f} s"
-                logs = self.session.query(k.job_logs_argv(self.ns, job, LOG_LINES), timeout=60).output or "(none)"
+                logs = self.session.query(k.job_logs_argv(self.scope, job, LOG_LINES), timeout=60).output or "(none)"
                 raise DeployFailed("\n".join([f"the release Job {job} failed ({why}); nothing was rolled out; its last lines:",
                                               *("  " + line for line in logs.splitlines()[-LOG_LINES:])]))
 
     def running_images(self, targets: list[Target]) -> dict[str, str]:
         """Each Deployment's image now (a Deployment missing: the tree was not applied)."""
-        got = self.session.query(k.get_json_argv(self.ns, *(f"deployment/{t.service}" for t in targets)), timeout=60)
+        got = self.session.query(k.get_json_argv(self.scope, *(f"deployment/{t.service}" for t in targets)), timeout=60)
         if got.code == NOT_FOUND:
             raise EnvironmentProblem(f"kubectl: not found; {INSTALL}")
         if not got.ok and "NotFound" not in got.err:  # kubectl prints the Deployments it found, and exits 1
@@ -317,7 +317,7 @@ class K8sDeployer:
         missing = [t.service for t in targets if t.role not in found.get(t.service, {})]
         if missing and not self.session.dry_run:
             raise DeployFailed(f"no Deployment {missing[0]} (with a container {missing[0].rsplit('-', 1)[1]}) in the namespace "
-                               f"{self.ns.namespace}; apply the tree first: plano{self.option} k8s apply")
+                               f"{self.scope.namespace}; apply the tree first: plano{self.option} k8s apply")
         return {service: images.get(service.rsplit("-", 1)[1], "") for service, images in found.items()}
 
     def roll_out(self, targets: list[Target], running: dict[str, str]) -> None:
@@ -326,12 +326,12 @@ class K8sDeployer:
         one revision further)."""
         try:
             for t in targets:
-                self.act(k.set_image_argv(self.ns, t.service, t.role, image(self.manifest, t)), f"kubectl set image of {t.service}")
+                self.act(k.set_image_argv(self.scope, t.service, t.role, image(self.manifest, t)), f"kubectl set image of {t.service}")
                 if running.get(t.service) != image(self.manifest, t):
                     self.rolled.append(t)
             for t in targets:
                 self.say(f"{t.service}: rolling out {t.tag} (up to {self.timeout:.0f} s)")
-                done = self.session.act(k.rollout_status_argv(self.ns, t.service, round(self.timeout)), timeout=self.timeout + 30)
+                done = self.session.act(k.rollout_status_argv(self.scope, t.service, round(self.timeout)), timeout=self.timeout + 30)
                 if not done.ok:
                     failed = kubectl_failed(done, f"the rollout of {t.service}")
                     raise failed if isinstance(failed, EnvironmentProblem) else DeployFailed(f"{failed}; rolled back")
@@ -341,7 +341,7 @@ class K8sDeployer:
 
     def undo(self) -> None:
         for t in self.rolled:
-            undone = self.session.act(k.rollout_undo_argv(self.ns, t.service), timeout=120)
+            undone = self.session.act(k.rollout_undo_argv(self.scope, t.service), timeout=120)
             if not undone.ok:
                 self.say(f"warning: kubectl rollout undo of {t.service} failed: {undone.last_line}")
 
