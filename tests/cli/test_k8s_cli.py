@@ -24,7 +24,7 @@ def deployments(runner: ScriptedRunner) -> ScriptedRunner:
     """The one query a deploy makes first (a dry run too): app1's Deployments and their images."""
     return runner.query("get", "deployment/app1-backend", answers=RUNNING)
 
-NS = "infra"  # the project's name: the namespace
+NS = k.Scope("infra")  # the project's name: the namespace; kubectl's current context
 
 
 @pytest.fixture
@@ -143,3 +143,80 @@ def test_status_json_and_its_exit_code(infra, capsys):
     assert code == 1 and "app1-backend" in out and "1/2" in out and "NO" in out
     code, _, err = run(capsys, ScriptedRunner().query("kubectl", answers=Answer(127, "", "kubectl: command not found")), "k8s", "status")
     assert code == 4 and err.startswith("error: kubectl: not found; install kubectl")
+
+
+# ---------------------------------------------------------------- -e NAME: an environment's overlay, run here
+
+ENVIRONMENTS = ("kubernetes:\n  context: prod-ctx\nenvironments:\n  staging:\n    kubernetes: {namespace: infra-stage, context: stage-ctx}\n"
+                "  production: {host: deploy@srv1.example.com}\n")
+STAGING = k.Scope("infra-stage", "stage-ctx")
+
+
+@pytest.fixture
+def environments(infra):
+    (infra / "plano.yml").write_text((infra / "plano.yml").read_text() + ENVIRONMENTS)
+    return infra
+
+
+def test_deploy_to_an_environment_dry_run_prints_its_kubectl_commands_run_here(environments, capsys):
+    before = tree_digest(environments)
+    runner = ScriptedRunner().query("get", "deployment/app1-backend", answers=RUNNING)
+    code, out, err = run(capsys, runner, "-e", "staging", "k8s", "deploy", "app1", "--tag", "2.0.0", "--dry-run")
+    assert code == 0, err
+    assert runner.actions == [] and tree_digest(environments) == before  # no ssh: kubectl runs from here
+    assert runner.queries == [["kubectl", "--context", "stage-ctx", "--namespace", "infra-stage", "get", "deployment/app1-backend",
+                               "deployment/app1-frontend", "--output=json"]]
+    reg = "registry.example.com/acme"
+    assert out.splitlines() == [
+        ("kubectl --context stage-ctx --namespace infra-stage delete job app1-backend-release --ignore-not-found "
+        "--cascade=foreground --wait=true --timeout=120s"),
+        "kubectl --context stage-ctx --namespace infra-stage apply -f -",
+        "kubectl --context stage-ctx --namespace infra-stage wait --for=condition=complete --timeout=10s job/app1-backend-release",
+        f"kubectl --context stage-ctx --namespace infra-stage set image deployment/app1-backend backend={reg}/app1-backend:2.0.0",
+        f"kubectl --context stage-ctx --namespace infra-stage set image deployment/app1-frontend frontend={reg}/app1-frontend:2.0.0",
+        "kubectl --context stage-ctx --namespace infra-stage rollout status deployment/app1-backend --timeout=300s",
+        "kubectl --context stage-ctx --namespace infra-stage rollout status deployment/app1-frontend --timeout=300s",
+        "# write .env.staging",
+        "# append to data/logs/deploys.staging.jsonl: app1-backend latest -> 2.0.0",
+        "# append to data/logs/deploys.staging.jsonl: app1-frontend latest -> 2.0.0",
+    ]
+
+
+def test_without_e_the_prod_context_is_named_in_every_command(environments, capsys):
+    code, out, _ = run(capsys, ScriptedRunner(), "k8s", "maintenance", "app1", "off", "--dry-run")
+    assert code == 0 and out.startswith("kubectl --context prod-ctx --namespace infra patch ingress app1 --type=json ")
+
+
+def test_an_environment_deploy_for_real_records_in_its_files_and_the_audit_log_names_it(environments, capsys):
+    from plano.ops import audit
+
+    prod = (environments / ".env.prod").read_text()
+    runner = ScriptedRunner().query("get", "deployment/app1-backend", answers=RUNNING).query(
+        "get", answers=Answer(0, json.dumps(DONE_JOB))).on("kubectl")
+    code, out, err = run(capsys, runner, "-e", "staging", "k8s", "deploy", "app1", "--tag", "2.0.0")
+    assert code == 0, err
+    assert out.splitlines() == [f"app1-{role}: latest -> 2.0.0, done; recorded in .env.staging and data/logs/deploys.staging.jsonl"
+                                for role in ("backend", "frontend")]
+    assert secrets.read_env(environments / ".env.staging")["APP1_BACKEND_TAG"] == "2.0.0"
+    assert (environments / ".env.prod").read_text() == prod
+    (line,) = audit.read(environments, 5)
+    assert (line.command, line.result) == (["plano", "-e", "staging", "k8s", "deploy", "app1", "--tag", "2.0.0"], "ok")
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["-e", "nope", "k8s", "status"], "error: -e nope: no such environment in plano.yml (declared: production, staging)"),
+    (["-e", "production", "k8s", "apply", "--dry-run"],
+     ("error: -e production: environments/production/kubernetes: not set, so plano k8s does not run there; add kubernetes: {} "
+     "to it (namespace infra-production, context prod-ctx) or set its namespace and context")),
+    (["-e", "staging", "status"],
+     ("error: -e staging: environments/staging/host: not set; staging is a Kubernetes namespace only (plano -e staging k8s ...); "
+     "give it a host to run other commands on a server")),
+    (["-e", "staging", "deploy", "app1", "--tag", "1.0"], "error: -e staging: environments/staging/host: not set;"),
+    (["-e", "staging", "server", "trust"], "error: -e staging: environments/staging/host: not set;"),
+])
+def test_a_wrong_environment_is_one_line_exit_2_and_nothing_run(environments, capsys, args, message):
+    runner = ScriptedRunner()
+    code, out, err = run(capsys, runner, *args)
+    assert code == 2 and out == ""
+    assert len(err.splitlines()) == 1 and err.startswith(message), err
+    assert runner.calls == []

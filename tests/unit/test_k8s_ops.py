@@ -26,6 +26,7 @@ from tests import scripted
 from tests.scripted import Answer, ScriptedRunner
 
 NS = "acme"
+SCOPE = k.Scope(NS)  # kubectl's current context
 JOB = "app1-backend-release"
 IMAGE = "registry.example.com/acme/app1-backend"
 VERSIONS = ("1.30", kubernetes_validate.latest_version())
@@ -53,23 +54,151 @@ def log(root: Path) -> list[compose_deploy.Record]:
 
 
 def test_every_builder_names_the_namespace_and_keeps_values_off_the_command_line():
-    assert k.apply_argv(NS) == ["kubectl", "--namespace", "acme", "apply", "-f", "-"]
-    assert k.apply_secrets_argv(NS) == ["kubectl", "--namespace", "acme", "apply", "--server-side", "--field-manager=plano",
+    assert k.apply_argv(SCOPE) == ["kubectl", "--namespace", "acme", "apply", "-f", "-"]
+    assert k.apply_secrets_argv(SCOPE) == ["kubectl", "--namespace", "acme", "apply", "--server-side", "--field-manager=plano",
                                         "--force-conflicts", "-f", "-"]
-    assert k.delete_job_argv(NS, JOB) == ["kubectl", "--namespace", "acme", "delete", "job", JOB, "--ignore-not-found",
+    assert k.delete_job_argv(SCOPE, JOB) == ["kubectl", "--namespace", "acme", "delete", "job", JOB, "--ignore-not-found",
                                           "--cascade=foreground", "--wait=true", "--timeout=120s"]
-    assert k.wait_job_argv(NS, JOB, 10) == ["kubectl", "--namespace", "acme", "wait", "--for=condition=complete", "--timeout=10s",
+    assert k.wait_job_argv(SCOPE, JOB, 10) == ["kubectl", "--namespace", "acme", "wait", "--for=condition=complete", "--timeout=10s",
                                             f"job/{JOB}"]
-    assert k.get_json_argv(NS, f"job/{JOB}") == ["kubectl", "--namespace", "acme", "get", f"job/{JOB}", "--output=json"]
-    assert k.workloads_argv(NS) == ["kubectl", "--namespace", "acme", "get", "deployments,statefulsets,jobs", "--output=json"]
-    assert k.job_logs_argv(NS, JOB, 20) == ["kubectl", "--namespace", "acme", "logs", f"job/{JOB}", "--all-containers", "--tail=20"]
-    assert k.set_image_argv(NS, "app1-backend", "backend", f"{IMAGE}:1.2.3") == [
+    assert k.get_json_argv(SCOPE, f"job/{JOB}") == ["kubectl", "--namespace", "acme", "get", f"job/{JOB}", "--output=json"]
+    assert k.workloads_argv(SCOPE) == ["kubectl", "--namespace", "acme", "get", "deployments,statefulsets,jobs", "--output=json"]
+    assert k.job_logs_argv(SCOPE, JOB, 20) == ["kubectl", "--namespace", "acme", "logs", f"job/{JOB}", "--all-containers", "--tail=20"]
+    assert k.set_image_argv(SCOPE, "app1-backend", "backend", f"{IMAGE}:1.2.3") == [
         "kubectl", "--namespace", "acme", "set", "image", "deployment/app1-backend", f"backend={IMAGE}:1.2.3"]
-    assert k.rollout_status_argv(NS, "app1-backend", 300) == ["kubectl", "--namespace", "acme", "rollout", "status",
+    assert k.rollout_status_argv(SCOPE, "app1-backend", 300) == ["kubectl", "--namespace", "acme", "rollout", "status",
                                                               "deployment/app1-backend", "--timeout=300s"]
-    assert k.rollout_undo_argv(NS, "app1-backend") == ["kubectl", "--namespace", "acme", "rollout", "undo", "deployment/app1-backend"]
-    assert k.patch_argv(NS, "ingress", "app1", [{"op": "replace", "path": "/a", "value": 1}]) == [
+    assert k.rollout_undo_argv(SCOPE, "app1-backend") == ["kubectl", "--namespace", "acme", "rollout", "undo", "deployment/app1-backend"]
+    assert k.patch_argv(SCOPE, "ingress", "app1", [{"op": "replace", "path": "/a", "value": 1}]) == [
         "kubectl", "--namespace", "acme", "patch", "ingress", "app1", "--type=json", '--patch=[{"op":"replace","path":"/a","value":1}]']
+
+
+def test_with_a_context_every_builder_names_it_first():
+    scope = k.Scope("acme-staging", "arn:aws:eks:eu-west-1:123456789012:cluster/acme")
+    head = ["kubectl", "--context", "arn:aws:eks:eu-west-1:123456789012:cluster/acme", "--namespace", "acme-staging"]
+    assert k.apply_argv(scope) == [*head, "apply", "-f", "-"]
+    assert k.apply_secrets_argv(scope) == [*head, "apply", "--server-side", "--field-manager=plano", "--force-conflicts", "-f", "-"]
+    assert k.delete_job_argv(scope, JOB)[:6] == [*head, "delete"]
+    assert k.wait_job_argv(scope, JOB, 10)[:6] == [*head, "wait"]
+    assert k.get_json_argv(scope, "ingress") == [*head, "get", "ingress", "--output=json"]
+    assert k.workloads_argv(scope)[:6] == [*head, "get"]
+    assert k.job_logs_argv(scope, JOB, 20)[:6] == [*head, "logs"]
+    assert k.set_image_argv(scope, "app1-backend", "backend", f"{IMAGE}:1")[:6] == [*head, "set"]
+    assert k.rollout_status_argv(scope, "app1-backend", 300)[:7] == [*head, "rollout", "status"]
+    assert k.rollout_undo_argv(scope, "app1-backend")[:7] == [*head, "rollout", "undo"]
+    assert k.patch_argv(scope, "ingress", "app1", [])[:6] == [*head, "patch"]
+    assert k.kustomize_argv("k8s/overlays/staging", scope.context) == [
+        "kubectl", "--context", "arn:aws:eks:eu-west-1:123456789012:cluster/acme", "kustomize", "k8s/overlays/staging"]
+    assert k.kustomize_argv("k8s/overlays/prod") == ["kubectl", "kustomize", "k8s/overlays/prod"]
+    assert scope.with_namespace("cert-manager") == k.Scope("cert-manager", scope.context)
+
+
+def test_kubectl_kustomize_takes_a_context_it_does_not_read(root):
+    """`kubectl --context NAME kustomize` builds with no kubeconfig holding NAME (no cluster asked)."""
+    from plano.ops import export
+
+    export.kubernetes(scripted.session(root, ScriptedRunner()))
+    argv = k.kustomize_argv(n.k8s_overlay("prod"), "no-such-context")
+    done = subprocess.run(argv, cwd=root, capture_output=True, text=True, timeout=60, check=False,
+                          env={"PATH": "/usr/bin:/bin", "KUBECONFIG": "/dev/null"})
+    assert done.returncode == 0 and "kind: Deployment" in done.stdout, done.stderr
+
+
+# ---------------------------------------------------------------- environments (-e NAME)
+
+STAGING = k.Scope("acme-staging", "stage-ctx")
+ENVIRONMENTS = ("kubernetes:\n  context: prod-ctx\nenvironments:\n  staging:\n    kubernetes: {context: stage-ctx}\n"
+                "  qa:\n    kubernetes: {namespace: acme-test}\n  production: {host: deploy@srv1.example.com}\n")
+
+
+def with_environments(root: Path) -> Path:
+    (root / "plano.yml").write_text((root / "plano.yml").read_text() + ENVIRONMENTS)
+    return root
+
+
+def test_each_environment_is_its_overlay_namespace_context_env_file_and_deploy_log(root):
+    session = scripted.session(with_environments(root), ScriptedRunner())
+    assert k8s.cluster(session) == k8s.Cluster("prod", k.Scope("acme", "prod-ctx"))
+    assert k8s.cluster(session, "staging") == k8s.Cluster("staging", STAGING)
+    assert k8s.cluster(session, "qa") == k8s.Cluster("qa", k.Scope("acme-test", "prod-ctx"))
+    staging = k8s.cluster(session, "staging")
+    assert (staging.overlay, staging.env_file, staging.deploy_log) == (
+        "k8s/overlays/staging", ".env.staging", "data/logs/deploys.staging.jsonl")
+    prod = k8s.cluster(session)
+    assert (prod.overlay, prod.env_file, prod.deploy_log) == ("k8s/overlays/prod", ".env.prod", "data/logs/deploys.jsonl")
+    with pytest.raises(UsageError, match=r"^-e production: environments/production/kubernetes: not set, so plano k8s does not "
+                                         r"run there; add kubernetes: \{\} to it \(namespace acme-production, context prod-ctx\)"):
+        k8s.cluster(session, "production")
+    with pytest.raises(UsageError, match=r"^-e nope: no such environment in plano.yml \(declared: production, qa, staging\)"):
+        k8s.cluster(session, "nope")
+
+
+def test_a_deploy_to_an_environment_runs_in_its_namespace_and_context_and_records_in_its_files(root):
+    with_environments(root)
+    before = (root / n.ENV_PROD).read_text()
+    (root / ".env.staging").write_text("APP1_BACKEND_TAG=1.0.0\n")
+    runner = cluster(ScriptedRunner(), ns="acme-staging")
+    records = k8s.deploy(scripted.session(root, runner), "app1", None, "2.0.0", environment="staging")
+    assert runner.actions == deploy_sequence("2.0.0", STAGING)
+    assert runner.queries[0] == k.get_json_argv(STAGING, "deployment/app1-backend", "deployment/app1-frontend")
+    job = json.loads(next(c.stdin for c in runner.calls if c.argv == k.apply_argv(STAGING)))
+    assert job["metadata"]["namespace"] == "acme-staging"  # kubectl refuses an object of another namespace than --namespace's
+    assert [(r.service, r.from_tag, r.to_tag) for r in records] == [("app1-backend", "1.0.0", "2.0.0"), ("app1-frontend", "latest", "2.0.0")]
+    staging = env_files.read_env(root / ".env.staging")
+    assert (staging["APP1_BACKEND_TAG"], staging["APP1_FRONTEND_TAG"]) == ("2.0.0", "2.0.0")
+    assert (root / n.ENV_PROD).read_text() == before and log(root) == []  # prod's tags and log (its rollbacks read it) untouched
+    assert [(r.service, r.result) for r in compose_deploy.read_log(root, "data/logs/deploys.staging.jsonl")] == [
+        ("app1-backend", "ok"), ("app1-frontend", "ok")]
+
+
+def test_secrets_for_an_environment_come_from_its_env_file_made_with_its_own_secrets(root):
+    with_environments(root)
+    runner = ScriptedRunner().on("kubectl")
+    session = scripted.session(root, runner)
+    applied = k8s.apply_secrets(session, "staging")
+    (call,) = runner.calls
+    assert call.argv == k.apply_secrets_argv(STAGING)
+    made = env_files.read_env(root / ".env.staging")
+    prod = env(root)
+    assert oct((root / ".env.staging").stat().st_mode & 0o777) == "0o600"
+    assert set(made) == {"POSTGRES_PASSWORD", "REDIS_ADMIN_PASSWORD", "APP1_DB_PASSWORD", "APP1_REDIS_PASSWORD"} <= set(prod)
+    assert not set(made.values()) & set(prod.values())  # none shared with prod
+    for secret in json.loads(call.stdin)["items"]:
+        assert secret["metadata"]["namespace"] == "acme-staging"
+        assert {key: base64.b64decode(value).decode() for key, value in secret["data"].items()} == {key: made[key] for key in secret["data"]}
+    assert {a.namespace for a in applied} == {"acme-staging"}
+    assert session.out.notes == [".env.staging: 4 new secrets written (mode 0600, git-ignored by plano render): keep it safe"]
+    k8s.apply_secrets(scripted.session(root, runner), "staging")  # made once: the same values again
+    assert env_files.read_env(root / ".env.staging") == made and runner.calls[-1].stdin == call.stdin
+
+
+def test_status_and_apply_of_an_environment_read_its_tags(root):
+    from plano.ops import export
+
+    with_environments(root)
+    export.kubernetes(scripted.session(root, ScriptedRunner()))
+    (root / ".env.staging").write_text("APP1_BACKEND_TAG=3.1.0\n")
+    text = listing(deployment_json("app1-backend", f"{IMAGE}:3.0.0", 2))
+    runner = ScriptedRunner().query("kubectl", "--context", "stage-ctx", "--namespace", "acme-staging", "get", answers=Answer(0, text))
+    (row,) = k8s.status(scripted.session(root, runner), "staging")
+    assert (row.expected_tag, row.ok, row.shown_tag) == ("3.1.0", False, "3.0.0 (.env.staging: 3.1.0)")
+    built = subprocess.run(["kubectl", "kustomize", "k8s/overlays/staging"], cwd=root, capture_output=True, text=True, check=True).stdout
+    runner = (ScriptedRunner().query("kubectl", "--context", "stage-ctx", "kustomize", answers=Answer(0, built))
+              .query("get", "ingress", answers=Answer(0, listing())).on("kubectl"))
+    applied = k8s.apply_tree(scripted.session(root, runner), "staging")
+    assert runner.queries == [k.kustomize_argv("k8s/overlays/staging", "stage-ctx"), k.get_json_argv(STAGING, "ingress")]
+    assert runner.actions == [k.server_side_apply_argv(STAGING)]
+    assert applied.images["app1-backend"] == f"{IMAGE}:3.1.0"
+    sent = json.loads(runner.calls[-1].stdin)["items"]
+    assert {o["metadata"].get("namespace") for o in sent if o["kind"] not in ("Namespace", "ClusterIssuer")} == {"acme-staging"}
+
+
+def test_maintenance_of_an_environment_patches_its_ingress(root):
+    with_environments(root)
+    runner = ScriptedRunner().on("kubectl")
+    k8s.maintenance(scripted.session(root, runner), "app1", True, "qa")
+    assert runner.actions == [k.patch_argv(k.Scope("acme-test", "prod-ctx"), "ingress", "app1", k8s.maintenance_patch(
+        scripted.session(root, runner).manifest, "app1", True))]
 
 
 # ---------------------------------------------------------------- what kubectl prints
@@ -137,7 +266,7 @@ def test_status_rows_from_kubectls_json(root):
     ]
     assert rows[1].conditions == ["Available=True (MinimumReplicasAvailable)", "Progressing=False (ProgressDeadlineExceeded)"]
     assert rows[1].shown_tag == "1.1.0 (.env.prod: 1.2.0)"
-    assert runner.queries == [k.workloads_argv("acme")]
+    assert runner.queries == [k.workloads_argv(SCOPE)]
 
 
 def test_status_without_kubectl_or_a_cluster_is_the_environments_problem(root):
@@ -158,7 +287,7 @@ def test_secrets_apply_sends_every_secret_base64d_on_stdin_and_no_value_anywhere
     applied = k8s.apply_secrets(session)
     values = env(root)
     (call,) = runner.calls
-    assert call.argv == k.apply_secrets_argv("acme")
+    assert call.argv == k.apply_secrets_argv(SCOPE)
     sent = json.loads(call.stdin)
     assert sent["kind"] == "List"
     wanted = n.k8s_secrets(session.manifest)
@@ -238,7 +367,7 @@ def test_dns01_token_goes_to_cert_managers_namespace_and_restic_and_own_certific
     applied = k8s.apply_secrets(scripted.session(root, runner))
     assert [(a.name, a.namespace) for a in applied][-3:] == [("backup-secrets", "acme"), ("acme-dns01", "cert-manager"),
                                                              ("app1-tls", "acme")]
-    assert [c.argv for c in runner.calls] == [k.apply_secrets_argv("acme"), k.apply_secrets_argv("cert-manager")]
+    assert [c.argv for c in runner.calls] == [k.apply_secrets_argv(SCOPE), k.apply_secrets_argv(k.Scope("cert-manager"))]
     main, cert_manager = (json.loads(c.stdin)["items"] for c in runner.calls)
     data = {s["metadata"]["name"]: {key: base64.b64decode(v).decode() for key, v in s["data"].items()} for s in main + cert_manager}
     assert data["acme-dns01"] == {"api-token": "cf-token-0123456789"}
@@ -259,28 +388,28 @@ def running(frontend: str = "latest") -> Answer:
 
 
 def cluster(runner: ScriptedRunner, wait: list[Answer] | None = None, job: str = json.dumps(DONE_JOB),
-            rollout: list[Answer] | None = None, deployments: Answer | None = None) -> ScriptedRunner:
-    """kubectl as a cluster answers a deploy."""
-    return (runner.query("kubectl", "--namespace", "acme", "get", "deployment/app1-backend", answers=deployments or running())
-            .on("kubectl", "--namespace", "acme", "wait", answers=wait or [Answer()])
-            .query("kubectl", "--namespace", "acme", "get", answers=Answer(0, job))
-            .query("kubectl", "--namespace", "acme", "logs", answers=Answer(0, "> migrate\nrunning 0042_orders\nError: relation \"orders\" exists\n"))
-            .on("kubectl", "--namespace", "acme", "rollout", "status", answers=rollout or [Answer(0, "successfully rolled out\n")])
+            rollout: list[Answer] | None = None, deployments: Answer | None = None, ns: str = NS) -> ScriptedRunner:
+    """kubectl as a cluster answers a deploy (in the namespace `ns`, on any context)."""
+    return (runner.query("--namespace", ns, "get", "deployment/app1-backend", answers=deployments or running())
+            .on("--namespace", ns, "wait", answers=wait or [Answer()])
+            .query("--namespace", ns, "get", answers=Answer(0, job))
+            .query("--namespace", ns, "logs", answers=Answer(0, "> migrate\nrunning 0042_orders\nError: relation \"orders\" exists\n"))
+            .on("--namespace", ns, "rollout", "status", answers=rollout or [Answer(0, "successfully rolled out\n")])
             .on("kubectl"))
 
 
-def deploy_sequence(tag: str) -> list[list[str]]:
-    return [k.delete_job_argv(NS, JOB), k.apply_argv(NS), k.wait_job_argv(NS, JOB, k8s.WAIT_ROUND_SECONDS),
-            k.set_image_argv(NS, "app1-backend", "backend", f"{IMAGE}:{tag}"),
-            k.set_image_argv(NS, "app1-frontend", "frontend", f"registry.example.com/acme/app1-frontend:{tag}"),
-            k.rollout_status_argv(NS, "app1-backend", 300), k.rollout_status_argv(NS, "app1-frontend", 300)]
+def deploy_sequence(tag: str, scope: k.Scope = SCOPE) -> list[list[str]]:
+    return [k.delete_job_argv(scope, JOB), k.apply_argv(scope), k.wait_job_argv(scope, JOB, k8s.WAIT_ROUND_SECONDS),
+            k.set_image_argv(scope, "app1-backend", "backend", f"{IMAGE}:{tag}"),
+            k.set_image_argv(scope, "app1-frontend", "frontend", f"registry.example.com/acme/app1-frontend:{tag}"),
+            k.rollout_status_argv(scope, "app1-backend", 300), k.rollout_status_argv(scope, "app1-frontend", 300)]
 
 
 def test_a_good_deploy_runs_the_release_job_then_rolls_out_and_records_the_tags(root):
     runner = cluster(ScriptedRunner())
     records = k8s.deploy(scripted.session(root, runner), "app1", None, "2.0.0")
     assert runner.actions == deploy_sequence("2.0.0")
-    job = json.loads(next(c.stdin for c in runner.calls if c.argv == k.apply_argv(NS)))
+    job = json.loads(next(c.stdin for c in runner.calls if c.argv == k.apply_argv(SCOPE)))
     assert job["kind"] == "Job" and job["metadata"]["name"] == JOB
     (container,) = job["spec"]["template"]["spec"]["containers"]
     assert container["image"] == f"{IMAGE}:2.0.0" and container["args"] == ["npm", "run", "migrate"]
@@ -295,8 +424,8 @@ def test_the_release_job_is_waited_for_round_after_round_until_complete(root):
     running = json.dumps(RUNNING_JOB)
     runner = cluster(ScriptedRunner(), wait=[Answer(1, "", "timed out waiting for the condition on jobs/x")] * 2 + [Answer()], job=running)
     k8s.deploy(scripted.session(root, runner), "app1", "backend", "2.0.0")
-    assert [a for a in runner.actions if "wait" in a] == [k.wait_job_argv(NS, JOB, k8s.WAIT_ROUND_SECONDS)] * 3
-    assert runner.queries == [k.get_json_argv(NS, "deployment/app1-backend"), *[k.get_json_argv(NS, f"job/{JOB}")] * 2]
+    assert [a for a in runner.actions if "wait" in a] == [k.wait_job_argv(SCOPE, JOB, k8s.WAIT_ROUND_SECONDS)] * 3
+    assert runner.queries == [k.get_json_argv(SCOPE, "deployment/app1-backend"), *[k.get_json_argv(SCOPE, f"job/{JOB}")] * 2]
 
 
 def test_a_failed_release_job_stops_the_deploy_before_any_rollout(root):
@@ -308,8 +437,8 @@ def test_a_failed_release_job_stops_the_deploy_before_any_rollout(root):
         (f"the release Job {JOB} failed (BackoffLimitExceeded: Job has reached the specified backoff limit); nothing was rolled out; "
          "its last lines:"), "  > migrate", "  running 0042_orders", '  Error: relation "orders" exists']
     assert runner.actions == deploy_sequence("2.0.0")[:3]  # no set image, no rollout
-    assert runner.queries == [k.get_json_argv(NS, "deployment/app1-backend", "deployment/app1-frontend"),
-                              k.get_json_argv(NS, f"job/{JOB}"), k.job_logs_argv(NS, JOB, 20)]
+    assert runner.queries == [k.get_json_argv(SCOPE, "deployment/app1-backend", "deployment/app1-frontend"),
+                              k.get_json_argv(SCOPE, f"job/{JOB}"), k.job_logs_argv(SCOPE, JOB, 20)]
     assert (root / n.ENV_PROD).read_text() == before
     assert [(r.service, r.result.split(":")[0]) for r in log(root)] == [("app1-backend", "failed"), ("app1-frontend", "failed")]
 
@@ -322,7 +451,7 @@ def test_a_rollout_that_is_not_ready_in_time_is_undone(root):
     with pytest.raises(compose_deploy.DeployFailed, match=r"^the rollout of app1-frontend failed: error: timed out waiting for the "
                                                           r"condition; rolled back$"):
         k8s.deploy(scripted.session(root, runner), "app1", None, "2.0.0")
-    assert runner.actions == [*deploy_sequence("2.0.0"), k.rollout_undo_argv(NS, "app1-backend"), k.rollout_undo_argv(NS, "app1-frontend")]
+    assert runner.actions == [*deploy_sequence("2.0.0"), k.rollout_undo_argv(SCOPE, "app1-backend"), k.rollout_undo_argv(SCOPE, "app1-frontend")]
     assert (root / n.ENV_PROD).read_text() == before
     records = log(root)
     assert [(r.service, r.from_tag, r.to_tag) for r in records] == [("app1-backend", "latest", "2.0.0"), ("app1-frontend", "latest", "2.0.0")]
@@ -336,7 +465,7 @@ def test_only_a_deployment_whose_image_changed_is_undone(root):
     runner = cluster(ScriptedRunner(), rollout=[timed_out], deployments=running(frontend="2.0.0"))
     with pytest.raises(compose_deploy.DeployFailed, match="^the rollout of app1-backend failed"):
         k8s.deploy(scripted.session(root, runner), "app1", None, "2.0.0")
-    assert runner.actions[-2:] == [k.rollout_status_argv(NS, "app1-backend", 300), k.rollout_undo_argv(NS, "app1-backend")]
+    assert runner.actions[-2:] == [k.rollout_status_argv(SCOPE, "app1-backend", 300), k.rollout_undo_argv(SCOPE, "app1-backend")]
 
 
 def test_a_deploy_before_the_tree_was_applied_runs_nothing(root):
@@ -344,7 +473,7 @@ def test_a_deploy_before_the_tree_was_applied_runs_nothing(root):
                      'Error from server (NotFound): deployments.apps "app1-backend" not found\n')
     runner = cluster(ScriptedRunner(), deployments=missing)
     with pytest.raises(compose_deploy.DeployFailed, match=r"^no Deployment app1-backend \(with a container backend\) in the namespace "
-                                                          r"acme; apply the tree first: kubectl apply -k k8s/overlays/prod$"):
+                                                          r"acme; apply the tree first: plano k8s apply$"):
         k8s.deploy(scripted.session(root, runner), "app1", None, "2.0.0")
     assert runner.actions == []
     refused = cluster(ScriptedRunner(), deployments=Answer(1, "", "The connection to the server localhost:8080 was refused"))
@@ -395,7 +524,7 @@ def rendered(root: Path, kind: str, name: str) -> dict:
 
 def test_kubectls_client_sets_the_image_of_the_container_plano_names(root, tmp_path):
     for role in ("backend", "frontend"):
-        argv = k.set_image_argv(NS, f"app1-{role}", role, f"registry.example.com/acme/app1-{role}:2.0.0")
+        argv = k.set_image_argv(SCOPE, f"app1-{role}", role, f"registry.example.com/acme/app1-{role}:2.0.0")
         done = kubectl_local(argv, rendered(root, "Deployment", f"app1-{role}"), tmp_path)
         assert done.returncode == 0, done.stderr
         (container,) = json.loads(done.stdout)["spec"]["template"]["spec"]["containers"]
@@ -447,8 +576,8 @@ def test_apply_gives_the_overlay_its_recorded_tags_and_keeps_maintenance(root):
     runner = (ScriptedRunner().query("kubectl", "kustomize", answers=Answer(0, built))
               .query("kubectl", "--namespace", NS, "get", "ingress", answers=Answer(0, listing(live))).on("kubectl"))
     applied = k8s.apply_tree(scripted.session(root, runner))
-    assert runner.queries == [k.kustomize_argv(overlay), k.get_json_argv(NS, "ingress")]
-    assert runner.actions == [k.server_side_apply_argv(NS)]
+    assert runner.queries == [k.kustomize_argv(overlay), k.get_json_argv(SCOPE, "ingress")]
+    assert runner.actions == [k.server_side_apply_argv(SCOPE)]
     sent = json.loads(runner.calls[-1].stdin)["items"]
     images = {o["metadata"]["name"]: [c["image"] for c in o["spec"]["template"]["spec"]["containers"]]
               for o in sent if o["kind"] == "Deployment"}

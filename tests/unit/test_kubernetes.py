@@ -51,18 +51,27 @@ THREE_APPS = manifest_text(extra="kubernetes:\n  storage_class: fast-ssd\n  repl
       env: {CACHE_URL: redis.url}
     tls: {certificate: certs/blog.pem, key: certs/blog.key}
 """,
-)
+) + """environments:
+  staging:
+    kubernetes: {namespace: acme-stage, context: stage-cluster}
+  qa: {host: deploy@qa.example.com, kubernetes: {}}
+"""
 CASES = {"k8s-one-app": manifest_text(apps=1), "k8s-three-apps": THREE_APPS}
 EXTERNAL = manifest_text(apps=2, extra="kubernetes:\n  database: external\n  database_host: db.example.net\n  issuer: dns01\n"
                          "  app_egress: none\n")
-VARIANTS = {**CASES, "external": EXTERNAL}
+# Namespaces no other name of the tree contains: a leak of one into another overlay shows.
+ENVIRONMENTS = manifest_text(apps=2, extra="kubernetes:\n  namespace: platform\n  context: prod-cluster\nenvironments:\n"
+                             "  staging:\n    kubernetes: {namespace: platform-stage, context: stage-cluster}\n"
+                             "  qa: {host: deploy@qa.example.com, kubernetes: {}}\n  edge: {host: deploy@edge.example.com}\n")
+VARIANTS = {**CASES, "external": EXTERNAL, "environments": ENVIRONMENTS}
 
 
 @cache
 def objects(text: str) -> list[dict]:
-    """Every object of the tree (release Jobs included), as data (shared: never change it)."""
+    """Every object of the base (release Jobs included), as data (shared: never change it)."""
     tree = kubernetes.tree(mf.load_text(text))
-    return [doc for rel, content in sorted(tree.items()) if "kustomization" not in rel for doc in yaml.safe_load_all(content) if doc]
+    return [doc for rel, content in sorted(tree.items()) if rel.startswith("k8s/base/") and "kustomization" not in rel
+            for doc in yaml.safe_load_all(content) if doc]
 
 
 def of_kind(docs: list[dict], kind: str) -> list[dict]:
@@ -91,17 +100,33 @@ def test_the_exported_tree_matches_golden(case, update_golden):
     assert not any(files.is_hand_edited(file.content) for file in tree.values())
 
 
-def test_the_tree_is_a_base_and_a_prod_overlay_with_the_release_jobs_beside():
+def test_the_tree_is_a_base_and_an_overlay_per_environment_with_the_release_jobs_beside():
     tree = kubernetes.tree(mf.load_text(THREE_APPS))
     assert sorted(rel for rel in tree if rel.endswith("kustomization.yaml")) == [
         "k8s/base/kustomization.yaml", "k8s/base/release/kustomization.yaml",
-        "k8s/overlays/prod/kustomization.yaml", "k8s/overlays/prod/release/kustomization.yaml"]
+        "k8s/overlays/prod/kustomization.yaml", "k8s/overlays/prod/release/kustomization.yaml",
+        "k8s/overlays/qa/kustomization.yaml", "k8s/overlays/qa/release/kustomization.yaml",
+        "k8s/overlays/staging/kustomization.yaml", "k8s/overlays/staging/release/kustomization.yaml"]
     prod = yaml.safe_load(tree["k8s/overlays/prod/kustomization.yaml"])
     assert prod["resources"] == ["../../base"]
     assert {"name": "shop-backend", "newName": "registry.example.com/acme/shop-backend", "newTag": "latest"} in prod["images"]
     assert {"name": "acme-backup", "newName": "registry.example.com/acme/acme-backup", "newTag": "latest"} in prod["images"]
     assert {r["name"]: r["count"] for r in prod["replicas"]} == {
         "app1-backend": 3, "app1-frontend": 3, "blog-backend": 3, "blog-frontend": 3, "shop-backend": 1}
+    assert "namespace" not in prod and "patches" not in prod
+    staging = yaml.safe_load(tree["k8s/overlays/staging/kustomization.yaml"])
+    assert (staging["namespace"], staging["images"], staging["replicas"]) == ("acme-stage", prod["images"], prod["replicas"])
+    assert staging["patches"] == [
+        {"target": {"kind": "Namespace"},
+         "patch": '[{"op": "replace", "path": "/metadata/labels/app.kubernetes.io~1name", "value": "acme-stage"}]'},
+        {"target": {"kind": "Ingress"}, "patch": '[{"op": "replace", "path": '
+         '"/metadata/annotations/nginx.ingress.kubernetes.io~1custom-headers", "value": "acme-stage/security-headers"}]'}]
+    assert staging["transformers"] == ["cluster-scoped.yaml"]
+    assert list(yaml.safe_load_all(tree["k8s/overlays/staging/cluster-scoped.yaml"])) == [
+        {"apiVersion": "builtin", "kind": "PatchTransformer", "metadata": {"name": "cluster-scoped-clusterissuer"},
+         "target": {"kind": "ClusterIssuer"}, "patch": '[{"op": "remove", "path": "/metadata/namespace"}]'}]
+    assert "k8s/overlays/prod/cluster-scoped.yaml" not in tree
+    assert yaml.safe_load(tree["k8s/overlays/qa/release/kustomization.yaml"])["namespace"] == "acme-qa"
     # No release command in one-app: no release folders.
     assert not [rel for rel in kubernetes.tree(mf.load_text(manifest_text(apps=1))) if "/release/" in rel]
 
@@ -437,6 +462,17 @@ def test_kubernetes_settings_default_so_existing_manifests_are_unchanged():
 
 @pytest.mark.parametrize(("extra", "error"), [
     ("kubernetes: {database: external}\n", "kubernetes: database: external needs database_host"),
+    ("kubernetes: {context: -x}\n", "kubernetes/context: '-x' is not a kubectl context name"),
+    ("environments:\n  staging: {port: 22}\n", "environments/staging: give host (a server plano reaches over SSH) or kubernetes"),
+    ("environments:\n  staging: {kubernetes: {namespace: acme}}\n",
+     ("environments/staging/kubernetes/namespace: acme is already the namespace of prod (kubernetes/namespace); each environment "
+      "needs its own")),
+    ("environments:\n  staging: {kubernetes: {}}\n  qa: {kubernetes: {namespace: acme-staging}}\n",
+     "environments/staging/kubernetes/namespace: acme-staging is already the namespace of environments/qa"),
+    (f"kubernetes: {{namespace: {'n' * 60}}}\nenvironments:\n  staging: {{kubernetes: {{}}}}\n",
+     (f"environments/staging: its default Kubernetes namespace '{'n' * 60}-staging' is longer than 63 characters; "
+      "set environments/staging/kubernetes/namespace")),
+    ("environments:\n  staging: {kubernetes: {context: 'a b'}}\n", "environments/staging/kubernetes/context: 'a b' is not"),
     ("kubernetes: {database_size: 10G}\n", "kubernetes/database_size: '10G' is not a storage size"),
     ("kubernetes: {ingress_class: Nginx_Public}\n", "kubernetes/ingress_class: 'Nginx_Public' is not a Kubernetes name"),
     ("kubernetes: {issuer: tls-alpn}\n", "kubernetes/issuer: must be 'http01' or 'dns01'"),
@@ -446,6 +482,21 @@ def test_kubernetes_settings_are_validated_with_their_path(extra, error):
     with pytest.raises(mf.ManifestError) as caught:
         mf.load_text(manifest_text(apps=1, extra=extra))
     assert str(caught.value).startswith(error), str(caught.value)
+
+
+def test_each_environment_has_its_namespace_and_context_defaulting_to_prods():
+    manifest = mf.load_text(ENVIRONMENTS)
+    assert n.k8s_namespaces(manifest) == {"prod": "platform", "edge": "platform-edge", "qa": "platform-qa", "staging": "platform-stage"}
+    assert [n.k8s_context(manifest, env) for env in ("prod", "edge", "qa", "staging")] == [
+        "prod-cluster", "prod-cluster", "prod-cluster", "stage-cluster"]
+    assert n.k8s_context(mf.load_text(THREE_APPS), "qa") is None
+
+
+def test_a_ci_deploy_needs_an_environment_with_a_host():
+    text = THREE_APPS.replace("    domains: [shop.example.com]\n", "    domains: [shop.example.com]\n    ci_deploy: staging\n")
+    with pytest.raises(mf.ManifestError) as caught:
+        mf.load_text(text)
+    assert str(caught.value).startswith("apps/shop/ci_deploy: environments/staging has no host (it is Kubernetes-only)")
 
 
 def test_render_writes_k8s_only_once_the_export_made_it(tmp_path):
@@ -475,6 +526,11 @@ def test_export_writes_drift_checks_and_prunes(tmp_path):
     result = export.kubernetes(made)
     assert "base/apps/blog.yaml" in result.removes and not (out / "base/apps/blog.yaml").exists()
     assert (out / "base/apps/journal.yaml").is_file()
+    (tmp_path / "plano.yml").write_text(THREE_APPS.replace("  blog:\n", "  journal:\n").replace("  qa: {host: deploy@qa.example.com, kubernetes: {}}\n", ""))
+    made.reload()
+    assert set(export.kubernetes(made).removes) == {"overlays/qa/kustomization.yaml", "overlays/qa/cluster-scoped.yaml",
+                                                    "overlays/qa/release/kustomization.yaml"}
+    assert not (out / "overlays/qa").exists() or not any((out / "overlays/qa").rglob("*.yaml"))
     (out / "notes.md").write_text("my own notes\n")
     (out / "base/mine.yaml").write_text("kind: ConfigMap\n")
     assert not export.kubernetes(made).changed

@@ -9,6 +9,7 @@ unknown fields refused as the API server's strict field validation does.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import tempfile
@@ -22,6 +23,7 @@ import yaml
 
 from plano.core import files
 from plano.core import manifest as mf
+from plano.core import naming as n
 from plano.render import kubernetes
 from tests.unit.test_kubernetes import VARIANTS
 
@@ -52,19 +54,64 @@ def built(case: str) -> dict[str, list[dict]]:
         return out
 
 
+def namespaces(case: str) -> dict[str, str]:
+    return n.k8s_namespaces(mf.load_text(VARIANTS[case]))
+
+
+def overlays(case: str) -> dict[str, list[dict]]:
+    """Each overlay (release folders included) built, by its environment's namespace."""
+    return {namespaces(case)[folder.split("/")[2]] + folder.removeprefix("k8s/overlays/").partition("/")[1]: docs
+            for folder, docs in built(case).items() if folder.startswith("k8s/overlays/")}
+
+
 @pytest.mark.parametrize("case", sorted(VARIANTS))
 def test_every_kustomization_builds_with_kubectl(case):
     builds = built(case)
-    expected = {"k8s/base", "k8s/overlays/prod"}
+    expected = {"k8s/base", *(n.k8s_overlay(env) for env in namespaces(case))}
     assert expected <= set(builds)
-    prod = builds["k8s/overlays/prod"]
-    assert len(prod) == len(builds["k8s/base"]) > 20
-    images = {c["image"] for doc in prod for c in containers(doc)}
-    assert all("/" in image or ":" in image for image in images), images  # every app image mapped to the registry
-    if case == "k8s-three-apps":
-        assert "k8s/overlays/prod/release" in builds
-        (job,) = builds["k8s/overlays/prod/release"]
-        assert containers(job)[0]["image"] == "registry.example.com/acme/shop-backend:latest"
+    for env in namespaces(case):
+        overlay = builds[n.k8s_overlay(env)]
+        assert len(overlay) == len(builds["k8s/base"]) > 20
+        images = {c["image"] for doc in overlay for c in containers(doc)}
+        assert all("/" in image or ":" in image for image in images), images  # every app image mapped to the registry
+        if case == "k8s-three-apps":
+            (job,) = builds[f"{n.k8s_overlay(env)}/release"]
+            assert containers(job)[0]["image"] == "registry.example.com/acme/shop-backend:latest"
+
+
+@pytest.mark.parametrize("case", sorted(VARIANTS))
+def test_every_object_of_an_overlay_is_in_its_namespace_and_names_no_other(case):
+    """kustomize's `namespace:` moves the objects; the overlay's patches rewrite what
+    embeds the namespace in a string (the Namespace's name label, ingress-nginx's
+    custom-headers NAMESPACE/CONFIGMAP), and its transformer keeps the ClusterIssuer
+    cluster-wide."""
+    for env, ns in namespaces(case).items():
+        docs = built(case)[n.k8s_overlay(env)]
+        for doc in docs:
+            where = doc["metadata"].get("namespace")
+            if doc["kind"] == "Namespace":
+                assert doc["metadata"]["name"] == doc["metadata"]["labels"]["app.kubernetes.io/name"] == ns
+            elif doc["kind"] == "ClusterIssuer":  # cluster-wide: kustomize's namespace: gives it one, the overlay takes it off
+                assert where is None, (env, where)
+            else:
+                assert where == ns, (env, doc["kind"], doc["metadata"]["name"], where)
+            if doc["kind"] == "Ingress":
+                assert doc["metadata"]["annotations"]["nginx.ingress.kubernetes.io/custom-headers"] == f"{ns}/security-headers"
+        assert len([doc for doc in docs if doc["kind"] == "Namespace"]) == 1
+
+
+def test_no_built_overlay_holds_another_overlays_namespace():
+    """With namespaces no other name contains (platform, platform-stage, ...), the text of
+    each built overlay is searched for every other one, as a whole word: no leak of the
+    base's namespace (prod's) into an environment, nor the reverse."""
+    found = overlays("environments")
+    assert set(found) == {"platform", "platform-edge", "platform-qa", "platform-stage"}
+    for ns, docs in found.items():
+        text = yaml.safe_dump_all(docs)
+        assert re.search(rf"(?<![A-Za-z0-9-]){re.escape(ns)}(?![A-Za-z0-9-])", text)
+        for other in set(found) - {ns}:
+            leaks = re.findall(rf".*(?<![A-Za-z0-9-]){re.escape(other)}(?![A-Za-z0-9-]).*", text)
+            assert not leaks, (ns, other, leaks[:3])
 
 
 def containers(doc: dict) -> list[dict]:
@@ -125,10 +172,11 @@ def cert_manager_errors(doc: dict) -> list[str]:
 
 @pytest.mark.parametrize("case", sorted(VARIANTS))
 def test_cert_manager_objects_validate_against_cert_managers_schemas(case):
-    docs = [doc for doc in built(case)["k8s/overlays/prod"] if doc["apiVersion"] == CERT_MANAGER]
-    assert {doc["kind"] for doc in docs} == {"ClusterIssuer", "Certificate"}
-    for doc in docs:
-        assert not cert_manager_errors(doc), (doc["kind"], doc["metadata"]["name"], cert_manager_errors(doc))
+    for env in namespaces(case):
+        docs = [doc for doc in built(case)[n.k8s_overlay(env)] if doc["apiVersion"] == CERT_MANAGER]
+        assert {doc["kind"] for doc in docs} == {"ClusterIssuer", "Certificate"}
+        for doc in docs:
+            assert not cert_manager_errors(doc), (env, doc["kind"], doc["metadata"]["name"], cert_manager_errors(doc))
 
 
 def test_cert_manager_validation_refuses_an_unknown_field_and_a_wrong_type():

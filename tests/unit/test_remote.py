@@ -8,7 +8,7 @@ import pytest
 from plano.cli.main import main
 from plano.cli.server import forwarded
 from plano.core import manifest as mf
-from plano.core.errors import ManifestError
+from plano.core.errors import ManifestError, UsageError
 from plano.engine import server as srv
 from plano.engine import ssh
 from plano.ops import remote
@@ -40,7 +40,7 @@ def test_environments_load_with_their_defaults():
 @pytest.mark.parametrize(("entry", "error"), [
     ("  Prod: {host: a}", "environments/Prod: 'Prod': environment names are at most 30 lower-case letters"),
     ("  prod: {host: a}", "environments/prod: 'prod' is taken by the local stacks' .env.prod"),
-    ("  production: {}", "environments/production/host: required; add it"),
+    ("  production: {}", "environments/production: give host (a server plano reaches over SSH) or kubernetes"),
     ("  production: {host: -oProxyCommand=x}", "environments/production/host: '-oProxyCommand=x' is not an SSH host"),
     ("  production: {host: 'a b'}", "environments/production/host: 'a b' is not an SSH host"),
     ("  production: {host: a, port: 0}", "environments/production/port: ports are 1-65535, got 0"),
@@ -282,6 +282,21 @@ def test_status_of_every_environment_on_the_command_line(infra, capsys):
     (infra / "plano.yml").write_text(manifest_text())
     assert main(["status", "--all-environments"]) == 2
     assert "plano.yml declares no environments" in capsys.readouterr().err
+    (infra / "plano.yml").write_text(manifest_text(extra="environments:\n  staging: {kubernetes: {}}\n"))
+    assert main(["status", "--all-environments"]) == 2
+    assert "plano.yml declares no environments with a host" in capsys.readouterr().err
+
+
+def test_a_kubernetes_only_environment_has_no_server_and_no_row_in_every_environments_status(infra):
+    from tests.scripted import Answer, ScriptedRunner, session
+
+    (infra / "plano.yml").write_text(manifest_text(extra="environments:\n  staging: {kubernetes: {}}\n"))
+    runner = ScriptedRunner().query("git", "rev-parse", "-q", answers=Answer(0, "abc\n"))
+    made = session(infra, runner)
+    assert remote.statuses(made) == []
+    with pytest.raises(UsageError, match=r"^-e staging: environments/staging/host: not set; staging is a Kubernetes namespace only"):
+        remote.server(made, "staging")
+    assert [c.argv[:2] for c in runner.calls] == [["git", "rev-parse"]]
 
 
 def test_ci_deploy_names_a_declared_environment():

@@ -40,9 +40,10 @@ def outcome(exc: BaseException) -> tuple[int, str]:
     return BUG, f"failed: a bug in plano ({type(exc).__name__})"
 
 
-def audited(made: Session, run: Callable[[], T]) -> T:
+def audited(made: Session, run: Callable[[], T], environment: str | None = None) -> T:
     """Run the command, then append its line to the audit log of its infra. No line for a
-    command refused for its input (exit 2: nothing ran) or that found no plano.yml."""
+    command refused for its input (exit 2: nothing ran) or that found no plano.yml. A
+    command run here for an environment (plano -e NAME k8s ...) says -e NAME in its line."""
     from plano.core import actor
 
     started, code, why = now(), 0, ""
@@ -55,10 +56,10 @@ def audited(made: Session, run: Callable[[], T]) -> T:
         raise
     finally:
         if code != BAD_INPUT:
-            write(made, started, code, why, actor.current())
+            write(made, started, code, why, actor.current(), ("-e", environment) if environment else ())
 
 
-def write(made: Session, started: str, code: int, why: str, who: Actor) -> None:
+def write(made: Session, started: str, code: int, why: str, who: Actor, options: tuple[str, ...] = ()) -> None:
     from plano.core.manifest import MANIFEST_FILE
     from plano.core.naming import AUDIT_LOG
     from plano.ops import audit
@@ -70,7 +71,7 @@ def write(made: Session, started: str, code: int, why: str, who: Actor) -> None:
         return  # no infra (or none readable): the command changed nothing
     if not (root / MANIFEST_FILE).is_file():
         return
-    line = audit.entry(started, now(), who, audit.commit(root), made.command, code, why, secrets)
+    line = audit.entry(started, now(), who, audit.commit(root), (*options, *made.command), code, why, secrets)
     try:
         audit.append(root, line)
     except OSError as exc:  # the command is done: say so, without turning its result into a failure

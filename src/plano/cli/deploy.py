@@ -12,11 +12,11 @@ from plano.core.mode import Mode
 SERVICE = click.Choice(["backend", "frontend"])
 
 
-def report(records) -> None:
+def report(records, env_file: str = ".env.prod", log: str = "") -> None:
     from plano.core import naming as n
 
     for record in records:
-        click.echo(f"{record.service}: {record.from_tag} -> {record.to_tag}, done; recorded in .env.prod and {n.DEPLOY_LOG}")
+        click.echo(f"{record.service}: {record.from_tag} -> {record.to_tag}, done; recorded in {env_file} and {log or n.DEPLOY_LOG}")
 
 
 @click.command("deploy")

@@ -1,4 +1,5 @@
-"""`plano k8s secrets apply|deploy|status|maintenance`: the Kubernetes export, run with kubectl."""
+"""`plano [-e NAME] k8s apply|secrets apply|deploy|status|maintenance`: the Kubernetes export,
+run with kubectl from here (with -e: the environment's overlay, namespace, context and .env.NAME)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import click
 from plano.cli import params as P
 from plano.cli.context import session
 from plano.cli.output import echo_json, table
+from plano.core import naming as n
 from plano.core.errors import UsageError
 from plano.core.mode import Mode
 
@@ -15,21 +17,32 @@ STATES = ("on", "off")
 DRY = click.option("--dry-run", is_flag=True, help="Print the kubectl commands instead of running them.")
 
 
+def environment(ctx: click.Context) -> str | None:
+    """-e NAME: the environment whose overlay the command runs (none: prod's)."""
+    return ctx.find_root().meta.get("plano.environment")
+
+
+def env_file(ctx: click.Context) -> str:
+    name = environment(ctx)
+    return n.environment_env(name) if name else n.ENV_PROD
+
+
 @click.group("k8s")
 def k8s_group() -> None:
-    """Run the Kubernetes export (plano export kubernetes) with kubectl, on its current context."""
+    """Run the Kubernetes export (plano export kubernetes) with kubectl, from here: the prod
+    overlay on kubernetes.context (default: kubectl's current), or with -e NAME the environment's."""
 
 
 @k8s_group.command("apply")
 @DRY
 @click.pass_context
 def apply_cmd(ctx, dry_run) -> None:
-    """Apply k8s/overlays/prod with each app's images at the tags .env.prod records (the
-    tree says latest) and each app in maintenance kept so. Use it rather than a plain
-    kubectl apply -k, which would take every app back to latest."""
+    """Apply k8s/overlays/prod (with -e NAME: k8s/overlays/NAME) with each app's images at the
+    tags .env.prod (.env.NAME) records (the tree says latest) and each app in maintenance kept
+    so. Use it rather than a plain kubectl apply -k, which would take every app back to latest."""
     from plano.ops import k8s
 
-    applied = k8s.apply_tree(session(ctx, Mode.PROD, dry_run))
+    applied = k8s.apply_tree(session(ctx, Mode.PROD, dry_run), environment(ctx))
     if not dry_run:
         click.echo(f"applied {applied.objects} objects")
         for deployment, image in sorted(applied.images.items()):
@@ -47,11 +60,12 @@ def secrets_group() -> None:
 @DRY
 @click.pass_context
 def secrets_apply_cmd(ctx, dry_run) -> None:
-    """Create or update every Secret the tree names from .env.prod (or its encrypted copy),
-    through kubectl's stdin: no value on a command line, in a file or in the output."""
+    """Create or update every Secret the tree names from .env.prod (or its encrypted copy; with
+    -e NAME: .env.NAME, made with new secrets when missing), through kubectl's stdin: no value
+    on a command line, in a file or in the output."""
     from plano.ops import k8s
 
-    applied = k8s.apply_secrets(session(ctx, Mode.PROD, dry_run))
+    applied = k8s.apply_secrets(session(ctx, Mode.PROD, dry_run), environment(ctx))
     if not dry_run:
         for secret in applied:
             click.echo(f"secret {secret.name} (namespace {secret.namespace}): {', '.join(secret.keys)}")
@@ -68,13 +82,14 @@ def secrets_apply_cmd(ctx, dry_run) -> None:
 def deploy_cmd(ctx, app, role, tag, timeout, dry_run) -> None:
     """Run APP's release Jobs in TAG, then roll its Deployments over to TAG (old pods serve
     until new ones are ready); a rollout not ready in time is undone. Recorded in the
-    deploy log (plano releases) and, on success, in .env.prod."""
+    deploy log (plano releases; with -e NAME, data/logs/deploys.NAME.jsonl) and, on success,
+    in .env.prod (.env.NAME)."""
     from plano.cli.deploy import report
     from plano.ops import k8s
 
-    records = k8s.deploy(session(ctx, Mode.PROD, dry_run), app, role, tag, timeout)
+    records = k8s.deploy(session(ctx, Mode.PROD, dry_run), app, role, tag, timeout, environment(ctx))
     if not dry_run:
-        report(records)
+        report(records, env_file(ctx), n.k8s_deploy_log(environment(ctx) or n.K8S_PROD))
 
 
 @k8s_group.command("status")
@@ -82,10 +97,10 @@ def deploy_cmd(ctx, app, role, tag, timeout, dry_run) -> None:
 @click.pass_context
 def status_cmd(ctx, as_json) -> None:
     """Deployments, StatefulSets and Jobs of the namespace: ready pods, image tag (and
-    .env.prod's), conditions; exit 1 when one is short, failed or runs another tag."""
+    .env.prod's, .env.NAME's with -e), conditions; exit 1 when one is short, failed or runs another tag."""
     from plano.ops import k8s
 
-    rows = k8s.status(session(ctx, Mode.PROD))
+    rows = k8s.status(session(ctx, Mode.PROD), environment(ctx))
     if as_json:
         echo_json(rows)
     else:
@@ -111,7 +126,7 @@ def maintenance_cmd(ctx, first, second, dry_run) -> None:
     if state not in STATES:
         raise UsageError(f"{state!r}: give on or off (plano k8s maintenance APP on|off)")
     app = P.APP.convert(app, None, ctx)
-    switched = k8s.maintenance(session(ctx, Mode.PROD, dry_run), app, state == "on")
+    switched = k8s.maintenance(session(ctx, Mode.PROD, dry_run), app, state == "on", environment(ctx))
     if not dry_run:
         click.echo(f"{app}: maintenance {state} (Ingress {switched.ingress}: {', '.join(switched.backends)})")
 

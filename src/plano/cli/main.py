@@ -24,7 +24,8 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 class Root(click.Group):
     """The root group: it keeps the command line as typed (what -e sends to the server,
     what the deploy lock names) and writes the audit log's line of a command that
-    changes something, when it runs here (with -e, the server's plano writes it)."""
+    changes something, when it runs here (with -e, the server's plano writes it, but for
+    the commands that run here: k8s)."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         from plano.cli.server import forwarded
@@ -37,19 +38,22 @@ class Root(click.Group):
     def invoke(self, ctx: click.Context) -> object:
         from plano.core import commands
 
-        made = ctx.obj
-        if ctx.params.get("environment") or not isinstance(made, Session) or not commands.changes(list(made.command)):
+        made, environment = ctx.obj, ctx.params.get("environment")
+        if not isinstance(made, Session) or not commands.changes(list(made.command)):
             return super().invoke(ctx)
+        if environment and not commands.runs_here(list(made.command)):
+            return super().invoke(ctx)  # the server's plano writes the line
         from plano.cli.audit import audited
 
-        return audited(made, lambda: super(Root, self).invoke(ctx))
+        return audited(made, lambda: super(Root, self).invoke(ctx), environment)
 
 
 @click.group(cls=Root, context_settings=CONTEXT)
 @click.version_option(__version__, prog_name="plano")
 @click.option("-C", "--dir", "directory", type=P.LOCAL_PATH, help="The infra folder (default: the nearest folder upwards holding plano.yml).")
 @click.option("-e", "--environment", metavar="NAME", type=P.ENVIRONMENT,
-              help="Run the command on this environment's server over SSH (environments: in plano.yml); default: here.")
+              help="Run the command on this environment's server over SSH (environments: in plano.yml); default: here. "
+              "With k8s: its Kubernetes namespace and context, with kubectl from here.")
 @click.option("--accept-host-key", is_flag=True, help="With -e: trust the server's SSH host key if none is recorded yet.")
 @click.option("--discard-server-edits", is_flag=True, help="With -e: overwrite files changed by hand in the server's infra.")
 @click.pass_context

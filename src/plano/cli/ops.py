@@ -112,8 +112,9 @@ def every_environment(ctx: click.Context, dev: bool, as_json: bool) -> None:
     if dev:
         raise UsageError("status --all-environments shows the environments' prod stacks; --dev is this machine's")
     made = session(ctx)
-    if not made.manifest.environments:
-        raise UsageError("status --all-environments: plano.yml declares no environments (see README, 'Remote servers')")
+    if not any(env.host for env in made.manifest.environments.values()):
+        raise UsageError("status --all-environments: plano.yml declares no environments with a host (see README, 'Remote "
+                         "servers'; a Kubernetes-only one has plano -e NAME k8s status)")
     rows = remote.statuses(made)
     if as_json:
         echo_json(rows)

@@ -26,11 +26,12 @@ def forwarded(raw: list[str]) -> list[str]:
 
 def dispatch(ctx: click.Context, environment: str, raw: list[str], accept_host_key: bool, discard: bool) -> None:
     """With -e, the command runs on the environment's server (its exit code is plano's),
-    except `server ...` (run here, about the server) and the commands about this infra's files."""
+    except `server ...` and `k8s ...` (run here, about the environment: its server, its
+    Kubernetes namespace) and the commands about this infra's files."""
     from plano.ops import remote
 
     command = ctx.invoked_subcommand or ""
-    if command == "server":
+    if command in remote.HERE:
         return
     if command in remote.LOCAL_ONLY:
         raise UsageError(f"-e {environment}: plano {command} works on this machine's infra; run it without -e and commit, "

@@ -20,6 +20,9 @@ CHANGING = frozenset({
 INTERACTIVE = frozenset({"prod exec", "db psql"})
 # The command groups of the command line (tests/unit check it against the click tree).
 GROUPS = frozenset({"app", "backup", "certs", "db", "dev", "export", "k8s", "prod", "secrets", "server", "swarm"})
+# Groups that take -e but run here: about the environment's server (server trust|setup), or
+# its Kubernetes namespace, which kubectl reaches from here (k8s); their audit line is written here.
+HERE = frozenset({"server", "k8s"})
 HELP = frozenset({"-h", "--help"})
 DRY_RUN = "--dry-run"
 
@@ -46,6 +49,11 @@ def dry_run(args: list[str]) -> bool:
 def changes(args: list[str]) -> bool:
     """Whether the command line changes something (a dry run or a help page does not)."""
     return path(args) in CHANGING and not HELP & set(own_words(args)) and not dry_run(args)
+
+
+def runs_here(args: list[str]) -> bool:
+    """Whether a command line given -e still runs on this machine."""
+    return path(args).split(" ")[0] in HERE
 
 
 def detached(args: list[str]) -> bool:

@@ -310,14 +310,28 @@ def k8s_size(value: str) -> str:
     return value
 
 
+# A kubeconfig context's name: cloud tools make them long and varied
+# (arn:aws:eks:eu-west-1:123456789012:cluster/acme, gke_acme_europe-west1_acme, kind-acme).
+K8S_CONTEXT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:@/+=-]{0,252}$")
+
+
+def k8s_context(value: str) -> str:
+    if not K8S_CONTEXT.match(value):
+        raise ValueError(f"{fields.shown(value)} is not a kubectl context name: letters, digits and _.:@/+=-, not starting "
+                         "with '-' (see kubectl config get-contexts)")
+    return value
+
+
 K8sName = Annotated[str, AfterValidator(k8s_name)]
 K8sSize = Annotated[str, AfterValidator(k8s_size)]
+K8sContext = Annotated[str, AfterValidator(k8s_context)]
 
 
 class KubernetesSettings(Model):
     """The Kubernetes export (`plano export kubernetes`): a kustomize tree under k8s/."""
 
     namespace: K8sName | None = None  # where everything runs; default: the manifest's name
+    context: K8sContext | None = None  # kubectl's context for prod (plano k8s); default: kubectl's current one
     replicas: Replicas = 2  # each app service's pods, unless the service sets its own (apps.X.backend.replicas)
     ingress_class: K8sName = "nginx"  # the IngressClass of the apps' Ingresses (ingress-nginx's by default)
     ingress_namespace: K8sName = "ingress-nginx"  # where the ingress controller runs: its pods may reach the apps
@@ -343,22 +357,41 @@ class KubernetesSettings(Model):
         return self
 
 
+class EnvironmentKubernetes(Model):
+    """An environment's own Kubernetes overlay (k8s/overlays/NAME), run by `plano -e NAME k8s ...`."""
+
+    namespace: K8sName | None = None  # default: <kubernetes.namespace>-NAME
+    context: K8sContext | None = None  # default: kubernetes.context, else kubectl's current one
+
+
 class Environment(Model):
     """A server plano operates over SSH (`-e NAME`): the system ssh reaches `host`
     (user@host or an alias of ~/.ssh/config, whose settings apply), and the infra is
     checked out in `path` there, relative to the SSH user's home or absolute. With
     `deploy_user`, `host`'s login is the admin (a sudo user) that `server setup` uses to
-    make that account, and every other command connects as it (same host and port)."""
+    make that account, and every other command connects as it (same host and port).
+    And/or a Kubernetes namespace (`kubernetes`) that `plano -e NAME k8s ...` runs from here."""
 
-    host: Annotated[str, AfterValidator(fields.ssh_host)]
+    host: Annotated[str, AfterValidator(fields.ssh_host)] | None = None  # none: a Kubernetes-only environment
     port: Port | None = None  # default: ~/.ssh/config's, else 22
     path: Annotated[str, AfterValidator(fields.server_path)] = "infra"
     deploy_user: Annotated[str, AfterValidator(fields.deploy_user)] | None = None  # none: host's login does everything
+    kubernetes: EnvironmentKubernetes | None = None
+
+    @model_validator(mode="after")
+    def _somewhere(self) -> Environment:
+        if self.host is None and self.kubernetes is None:
+            raise ValueError("give host (a server plano reaches over SSH) or kubernetes (a namespace plano k8s reaches, "
+                             "kubernetes: {} for the defaults), or both")
+        if self.host is None and self.deploy_user is not None:
+            raise ValueError("deploy_user is an account on the server host names; give host too, or remove deploy_user")
+        return self
 
     @property
     def login_host(self) -> str:
         """Who every command but `server setup`'s admin steps connects as."""
-        return f"{self.deploy_user}@{self.host.rpartition('@')[2]}" if self.deploy_user else self.host
+        host = self.host or ""
+        return f"{self.deploy_user}@{host.rpartition('@')[2]}" if self.deploy_user else host
 
 
 class Manifest(Model):
@@ -484,6 +517,33 @@ def _check_ci_deploy(manifest: Manifest) -> None:
             known = ", ".join(sorted(manifest.environments)) or "none"
             raise ManifestError(f"apps/{name}/ci_deploy", f"{fields.shown(app.ci_deploy)} is not an environment of plano.yml "
                                 f"(declared: {known}); add it under environments:")
+        if app.ci_deploy is not None and manifest.environments[app.ci_deploy].host is None:
+            raise ManifestError(f"apps/{name}/ci_deploy", f"environments/{app.ci_deploy} has no host (it is Kubernetes-only) and "
+                                f"the CI job runs plano -e {app.ci_deploy} deploy over SSH; give it a host or deploy another way")
+
+
+def k8s_namespaces(manifest: Manifest) -> dict[str, str]:
+    """The namespace of each overlay of the Kubernetes export (naming.k8s_namespace): prod's
+    kubernetes.namespace (default: the name), then each environment's own (default <prod's>-NAME)."""
+    prod = manifest.kubernetes.namespace or manifest.name
+    out = {"prod": prod}
+    for env, settings in sorted(manifest.environments.items()):
+        out[env] = (settings.kubernetes.namespace if settings.kubernetes else None) or f"{prod}-{env}"
+    return out
+
+
+def _check_k8s_namespaces(manifest: Manifest) -> None:
+    """Each overlay in its own namespace: a shared one would mix two environments' objects."""
+    found = k8s_namespaces(manifest)
+    seen = {found.pop("prod"): "prod (kubernetes/namespace)"}
+    for env, namespace in found.items():
+        here = f"environments/{env}/kubernetes/namespace"
+        if not K8S_NAME.match(namespace):
+            raise ManifestError(f"environments/{env}", f"its default Kubernetes namespace {namespace!r} is longer than 63 characters; "
+                                f"set {here}")
+        if namespace in seen:
+            raise ManifestError(here, f"{namespace} is already the namespace of {seen[namespace]}; each environment needs its own")
+        seen[namespace] = f"environments/{env}"
 
 
 def validate(data: Any) -> Manifest:
@@ -504,6 +564,7 @@ def validate(data: Any) -> Manifest:
     _check_unique_domains(manifest)
     _check_host_ports(manifest)
     _check_ci_deploy(manifest)
+    _check_k8s_namespaces(manifest)
     return manifest
 
 

@@ -321,6 +321,12 @@ def dns_override(mode: str, service_name: str) -> str:
 DEPLOY_LOG = "data/logs/deploys.jsonl"  # prod only: the deploy log (plano releases)
 
 
+def k8s_deploy_log(environment: str) -> str:
+    """The deploy log of `plano -e NAME k8s deploy` (run here, for the environment's
+    namespace): apart from prod's, whose rollbacks read it."""
+    return DEPLOY_LOG if environment == K8S_PROD else f"data/logs/deploys.{environment}.jsonl"
+
+
 AUDIT_LOG = "data/logs/audit.jsonl"  # every command that changed something, by whom, from where (plano audit)
 
 
@@ -381,7 +387,8 @@ SWARM_ACL_FILE_VAR = "PLANO_REDIS_ACL_FILE"  # set (to it) on a swarm only
 #
 # `plano export kubernetes` writes a kustomize tree (render/kubernetes.py). Secrets are
 # never in it: its objects name Secrets and keys (secretKeyRef, secret volumes), which
-# `plano k8s secrets apply` creates in the namespace from .env.prod. Each key is the
+# `plano k8s secrets apply` creates in the namespace from .env.prod (with -e NAME: in the
+# environment's namespace, from .env.NAME). Each key is the
 # .env.prod variable of the same name, so the Secrets are these, and only these:
 #
 #   <app>-secrets      the app's own: <APP>_DB_PASSWORD (when it has a database),
@@ -405,7 +412,7 @@ SWARM_ACL_FILE_VAR = "PLANO_REDIS_ACL_FILE"  # set (to it) on a swarm only
 K8S_DIR = "k8s"  # in the infra repo; `plano render` keeps it up to date once it exists
 K8S_BASE = "base"
 K8S_OVERLAYS = "overlays"
-K8S_ENVIRONMENTS = ("prod",)
+K8S_PROD = "prod"  # the overlay without -e; every environment of plano.yml has its own beside it
 K8S_RELEASE = "release"  # beside the base and in each overlay: the release Jobs, applied by `plano k8s deploy`
 
 # Labels: the recommended ones, and the app a pod belongs to (its compose network).
@@ -434,8 +441,25 @@ K8S_CERT_MANAGER_NAMESPACE = "cert-manager"  # cert-manager's own: where a Clust
 K8S_RESTIC_KEY = "RESTIC_PASSWORD"
 
 
-def k8s_namespace(manifest: Manifest) -> str:
-    return manifest.kubernetes.namespace or manifest.name
+def k8s_namespaces(manifest: Manifest) -> dict[str, str]:
+    """Each overlay of the export (prod first, then every environment) and its namespace:
+    prod's kubernetes.namespace (default: the name), an environment's own (default
+    <prod's>-<environment>). The rule is manifest.k8s_namespaces, which validation checks
+    (each overlay its own namespace, at most 63 characters)."""
+    from plano.core.manifest import k8s_namespaces  # at call time: plano --help does not load pydantic
+
+    return k8s_namespaces(manifest)
+
+
+def k8s_namespace(manifest: Manifest, environment: str = K8S_PROD) -> str:
+    return k8s_namespaces(manifest)[environment]
+
+
+def k8s_context(manifest: Manifest, environment: str = K8S_PROD) -> str | None:
+    """The kubectl context an overlay is applied with: prod's kubernetes.context, an
+    environment's own (default prod's); None: kubectl's current context."""
+    settings = manifest.environments[environment].kubernetes if environment != K8S_PROD else None
+    return (settings.context if settings else None) or manifest.kubernetes.context
 
 
 def k8s_path(*parts: str) -> str:
@@ -443,7 +467,7 @@ def k8s_path(*parts: str) -> str:
     return "/".join((K8S_DIR, *parts))
 
 
-def k8s_overlay(environment: str) -> str:
+def k8s_overlay(environment: str = K8S_PROD) -> str:
     return k8s_path(K8S_OVERLAYS, environment)
 
 

@@ -1,6 +1,7 @@
 """The Kubernetes target's engine: argv builders for `kubectl` (pure, `list[str]`, each
-for one namespace) and the parsing of the JSON it prints. kubectl talks to the cluster
-of its current context (KUBECONFIG, ~/.kube/config); plano never names a server.
+for one Scope: a namespace, on a context) and the parsing of the JSON it prints. kubectl
+talks to the cluster of the context plano names (kubernetes.context, an environment's
+own) or else of its current one (KUBECONFIG, ~/.kube/config); plano never names a server.
 
 Objects plano sends (Secrets, a release Job) go on stdin (`-f -`), never on a command
 line: a Secret's values are in no argv, no file and no output.
@@ -17,75 +18,91 @@ FIELD_MANAGER = "plano"
 DELETE_TIMEOUT_SECONDS = 120
 
 
-def kubectl(namespace: str, *args: str) -> list[str]:
-    return [KUBECTL, "--namespace", namespace, *args]
+@dataclass(frozen=True)
+class Scope:
+    """Where kubectl works: a namespace, on a kubeconfig context (None: kubectl's current)."""
+
+    namespace: str
+    context: str | None = None
+
+    def with_namespace(self, namespace: str) -> Scope:
+        return Scope(namespace, self.context)
 
 
-def apply_argv(namespace: str) -> list[str]:
+def context_args(context: str | None) -> list[str]:
+    return ["--context", context] if context else []
+
+
+def kubectl(scope: Scope, *args: str) -> list[str]:
+    return [KUBECTL, *context_args(scope.context), "--namespace", scope.namespace, *args]
+
+
+def apply_argv(scope: Scope) -> list[str]:
     """Objects from stdin (a JSON List or YAML documents)."""
-    return kubectl(namespace, "apply", "-f", "-")
+    return kubectl(scope, "apply", "-f", "-")
 
 
-def apply_secrets_argv(namespace: str) -> list[str]:
+def apply_secrets_argv(scope: Scope) -> list[str]:
     """Secrets from stdin, server-side: client-side apply would keep a copy of every
     value in the Secret's last-applied-configuration annotation. plano takes over keys
     another manager set (a Secret first made by hand from .env.prod)."""
-    return server_side_apply_argv(namespace)
+    return server_side_apply_argv(scope)
 
 
-def server_side_apply_argv(namespace: str) -> list[str]:
+def server_side_apply_argv(scope: Scope) -> list[str]:
     """Objects from stdin, applied server-side as plano: it takes over the fields another
     manager set (an image `kubectl set image` changed, a backend a patch switched)."""
-    return kubectl(namespace, "apply", "--server-side", f"--field-manager={FIELD_MANAGER}", "--force-conflicts", "-f", "-")
+    return kubectl(scope, "apply", "--server-side", f"--field-manager={FIELD_MANAGER}", "--force-conflicts", "-f", "-")
 
 
-def kustomize_argv(folder: str) -> list[str]:
-    """The overlay built by kubectl's own kustomize: local, no cluster asked."""
-    return [KUBECTL, "kustomize", folder]
+def kustomize_argv(folder: str, context: str | None = None) -> list[str]:
+    """The overlay built by kubectl's own kustomize: local, no cluster asked (the context,
+    named as in every other kubectl command plano runs, is not read)."""
+    return [KUBECTL, *context_args(context), "kustomize", folder]
 
 
-def delete_job_argv(namespace: str, job: str) -> list[str]:
+def delete_job_argv(scope: Scope, job: str) -> list[str]:
     """A Job left by an earlier deploy, and its pods (a Job's pod template is immutable:
     a new image needs a new Job); none there is no error."""
-    return kubectl(namespace, "delete", "job", job, "--ignore-not-found", "--cascade=foreground", "--wait=true",
+    return kubectl(scope, "delete", "job", job, "--ignore-not-found", "--cascade=foreground", "--wait=true",
                    f"--timeout={DELETE_TIMEOUT_SECONDS}s")
 
 
-def wait_job_argv(namespace: str, job: str, seconds: int) -> list[str]:
-    return kubectl(namespace, "wait", "--for=condition=complete", f"--timeout={seconds}s", f"job/{job}")
+def wait_job_argv(scope: Scope, job: str, seconds: int) -> list[str]:
+    return kubectl(scope, "wait", "--for=condition=complete", f"--timeout={seconds}s", f"job/{job}")
 
 
-def get_json_argv(namespace: str, *objects: str) -> list[str]:
+def get_json_argv(scope: Scope, *objects: str) -> list[str]:
     """`kind/name` objects, or kinds (`deployments,statefulsets,jobs`), as JSON."""
-    return kubectl(namespace, "get", *objects, "--output=json")
+    return kubectl(scope, "get", *objects, "--output=json")
 
 
-def workloads_argv(namespace: str) -> list[str]:
-    return get_json_argv(namespace, "deployments,statefulsets,jobs")
+def workloads_argv(scope: Scope) -> list[str]:
+    return get_json_argv(scope, "deployments,statefulsets,jobs")
 
 
-def job_logs_argv(namespace: str, job: str, lines: int) -> list[str]:
-    return kubectl(namespace, "logs", f"job/{job}", "--all-containers", f"--tail={lines}")
+def job_logs_argv(scope: Scope, job: str, lines: int) -> list[str]:
+    return kubectl(scope, "logs", f"job/{job}", "--all-containers", f"--tail={lines}")
 
 
-def set_image_argv(namespace: str, deployment: str, container: str, image: str) -> list[str]:
-    return kubectl(namespace, "set", "image", f"deployment/{deployment}", f"{container}={image}")
+def set_image_argv(scope: Scope, deployment: str, container: str, image: str) -> list[str]:
+    return kubectl(scope, "set", "image", f"deployment/{deployment}", f"{container}={image}")
 
 
-def rollout_status_argv(namespace: str, deployment: str, seconds: int) -> list[str]:
+def rollout_status_argv(scope: Scope, deployment: str, seconds: int) -> list[str]:
     """Until every pod of the new ReplicaSet is ready (non-zero after `seconds`, or when
     the Deployment's progress deadline passed)."""
-    return kubectl(namespace, "rollout", "status", f"deployment/{deployment}", f"--timeout={seconds}s")
+    return kubectl(scope, "rollout", "status", f"deployment/{deployment}", f"--timeout={seconds}s")
 
 
-def rollout_undo_argv(namespace: str, deployment: str) -> list[str]:
+def rollout_undo_argv(scope: Scope, deployment: str) -> list[str]:
     """Back to the Deployment's previous revision (the pods that served before)."""
-    return kubectl(namespace, "rollout", "undo", f"deployment/{deployment}")
+    return kubectl(scope, "rollout", "undo", f"deployment/{deployment}")
 
 
-def patch_argv(namespace: str, kind: str, name: str, patch: list[dict]) -> list[str]:
+def patch_argv(scope: Scope, kind: str, name: str, patch: list[dict]) -> list[str]:
     """A JSON patch (RFC 6902) of one object; it holds no secret, so it is an argument."""
-    return kubectl(namespace, "patch", kind, name, "--type=json", f"--patch={json.dumps(patch, separators=(',', ':'))}")
+    return kubectl(scope, "patch", kind, name, "--type=json", f"--patch={json.dumps(patch, separators=(',', ':'))}")
 
 
 # ---------------------------------------------------------------- what it prints

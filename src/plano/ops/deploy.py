@@ -162,9 +162,9 @@ def remove_argv(container: str) -> list[str]:
 # ---------------------------------------------------------------- the deploy log and the lock
 
 
-def read_log(root: Path) -> list[Record]:
+def read_log(root: Path, log: str = n.DEPLOY_LOG) -> list[Record]:
     try:
-        lines = (root / n.DEPLOY_LOG).read_text().splitlines()
+        lines = (root / log).read_text().splitlines()
     except FileNotFoundError:
         return []
     records = []
@@ -184,24 +184,25 @@ def previous_tag(records: list[Record], service: str, current: str) -> str | Non
     return None
 
 
-def append_log(root: Path, record: Record) -> None:
-    path = root / n.DEPLOY_LOG
+def append_log(root: Path, record: Record, log: str = n.DEPLOY_LOG) -> None:
+    path = root / log
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as handle:  # one short line per write: appends do not interleave
         handle.write(json.dumps(asdict(record)) + "\n")
 
 
-def log_record(session: Session, record: Record) -> None:
-    """One line of the deploy log (under --dry-run: shown, not written)."""
+def log_record(session: Session, record: Record, log: str = n.DEPLOY_LOG) -> None:
+    """One line of the deploy log (`log`: a Kubernetes environment's own; under --dry-run:
+    shown, not written)."""
     if session.dry_run:
-        session.out.planned(f"# append to {n.DEPLOY_LOG}: {record.service} {record.from_tag} -> {record.to_tag}")
+        session.out.planned(f"# append to {log}: {record.service} {record.from_tag} -> {record.to_tag}")
         return
-    append_log(session.root, record)
+    append_log(session.root, record, log)
 
 
-def write_tags(session: Session, targets: list[Target]) -> None:
-    """.env.prod records the tags the services now run."""
-    path = session.root / n.ENV_PROD
+def write_tags(session: Session, targets: list[Target], env_file: str = n.ENV_PROD) -> None:
+    """.env.prod (or a Kubernetes environment's .env.NAME) records the tags the services now run."""
+    path = session.root / env_file
     text = path.read_text() if path.is_file() else ""
     for target in targets:
         text = secrets.set_env_value(text, target.variable, target.tag)
@@ -291,13 +292,13 @@ def deploy_running(root: Path, app: str) -> bool:
     return False
 
 
-def current_tag(root: Path, target: Target) -> str:
-    return secrets.read_env(root / n.ENV_PROD).get(target.variable) or "latest"
+def current_tag(root: Path, target: Target, env_file: str = n.ENV_PROD) -> str:
+    return secrets.read_env(root / env_file).get(target.variable) or "latest"
 
 
-def recorded_tag(root: Path, app: str, role: str) -> str:
-    """The tag .env.prod records for the app's service (latest when none)."""
-    return current_tag(root, Target(app, role, "latest"))
+def recorded_tag(root: Path, app: str, role: str, env_file: str = n.ENV_PROD) -> str:
+    """The tag .env.prod (or `env_file`) records for the app's service (latest when none)."""
+    return current_tag(root, Target(app, role, "latest"), env_file)
 
 
 # ---------------------------------------------------------------- running it

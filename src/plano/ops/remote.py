@@ -44,8 +44,9 @@ from plano.engine import ssh
 
 # How long a server's `plano status --json` may take (status --all-environments).
 STATUS_TIMEOUT_SECONDS = 180
-# Commands about this machine's infra files, or (k8s) a cluster kubectl reaches from here: never with -e.
-LOCAL_ONLY = frozenset({"init", "app", "render", "check", "demo", "secrets", "clone", "dev", "export", "k8s"})
+# Commands about this machine's infra files: never with -e.
+LOCAL_ONLY = frozenset({"init", "app", "render", "check", "demo", "secrets", "clone", "dev", "export"})
+HERE = commands.HERE  # they take -e but run here
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,9 @@ def server(session: Session, name: str, admin: bool = False) -> Server:
     """The environment's server as its login reaches it: the deploy user when plano.yml
     names one, else `host`'s login; `admin`: `host`'s login (server setup's sudo user)."""
     env = require_environment(session.manifest, name)
+    if env.host is None:
+        raise UsageError(f"-e {name}: environments/{name}/host: not set; {name} is a Kubernetes namespace only (plano -e {name} "
+                         "k8s ...); give it a host to run other commands on a server")
     host = env.host if admin else env.login_host
     return Server(name, env, ssh.Remote(host, env.port, known_hosts(session), control_dir()))
 
@@ -319,11 +323,12 @@ def head(session: Session) -> str:
 
 
 def statuses(session: Session) -> list[EnvironmentStatus]:
-    """Every environment's status, one after the other, each as its server tells it, at the
+    """Every environment's status (those with a server: a Kubernetes-only one has plano -e
+    NAME k8s status), one after the other, each as its server tells it, at the
     commit its infra is at (nothing is pushed: a look changes nothing). An environment that
     cannot be reached is one row saying why; the others are still asked."""
     here = head(session)
-    return [environment_status(session, name, here) for name in sorted(session.manifest.environments)]
+    return [environment_status(session, name, here) for name, env in sorted(session.manifest.environments.items()) if env.host]
 
 
 def environment_status(session: Session, name: str, here: str) -> EnvironmentStatus:

@@ -14,6 +14,9 @@ date once k8s/ exists).
       release/                the release Jobs (`plano k8s deploy` runs them before the rollout)
     k8s/overlays/prod/        the images (registry and tag) and the replicas
       release/                the same images for the release Jobs
+    k8s/overlays/<env>/       the same for each environment of plano.yml, in its own
+      cluster-scoped.yaml     namespace (environments.<env>.kubernetes.namespace); this
+      release/                transformer keeps the ClusterIssuer cluster-wide
 
 Each object is built from what compose already decides (render/compose.py: the apps'
 environment, the backup's settings; render/services.py: the Redis ACL script and
@@ -25,6 +28,7 @@ the env entries before them.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -263,6 +267,7 @@ def security_headers() -> list[tuple[str, str]]:
 
 
 SECURITY_HEADERS_CONFIG = "security-headers"
+CUSTOM_HEADERS = "nginx.ingress.kubernetes.io/custom-headers"  # NAMESPACE/CONFIGMAP: each overlay patches it
 
 
 def security_headers_config(manifest: Manifest) -> Obj:
@@ -278,7 +283,7 @@ def ingress_annotations(manifest: Manifest) -> dict[str, str]:
     must list them)."""
     return {"nginx.ingress.kubernetes.io/ssl-redirect": "true", "nginx.ingress.kubernetes.io/force-ssl-redirect": "true",
             "nginx.ingress.kubernetes.io/proxy-body-size": "25m",
-            "nginx.ingress.kubernetes.io/custom-headers": f"{n.k8s_namespace(manifest)}/{SECURITY_HEADERS_CONFIG}"}
+            CUSTOM_HEADERS: f"{n.k8s_namespace(manifest)}/{SECURITY_HEADERS_CONFIG}"}
 
 
 def ingress(manifest: Manifest, name: str, app: App) -> Obj:
@@ -626,12 +631,57 @@ def images(manifest: Manifest, names: list[str]) -> list[Obj]:
     return [{"name": name, "newName": known[name], "newTag": DEFAULT_TAG} for name in names]
 
 
-def overlay(manifest: Manifest) -> Obj:
+def json_patch(kind: str, keys: tuple[str, ...], value: str) -> Obj:
+    """A kustomize patch: one JSON patch (RFC 6902) of every object of `kind`, replacing
+    the value at `keys` (each escaped as a JSON pointer's token)."""
+    path = "".join("/" + key.replace("~", "~0").replace("/", "~1") for key in keys)
+    return {"target": {"kind": kind}, "patch": json.dumps([{"op": "replace", "path": path, "value": value}])}
+
+
+def environment_patches(manifest: Manifest, environment: str) -> list[Obj]:
+    """What kustomize's `namespace:` leaves saying prod's namespace: the Namespace's name
+    label, and each Ingress's custom-headers annotation (ingress-nginx reads the
+    ConfigMap as NAMESPACE/NAME). Nothing else holds it (tests/unit check the built overlays)."""
+    ns = n.k8s_namespace(manifest, environment)
+    patches = [json_patch("Namespace", ("metadata", "labels", n.K8S_NAME_LABEL), ns)]
+    if manifest.apps:
+        patches.append(json_patch("Ingress", ("metadata", "annotations", CUSTOM_HEADERS), f"{ns}/{SECURITY_HEADERS_CONFIG}"))
+    return patches
+
+
+CLUSTER_SCOPED = ("ClusterIssuer",)  # kinds of the base kustomize does not know are cluster-wide (cert-manager's)
+CLUSTER_SCOPED_FILE = "cluster-scoped.yaml"  # in each environment's overlay
+
+
+def cluster_scoped() -> list[Obj]:
+    """kustomize's `namespace:` gives every object of a kind it does not know a namespace,
+    a cluster-wide ClusterIssuer too: a transformer takes it off again (the overlay's
+    transformers run after its own namespace:, its patches before it)."""
+    remove = json.dumps([{"op": "remove", "path": "/metadata/namespace"}])
+    return [{"apiVersion": "builtin", "kind": "PatchTransformer", "metadata": {"name": f"cluster-scoped-{kind.lower()}"},
+             "target": {"kind": kind}, "patch": remove} for kind in CLUSTER_SCOPED]
+
+
+def in_environment(manifest: Manifest, environment: str) -> Obj:
+    """An environment's overlay moves everything to its namespace (prod's is the base's)."""
+    if environment == n.K8S_PROD:
+        return {}
+    return {"namespace": n.k8s_namespace(manifest, environment)}
+
+
+def overlay(manifest: Manifest, environment: str = n.K8S_PROD) -> Obj:
     apps = list(n.app_services(manifest))
     counts = [{"name": name, "count": replicas(manifest, manifest.apps[app].services()[role])}
               for name, (app, role) in n.app_services(manifest).items()]
-    return kustomization(resources=[f"../../{n.K8S_BASE}"], images=images(manifest, [*apps, backup_image(manifest)]),
-                         replicas=counts)
+    patches = ({"patches": environment_patches(manifest, environment), "transformers": [CLUSTER_SCOPED_FILE]}
+               if environment != n.K8S_PROD else {})
+    return kustomization(resources=[f"../../{n.K8S_BASE}"], **in_environment(manifest, environment),
+                         images=images(manifest, [*apps, backup_image(manifest)]), replicas=counts, **patches)
+
+
+def release_overlay(manifest: Manifest, environment: str, jobs: list[str]) -> Obj:
+    return kustomization(resources=[f"../../../{n.K8S_BASE}/{n.K8S_RELEASE}"], **in_environment(manifest, environment),
+                         images=images(manifest, jobs))
 
 
 def documents(objects: list[Obj]) -> str:
@@ -651,17 +701,18 @@ def tree(manifest: Manifest) -> dict[str, str]:
     base = base_files(manifest)
     out = {n.k8s_path(n.K8S_BASE, rel): documents(objects) for rel, objects in base.items()}
     out[n.k8s_path(n.K8S_BASE, "kustomization.yaml")] = compose.dump(kustomization(resources=list(base)))
-    for env in n.K8S_ENVIRONMENTS:
-        out[f"{n.k8s_overlay(env)}/kustomization.yaml"] = compose.dump(overlay(manifest))
+    for env in n.k8s_namespaces(manifest):
+        out[f"{n.k8s_overlay(env)}/kustomization.yaml"] = compose.dump(overlay(manifest, env))
+        if env != n.K8S_PROD:
+            out[f"{n.k8s_overlay(env)}/{CLUSTER_SCOPED_FILE}"] = documents(cluster_scoped())
     jobs = releases(manifest)
     if jobs:
         for service_name, job in jobs.items():
             out[n.k8s_path(n.K8S_BASE, n.K8S_RELEASE, f"{service_name}.yaml")] = documents([job])
         out[n.k8s_path(n.K8S_BASE, n.K8S_RELEASE, "kustomization.yaml")] = compose.dump(
             kustomization(resources=[f"{service_name}.yaml" for service_name in jobs]))
-        for env in n.K8S_ENVIRONMENTS:
-            out[f"{n.k8s_overlay(env)}/{n.K8S_RELEASE}/kustomization.yaml"] = compose.dump(
-                kustomization(resources=[f"../../../{n.K8S_BASE}/{n.K8S_RELEASE}"], images=images(manifest, list(jobs))))
+        for env in n.k8s_namespaces(manifest):
+            out[f"{n.k8s_overlay(env)}/{n.K8S_RELEASE}/kustomization.yaml"] = compose.dump(release_overlay(manifest, env, list(jobs)))
     return out
 
 
