@@ -173,6 +173,8 @@ def test_a_session_ends_after_an_hour_unused_and_after_twelve_hours(app, clocks)
         wall.now += 3500
         got = c.get("/audit")
     assert got.status_code == 303
+    signed_in(app)
+    assert len(app.state.board.sessions.known) == 1  # a new sign-in forgets the sessions that ended unused
 
 
 def test_a_removed_user_is_signed_out_at_their_next_request(app, root):
@@ -306,6 +308,23 @@ def test_a_bad_tag_or_app_is_refused_before_anything_runs(app, root):
     assert audit.read(root) == []
 
 
+def test_the_overview_shows_each_app_its_maintenance_and_the_drift_of_the_rendered_files(app, root):
+    c, _ = signed_in(app, VIEWER)
+    page = c.get("/").text
+    assert 'id="app-app1"' in page and "app1-backend</strong> is absent: <code>plano prod up</code>" in page
+    assert re.search(r'id="drift">up to date with plano.yml<', page)
+    compose = root / "docker-compose.yml"
+    compose.write_text(compose.read_text() + "# a hand edit\n")
+    page = c.get("/").text
+    assert 'id="drift">1 out of date with plano.yml, 1 edited by hand: <code>docker-compose.yml</code>' in page
+    token = access.make_token(root, "ci")
+    status = c.get("/api/status", headers={"Authorization": f"Bearer {token}"}).json()
+    assert status["drift"] == {"changed": ["docker-compose.yml"], "edited": ["docker-compose.yml"]}
+    assert status["maintenance"] == {"app1": False}
+    assert [(row["service"], row["state"], row["recorded_tag"]) for row in status["apps"]] == [
+        ("app1-backend", "absent", "1.1.0"), ("app1-frontend", "absent", "1.1.0")]
+
+
 # ---------------------------------------------------------------- the API
 
 
@@ -388,6 +407,15 @@ def test_the_dashboard_will_not_start_without_a_user(dry_infra):  # noqa: F811
         3, "error: no dashboard user yet: add one with plano dashboard passwd USER --role operator, then start it again\n")
 
 
+def test_the_dashboard_is_not_run_through_e(root, capsys):
+    from plano.cli.main import main
+
+    assert main(["-e", "staging", "dashboard"]) == 2
+    assert capsys.readouterr().err == (
+        "error: -e staging: plano dashboard runs on the machine whose stack it shows: on the server, run it there "
+        "(ssh, then plano dashboard), and reach it with ssh -L 8800:127.0.0.1:8800\n")
+
+
 def test_the_actor_given_to_a_thread_is_that_threads_alone():
     import threading
 
@@ -403,3 +431,51 @@ def test_the_actor_given_to_a_thread_is_that_threads_alone():
     thread.join()
     assert seen["inside"] == actor.Actor("alice", "dashboard@here", actor.login())
     assert seen["after"] == actor.current() != seen["inside"]
+
+
+class HeldPull:
+    """The scripted engine, whose `compose pull` waits until the test lets it go: a deploy
+    from the page that holds the app's lock for as long as the test needs."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.pulling, self.go = threading.Event(), threading.Event()
+        self.inner = engine()
+
+    def run(self, argv, **kwargs):
+        if "pull" in argv:
+            self.pulling.set()
+            assert self.go.wait(60)
+        return self.inner.run(argv, **kwargs)
+
+    def stream(self, argv, **kwargs):
+        return self.inner.stream(argv, **kwargs)
+
+
+def test_a_cli_deploy_while_the_page_deploys_is_refused_naming_the_dashboard_user(root, clocks, capsys):
+    import os
+    import socket
+
+    from plano.cli.main import main
+
+    held = HeldPull()
+    app = create_app(root, runner=lambda: held, clock=clocks[0], monotonic=clocks[1])
+    c, csrf = signed_in(app)
+    got = c.post("/apps/app1/deploy", data={"csrf": csrf, "tag": "2.0.0", "service": ""})
+    assert held.pulling.wait(30)
+    try:
+        capsys.readouterr()
+        code = main(["deploy", "app1", "--tag", "3.0.0"], runner=engine())
+        err = capsys.readouterr().err
+    finally:
+        held.go.set()
+        app.state.board.jobs.wait(60)
+    assert code == 3
+    host = actor.cleaned(f"dashboard@{socket.gethostname()}")
+    assert re.fullmatch(rf"error: a deploy of app1 is already running: alice on {re.escape(host)} since .* UTC "
+                        rf"\(plano deploy app1 --tag 2\.0\.0, pid {os.getpid()}\); wait for it to end, then run again\n", err)
+    job = c.get(got.headers["location"]).text
+    assert 'id="job-state">ok<' in job and "app1-backend: 1.1.0 -&gt; 2.0.0" in job
+    assert [(e.user, e.command[1:], e.exit) for e in audit.read(root)] == [
+        (actor.current().user, ["deploy", "app1", "--tag", "3.0.0"], 3), ("alice", ["deploy", "app1", "--tag", "2.0.0"], 0)]

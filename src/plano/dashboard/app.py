@@ -426,7 +426,8 @@ def add_api(app: FastAPI, board: Dashboard) -> None:
             report = status.collect(session)
         except PlanoError as exc:
             raise HTTPException(503, f"the stack's status could not be read: {exc}") from None
-        return JSONResponse({**dataclasses.asdict(report), "maintenance": views.maintenance_flags(session)})
+        return JSONResponse({**dataclasses.asdict(report), "maintenance": views.maintenance_flags(session),
+                             "drift": views.drift(session)})
 
     @app.get("/api/apps/{app_name}/releases", tags=["releases"], summary="The app's deploy log, oldest first",
              response_model=list[ReleaseOut])

@@ -63,6 +63,8 @@ class Sessions:
         now = self.clock()
         made = SignedIn(secrets.token_urlsafe(32), user, secrets.token_urlsafe(32), now, now)
         with self.lock:
+            for sid in [sid for sid, s in self.known.items() if self.expired(s, now)]:
+                del self.known[sid]  # sessions left without signing out
             self.known[made.id] = made
         return self.signer.sign(made.id).decode(), made
 
@@ -78,11 +80,14 @@ class Sessions:
             found = self.known.get(sid)
             if found is None:
                 return None
-            if now - found.seen > self.idle or now - found.created > self.lifetime:
+            if self.expired(found, now):
                 del self.known[sid]
                 return None
             found.seen = now
             return found
+
+    def expired(self, session: SignedIn, now: float) -> bool:
+        return now - session.seen > self.idle or now - session.created > self.lifetime
 
     def end(self, cookie: str | None) -> None:
         found = self.find(cookie)

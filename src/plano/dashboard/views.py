@@ -69,8 +69,17 @@ def app_rows(session: Session, report: Report) -> list[dict]:
     return list(apps.values())
 
 
+def drift(session: Session) -> dict:
+    """The rendered files out of date with plano.yml (`plano render --check`), and which of
+    them were edited by hand."""
+    from plano.ops import infra
+
+    plan = infra.check_render(session)
+    return {"changed": sorted(plan.changed), "edited": sorted(plan.edited)}
+
+
 def overview(session: Session, report: Report) -> dict:
-    return {"report": report, "apps": app_rows(session, report)}
+    return {"report": report, "apps": app_rows(session, report), "drift": drift(session)}
 
 
 def app_view(session: Session, report: Report, app: str) -> dict:
