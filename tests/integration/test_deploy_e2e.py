@@ -444,8 +444,10 @@ def finished(page, timeout: float = 300) -> str:
 def test_10_the_dashboard_in_a_real_browser(stack, tmp_path):
     """Sign in with chromium; the overview shows app1's tags and health as docker inspect
     reports them; maintenance on from the page (nginx answers 503), then off (200); a deploy
-    of the backend from the page under load with no failed request, then a rollback; each
-    action in the audit log as the dashboard's user. Screenshots in the test's tmp dir."""
+    of the backend from the page under load with no failed request, then a rollback; a
+    backup of app1, then its verification; each action in the audit log as the dashboard's
+    user (a verification has no line, as on the command line). Screenshots in the test's
+    tmp dir."""
     from plano.ops import audit
     from tests.integration.browser import LAPTOP, PHONE, add_user, chromium, dashboard
 
@@ -512,13 +514,22 @@ def test_10_the_dashboard_in_a_real_browser(stack, tmp_path):
         assert finished(page) == "ok", page.inner_text("main")
         assert running_tag(ws, "app1-backend")[0] == current
         page.goto(f"{base}/apps/app1")
-        releases = page.locator("table.releases tbody tr").first.inner_text()
+        releases = page.locator("section:has(h2:text-is('Releases')) tbody tr").first.inner_text()
         assert "tester" in releases and "rollback" in releases
+
+        page.click("text=Back up app1 now")
+        assert finished(page, 300) == "ok", page.inner_text("main")
+        backup_id = page.inner_text("#job-result").split()[1]
+        page.goto(f"{base}/apps/app1")
+        page.click(f"#backup-{backup_id} button:text-is('Verify')")
+        assert finished(page, 300) == "ok", page.inner_text("main")
+        assert f"backup {backup_id} verified" in page.inner_text("#job-result")
+        page.screenshot(path=shots / "job-verify.png", full_page=True)
         page.goto(f"{base}/audit")
         page.screenshot(path=shots / "audit.png", full_page=True)
     mine = [e for e in audit.read(ws.infra) if e.user == "tester"]
     assert [(e.command[1:3], e.result, e.host.startswith("dashboard@")) for e in mine] == [
         (["maintenance", "on"], "ok", True), (["maintenance", "off"], "ok", True),
-        (["deploy", "app1"], "ok", True), (["rollback", "app1"], "ok", True)]
+        (["deploy", "app1"], "ok", True), (["rollback", "app1"], "ok", True), (["backup", "run"], "ok", True)]
     assert sorted(p.name for p in shots.iterdir()) == ["app.png", "audit.png", "job-deploy.png", "job-maintenance-on.png",
-                                                       "overview-laptop.png", "overview-phone.png"]
+                                                       "job-verify.png", "overview-laptop.png", "overview-phone.png"]

@@ -88,7 +88,8 @@ def routes(app) -> list[tuple[str, str]]:
     for route in app.routes:
         if isinstance(route, APIRoute) or getattr(route, "methods", None):
             for method in sorted(route.methods - {"HEAD"}):
-                found.append((method, route.path.replace("{app_name}", "app1").replace("{job_id}", "nojob")))
+                found.append((method, route.path.replace("{app_name}", "app1").replace("{job_id}", "nojob")
+                             .replace("{backup_id}", "20261202T040000Z")))
     return found
 
 
@@ -112,9 +113,11 @@ def test_every_route_without_a_session_redirects_to_the_sign_in_or_answers_401(a
         checked.append(f"{method} {path}")
     assert sorted(checked) == sorted([
         "GET /", "GET /apps/app1", "GET /audit", "GET /jobs/nojob", "POST /logout",
-        "POST /apps/app1/deploy", "POST /apps/app1/rollback", "POST /apps/app1/maintenance",
+        "POST /apps/app1/deploy", "POST /apps/app1/rollback", "POST /apps/app1/maintenance", "POST /apps/app1/backup",
+        "POST /apps/app1/backups/20261202T040000Z/verify",
         "GET /api/openapi.json", "GET /api/status", "GET /api/apps/app1/releases", "GET /api/jobs/nojob",
         "POST /api/apps/app1/deploy", "POST /api/apps/app1/rollback", "POST /api/apps/app1/maintenance",
+        "POST /api/apps/app1/backup", "POST /api/apps/app1/backups/20261202T040000Z/verify",
     ])
 
 
@@ -255,7 +258,8 @@ def test_a_viewer_reads_but_cannot_act(app, root):
     c, csrf = signed_in(app, VIEWER)
     page = c.get("/apps/app1")
     assert page.status_code == 200 and "You are a viewer" in page.text and 'action="/apps/app1/deploy"' not in page.text
-    for path, data in (("/apps/app1/deploy", {"tag": "2.0.0"}), ("/apps/app1/rollback", {}), ("/apps/app1/maintenance", {"state": "on"})):
+    for path, data in (("/apps/app1/deploy", {"tag": "2.0.0"}), ("/apps/app1/rollback", {}), ("/apps/app1/maintenance", {"state": "on"}),
+                       ("/apps/app1/backup", {}), ("/apps/app1/backups/20261202T040000Z/verify", {})):
         got = c.post(path, data={**data, "csrf": csrf})
         assert got.status_code == 403 and "vic is a viewer" in got.text
     token = access.make_token(root, "ci")
@@ -325,6 +329,20 @@ def test_the_overview_shows_each_app_its_maintenance_and_the_drift_of_the_render
         ("app1-backend", "absent", "1.1.0"), ("app1-frontend", "absent", "1.1.0")]
 
 
+def test_a_backup_and_its_verification_from_the_page_are_the_clis_with_the_clis_audit_lines(app, root):
+    c, csrf = signed_in(app)
+    got = c.post("/apps/app1/backup", data={"csrf": csrf})
+    app.state.board.jobs.wait(30)
+    job = c.get(got.headers["location"]).text
+    assert 'id="job-state">ok<' in job and "backup 20261202T040000Z of app1 done" in job and "plano-backup: done" in job
+    got = c.post("/apps/app1/backups/20261202T040000Z/verify", data={"csrf": csrf})
+    app.state.board.jobs.wait(30)
+    assert 'id="job-state">ok<' in c.get(got.headers["location"]).text
+    assert c.post("/apps/app1/backups/not-an-id/verify", data={"csrf": csrf}).status_code == 400
+    # backup run is recorded, as on the command line; a verification changes nothing and is not
+    assert [(e.user, e.command, e.result) for e in audit.read(root)] == [("alice", ["plano", "backup", "run", "app1"], "ok")]
+
+
 # ---------------------------------------------------------------- the API
 
 
@@ -343,7 +361,8 @@ def test_the_api_reads_the_deploy_log_and_runs_actions_with_an_operators_token(a
     assert (job["state"], job["user"]) == ("ok", "token:deployer")
     assert audit.read(root)[-1].user == "token:deployer"
     schema = c.get("/api/openapi.json", headers={"Authorization": f"Bearer {reader}"}).json()
-    assert sorted(schema["paths"]) == ["/api/apps/{app_name}/deploy", "/api/apps/{app_name}/maintenance",
+    assert sorted(schema["paths"]) == ["/api/apps/{app_name}/backup", "/api/apps/{app_name}/backups/{backup_id}/verify",
+                                       "/api/apps/{app_name}/deploy", "/api/apps/{app_name}/maintenance",
                                        "/api/apps/{app_name}/releases", "/api/apps/{app_name}/rollback",
                                        "/api/jobs/{job_id}", "/api/status"]
     bad = c.post("/api/apps/app1/deploy", json={"tag": "no good"}, headers={"Authorization": f"Bearer {runner}"})

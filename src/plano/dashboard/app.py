@@ -251,6 +251,25 @@ def start_maintenance(board: Dashboard, user: access.User, app: str, on: bool):
     return board.jobs.start("maintenance", app, user.name, ["maintenance", state, app], switch)
 
 
+def start_backup(board: Dashboard, user: access.User, app: str):
+    from plano.ops import backup
+
+    return board.jobs.start("backup", app, user.name, ["backup", "run", app],
+                            lambda s: f"backup {backup.run(s, (app,))} of {app} done")
+
+
+def start_verify(board: Dashboard, user: access.User, app: str, backup_id: str):
+    from plano.ops import backup
+
+    backup.check_id(backup_id)
+
+    def verify(session) -> str:
+        backup.verify(session, backup_id)
+        return f"backup {backup_id} verified: checksums, and every database restored into a scratch one and compared"
+
+    return board.jobs.start("verify", app, user.name, ["backup", "verify", backup_id], verify)
+
+
 def summary(records) -> str:
     return "; ".join(f"{r.service}: {r.from_tag} -> {r.to_tag}" for r in records) or "nothing to do"
 
@@ -337,6 +356,16 @@ def add_pages(app: FastAPI, board: Dashboard) -> None:
         if state not in ("on", "off"):
             raise PageError(400, "state: on or off")
         return to_job(page_call(lambda: start_maintenance(board, visitor.user, app_name, state == "on")))
+
+    @app.post("/apps/{app_name}/backup", include_in_schema=False)
+    def backup_form(app_name: str, visitor: PageVisitor, csrf: str = Form("", max_length=200)) -> Response:
+        acting(board, visitor, csrf, app_name, "")
+        return to_job(page_call(lambda: start_backup(board, visitor.user, app_name)))
+
+    @app.post("/apps/{app_name}/backups/{backup_id}/verify", include_in_schema=False)
+    def verify_form(app_name: str, backup_id: str, visitor: PageVisitor, csrf: str = Form("", max_length=200)) -> Response:
+        acting(board, visitor, csrf, app_name, "")
+        return to_job(page_call(lambda: start_verify(board, visitor.user, app_name, backup_id)))
 
     @app.get("/jobs/{job_id}", include_in_schema=False)
     def job_page(job_id: str, visitor: PageVisitor) -> Response:
@@ -453,6 +482,18 @@ def add_api(app: FastAPI, board: Dashboard) -> None:
     def api_maintenance(app_name: str, body: MaintenanceRequest, user: ApiOperator) -> JSONResponse:
         name = api_app(app_name)
         return api_call(lambda: start_maintenance(board, user, name, body.on))
+
+    @app.post("/api/apps/{app_name}/backup", tags=["actions"], status_code=202, response_model=JobOut,
+              summary="plano backup run APP, as a job")
+    def api_backup(app_name: str, user: ApiOperator) -> JSONResponse:
+        name = api_app(app_name)
+        return api_call(lambda: start_backup(board, user, name))
+
+    @app.post("/api/apps/{app_name}/backups/{backup_id}/verify", tags=["actions"], status_code=202, response_model=JobOut,
+              summary="plano backup verify ID, as a job")
+    def api_verify(app_name: str, backup_id: str, user: ApiOperator) -> JSONResponse:
+        name = api_app(app_name)
+        return api_call(lambda: start_verify(board, user, name, backup_id))
 
     @app.get("/api/jobs/{job_id}", tags=["actions"], response_model=JobOut, summary="An action's state and output")
     def api_job(job_id: str, user: ApiUser) -> dict:

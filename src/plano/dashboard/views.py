@@ -86,4 +86,17 @@ def app_view(session: Session, report: Report, app: str) -> dict:
     entry = next((a for a in app_rows(session, report) if a["name"] == app), None)
     releases = list(reversed(deploy.releases(session, app)))[:50]
     roles = list(session.manifest.apps[app].services())
-    return {"app": entry, "name": app, "releases": releases, "roles": roles}
+    return {"app": entry, "name": app, "releases": releases, "roles": roles, "backups": backups(session, app)}
+
+
+def backups(session: Session, app: str) -> dict:
+    """The backups that hold the app (newest first), as `plano backup list` reads them."""
+    from plano.core.errors import PlanoError
+    from plano.ops import backup
+
+    try:
+        listed = backup.listing(session)
+    except PlanoError as exc:
+        return {"rows": [], "last_success": None, "last_failure": None, "error": str(exc)}
+    rows = [row for row in reversed(listed.backups) if app in row.apps][:20]
+    return {"rows": rows, "last_success": listed.last_success, "last_failure": listed.last_failure, "error": None}
