@@ -498,3 +498,18 @@ def test_a_cli_deploy_while_the_page_deploys_is_refused_naming_the_dashboard_use
     assert 'id="job-state">ok<' in job and "app1-backend: 1.1.0 -&gt; 2.0.0" in job
     assert [(e.user, e.command[1:], e.exit) for e in audit.read(root)] == [
         (actor.current().user, ["deploy", "app1", "--tag", "3.0.0"], 3), ("alice", ["deploy", "app1", "--tag", "2.0.0"], 0)]
+
+
+def test_without_an_engine_the_pages_say_so_in_one_line(root, clocks):
+    def no_engine() -> ScriptedRunner:
+        down = Answer(1, "", "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?")
+        return ScriptedRunner().query("docker", answers=down).query("docker-compose", answers=down)
+
+    app = create_app(root, runner=no_engine, clock=clocks[0], monotonic=clocks[1])
+    c, _ = signed_in(app, VIEWER)
+    for path in ("/", "/apps/app1"):
+        got = c.get(path)
+        assert got.status_code == 503 and "the stack&#39;s status could not be read: " in got.text, got.text[-800:]
+    token = access.make_token(root, "ci")
+    got = c.get("/api/status", headers={"Authorization": f"Bearer {token}"})
+    assert got.status_code == 503 and got.json()["detail"].startswith("the stack's status could not be read: ")
