@@ -2,7 +2,8 @@
 # Everything the tests need on this machine, as fast as a fresh machine allows:
 #
 # 1. Debian's packages the harness uses, those missing, in one apt run (docker.io,
-#    debootstrap, docker-registry, pebble); each script below would install its
+#    debootstrap, docker-registry, pebble, and chromium: the real browser the
+#    dashboard's tests drive with Playwright); each script below would install its
 #    own, one apt run each, when run alone.
 # 2. The engine (engine.sh).
 # 3. At once: the stand-in images (images.sh: base images, then every build in
@@ -14,7 +15,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$HERE/lib.sh"
 
 t0=$SECONDS
-wanted=(debootstrap pebble)
+wanted=(debootstrap pebble chromium)
 command -v dockerd >/dev/null 2>&1 || [[ -x /usr/sbin/dockerd ]] || wanted+=(docker.io)
 new_registry=0
 if ! command -v docker-registry >/dev/null 2>&1; then

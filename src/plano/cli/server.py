@@ -33,6 +33,9 @@ def dispatch(ctx: click.Context, environment: str, raw: list[str], accept_host_k
     command = ctx.invoked_subcommand or ""
     if command in remote.HERE:
         return
+    if command == "dashboard":
+        raise UsageError(f"-e {environment}: plano dashboard runs on the machine whose stack it shows: on the server, "
+                         "run it there (ssh, then plano dashboard), and reach it with ssh -L 8800:127.0.0.1:8800")
     if command in remote.LOCAL_ONLY:
         raise UsageError(f"-e {environment}: plano {command} works on this machine's infra; run it without -e and commit, "
                          "the next command with -e brings the server to that commit")

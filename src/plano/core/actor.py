@@ -7,6 +7,10 @@ its host name along (engine.server passes them as PLANO_USER and PLANO_HOST), an
 server's plano reads them here. Run directly, plano names its own user (the one behind
 sudo, if any) and this machine. CI sets PLANO_USER to its own actor (the generated
 deploy jobs do). `login` is always the account that really runs plano here.
+
+The dashboard serves many users from one process: it runs each action `acting_as` the
+signed-in user (a context variable: each request's thread has its own), so the lock and
+the log name them, not the account that started `plano dashboard`.
 """
 
 from __future__ import annotations
@@ -14,6 +18,9 @@ from __future__ import annotations
 import getpass
 import os
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 USER_VAR = "PLANO_USER"
@@ -37,8 +44,25 @@ def login() -> str:
     return cleaned(os.environ.get("SUDO_USER") or getpass.getuser())
 
 
+GIVEN: ContextVar[Actor | None] = ContextVar("plano_actor", default=None)
+
+
+@contextmanager
+def acting_as(user: str, host: str) -> Iterator[Actor]:
+    """Within it, `current()` is `user` from `host` (the dashboard's signed-in user)."""
+    token = GIVEN.set(Actor(cleaned(user), cleaned(host), login()))
+    try:
+        yield GIVEN.get()
+    finally:
+        GIVEN.reset(token)
+
+
 def current() -> Actor:
-    """This command's actor: the one sent along by a laptop (or set by CI), else this machine's."""
+    """This command's actor: the one the dashboard acts as, the one sent along by a laptop
+    (or set by CI), else this machine's."""
+    given = GIVEN.get()
+    if given is not None:
+        return given
     here = login()
     return Actor(cleaned(os.environ.get(USER_VAR, "")) or here, cleaned(os.environ.get(HOST_VAR, "")) or cleaned(socket.gethostname()),
                  here)

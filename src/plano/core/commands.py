@@ -19,7 +19,7 @@ CHANGING = frozenset({
 # They change something (or may: a shell, psql) but need the user's terminal.
 INTERACTIVE = frozenset({"prod exec", "db psql"})
 # The command groups of the command line (tests/unit check it against the click tree).
-GROUPS = frozenset({"app", "backup", "certs", "db", "dev", "export", "k8s", "prod", "secrets", "server", "swarm"})
+GROUPS = frozenset({"app", "backup", "certs", "dashboard", "db", "dev", "export", "k8s", "prod", "secrets", "server", "swarm"})
 # Groups that take -e but run here: about the environment's server (server trust|setup), or
 # its Kubernetes namespace, which kubectl reaches from here (k8s); their audit line is written here.
 HERE = frozenset({"server", "k8s"})

@@ -54,6 +54,11 @@ ENV_PROD_EXAMPLE = ".env.prod.example"
 SECRET_ENVS = (ENV_DEV, ENV_PROD)  # the env files that hold secrets (and may be kept encrypted)
 SSH_KNOWN_HOSTS = "ssh_known_hosts"  # committed: the host keys of the environments' servers (plano server trust)
 SOPS_CONFIG = ".sops.yaml"  # committed: which age recipients `plano secrets encrypt` encrypts for
+# The dashboard's users and API tokens (hashed) and its session key: kept out of git as the
+# env files are (.gitignore, and a .gitignore of its own), mode 0600 in a 0700 folder.
+DASHBOARD_DIR = ".dashboard"
+DASHBOARD_USERS = f"{DASHBOARD_DIR}/users.json"
+DASHBOARD_KEY = f"{DASHBOARD_DIR}/secret.key"
 
 
 def environment_env(environment: str) -> str:

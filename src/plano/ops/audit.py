@@ -8,19 +8,30 @@ A line: when the command started and ended (UTC), who ran it and from which mach
 (core/actor: the laptop's user and host sent along with -e; `login` the account on the
 server), the infra's commit, the command line (any secret value of the env files
 masked), the result and the exit code.
+
+Both interfaces write it through `audited`: the command line around each changing
+command, the dashboard around each action it runs (its user is the actor: core/actor).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TypeVar
 
+from plano.core import actor
 from plano.core import naming as n
 from plano.core.actor import Actor
+from plano.core.errors import BAD_INPUT, BUG, PlanoError
 from plano.core.secrets import mask
+from plano.core.session import Session
+
+T = TypeVar("T")
+INTERRUPTED = 130
 
 LINE_LIMIT = 3500  # bytes: a line stays one atomic append (PIPE_BUF is 4096); a longer command is cut
 MODE = 0o640
@@ -103,3 +114,56 @@ def commit(root: Path) -> str:
     except OSError:
         pass
     return ""
+
+
+# ---------------------------------------------------------------- writing a command's line
+
+
+def now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def outcome(exc: BaseException) -> tuple[int, str]:
+    """The exit code an interface gives for `exc`, and the result the audit line says."""
+    if isinstance(exc, PlanoError):
+        return exc.exit_code, f"failed: {exc}"
+    if isinstance(exc, KeyboardInterrupt):
+        return INTERRUPTED, "interrupted"
+    return BUG, f"failed: a bug in plano ({type(exc).__name__})"
+
+
+def audited(session: Session, run: Callable[[], T], judged: Callable[[BaseException], tuple[int, str]] = outcome,
+            options: tuple[str, ...] = ()) -> T:
+    """Run the command (or the dashboard's action), then append its line to the audit log
+    of its infra. `judged` maps what it raised to an exit code and a result (the command
+    line knows click's exceptions too); `options` come before the command in the line
+    (-e NAME for a command run here for an environment). No line for a command refused
+    for its input (exit 2: nothing ran) or that found no plano.yml."""
+    started, code, why = now(), 0, ""
+    try:
+        value = run()
+        code = value if isinstance(value, int) else 0
+        return value
+    except BaseException as exc:
+        code, why = judged(exc)
+        raise
+    finally:
+        if code != BAD_INPUT:
+            write(session, started, code, why, actor.current(), options)
+
+
+def write(session: Session, started: str, code: int, why: str, who: Actor, options: tuple[str, ...] = ()) -> None:
+    from plano.core.manifest import MANIFEST_FILE
+
+    try:
+        root = session.root
+        secrets = session.secret_values()
+    except (PlanoError, OSError):
+        return  # no infra (or none readable): the command changed nothing
+    if not (root / MANIFEST_FILE).is_file():
+        return
+    item = entry(started, now(), who, commit(root), (*options, *session.command), code, why, secrets)
+    try:
+        append(root, item)
+    except OSError as exc:  # the command is done: say so, without turning its result into a failure
+        session.out.note(f"warning: could not append to {root / n.AUDIT_LOG}: {exc.strerror}")

@@ -12,3 +12,10 @@ def switch(session: Session, app: str, on: bool) -> str:
     """Returns the flag file's path, relative to the infra."""
     require_app(session.manifest, app)
     return nginx.set_maintenance(session, app, on)
+
+
+def is_on(session: Session, app: str) -> bool:
+    """Whether nginx answers the app's requests with its maintenance page now."""
+    from plano.core import naming as n
+
+    return (session.root / n.maintenance_flag(app, session.stack_mode)).is_file()
