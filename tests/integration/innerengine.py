@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import shutil
 import subprocess
 import time
@@ -64,6 +65,18 @@ def node_args(folder: Path, daemon: dict | None = None, writable_registry: bool 
             "-v", f"{REGISTRY_STORAGE}:/registry{'' if writable_registry else ':ro'}"]
 
 
+def as_registry_user() -> str:
+    """The node's registry runs as the harness registry's user: what a writable one pushes
+    into the shared storage must stay the harness registry's to write and delete (as root,
+    its folders, blob prefixes shared by every repository among them, made the harness
+    registry answer 500 to pushes and deletes of other tests)."""
+    try:
+        user = pwd.getpwnam("docker-registry")
+    except KeyError:
+        return ""
+    return f"setpriv --reuid={user.pw_uid} --regid={user.pw_gid} --clear-groups "
+
+
 @dataclass
 class Engine:
     """dockerd in the container `node`, answering on a socket under `sockets` (a host folder)."""
@@ -79,8 +92,8 @@ class Engine:
         return docker("exec", self.node, *command, check=check, timeout=timeout)
 
     def launch(self) -> None:
-        """Start dockerd (and the read-only registry), as systemd would, without waiting."""
-        self.inside("sh", "-c", "pgrep -x registry >/dev/null || { registry serve /run/outer/registry.yml "
+        """Start dockerd (and the registry), as systemd would, without waiting."""
+        self.inside("sh", "-c", f"pgrep -x registry >/dev/null || {{ {as_registry_user()}registry serve /run/outer/registry.yml "
                     ">>/run/outer/registry.log 2>&1 & }")
         docker("exec", "-d", self.node, "sh", "-c", "exec dockerd --config-file /run/outer/daemon.json "
                "-H unix:///var/run/docker.sock -H unix:///run/outer/docker.sock >>/run/outer/dockerd.log 2>&1")
