@@ -52,7 +52,8 @@ def clocks() -> tuple[Clock, Clock]:
 def engine() -> ScriptedRunner:
     """The scripted engine of the CLI's dry-run tests; `docker ps` finds no container
     (the pages show every service absent: the real ones are for tests/integration)."""
-    return engine_script().query("docker", "ps", "-aq", answers=Answer(0, ""))
+    return (engine_script().query("docker", "ps", "-aq", answers=Answer(0, ""))
+            .query("docker", "logs", answers=Answer(0, "2026-12-05T10:00:00.000000001Z listening on 3000\n")))
 
 
 @pytest.fixture
@@ -88,7 +89,7 @@ def routes(app) -> list[tuple[str, str]]:
     for route in app.routes:
         if isinstance(route, APIRoute) or getattr(route, "methods", None):
             for method in sorted(route.methods - {"HEAD"}):
-                found.append((method, route.path.replace("{app_name}", "app1").replace("{job_id}", "nojob")
+                found.append((method, route.path.replace("{app_name}", "app1").replace("{job_id}", "nojob").replace("{role}", "backend")
                              .replace("{backup_id}", "20261202T040000Z")))
     return found
 
@@ -112,7 +113,7 @@ def test_every_route_without_a_session_redirects_to_the_sign_in_or_answers_401(a
                 assert (got.status_code, got.headers["location"]) == (303, "/login"), (method, path)
         checked.append(f"{method} {path}")
     assert sorted(checked) == sorted([
-        "GET /", "GET /apps/app1", "GET /audit", "GET /jobs/nojob", "POST /logout",
+        "GET /", "GET /apps/app1", "GET /apps/app1/logs/backend", "GET /audit", "GET /jobs/nojob", "POST /logout",
         "POST /apps/app1/deploy", "POST /apps/app1/rollback", "POST /apps/app1/maintenance", "POST /apps/app1/backup",
         "POST /apps/app1/backups/20261202T040000Z/verify",
         "GET /api/openapi.json", "GET /api/status", "GET /api/apps/app1/releases", "GET /api/jobs/nojob",
