@@ -333,9 +333,10 @@ def test_a_verification_is_read_from_the_status_log():
     assert backup.parse_verified(text) == {"20261201T030000Z": "2026-12-03T10:00:00Z"}
 
 
-def test_the_overview_says_whether_the_last_backup_was_verified(root, clocks):  # noqa: F811
+def test_the_overview_says_whether_the_last_backup_was_verified(root, clocks, capsys):  # noqa: F811
     import json
 
+    from plano.cli.main import main
     from plano.ops import backup
 
     folder = backup.backups_dir(root, Mode.PROD)
@@ -351,6 +352,10 @@ def test_the_overview_says_whether_the_last_backup_was_verified(root, clocks):  
             '<code>plano backup verify 20261202T030000Z</code></dd>') in html
     page = c.get("/apps/app1").text
     assert '<td data-label="verified"><span class="badge good">verified</span> 2026-12-01T09:00:00Z</td>' in page
+    capsys.readouterr()
+    main(["status"], runner=engine())
+    assert ("backups: 2, last 20261202T030000Z (not verified: plano backup verify 20261202T030000Z); last success "
+            "2026-12-02T03:00:05Z") in capsys.readouterr().out
     with (folder / ".status").open("a") as log:
         log.write("ok 2026-12-02T08:00:00Z verify 20261202T030000Z\n")
     assert '<dd id="backup-verified"><span class="badge good">verified</span> at 2026-12-02T08:00:00Z</dd>' in c.get("/").text
