@@ -8,6 +8,7 @@ import socket
 import subprocess
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from websockets.exceptions import ConnectionClosed
@@ -435,6 +436,19 @@ def running_tag(ws, service: str) -> tuple[str, str]:
     return image.rsplit(":", 1)[1], health
 
 
+def followers(container: str) -> list[int]:
+    """The `docker logs --follow` processes of this machine that follow `container`."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv[:2] == [b"docker", b"logs"] and b"--follow" in argv and container.encode() in argv:
+            found.append(int(proc.name))
+    return found
+
+
 def finished(page, timeout: float = 300) -> str:
     """The job page (it reloads itself each second) once its action ended: its state."""
     page.wait_for_selector("#job-state:not(:text('running'))", timeout=timeout * 1000)
@@ -525,11 +539,28 @@ def test_10_the_dashboard_in_a_real_browser(stack, tmp_path):
         assert finished(page, 300) == "ok", page.inner_text("main")
         assert f"backup {backup_id} verified" in page.inner_text("#job-result")
         page.screenshot(path=shots / "job-verify.png", full_page=True)
+        page.goto(f"{base}/")
+        assert page.inner_text("#backup-verified").startswith("verified at ")
+
+        # the app's page follows each service's log (logs.js, Server-Sent Events) until it is left
+        [container] = docker("ps", "-q", "--no-trunc", "--filter", f"label=com.docker.compose.project={ws.name}",
+                             "--filter", "label=com.docker.compose.service=app1-backend").stdout.split()
+        page.goto(f"{base}/apps/app1")
+        assert page.inner_text(f"#backup-{backup_id} td[data-label=verified]").startswith("verified")
+        page.wait_for_selector("#logs .logbox:has(#log-backend) .follow-state:text-is('following live')", timeout=20_000)
+        assert followers(container), "no docker logs --follow while the page is open"
+        assert https_request(port, "app1.example.com", "/api/health")[0] == 200
+        page.wait_for_function("document.querySelector('#log-backend').textContent.trim().length > 0", timeout=20_000)
+        page.screenshot(path=shots / "app-logs.png", full_page=True)
         page.goto(f"{base}/audit")
+        wait_until = time.monotonic() + 10
+        while followers(container) and time.monotonic() < wait_until:
+            time.sleep(0.2)
+        assert followers(container) == [], "docker logs --follow outlived the page"
         page.screenshot(path=shots / "audit.png", full_page=True)
     mine = [e for e in audit.read(ws.infra) if e.user == "tester"]
     assert [(e.command[1:3], e.result, e.host.startswith("dashboard@")) for e in mine] == [
         (["maintenance", "on"], "ok", True), (["maintenance", "off"], "ok", True),
         (["deploy", "app1"], "ok", True), (["rollback", "app1"], "ok", True), (["backup", "run"], "ok", True)]
-    assert sorted(p.name for p in shots.iterdir()) == ["app.png", "audit.png", "job-deploy.png", "job-maintenance-on.png",
+    assert sorted(p.name for p in shots.iterdir()) == ["app-logs.png", "app.png", "audit.png", "job-deploy.png", "job-maintenance-on.png",
                                                        "job-verify.png", "overview-laptop.png", "overview-phone.png"]

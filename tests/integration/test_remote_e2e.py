@@ -319,3 +319,61 @@ def ensure_set_up(site: Site) -> None:
         ok(laptop(site, "-e", "production", "server", "trust"))
     if site.server.exec("test", "-x", "/home/deploy/.plano/venv/bin/plano", check=False).returncode != 0:
         ok(laptop(site, "-e", "production", "server", "setup", timeout=1500))
+
+
+def server_answers(site: Site, port: int) -> bool:
+    """Whether something answers on the server's own 127.0.0.1:PORT."""
+    probe = f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{port}/login', timeout=3)"
+    return site.server.exec("python3", "-c", probe, check=False).returncode == 0
+
+
+def test_the_servers_dashboard_is_reached_from_the_laptop_and_stops_with_it(site):
+    """plano -e production dashboard: the server's own dashboard (its users), reached here
+    through ssh -L; ctrl-c here stops it there and removes the forward."""
+    import re
+    import urllib.error
+    import urllib.request
+
+    from tests.integration.browser import answers
+    from tests.integration.net import free_ports
+
+    ensure_set_up(site)
+    env = {**os.environ, **site.server.ssh_env, "NO_COLOR": "1"}
+    added = subprocess.run([sys.executable, "-m", "plano.cli", "-e", "production", "dashboard", "passwd", "ops", "--role", "viewer"],
+                           cwd=site.infra, input="a long enough passphrase\n", capture_output=True, text=True, timeout=300,
+                           env=env, check=False)
+    assert added.returncode == 0, added.stderr
+    assert not (site.infra / ".dashboard" / "users.json").exists()  # the server's user, not the laptop's
+    [port] = free_ports(1)
+    started = subprocess.Popen([sys.executable, "-m", "plano.cli", "-e", "production", "dashboard", "--port", str(port)],
+                               cwd=site.infra, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                               start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: started.poll() is None and answers(f"{base}/login"), "the server's dashboard did not answer here", 120, 0.5)
+        assert server_answers(site, port)
+        with urllib.request.urlopen(f"{base}/login", timeout=10) as page:
+            form = page.read().decode()
+            cookie = page.headers["Set-Cookie"].split(";")[0]
+        csrf = re.search(r'name="csrf" value="([^"]+)"', form).group(1)
+        body = f"user=ops&password=a+long+enough+passphrase&csrf={csrf}".encode()
+
+        class NoRedirect(urllib.request.HTTPRedirectHandler):
+            def redirect_request(self, *args, **kwargs):
+                return None
+
+        opener = urllib.request.build_opener(NoRedirect)
+        try:
+            opener.open(urllib.request.Request(f"{base}/login", data=body, headers={"Cookie": cookie}), timeout=30)
+            raise AssertionError("signing in did not redirect")
+        except urllib.error.HTTPError as answer:
+            assert answer.code == 303 and answer.headers["Location"] == "/"
+            session = [c.split(";")[0] for c in answer.headers.get_all("Set-Cookie") if c.startswith("plano_session=")]
+        with urllib.request.urlopen(urllib.request.Request(f"{base}/", headers={"Cookie": session[0]}), timeout=60) as overview:
+            assert 'id="app-app1"' in overview.read().decode()
+    finally:
+        os.killpg(started.pid, signal.SIGINT)  # ctrl-c in the laptop's terminal
+        _, err = started.communicate(timeout=60)
+    assert f"plano dashboard of production (deploy@127.0.0.1): {base}/ (ctrl-c stops it, here and there)" in err, err
+    wait_for(lambda: not server_answers(site, port), "the server's dashboard outlived the laptop's command", 30, 0.5)
+    assert not answers(f"{base}/login")  # the forward is gone from the shared connection

@@ -52,7 +52,8 @@ def clocks() -> tuple[Clock, Clock]:
 def engine() -> ScriptedRunner:
     """The scripted engine of the CLI's dry-run tests; `docker ps` finds no container
     (the pages show every service absent: the real ones are for tests/integration)."""
-    return engine_script().query("docker", "ps", "-aq", answers=Answer(0, ""))
+    return (engine_script().query("docker", "ps", "-aq", answers=Answer(0, ""))
+            .query("docker", "logs", answers=Answer(0, "2026-12-05T10:00:00.000000001Z listening on 3000\n")))
 
 
 @pytest.fixture
@@ -88,7 +89,7 @@ def routes(app) -> list[tuple[str, str]]:
     for route in app.routes:
         if isinstance(route, APIRoute) or getattr(route, "methods", None):
             for method in sorted(route.methods - {"HEAD"}):
-                found.append((method, route.path.replace("{app_name}", "app1").replace("{job_id}", "nojob")
+                found.append((method, route.path.replace("{app_name}", "app1").replace("{job_id}", "nojob").replace("{role}", "backend")
                              .replace("{backup_id}", "20261202T040000Z")))
     return found
 
@@ -112,7 +113,7 @@ def test_every_route_without_a_session_redirects_to_the_sign_in_or_answers_401(a
                 assert (got.status_code, got.headers["location"]) == (303, "/login"), (method, path)
         checked.append(f"{method} {path}")
     assert sorted(checked) == sorted([
-        "GET /", "GET /apps/app1", "GET /audit", "GET /jobs/nojob", "POST /logout",
+        "GET /", "GET /apps/app1", "GET /apps/app1/logs/backend", "GET /audit", "GET /jobs/nojob", "POST /logout",
         "POST /apps/app1/deploy", "POST /apps/app1/rollback", "POST /apps/app1/maintenance", "POST /apps/app1/backup",
         "POST /apps/app1/backups/20261202T040000Z/verify",
         "GET /api/openapi.json", "GET /api/status", "GET /api/apps/app1/releases", "GET /api/jobs/nojob",
@@ -426,13 +427,43 @@ def test_the_dashboard_will_not_start_without_a_user(dry_infra):  # noqa: F811
         3, "error: no dashboard user yet: add one with plano dashboard passwd USER --role operator, then start it again\n")
 
 
-def test_the_dashboard_is_not_run_through_e(root, capsys):
+def test_with_e_the_dashboard_takes_only_a_port(root, capsys):
     from plano.cli.main import main
+    from plano.cli.server import dashboard_port
 
-    assert main(["-e", "staging", "dashboard"]) == 2
-    assert capsys.readouterr().err == (
-        "error: -e staging: plano dashboard runs on the machine whose stack it shows: on the server, run it there "
-        "(ssh, then plano dashboard), and reach it with ssh -L 8800:127.0.0.1:8800\n")
+    assert [dashboard_port(args) for args in (["dashboard"], ["dashboard", "--port", "8801"], ["dashboard", "--port=9000"],
+                                               ["dashboard", "passwd", "alice"], ["dashboard", "token", "ci"],
+                                               ["dashboard", "--help"])] == [8800, 8801, 9000, None, None, None]
+    assert main(["-e", "staging", "dashboard", "--port", "0"]) == 2
+    assert capsys.readouterr().err == "error: dashboard --port 0: with -e, plano dashboard takes --port N (1-65535) only\n"
+
+
+def test_until_eof_the_dashboard_stops_when_its_stdin_closes(root):
+    """What `plano -e NAME dashboard` relies on: the server's dashboard ends with the SSH
+    session that started it (its stdin closes)."""
+    import socket
+    import time
+
+    from tests.integration.browser import answers
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    served = subprocess.Popen([sys.executable, "-m", "plano.cli", "dashboard", "--port", str(port), "--until-eof"], cwd=root,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while not answers(f"http://127.0.0.1:{port}/login"):
+            assert served.poll() is None and time.monotonic() < deadline, served.stderr.read().decode()
+            time.sleep(0.2)
+        started = time.monotonic()
+        served.stdin.close()
+        assert served.wait(15) == 0
+        assert time.monotonic() - started < 10
+    finally:
+        if served.poll() is None:
+            served.kill()
+            served.wait()
 
 
 def test_the_actor_given_to_a_thread_is_that_threads_alone():

@@ -487,3 +487,38 @@ def test_a_dry_run_with_e_on_a_server_at_this_commit_is_the_servers_own_attached
     assert runner.actions == [["ssh", *options, "-T", "deploy@srv1.example.com",
                                shlex.join(["sh", "-c", srv.RUN, "plano", "infra", "alice", "laptop-7", *args])]]
     assert made.out.plans == []
+
+
+def test_the_dashboard_with_e_runs_the_servers_own_through_a_forwarded_port_then_removes_the_forward(infra, monkeypatch):
+    import shlex
+
+    from tests.scripted import Answer, ScriptedRunner, session
+
+    monkeypatch.setenv("PLANO_USER", "alice")
+    monkeypatch.setenv("PLANO_HOST", "laptop-7")
+    (infra / "ssh_known_hosts").write_text("[srv1.example.com]:2222 ssh-ed25519 AAAA\n")
+    commit = "c0ffee" * 6 + "abcd"
+
+    def script(text: str, *args: str) -> str:
+        return shlex.join(["sh", "-c", text, "plano", *args])
+
+    runner = (ScriptedRunner()
+              .query("ssh", "-G", answers=Answer(0, "user deploy\nhostname srv1.example.com\nport 2222\n"))
+              .query("ssh-keygen", "-F", answers=Answer(0, "[srv1.example.com]:2222 ssh-ed25519 AAAA\n"))
+              .query("deploy@srv1.example.com", "true")
+              .query(script(srv.STATE, "infra"), answers=Answer(0, f"repo=yes\ncommit={commit}\nplano=s1\n"))
+              .query("git", "rev-parse", "--show-toplevel", answers=Answer(0, f"{infra}\n"))
+              .query("git", "rev-parse", "-q", answers=Answer(0, f"{commit}\n"))
+              .query("git", "status", answers=Answer(0, ""))
+              .query("-O", "cancel")
+              .on("ExitOnForwardFailure=yes", answers=Answer(130)))
+    made = session(infra, runner)
+    assert remote.dashboard(made, "production", 8801) == 130  # ctrl-c
+    options = ssh.options(remote.server(made, "production").remote)
+    assert [call.argv for call in runner.calls][-2:] == [
+        ["ssh", *options, "-o", "ExitOnForwardFailure=yes", "-L", "127.0.0.1:8801:127.0.0.1:8801", "-T",
+         "deploy@srv1.example.com", script(srv.RUN, "infra", "alice", "laptop-7", "dashboard", "--port", "8801", "--until-eof")],
+        ["ssh", *options, "-O", "cancel", "-L", "127.0.0.1:8801:127.0.0.1:8801", "deploy@srv1.example.com"],
+    ]
+    assert runner.calls[-2].streamed and not any("push" in call.argv for call in runner.calls)
+    assert made.out.notes[-2] == "plano dashboard of production (deploy@srv1.example.com): http://127.0.0.1:8801/ (ctrl-c stops it, here and there)"

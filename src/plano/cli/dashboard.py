@@ -15,16 +15,18 @@ ROLE = click.Choice(["viewer", "operator"])
 
 @click.group("dashboard", invoke_without_command=True)
 @click.option("--port", type=P.PORT, default=8800, show_default=True, help="The port on 127.0.0.1 to serve on.")
+@click.option("--until-eof", is_flag=True, hidden=True, help="Stop when stdin closes (plano -e NAME dashboard runs it so).")
 @click.pass_context
-def dashboard_cmd(ctx, port) -> None:
-    """Serve the web dashboard on 127.0.0.1 only (from another machine: ssh -L 8800:127.0.0.1:8800
-    SERVER, then http://127.0.0.1:8800/). Without a sign-in it shows nothing; add users with
-    `plano dashboard passwd`."""
+def dashboard_cmd(ctx, port, until_eof) -> None:
+    """Serve the web dashboard on 127.0.0.1 only. A server's, from your machine: plano -e NAME
+    dashboard (it runs there, reached through the environment's SSH connection with
+    ssh -L, until you stop it), then http://127.0.0.1:8800/. Without a sign-in it shows
+    nothing; add users with `plano dashboard passwd` (with -e NAME: the server's)."""
     if ctx.invoked_subcommand is not None:
         return
     from plano.dashboard import server
 
-    server.serve(session(ctx), port)
+    server.serve(session(ctx), port, until_eof)
 
 
 def read_password(user: str) -> str:

@@ -93,7 +93,8 @@ def status_cmd(ctx, dev, all_environments, as_json) -> None:
         days = "placeholder" if cert.placeholder else f"{cert.days_left} days left ({cert.issuer})"
         out.print(f"certificate {cert.app}: {days}", highlight=False)
     b = report.backup
-    out.print(f"backups: {b.count}, last {b.last or 'never'}; last success {b.last_success or 'never'}", highlight=False)
+    verified = "" if not b.last else f" (verified {b.last_verified})" if b.last_verified else f" (not verified: plano backup verify {b.last})"
+    out.print(f"backups: {b.count}, last {b.last or 'never'}{verified}; last success {b.last_success or 'never'}", highlight=False)
     free = report.data.free_bytes
     out.print(f"{report.data.path}/: {report.data.bytes / 1e6:.1f} MB used" + (f", {free / 1e9:.1f} GB free" if free is not None else ""),
               highlight=False)

@@ -24,6 +24,10 @@ def forwarded(raw: list[str]) -> list[str]:
     return rest
 
 
+DEFAULT_DASHBOARD_PORT = 8800
+HELP = frozenset({"-h", "--help"})
+
+
 def dispatch(ctx: click.Context, environment: str, raw: list[str], accept_host_key: bool, discard: bool) -> None:
     """With -e, the command runs on the environment's server (its exit code is plano's),
     except `server ...` and `k8s ...` (run here, about the environment: its server, its
@@ -33,9 +37,8 @@ def dispatch(ctx: click.Context, environment: str, raw: list[str], accept_host_k
     command = ctx.invoked_subcommand or ""
     if command in remote.HERE:
         return
-    if command == "dashboard":
-        raise UsageError(f"-e {environment}: plano dashboard runs on the machine whose stack it shows: on the server, "
-                         "run it there (ssh, then plano dashboard), and reach it with ssh -L 8800:127.0.0.1:8800")
+    if command == "dashboard" and (port := dashboard_port(forwarded(raw))) is not None:
+        ctx.exit(remote.dashboard(session(ctx), environment, port, accept_host_key=accept_host_key, force=discard))
     if command in remote.LOCAL_ONLY:
         raise UsageError(f"-e {environment}: plano {command} works on this machine's infra; run it without -e and commit, "
                          "the next command with -e brings the server to that commit")
@@ -45,6 +48,25 @@ def dispatch(ctx: click.Context, environment: str, raw: list[str], accept_host_k
     code = remote.forward(session(ctx), environment, args, tty=sys.stdin.isatty() and sys.stdout.isatty(),
                           accept_host_key=accept_host_key, force=discard)
     ctx.exit(code)
+
+
+def dashboard_port(args: list[str]) -> int | None:
+    """The port of a bare `dashboard [--port N]` (served: through ssh -L from here); None for
+    `dashboard passwd|token ...` or a help page, which the server's plano runs as any command."""
+    if (len(args) > 1 and not args[1].startswith("-")) or HELP & set(args):
+        return None
+    options = args[1:]
+    if not options:
+        return DEFAULT_DASHBOARD_PORT
+    if len(options) == 2 and options[0] == "--port":
+        value = options[1]
+    elif len(options) == 1 and options[0].startswith("--port="):
+        value = options[0].removeprefix("--port=")
+    else:
+        value = ""
+    if not value.isdigit() or not 1 <= int(value) <= 65535:
+        raise UsageError(f"dashboard {' '.join(options)}: with -e, plano dashboard takes --port N (1-65535) only")
+    return int(value)
 
 
 @click.group("server")

@@ -16,8 +16,12 @@ Design (issue 19), the first slice:
 - Modules. `app` the routes (pages and the JSON API under /api, with its OpenAPI
   description at /api/openapi.json, FastAPI); `security` sessions, CSRF tokens, the
   sign-in throttle and the security headers; `jobs` actions in background threads whose
-  state and output a page polls; `server` uvicorn on 127.0.0.1; templates/ (Jinja2,
-  StrictUndefined, autoescaped) and static/ (plain CSS, no build step, no script).
+  state and output a page polls; `follow` a service's log followed live (Server-Sent
+  Events from `docker logs --follow`, ops.logs, each line masked; the follower process is
+  killed when the page goes away); `server` uvicorn on 127.0.0.1; templates/ (Jinja2,
+  StrictUndefined, autoescaped) and static/ (plain CSS, no build step, and one small
+  script of plano's own, logs.js, that follows the logs: the CSP allows scripts from the
+  dashboard only, none inline; without it the page shows the last lines).
 - Who may see what. Users and API tokens: ops/access.py (Argon2id hashes in the infra's
   git-ignored .dashboard/, 0600). Without a session nothing is shown: a page redirects to
   /login, an API call answers 401. A session is a random id kept in this process, sent
@@ -31,5 +35,6 @@ Design (issue 19), the first slice:
   action answers 403. The API takes Bearer tokens only (`plano dashboard token`), never
   the cookie, so no page can be made to call it.
 - Hosts. Only Host: 127.0.0.1 or localhost is answered (a DNS-rebinding page gets 400);
-  the dashboard is reached from elsewhere through `ssh -L 8800:127.0.0.1:8800 server`.
+  the dashboard is reached from elsewhere through `ssh -L 8800:127.0.0.1:8800 server`,
+  which `plano -e NAME dashboard` sets up (ops.remote.dashboard).
 """

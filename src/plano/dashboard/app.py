@@ -12,16 +12,23 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from fastapi import Depends, FastAPI, Form, HTTPException, Request
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import (
+    JSONResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
+from starlette.datastructures import MutableHeaders
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from plano.core import fields
 from plano.core.errors import BAD_INPUT, PlanoError
 from plano.core.runner import Runner, SubprocessRunner
-from plano.dashboard import security, views
+from plano.dashboard import follow, security, views
 from plano.dashboard.jobs import Jobs, reading_session
 from plano.ops import access
 
@@ -61,6 +68,7 @@ class Dashboard:
     by_user: security.Throttle = field(init=False)
     by_address: security.Throttle = field(init=False)
     jobs: Jobs = field(init=False)
+    followers: follow.Followers = field(default_factory=follow.Followers)
 
     def __post_init__(self) -> None:
         key = access.secret_key(self.root)
@@ -129,18 +137,37 @@ def create_app(root: Path, runner: Callable[[], Runner] = SubprocessRunner, host
     app.state.board = board
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(hosts))
 
-    @app.middleware("http")
-    async def headers(request: Request, call_next):
-        response = await call_next(request)
-        for name, value in security.HEADERS.items():
-            response.headers.setdefault(name, value)
-        return response
+    app.add_middleware(SecurityHeaders)
 
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     add_handlers(app)
     add_pages(app, board)
     add_api(app, board)
     return app
+
+
+class SecurityHeaders:
+    """security.HEADERS on every answer (those a route set itself kept). Plain ASGI, not
+    Starlette's BaseHTTPMiddleware: a streamed answer (a log followed) goes through as it
+    is, and its route sees the browser go away (Request.is_disconnected)."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def sending(message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in security.HEADERS.items():
+                    if name not in headers:
+                        headers[name] = value
+            await send(message)
+
+        await self.app(scope, receive, sending)
 
 
 def add_handlers(app: FastAPI) -> None:
@@ -337,6 +364,19 @@ def add_pages(app: FastAPI, board: Dashboard) -> None:
         return views.page("app.html", visitor=visitor, title=app_name, **views.app_view(session, report, app_name),
                           jobs=board.jobs.recent(app_name)[:10])
 
+    @app.get("/apps/{app_name}/logs/{role}", include_in_schema=False)
+    async def log_stream(app_name: str, role: str, request: Request, visitor: PageVisitor) -> Response:
+        """The service's log, followed live (Server-Sent Events, dashboard/follow.py)."""
+        argv, secret_values, idle = await run_in_threadpool(follow_source, board, app_name, role)
+        if argv is None:  # it does not run now: the page asks again in a while
+            return StreamingResponse(iter([f"retry: {follow.IDLE_RETRY_MS}\n" + follow.event(idle, "end")]),
+                                     media_type="text/event-stream")
+        try:
+            events = await board.followers.stream(argv, secret_values, request.receive)
+        except follow.TooMany as exc:
+            raise PageError(503, str(exc)) from None
+        return StreamingResponse(events, media_type="text/event-stream", headers={"X-Accel-Buffering": "no"})
+
     @app.post("/apps/{app_name}/deploy", include_in_schema=False)
     def deploy_form(app_name: str, visitor: PageVisitor, csrf: str = Form("", max_length=200),
                     tag: str = Form("", max_length=128), service: str = Form("", max_length=16)) -> Response:
@@ -382,6 +422,22 @@ def add_pages(app: FastAPI, board: Dashboard) -> None:
 
         entries = list(reversed(audit.read(board.root, 100)))
         return views.page("audit.html", visitor=visitor, title="audit log", entries=entries)
+
+
+def follow_source(board: Dashboard, app: str, role: str) -> tuple[list[str] | None, set[str], str]:
+    """The follower's argv for the app's `role` and the secrets its lines are masked with
+    (a 404 for an unknown app or service); when the service does not run, no argv and why."""
+    from plano.ops import logs
+
+    page_app(board, app)
+    session = board.reading()
+    try:
+        where = logs.source(session, app, role)
+    except PlanoError as exc:
+        raise PageError(404 if exc.exit_code == BAD_INPUT else 503, str(exc)) from None
+    if not where.found:
+        return None, set(), f"{where.service} does not run now; its log is followed once it runs again"
+    return logs.logs_argv(where, logs.LINES, follow=True), session.secret_values(), ""
 
 
 def acting(board: Dashboard, visitor: Visitor, csrf: str, app: str, service: str) -> str | None:

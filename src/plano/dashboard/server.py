@@ -1,5 +1,6 @@
-"""`plano dashboard`: the dashboard served by uvicorn on 127.0.0.1 only (reach a server's
-through `ssh -L 8800:127.0.0.1:8800 SERVER`), until interrupted."""
+"""`plano dashboard`: the dashboard served by uvicorn on 127.0.0.1 only, until interrupted
+(or, with --until-eof, until stdin closes: `plano -e NAME dashboard` runs a server's so,
+reached through `ssh -L`, see ops/remote.py)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ from plano.core.session import Session
 from plano.ops import access
 
 HOST = "127.0.0.1"
+GRACE_SECONDS = 3
 
 
-def serve(session: Session, port: int) -> None:
+def serve(session: Session, port: int, until_eof: bool = False) -> None:
     import uvicorn
 
     from plano.dashboard.app import create_app
@@ -22,5 +24,26 @@ def serve(session: Session, port: int) -> None:
     app = create_app(root)
     session.out.note(f"plano dashboard: http://{HOST}:{port}/ (ctrl-c stops it)")
     config = uvicorn.Config(app, host=HOST, port=port, log_level="warning", access_log=False, server_header=False,
-                            proxy_headers=False, date_header=True, lifespan="off")
-    uvicorn.Server(config).run()
+                            proxy_headers=False, date_header=True, lifespan="off",
+                            timeout_graceful_shutdown=GRACE_SECONDS)  # a page following a log holds its request open
+    served = uvicorn.Server(config)
+    if until_eof:
+        stop_at_eof(served)
+    try:
+        served.run()
+    finally:
+        app.state.board.followers.stop_all()  # no `docker logs --follow` outlives the dashboard
+
+
+def stop_at_eof(served) -> None:
+    """Stop the server when stdin closes: run by `plano -e NAME dashboard` over SSH, whose
+    end (ctrl-c there, or a dropped connection) closes it."""
+    import sys
+    import threading
+
+    def wait() -> None:
+        while sys.stdin.buffer.read1(4096) if hasattr(sys.stdin.buffer, "read1") else sys.stdin.buffer.read(1):
+            pass
+        served.should_exit = True
+
+    threading.Thread(target=wait, name="plano-dashboard-eof", daemon=True).start()

@@ -86,7 +86,39 @@ def app_view(session: Session, report: Report, app: str) -> dict:
     entry = next((a for a in app_rows(session, report) if a["name"] == app), None)
     releases = list(reversed(deploy.releases(session, app)))[:50]
     roles = list(session.manifest.apps[app].services())
-    return {"app": entry, "name": app, "releases": releases, "roles": roles, "backups": backups(session, app)}
+    return {"app": entry, "name": app, "releases": releases, "roles": roles, "backups": backups(session, app),
+            "logs": service_logs(session, app), "certificate": certificate(session, app)}
+
+
+def service_logs(session: Session, app: str) -> dict:
+    """The last lines of each service (ops.logs), the page's view without its script."""
+    from plano.core.errors import PlanoError
+    from plano.ops import logs
+
+    try:
+        return {"services": logs.last_lines(session, app), "lines": logs.LINES, "error": None}
+    except PlanoError as exc:
+        return {"services": [], "lines": logs.LINES, "error": str(exc)}
+
+
+def certificate(session: Session, app: str) -> dict | None:
+    """The installed certificate's details (its file, as nginx loads it), None without one."""
+    import datetime as dt
+
+    from plano.engine import tls
+
+    facts = tls.installed_facts(session.root, session.stack_mode, app)
+    if facts is None:
+        return None
+    now = dt.datetime.now(dt.UTC)
+    return {"names": list(facts.names), "subject": facts.subject, "issuer": facts.issuer, "serial": facts.serial,
+            "not_before": stamp(facts.not_before), "not_after": stamp(facts.not_after), "days_left": facts.days_left(now),
+            "placeholder": facts.placeholder, "fingerprint": facts.fingerprint,
+            "domains": [{"name": d, "covered": tls.covers(facts.names, d)} for d in session.stack_mode.domains(session.manifest, app)]}
+
+
+def stamp(moment) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "-"
 
 
 def backups(session: Session, app: str) -> dict:
@@ -97,6 +129,7 @@ def backups(session: Session, app: str) -> dict:
     try:
         listed = backup.listing(session)
     except PlanoError as exc:
-        return {"rows": [], "last_success": None, "last_failure": None, "error": str(exc)}
+        return {"rows": [], "last_success": None, "last_failure": None, "verified": {}, "error": str(exc)}
     rows = [row for row in reversed(listed.backups) if app in row.apps][:20]
-    return {"rows": rows, "last_success": listed.last_success, "last_failure": listed.last_failure, "error": None}
+    return {"rows": rows, "last_success": listed.last_success, "last_failure": listed.last_failure,
+            "verified": listed.verified, "error": None}

@@ -80,6 +80,25 @@ def script_argv(remote: Remote, script: str, *args: str, tty: bool = False) -> l
     return ssh_argv(remote, shlex.join(["sh", "-c", script, "plano", *args]), tty)
 
 
+def local_forward(local_port: int, remote_port: int) -> str:
+    """ssh's -L: this machine's 127.0.0.1:LOCAL to the server's own 127.0.0.1:REMOTE."""
+    return f"127.0.0.1:{local_port}:127.0.0.1:{remote_port}"
+
+
+def forward_argv(remote: Remote, local_port: int, remote_port: int, command: str) -> list[str]:
+    """`command` on the server, with a local port forwarded to one of the server's loopback
+    ports for as long as it runs; a local port already taken fails ssh at once
+    (ExitOnForwardFailure) instead of running the command unreachable."""
+    return ["ssh", *options(remote), "-o", "ExitOnForwardFailure=yes", "-L", local_forward(local_port, remote_port), "-T",
+            remote.host, command]
+
+
+def cancel_forward_argv(remote: Remote, local_port: int, remote_port: int) -> list[str]:
+    """Remove the forward from the shared connection: the master keeps a forward a client
+    asked for after that client ends."""
+    return ["ssh", *options(remote), "-O", "cancel", "-L", local_forward(local_port, remote_port), remote.host]
+
+
 def exit_master_argv(remote: Remote) -> list[str]:
     """Close the shared connection (after the server changed what a login gets, e.g. groups)."""
     return ["ssh", *options(remote), "-O", "exit", remote.host]

@@ -27,6 +27,7 @@ class CertFacts:
     serial: str
     names: tuple[str, ...]
     fingerprint: str  # sha256 of the DER
+    not_before: dt.datetime | None = None
 
     def days_left(self, now: dt.datetime) -> int:
         return (self.not_after - now).days
@@ -57,6 +58,7 @@ def facts(der: bytes) -> CertFacts:
         serial=format(cert.serial_number, "x"),
         names=sans,
         fingerprint=hashlib.sha256(der).hexdigest(),
+        not_before=cert.not_valid_before_utc,
     )
 
 

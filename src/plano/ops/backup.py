@@ -10,7 +10,7 @@ through one too.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from plano.core import fields
@@ -117,12 +117,26 @@ def parse_status(text: str) -> dict[str, str | None]:
     return {"last_success": last_ok, "last_failure": last_failed, "failure": failure}
 
 
+def parse_verified(text: str) -> dict[str, str]:
+    """The backups `plano backup verify` proved, each with when it last did: the script
+    records a verification that passed as `ok <time> verify <id>` in the status log (one
+    that failed is not recorded there: the command says so and exits non-zero)."""
+    verified: dict[str, str] = {}
+    for line in text.splitlines():
+        parts = line.split(" ")
+        if len(parts) == 4 and parts[0] == "ok" and parts[2] == "verify" and ID_RE.fullmatch(parts[3]):
+            verified[parts[3]] = parts[1]
+    return verified
+
+
 def status(folder: Path) -> dict[str, object]:
     """The status log, plus runs that were killed (their .partial-<ID> folders)."""
     try:
-        state: dict[str, object] = dict(parse_status((folder / ".status").read_text()))
+        text = (folder / ".status").read_text()
     except FileNotFoundError:
-        state = dict(parse_status(""))
+        text = ""
+    state: dict[str, object] = dict(parse_status(text))
+    state["verified"] = parse_verified(text)
     state["interrupted"] = sorted(p.name.removeprefix(".partial-") for p in folder.glob(".partial-*"))
     return state
 
@@ -142,6 +156,7 @@ class BackupList:
     last_failure: str | None
     failure: str | None
     interrupted: list[str]
+    verified: dict[str, str] = field(default_factory=dict)  # backup ID -> when `backup verify` last proved it
 
 
 # On a swarm, data/backups/ is the data node's: a job there prints what `listing`
@@ -160,7 +175,8 @@ def listing(session: Session) -> BackupList:
     folder = backups_dir(session.root, session.stack_mode)
     state = status(folder)
     rows = [BackupRow(e.id, e.bytes, e.apps, e.postgres) for e in entries(folder)]
-    return BackupList(rows, state["last_success"], state["last_failure"], state["failure"], state["interrupted"])
+    return BackupList(rows, state["last_success"], state["last_failure"], state["failure"], state["interrupted"],
+                      state["verified"])
 
 
 def listed_on_swarm(text: str) -> BackupList:
@@ -177,7 +193,8 @@ def listed_on_swarm(text: str) -> BackupList:
             status_lines.append(rest)
     state = parse_status("\n".join(status_lines))
     rows = [BackupRow(e.id, e.bytes, e.apps, e.postgres) for e in sorted(found, key=lambda e: e.id)]
-    return BackupList(rows, state["last_success"], state["last_failure"], state["failure"], sorted(partial))
+    return BackupList(rows, state["last_success"], state["last_failure"], state["failure"], sorted(partial),
+                      parse_verified("\n".join(status_lines)))
 
 
 # ---------------------------------------------------------------- the operations

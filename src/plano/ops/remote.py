@@ -299,6 +299,40 @@ def run(session: Session, target: Server, args: list[str], tty: bool = False) ->
                               + (", detached" if detached else ""))
 
 
+# ---------------------------------------------------------------- the server's dashboard, here
+
+
+def dashboard_argv(target: Server, port: int) -> list[str]:
+    """The server's `plano dashboard` on its own 127.0.0.1:PORT, attached to this connection
+    (--until-eof: it stops when the connection's stdin closes, i.e. when this ssh ends or
+    the connection drops), with this machine's 127.0.0.1:PORT forwarded to it."""
+    who = actor.current()
+    command = shlex.join(["sh", "-c", srv.RUN, "plano", target.path, who.user, who.host,
+                          "dashboard", "--port", str(port), "--until-eof"])
+    return ssh.forward_argv(target.remote, port, port, command)
+
+
+def dashboard(session: Session, name: str, port: int, accept_host_key: bool = False, force: bool = False) -> int:
+    """`plano -e NAME dashboard`: the server's dashboard (its infra at this commit, as every
+    command with -e), reached at http://127.0.0.1:PORT/ here through the environment's SSH
+    connection, until this command ends (ctrl-c); then the server's dashboard stops too and
+    the forward is removed from the shared connection."""
+    target = server(session, name)
+    connect(session, target, accept_host_key)
+    known = state(session, target)
+    if not known.get("plano"):
+        raise UsageError(f"{target.shown}: plano is not installed there yet; run plano server setup -e {name}")
+    if commit := sync(session, target, known, force):
+        session.out.note(f"{target.shown}: infra now at {commit[:12]}")
+    session.out.note(f"plano dashboard of {target.shown}: http://127.0.0.1:{port}/ (ctrl-c stops it, here and there)")
+    try:
+        return session.act_stream(dashboard_argv(target, port), shown=f"plano dashboard --port {port}  # on {target.shown}, "
+                                  f"reached through ssh -L {ssh.local_forward(port, port)}")
+    finally:
+        if not session.dry_run:
+            session.query(ssh.cancel_forward_argv(target.remote, port, port), timeout=20)
+
+
 # ---------------------------------------------------------------- every environment's status
 
 

@@ -112,6 +112,7 @@ class BackupSummary:
     count: int
     last_success: str | None
     last_failure: str | None
+    last_verified: str | None = None  # when `plano backup verify` proved the last backup (None: not yet)
 
 
 @dataclass(frozen=True)
@@ -305,8 +306,8 @@ def backup_summary(session: Session) -> BackupSummary:
     except PlanoError as exc:
         session.out.note(f"warning: the data node's backups could not be read: {exc}")
         return BackupSummary(None, 0, None, None)
-    return BackupSummary(listed.backups[-1].id if listed.backups else None, len(listed.backups),
-                         listed.last_success, listed.last_failure)
+    last = listed.backups[-1].id if listed.backups else None
+    return BackupSummary(last, len(listed.backups), listed.last_success, listed.last_failure, listed.verified.get(last or ""))
 
 
 def folder_bytes(path: Path) -> int:
