@@ -111,3 +111,29 @@ def public(report: Report) -> dict:
     return {"window": report.window, "now": report.now, "log": report.log, "lines": report.lines, "oldest": report.oldest,
             "apps": {name: {"total": figures_json(a.total), "buckets": [figures_json(b) for b in a.buckets]}
                      for name, a in report.apps.items()}}
+
+
+@dataclass(frozen=True)
+class ServiceUsage:
+    service: str
+    container: str
+    cpu_percent: float
+    memory_bytes: int
+    memory_limit_bytes: int
+    memory_percent: float
+
+
+def usage(session: Session) -> list[ServiceUsage]:
+    """CPU and memory of each running service of the stack (compose): one `docker stats`
+    sample. Services that do not run are left out (plano status names them)."""
+    from plano.engine import inspect, stats
+    from plano.engine.stack import open_stack
+
+    project = open_stack(session).ctx.project
+    running = {inspect.name(info): service for service, info in inspect.by_service(inspect.project_containers(project, session.runner)).items()
+               if info["State"].get("Running")}
+    if not running:
+        return []
+    sampled = stats.parse(session.runner.run(stats.stats_argv(*sorted(running)), timeout=60).out)
+    return sorted((ServiceUsage(running[u.container], u.container, u.cpu_percent, u.memory_bytes, u.memory_limit_bytes, u.memory_percent)
+                   for u in sampled if u.container in running), key=lambda row: row.service)
