@@ -34,13 +34,14 @@ def svg(traffic: AppTraffic, kind: str) -> bytes:
     from pygal.style import Style
 
     title, lines = KINDS[kind]
-    style = Style(background="white", plot_background="white", font_family="system-ui, sans-serif",
+    style = Style(background="white", plot_background="white", font_family="system-ui, sans-serif", title_font_size=18,
+                  label_font_size=13, major_label_font_size=13, legend_font_size=14,
                   colors=("#2453c7", "#b42318") if kind != "errors" else ("#8a5a00", "#b42318"))
     chart = pygal.Line(js=[], width=720, height=260, style=style, show_dots=False, fill=kind == "requests",
                        title=f"{traffic.app}: {title}, last {traffic.window} (UTC)", x_label_rotation=0,
                        show_minor_x_labels=False, x_labels_major_every=10 if traffic.window == "1h" else 16,
                        truncate_label=-1, legend_at_bottom=True, include_x_axis=True, explicit_size=False,
-                       no_data_text="no requests")
+                       no_data_text="no requests", min_scale=3, max_scale=6)
     chart.x_labels = [label(b, traffic.window) for b in traffic.buckets]
     for name, value in lines:
         chart.add(name, [value(b) for b in traffic.buckets])
