@@ -564,3 +564,56 @@ def test_10_the_dashboard_in_a_real_browser(stack, tmp_path):
         (["deploy", "app1"], "ok", True), (["rollback", "app1"], "ok", True), (["backup", "run"], "ok", True)]
     assert sorted(p.name for p in shots.iterdir()) == ["app-logs.png", "app.png", "audit.png", "job-deploy.png", "job-maintenance-on.png",
                                                        "job-verify.png", "overview-laptop.png", "overview-phone.png"]
+
+
+def app_lines(ws, app: str, since: float) -> int:
+    """Lines of the access log (and its rotated files) for `app` from `since` on."""
+    from plano.core import traffic
+
+    folder = ws.infra / "data/logs/nginx"
+    hits = (traffic.parse(raw) for path in sorted(folder.glob("access.log*")) for raw in path.read_bytes().splitlines())
+    return sum(1 for hit in hits if hit is not None and hit.app == app and hit.time >= since)
+
+
+def test_11_the_traffic_page_counts_what_the_access_log_holds(stack, tmp_path):
+    """A bounded load (to 127.0.0.1 only: 150 requests, 30 of them 404s) through nginx;
+    then the dashboard's traffic page shows as many requests for app1 as the access log
+    holds lines for it in the hour, and so does `plano traffic app1 --json`; the charts
+    load as images; app1's services' CPU and memory are listed. Screenshots in the
+    test's tmp dir."""
+    from plano.core import traffic
+    from tests.integration.browser import LAPTOP, PHONE, add_user, chromium, dashboard
+
+    ws = stack
+    port = ws.ports["prod_https"]
+    add_user(ws.infra, "watcher", "another long passphrase", "viewer")
+    before = app_lines(ws, "app1", 0)
+    statuses = [https_request(port, "app1.example.com", "/api/version" if i % 5 else "/no/such/page")[0] for i in range(150)]
+    assert len(statuses) == 150 and statuses.count(200) >= 120, statuses
+    time.sleep(2.5)  # nginx flushes its log buffer each second
+    assert app_lines(ws, "app1", 0) - before >= 150
+    shots = tmp_path / "screenshots"
+    with dashboard(ws.infra, tmp_path / "dashboard.log") as base, chromium() as browser:
+        page = browser.new_page(viewport=LAPTOP)
+        page.goto(f"{base}/login")
+        page.fill("input[name=user]", "watcher")
+        page.fill("input[name=password]", "another long passphrase")
+        page.click("button[type=submit]")
+        page.wait_for_url(f"{base}/")
+        page.goto(f"{base}/apps/app1/traffic")
+        start, _ = traffic.WINDOWS["1h"].bounds(time.time())
+        in_log = app_lines(ws, "app1", start)
+        shown = int(page.inner_text("#requests-total"))
+        counted = json.loads(plano("traffic", "app1", "--json", cwd=ws.infra).stdout)["apps"]["app1"]["total"]["requests"]
+        print(f"traffic page: {shown} requests for app1; access log: {in_log} lines; plano traffic --json: {counted}")
+        assert shown == in_log == counted
+        widths = page.locator(".chart img").evaluate_all("images => images.map(i => i.naturalWidth)")
+        assert len(widths) == 3 and all(w > 0 for w in widths), widths
+        usage = page.locator("section:has(h2:text-is('CPU and memory'))").inner_text()
+        assert "app1-backend" in usage and "app1-frontend" in usage
+        page.screenshot(path=shots / "traffic-hour.png", full_page=True)
+        page.goto(f"{base}/apps/app1/traffic?since=1d")
+        assert int(page.inner_text("#requests-total")) >= in_log
+        page.set_viewport_size(PHONE)
+        page.screenshot(path=shots / "traffic-day-phone.png", full_page=True)
+    assert sorted(p.name for p in shots.iterdir()) == ["traffic-day-phone.png", "traffic-hour.png"]

@@ -90,7 +90,8 @@ def routes(app) -> list[tuple[str, str]]:
         if isinstance(route, APIRoute) or getattr(route, "methods", None):
             for method in sorted(route.methods - {"HEAD"}):
                 found.append((method, route.path.replace("{app_name}", "app1").replace("{job_id}", "nojob").replace("{role}", "backend")
-                             .replace("{backup_id}", "20261202T040000Z")))
+                             .replace("{backup_id}", "20261202T040000Z").replace("{since}", "1h")
+                             .replace("{kind}", "requests")))
     return found
 
 
@@ -114,6 +115,7 @@ def test_every_route_without_a_session_redirects_to_the_sign_in_or_answers_401(a
         checked.append(f"{method} {path}")
     assert sorted(checked) == sorted([
         "GET /", "GET /apps/app1", "GET /apps/app1/logs/backend", "GET /audit", "GET /jobs/nojob", "POST /logout",
+        "GET /apps/app1/traffic", "GET /apps/app1/traffic/1h/requests.svg", "GET /api/traffic", "GET /api/usage",
         "POST /apps/app1/deploy", "POST /apps/app1/rollback", "POST /apps/app1/maintenance", "POST /apps/app1/backup",
         "POST /apps/app1/backups/20261202T040000Z/verify",
         "GET /api/openapi.json", "GET /api/status", "GET /api/apps/app1/releases", "GET /api/jobs/nojob",
@@ -365,7 +367,7 @@ def test_the_api_reads_the_deploy_log_and_runs_actions_with_an_operators_token(a
     assert sorted(schema["paths"]) == ["/api/apps/{app_name}/backup", "/api/apps/{app_name}/backups/{backup_id}/verify",
                                        "/api/apps/{app_name}/deploy", "/api/apps/{app_name}/maintenance",
                                        "/api/apps/{app_name}/releases", "/api/apps/{app_name}/rollback",
-                                       "/api/jobs/{job_id}", "/api/status"]
+                                       "/api/jobs/{job_id}", "/api/status", "/api/traffic", "/api/usage"]
     bad = c.post("/api/apps/app1/deploy", json={"tag": "no good"}, headers={"Authorization": f"Bearer {runner}"})
     assert bad.status_code == 400 and "--tag" in bad.json()["detail"]
 

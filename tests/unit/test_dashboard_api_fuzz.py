@@ -34,6 +34,7 @@ def test_no_request_to_the_api_gets_a_server_error(dry_infra):  # noqa: F811
 
         fuzz()
     assert sorted(seen) == ["GET /api/apps/{app_name}/releases", "GET /api/jobs/{job_id}", "GET /api/status",
+                            "GET /api/traffic", "GET /api/usage",
                             "POST /api/apps/{app_name}/backup", "POST /api/apps/{app_name}/backups/{backup_id}/verify",
                             "POST /api/apps/{app_name}/deploy", "POST /api/apps/{app_name}/maintenance",
                             "POST /api/apps/{app_name}/rollback"]

@@ -293,11 +293,25 @@ def demo(ctx: click.Context, directory: str, images: tuple[str, ...]) -> None:
 
 def command_line() -> click.Group:
     """The whole command tree: the root's own commands and each family's group."""
-    from plano.cli import audit, backup, certs, dashboard, deploy, export, k8s, ops, secrets, server, stack, swarm
+    from plano.cli import (
+        audit,
+        backup,
+        certs,
+        dashboard,
+        deploy,
+        export,
+        k8s,
+        ops,
+        secrets,
+        server,
+        stack,
+        swarm,
+        traffic,
+    )
 
     for command in (*audit.commands(), *stack.commands(), *certs.commands(), *backup.commands(), *deploy.commands(), *ops.commands(),
                     *secrets.commands(), *swarm.commands(), *export.commands(), *k8s.commands(), *server.commands(),
-                    *dashboard.commands()):
+                    *dashboard.commands(), *traffic.commands()):
         cli.add_command(command)
     return cli
 

@@ -23,6 +23,12 @@ NGINX_PROBE = f"{NGINX_CONF_DIR}/bin/plano-probe.sh"
 CERTBOT_DEPLOY_HOOK = "/plano/scripts/deploy-hook.sh"
 # nginx state that plano changes at run time (deploys, maintenance): data/nginx/.
 RUNTIME_IN_NGINX = "/etc/plano/runtime"
+# nginx's JSON access log (plano traffic, the dashboard's charts): data/logs/nginx/.
+LOGS_IN_NGINX = "/var/log/plano"
+ACCESS_LOG = "access.log"  # rotated to access.log.1 .. access.log.<ACCESS_LOG_KEEP>
+ACCESS_LOG_ROTATE_BYTES = 32 * 1024 * 1024  # rotated once over this, checked every ACCESS_LOG_CHECK_SECONDS
+ACCESS_LOG_KEEP = 7  # so at most (1 + 7) x 32 MiB, plus what one check interval adds
+ACCESS_LOG_CHECK_SECONDS = 60
 UPLOADS_IN_APP = "/data/uploads"
 SECRETS_IN_CONTAINER = "/run/secrets"  # where compose mounts a service's secret files
 
@@ -71,8 +77,13 @@ def encrypted(env_file: str) -> str:
     """The committed, SOPS-encrypted copy of a secret env file: `.env.prod` -> `.env.prod.enc`."""
     return f"{env_file}.enc"
 
-DATA_DIRS = ("database", "certs", "certs/webroot", "certs/plano", "logs", "logs/certbot", "uploads", "backups",
-             "nginx", "nginx/dns", "nginx/maintenance")
+DATA_DIRS = ("database", "certs", "certs/webroot", "certs/plano", "logs", "logs/certbot", "logs/nginx", "uploads",
+             "backups", "nginx", "nginx/dns", "nginx/maintenance")
+
+
+def access_logs_dir(mode: str) -> str:
+    """nginx's access logs on the host (LOGS_IN_NGINX inside the container)."""
+    return f"{data_root(mode)}/logs/nginx"
 
 
 def infra_secrets(manifest: Manifest) -> dict[str, list[str]]:

@@ -28,7 +28,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from plano.core import fields
 from plano.core.errors import BAD_INPUT, PlanoError
 from plano.core.runner import Runner, SubprocessRunner
-from plano.dashboard import follow, security, views
+from plano.dashboard import charts, follow, security, views
 from plano.dashboard.jobs import Jobs, reading_session
 from plano.ops import access
 
@@ -122,6 +122,18 @@ class ReleaseOut(BaseModel):
     to_tag: str
     action: str
     result: str
+
+
+class UsageOut(BaseModel):
+    service: str
+    container: str
+    cpu_percent: float = Field(description="Of one CPU: 200 is two CPUs busy")
+    memory_bytes: int
+    memory_limit_bytes: int
+    memory_percent: float
+
+
+Window = Literal["1h", "1d"]
 
 
 # ---------------------------------------------------------------- the app
@@ -416,6 +428,22 @@ def add_pages(app: FastAPI, board: Dashboard) -> None:
         return views.page("job.html", visitor=visitor, title=f"{job['action']} {job['app']}", job=job,
                           refresh=1 if job["state"] == "running" else None)
 
+    @app.get("/apps/{app_name}/traffic", include_in_schema=False)
+    def traffic_page(app_name: str, visitor: PageVisitor, since: Window = "1h") -> Response:
+        page_app(board, app_name)
+        session = board.reading()
+        report = page_traffic(session, since, app_name)
+        return views.page("traffic.html", visitor=visitor, title=f"{app_name} traffic", name=app_name, since=since,
+                          report=report, figures=report.apps[app_name], kinds=charts.KINDS,
+                          usage=[u for u in page_usage(session) if u.service.startswith(f"{app_name}-")])
+
+    @app.get("/apps/{app_name}/traffic/{since}/{kind}.svg", include_in_schema=False)
+    def traffic_chart(app_name: str, since: Window, kind: Literal["requests", "errors", "latency"], visitor: PageVisitor) -> Response:
+        page_app(board, app_name)
+        report = page_traffic(board.reading(), since, app_name)
+        return Response(charts.svg(report.apps[app_name], kind), media_type="image/svg+xml",
+                        headers={"Content-Security-Policy": charts.CSP, "Cache-Control": "no-store"})
+
     @app.get("/audit", include_in_schema=False)
     def audit_page(visitor: PageVisitor) -> Response:
         from plano.ops import audit
@@ -468,6 +496,24 @@ def page_call(start):
 
 def to_job(job) -> Response:
     return RedirectResponse(f"/jobs/{job.id}", status_code=303)
+
+
+def page_traffic(session, since: str, app: str):
+    from plano.ops import traffic
+
+    try:
+        return traffic.collect(session, since, app)
+    except (PlanoError, OSError) as exc:
+        raise PageError(503, f"the access log could not be read: {exc}") from None
+
+
+def page_usage(session) -> list:
+    from plano.ops import traffic
+
+    try:
+        return traffic.usage(session)
+    except PlanoError:
+        return []  # no engine here: the traffic page still shows the log's figures
 
 
 def read_status(session):
@@ -550,6 +596,27 @@ def add_api(app: FastAPI, board: Dashboard) -> None:
     def api_verify(app_name: str, backup_id: str, user: ApiOperator) -> JSONResponse:
         name = api_app(app_name)
         return api_call(lambda: start_verify(board, user, name, backup_id))
+
+    @app.get("/api/traffic", tags=["traffic"], summary="What plano traffic --json shows: per app and bucket, requests, "
+             "requests/s, 4xx, 5xx, p50/p95 ms, from nginx's access log")
+    def api_traffic(user: ApiUser, since: Window = "1h", app: str | None = None) -> JSONResponse:
+        from plano.ops import traffic
+
+        name = api_app(app) if app is not None else None
+        try:
+            return JSONResponse(traffic.public(traffic.collect(board.reading(), since, name)))
+        except (PlanoError, OSError) as exc:
+            raise HTTPException(503, f"the access log could not be read: {exc}") from None
+
+    @app.get("/api/usage", tags=["traffic"], summary="CPU and memory of each running service (one docker stats sample)",
+             response_model=list[UsageOut])
+    def api_usage(user: ApiUser) -> list[dict]:
+        from plano.ops import traffic
+
+        try:
+            return [dataclasses.asdict(u) for u in traffic.usage(board.reading())]
+        except PlanoError as exc:
+            raise HTTPException(503, f"the engine could not be read: {exc}") from None
 
     @app.get("/api/jobs/{job_id}", tags=["actions"], response_model=JobOut, summary="An action's state and output")
     def api_job(job_id: str, user: ApiUser) -> dict:

@@ -24,6 +24,7 @@ def environment():
                       autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
     env.filters["uptime"] = uptime
     env.filters["size"] = size
+    env.filters["epoch"] = epoch
     return env
 
 
@@ -31,6 +32,12 @@ def page(template: str, status: int = 200, *, visitor, title: str, refresh: int 
     csrf = visitor.signed.csrf if visitor is not None else context.pop("csrf", "")
     html = environment().get_template(template).render(visitor=visitor, title=title, refresh=refresh, csrf=csrf, **context)
     return HTMLResponse(html, status_code=status)
+
+
+def epoch(seconds: float | None) -> str:
+    import time
+
+    return "-" if seconds is None else time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(seconds))
 
 
 def size(count: int | None) -> str:

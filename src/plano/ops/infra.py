@@ -69,6 +69,10 @@ def make_data_dirs(root: Path, manifest: Manifest) -> list[str]:
         path.mkdir(parents=True, exist_ok=True)
         if "/uploads/" in rel and os.geteuid() == 0:
             os.chown(path, n.APP_UID, n.APP_UID)
+        if rel in (n.access_logs_dir(Mode.PROD), n.access_logs_dir(Mode.DEV)) and os.geteuid() != 0:
+            # nginx's master (root without DAC_OVERRIDE) writes and rotates the log here: a
+            # folder of another user must let it (sticky: nobody removes another's files).
+            path.chmod(0o1777)
         made.append(rel)
     return made
 

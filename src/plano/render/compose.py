@@ -80,7 +80,8 @@ def app_networks(manifest: Manifest, uses: str | None = None) -> list[str]:
 # Data mounts per mode: the dev override points the same container paths at data/dev/.
 def nginx_data(mode: Mode) -> list[str]:
     data = n.data_root(mode)
-    return [f"./{data}/certs:{n.CERTS_IN_NGINX}", f"./{data}/certs/webroot:{n.WEBROOT}:ro", f"./{data}/nginx:{n.RUNTIME_IN_NGINX}"]
+    return [f"./{data}/certs:{n.CERTS_IN_NGINX}", f"./{data}/certs/webroot:{n.WEBROOT}:ro", f"./{data}/nginx:{n.RUNTIME_IN_NGINX}",
+            f"./{n.access_logs_dir(mode)}:{n.LOGS_IN_NGINX}"]
 
 
 def certbot_data(mode: Mode) -> list[str]:

@@ -17,6 +17,8 @@ SCRIPTS = (
     "bin/plano-reload.sh",
     "bin/plano-probe.sh",
 )
+ROTATION = "entrypoint.d/50-plano-access-log.sh"  # keeps the access log bounded
+PID_FILE = "/tmp/nginx.pid"  # nginx.conf's `pid`
 
 
 @dataclass(frozen=True)
@@ -67,7 +69,8 @@ def render(manifest: Manifest, env_values: dict[str, dict[str, str]]) -> Tree:
     tree: Tree = {}
     tree |= generated("docker/nginx/nginx.conf", f"{T}/nginx.conf.j2", client_max_body_size="25m",
                       resolver_valid=n.RESOLVER_VALID_SECONDS, dns_port=n.DNS_PORT_IN_NGINX,
-                      cert_valid=n.CERT_CACHE_VALID_SECONDS, certs_group=n.CERTS_GROUP)
+                      cert_valid=n.CERT_CACHE_VALID_SECONDS, certs_group=n.CERTS_GROUP,
+                      access_log=f"{n.LOGS_IN_NGINX}/{n.ACCESS_LOG}", pid_file=PID_FILE)
     tree |= generated("docker/nginx/Dockerfile", f"{T}/Dockerfile.j2", name=manifest.name, image=manifest.images.nginx,
                       certs_gid=n.CERTBOT_UID, certs_group=n.CERTS_GROUP)
     for name in STATIC:
@@ -76,6 +79,9 @@ def render(manifest: Manifest, env_values: dict[str, dict[str, str]]) -> Tree:
              "certbot_owner": n.CERTBOT_USER, "dns_port": n.DNS_PORT_IN_NGINX, "docker_dns": n.DOCKER_DNS}
     for name in SCRIPTS:
         tree |= generated(f"docker/nginx/{name}", f"{T}/{name}.j2", mode=0o755, **paths)
+    tree |= generated(f"docker/nginx/{ROTATION}", f"{T}/{ROTATION}.j2", mode=0o755, logs=n.LOGS_IN_NGINX,
+                      access_log=n.ACCESS_LOG, keep=n.ACCESS_LOG_KEEP, rotate_bytes=n.ACCESS_LOG_ROTATE_BYTES,
+                      check_seconds=n.ACCESS_LOG_CHECK_SECONDS, pid_file=PID_FILE)
     for app_name in manifest.apps:
         values = site(manifest, app_name)
         tree |= generated(n.site_file(app_name), f"{T}/site.conf.j2", **values)
