@@ -68,7 +68,8 @@ class Stack:
         name = f"{self.network}-nginx"
         docker("run", "-d", "--name", name, "--network", self.network, "-p", "127.0.0.1::80", "-p", "127.0.0.1::443",
                "--read-only", "--tmpfs", "/tmp", "--tmpfs", "/var/cache/nginx", "--tmpfs", "/run",
-               "--tmpfs", "/etc/nginx/certs", "--tmpfs", "/etc/plano/runtime", "-v", f"{(root / 'docker/nginx').resolve()}:/etc/plano/nginx:ro",
+               "--tmpfs", "/etc/nginx/certs", "--tmpfs", "/etc/plano/runtime", "--tmpfs", n.LOGS_IN_NGINX,
+               "-v", f"{(root / 'docker/nginx').resolve()}:/etc/plano/nginx:ro",
                "-v", f"{webroot}:/var/www/certbot:ro", tag, "nginx", "-c", n.NGINX_CONF, "-g", "daemon off;")
         self.containers.append(name)
         ports = [int(docker("port", name, f"{p}/tcp").splitlines()[0].rsplit(":", 1)[1]) for p in (80, 443)]

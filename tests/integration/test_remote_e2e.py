@@ -347,7 +347,7 @@ def test_the_servers_dashboard_is_reached_from_the_laptop_and_stops_with_it(site
     [port] = free_ports(1)
     started = subprocess.Popen([sys.executable, "-m", "plano.cli", "-e", "production", "dashboard", "--port", str(port)],
                                cwd=site.infra, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
-                               start_new_session=True)
+                               start_new_session=True, text=True)
     base = f"http://127.0.0.1:{port}"
     try:
         wait_for(lambda: started.poll() is None and answers(f"{base}/login"), "the server's dashboard did not answer here", 120, 0.5)

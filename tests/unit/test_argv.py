@@ -33,7 +33,8 @@ def test_nginx_check_argv(tmp_path):
         "docker", "build", "-q", "-t", tag, "--build-arg", "NGINX_IMAGE=nginx:1.28.0", str(tmp_path / "docker/nginx")]
     assert check.nginx_test_argv(tmp_path, m) == [
         "docker", "run", "--rm", "--network", "none", "-v", f"{(tmp_path / 'docker/nginx').resolve()}:/etc/plano/nginx:ro",
-        "--tmpfs", "/etc/nginx/certs", "--tmpfs", "/etc/plano/runtime", tag, "nginx", "-c", "/etc/plano/nginx/nginx.conf", "-t"]
+        "--tmpfs", "/etc/nginx/certs", "--tmpfs", "/etc/plano/runtime", "--tmpfs", "/var/log/plano", tag, "nginx", "-c",
+        "/etc/plano/nginx/nginx.conf", "-t"]
 
 
 def test_nginx_tag_follows_the_build_inputs(tmp_path):

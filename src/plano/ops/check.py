@@ -58,7 +58,7 @@ def nginx_build_argv(root: Path, manifest: Manifest) -> list[str]:
 def nginx_test_argv(root: Path, manifest: Manifest) -> list[str]:
     return ["docker", "run", "--rm", "--network", "none",
             "-v", f"{(root / 'docker/nginx').resolve()}:/etc/plano/nginx:ro",
-            "--tmpfs", "/etc/nginx/certs", "--tmpfs", n.RUNTIME_IN_NGINX,
+            "--tmpfs", "/etc/nginx/certs", "--tmpfs", n.RUNTIME_IN_NGINX, "--tmpfs", n.LOGS_IN_NGINX,
             nginx_tag(root, manifest), "nginx", "-c", n.NGINX_CONF, "-t"]
 
 
