@@ -314,7 +314,7 @@ def describe(targets: list[Target], headers: dict[str, dict], access_log: str) -
         tls = tls_version(t.port) if t.tls else "no TLS"
         print(f"  {t.name:<7} :{t.port} -> {port_hop(t.port)} -> {t.route}; {tls}; answered with {answered_by(headers[t.name])}")
     print("  every path pays the same published-port hop into Docker; nginx and Caddy pay TLS, direct does not.")
-    print(f"  all three reach the same backend container. nginx: access_log {access_log} (stdout is Docker's json-file log); "
+    print(f"  all three reach the same backend container. nginx: access_log {access_log}; "
           "Caddy: no access log (its default).")
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"  load average before measuring: {load} ({os.cpu_count()} CPUs; wrk, the proxies and the backend share them)")
