@@ -31,6 +31,7 @@ from plano.core.runner import Runner, SubprocessRunner
 from plano.dashboard import charts, follow, security, views
 from plano.dashboard.jobs import Jobs, reading_session
 from plano.ops import access
+from plano.ops.deploy import Record
 
 HERE = Path(__file__).parent
 HOSTS = ("127.0.0.1", "localhost")
@@ -111,17 +112,6 @@ class JobOut(BaseModel):
     state: Literal["running", "ok", "failed"]
     result: str
     lines: list[str]
-
-
-class ReleaseOut(BaseModel):
-    time: str
-    user: str
-    app: str
-    service: str
-    from_tag: str
-    to_tag: str
-    action: str
-    result: str
 
 
 class UsageOut(BaseModel):
@@ -561,7 +551,7 @@ def add_api(app: FastAPI, board: Dashboard) -> None:
                              "drift": views.drift(session)})
 
     @app.get("/api/apps/{app_name}/releases", tags=["releases"], summary="The app's deploy log, oldest first",
-             response_model=list[ReleaseOut])
+             response_model=list[Record])
     def api_releases(app_name: str, user: ApiUser) -> list[dict]:
         from plano.ops import deploy
 
