@@ -262,24 +262,26 @@ def up(session: Session, timeout: float = UP_TIMEOUT_SECONDS) -> list[sw.Service
         session.out.note("making the apps' database roles and Redis users")
         provision.provision(session, tags)
     found = wait_converged(session, timeout)
+    apps = apps_nodes(session)
     for name, app in manifest.apps.items():  # a start-first update of a changed service may crowd one node
         for role in app.services():
-            spread(session, n.service(name, role), timeout)
+            spread(session, n.service(name, role), timeout, apps)
     session.out.note("retiring the passwords no task uses")
     provision.finish(session, tags)
     prune_secrets(session)
     return found
 
 
-def spread(session: Session, service: str, timeout: float) -> None:
+def spread(session: Session, service: str, timeout: float, apps: list[str] | None = None) -> None:
     """A start-first update can leave a service's tasks on one apps node: Swarm places
     each new task while the old one still runs, and a tie goes to the node with fewer
     tasks overall (measured: after test_swarm_e2e's updates, in three runs of three).
     One more task then goes to the node with the fewest, and scaling back removes one
     where there are the most (Swarm's scale-down), each waited for. The update itself is
-    done by then: a failure here is said, not raised."""
+    done by then: a failure here is said, not raised. `apps`: the usable apps nodes, when
+    the caller spreads several services (read once)."""
     stack = session.manifest.name
-    apps = [node.hostname for node in sw.read_nodes(session) if node.usable and "apps" in node.roles]
+    apps = apps_nodes(session) if apps is None else apps
     placed = sw.running_on(session.query(sw.service_tasks_argv(stack, service), timeout=30).out)
     if not sw.crowded(placed, apps):
         return
@@ -291,6 +293,11 @@ def spread(session: Session, service: str, timeout: float) -> None:
             session.out.note(f"warning: {service} was not spread again ({why}); plano swarm ps shows its tasks, and "
                              f"docker service scale {stack}_{service}={len(placed)} sets its count back")
             return
+
+
+def apps_nodes(session: Session) -> list[str]:
+    """The host names of the nodes app tasks may run on now."""
+    return [node.hostname for node in sw.read_nodes(session) if node.usable and "apps" in node.roles]
 
 
 def running_all(session: Session, service: str, timeout: float) -> bool:
