@@ -361,8 +361,8 @@ def test_a_yarn_1_service_is_built_and_run_with_yarn(tmp_path):
     result = plan(tmp_path)
     api = result.files["api/Dockerfile"].content
     assert "COPY package.json yarn.lock ./" in api
-    assert "npm install --global --force --no-audit --no-fund yarn@1.22.22 && yarn install --frozen-lockfile" in api
-    assert "RUN yarn install --production --frozen-lockfile --ignore-scripts --prefer-offline" in api
+    assert "npm install --global --force --no-audit --no-fund yarn@1.22.22 && yarn install --frozen-lockfile --network-timeout 600000" in api
+    assert "RUN yarn install --production --frozen-lockfile --network-timeout 600000 --ignore-scripts --prefer-offline" in api
     assert 'CMD ["yarn", "run", "start:dev"]' in api and "RUN yarn run build" in api
     assert result.backend["dev_command"] == ["yarn", "run", "start:dev", "--no-shell"] and result.backend["test"] == ["yarn", "test"]
 

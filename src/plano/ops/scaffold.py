@@ -63,9 +63,13 @@ def pnpm(version: str = PNPM_VERSION) -> Manager:
 PNPM = pnpm()
 # yarn 1 ("classic"), pinned; --force: the official Node images already hold a yarn 1.
 YARN_GET = "npm install --global --force --no-audit --no-fund yarn@1.22.22"
-YARN = Manager("yarn", "yarn.lock", f"{YARN_GET} && yarn install --frozen-lockfile && yarn cache clean",
-               "yarn install --production --frozen-lockfile --ignore-scripts --prefer-offline",
-               f"{YARN_GET} && yarn install --frozen-lockfile --cache-folder $CI_PROJECT_DIR/.yarn-cache", "yarn install --frozen-lockfile")
+# yarn 1 gives up on a registry answer after 30 s (ESOCKETTIMEDOUT), which a busy build
+# machine or a slow network reaches; npm and pnpm wait minutes. yarn's own advice is to
+# raise it: 10 minutes.
+YARN_FETCH = "--frozen-lockfile --network-timeout 600000"
+YARN = Manager("yarn", "yarn.lock", f"{YARN_GET} && yarn install {YARN_FETCH} && yarn cache clean",
+               f"yarn install --production {YARN_FETCH} --ignore-scripts --prefer-offline",
+               f"{YARN_GET} && yarn install {YARN_FETCH} --cache-folder $CI_PROJECT_DIR/.yarn-cache", "yarn install --frozen-lockfile")
 LOCKS = {"package-lock.json": "npm", "pnpm-lock.yaml": "pnpm", "yarn.lock": "yarn"}
 # yarn 2+ ("berry") when packageManager names none. It comes from the npm registry
 # (@yarnpkg/cli-dist): corepack fetches it from repo.yarnpkg.com, which many networks block.
