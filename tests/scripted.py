@@ -117,7 +117,8 @@ def made_infra(where: Path, edit: Callable[[str], str] = lambda text: text) -> S
     passed through `edit`; the session to add apps with."""
     from plano.ops import infra
 
-    made = session(where, ScriptedRunner().on("git"))
+    # no nginx runs: render reloads none (ops.infra.reload_running_nginx)
+    made = session(where, ScriptedRunner().on("git").query("docker", "ps", "--filter", "label=com.docker.compose.service=nginx"))
     infra.init(made, where, "registry.example.com/acme", "ops@example.com", "acme", False)
     (where / "plano.yml").write_text(edit((where / "plano.yml").read_text()))
     made.reload()

@@ -227,6 +227,24 @@ def test_render_refuses_to_generate_secrets_over_an_encrypted_copy(root):
     assert tree_digest(root) == before
 
 
+def test_a_render_that_changes_nginx_files_reloads_each_running_nginx_and_only_then(root):
+    """A changed site is served once nginx reloads: the prod stack's runs here (the
+    `docker ps` answer), the dev one's does not; a render that changes nothing reloads none."""
+    manifest = root / "plano.yml"
+    manifest.write_text(manifest.read_text().replace("\napps:\n", "\ndashboard: {domain: ops.example.com}\napps:\n", 1))
+    runner = ScriptedRunner().query("compose", "version").query("docker", "ps", answers=Answer(0, "acme\nelse\n"))
+    runner.on("compose")
+    infra.render(scripted.session(root, runner))
+    assert [c.argv for c in runner.calls if c.argv[:2] != ["docker", "compose"] or "exec" in c.argv] == [
+        ["docker", "ps", "--filter", "label=com.docker.compose.service=nginx", "--format", '{{.Label "com.docker.compose.project"}}'],
+        compose_argv(Mode.PROD, "exec", "-T", "nginx", "nginx", "-c", "/etc/plano/nginx/nginx.conf", "-t", "-q"),
+        compose_argv(Mode.PROD, "exec", "-T", "nginx", "/etc/plano/nginx/bin/plano-reload.sh"),
+    ]
+    again = ScriptedRunner()  # nothing changed: not even the docker ps
+    infra.render(scripted.session(root, again))
+    assert again.calls == []
+
+
 def test_prod_up_without_the_key_starts_nothing(root):
     (root / ".env.prod").unlink()
     (root / ".env.prod.enc").write_text("POSTGRES_PASSWORD=ENC[AES256_GCM,data:vQ==,type:str]\n")

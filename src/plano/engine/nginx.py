@@ -18,6 +18,11 @@ def test_argv(stack: Stack) -> list[str]:
     return stack.argv("exec", "-T", "nginx", "nginx", "-c", n.NGINX_CONF, "-t", "-q")
 
 
+# The compose projects whose nginx runs on this engine (both modes in one call).
+RUNNING_PROJECTS_ARGV = ["docker", "ps", "--filter", "label=com.docker.compose.service=nginx",
+                         "--format", '{{.Label "com.docker.compose.project"}}']
+
+
 def reload_argv(stack: Stack) -> list[str]:
     """The reload, returning once new workers have taken over (docker/nginx/bin/plano-reload.sh)."""
     return stack.argv("exec", "-T", "nginx", n.NGINX_RELOAD)

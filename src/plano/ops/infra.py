@@ -287,11 +287,36 @@ def add_app(session: Session, name: str, entry: dict[str, Any], force: bool = Fa
 
 
 def synced(session: Session, manifest: Manifest, text: str | None, force: bool = False) -> Plan:
-    """sync() in the session's infra, which then reloads plano.yml."""
+    """sync() in the session's infra, which then reloads plano.yml (and nginx, where it
+    runs and one of its files changed)."""
     refuse_fresh_secrets(session.root)
     result = sync(session.root, manifest, text, force)
     session.reload()
+    if any(rel.startswith(NGINX_FILES) for rel in result.changed):
+        reload_running_nginx(session)
     return result
+
+
+NGINX_FILES = "docker/nginx/"  # mounted into nginx, read at its start and at each reload
+
+
+def reload_running_nginx(session: Session) -> list[Mode]:
+    """nginx reads docker/nginx/ from a bind mount: a changed site (an app's, the
+    dashboard's) is served once nginx reloads. Each mode's stack whose nginx runs here is
+    reloaded (`nginx -t` first: a failing test leaves it on its running configuration)."""
+    from plano.engine import nginx
+    from plano.engine.stack import open_stack
+
+    found = session.query(nginx.RUNNING_PROJECTS_ARGV, timeout=30)
+    projects = set(found.out.split()) if found.ok else set()
+    manifest, reloaded = session.manifest, []
+    for mode in (Mode.PROD, Mode.DEV):
+        if mode.project(manifest) not in projects or (mode is Mode.PROD and manifest.target == "swarm"):
+            continue
+        nginx.reload(session, open_stack(session.with_mode(mode)))
+        session.done(f"nginx of the {mode} stack reloaded: it serves the rendered sites")
+        reloaded.append(mode)
+    return reloaded
 
 
 def refuse_fresh_secrets(root: Path) -> None:
