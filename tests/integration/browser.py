@@ -20,17 +20,27 @@ PHONE = {"width": 390, "height": 844}
 
 
 @contextmanager
-def chromium() -> Iterator:
-    """A new browser (its own profile: no cookie of another test)."""
+def chromium(*extra: str) -> Iterator:
+    """A new browser (its own profile: no cookie of another test), with `extra` flags."""
     from playwright.sync_api import sync_playwright
 
     assert Path(CHROMIUM).is_file(), f"{CHROMIUM} is missing: run scripts/harness/setup.sh (it installs Debian's chromium)"
     with sync_playwright() as play:
-        browser = play.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        browser = play.chromium.launch(executable_path=CHROMIUM, args=[*ARGS, *extra])
         try:
             yield browser
         finally:
             browser.close()
+
+
+def sign_in(page, base: str, user: str, password: str) -> None:
+    """Open the dashboard at `base`: sent to the sign-in form, signed in, on the overview."""
+    page.goto(f"{base}/")
+    assert page.url == f"{base}/login"
+    page.fill("input[name=user]", user)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{base}/")
 
 
 def add_user(infra: Path, user: str, password: str, role: str) -> None:

@@ -27,7 +27,7 @@ from tests.integration.stackfixtures import (
 )
 from tests.integration.test_prod_e2e import build_and_push, set_env
 
-pytestmark = pytest.mark.expected_seconds(150)  # on a 2-core machine
+pytestmark = pytest.mark.expected_seconds(170)  # on a 2-core machine
 
 NAMES = {"app1": ["app1.example.com", "www.app1.example.com"], "app2": ["app2.example.com", "www.app2.example.com"]}
 BLOCKED = "blocked-domain.example"  # pebble's blocklist (scripts/harness/pebble.sh)
@@ -220,6 +220,71 @@ def test_4_tls_quality(site, pebble):
         for header in ("x-content-type-options: nosniff", "referrer-policy:", "x-frame-options:"):
             assert header in head, (path, header, head)
         assert "x-powered-by" not in head and "server: nginx\r\n" in head + "\r\n", (path, head)
+
+
+def through_nginx(port: int, name: str, root: str, path: str, token: str = "") -> tuple[int, dict[str, str], bytes]:
+    """One HTTPS request to nginx for `name`, the certificate verified against pebble's root."""
+    context = ssl.create_default_context(cadata=root)
+    auth = f"Authorization: Bearer {token}\r\n" if token else ""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock, \
+            context.wrap_socket(sock, server_hostname=name) as tls:
+        tls.sendall(f"GET {path} HTTP/1.1\r\nHost: {name}\r\n{auth}Connection: close\r\n\r\n".encode())
+        answer = b""
+        while chunk := tls.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {key.lower(): value.strip() for key, _, value in (line.partition(":") for line in lines[1:])}
+    return int(lines[0].split()[1]), headers, body
+
+
+def test_4b_the_dashboard_on_its_own_domain_behind_nginx(site, pebble, tmp_path):
+    """dashboard.domain: plano render adds its site (and reloads nginx), plano certs issue
+    --dashboard gets its certificate from pebble, chromium signs in at
+    https://ops.example.com through nginx (to the unix socket plano dashboard opens in
+    data/nginx/), and the API answers a token there; once the dashboard stops, nginx
+    answers 502 and the socket is gone. The screenshot is in the test's tmp dir."""
+    from tests.integration.browser import LAPTOP, add_user, chromium, dashboard, sign_in
+
+    ws, name = site, "ops.example.com"
+    port, root = ws.ports["prod_https"], pebble.root()
+    manifest = ws.infra / "plano.yml"
+    before = manifest.read_text()
+    manifest.write_text(before.replace("\napps:\n", f"\ndashboard: {{domain: {name}}}\napps:\n", 1))
+    sock = ws.infra / "data/nginx/dashboard.sock"
+    try:
+        plano("render", cwd=ws.infra)
+        assert status(ws)[name]["source"] == "placeholder"
+        out = plano("certs", "issue", "--dashboard", cwd=ws.infra, timeout=600)
+        assert "plano: certificate installed" in out.stdout and "nginx serves the new certificates" in out.stdout
+        row = status(ws)[name]
+        assert (row["app"], row["source"], row["serving"], row["covers_domain"]) == ("plano", "acme", True, True), row
+        add_user(ws.infra, "ops", "a long enough passphrase", "viewer")
+        token = plano("dashboard", "token", "reader", cwd=ws.infra).stdout.strip().split()[-1]
+        with dashboard(ws.infra, tmp_path / "dashboard.log"):
+            assert oct(sock.stat().st_mode & 0o777) == "0o666"
+            code, headers, _ = through_nginx(port, name, root, "/login")
+            assert code == 200 and headers["strict-transport-security"].startswith("max-age=")
+            assert headers["content-security-policy"].startswith("default-src 'none'")  # the dashboard's own
+            code, _, body = through_nginx(port, name, root, "/api/status", token)
+            assert code == 200 and {"app1", "app2"} <= {app["app"] for app in json.loads(body)["apps"]}, body[:300]
+            assert through_nginx(port, name, root, "/api/status")[0] == 401
+            with chromium(f"--host-resolver-rules=MAP {name} 127.0.0.1") as browser:
+                page = browser.new_context(ignore_https_errors=True, viewport=LAPTOP).new_page()
+                sign_in(page, f"https://{name}:{port}", "ops", "a long enough passphrase")
+                overview = page.inner_text("main")
+                assert "app1" in overview and "app2" in overview
+                page.screenshot(path=str(tmp_path / "dashboard-behind-nginx.png"), full_page=True)
+                cookie = next(c for c in page.context.cookies() if c["name"] == "plano_session")
+                assert (cookie["domain"], cookie["secure"], cookie["httpOnly"], cookie["sameSite"]) == (name, True, True, "Strict")
+        assert not sock.exists()
+        code, _, body = through_nginx(port, name, root, "/login")
+        assert code == 502, body[:200]
+        print(f"dashboard behind nginx: https://{name}/ signed in through nginx; screenshot {tmp_path}/dashboard-behind-nginx.png")
+    finally:
+        manifest.write_text(before)
+        plano("render", cwd=ws.infra)
+    assert not (ws.infra / "docker/nginx/sites-enabled/plano.conf").exists()
 
 
 def test_5_with_the_acme_server_down_the_error_is_clear_and_the_site_keeps_serving(site, pebble):

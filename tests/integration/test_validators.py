@@ -41,7 +41,12 @@ def outcomes(capsys) -> tuple[int, dict[str, dict]]:
 
 @pytest.mark.parametrize("apps", [1, 2, 10])
 def test_every_validator_passes(workspace, capsys, engine, apps):
-    make_infra(workspace, capsys, apps, engine)
+    root = make_infra(workspace, capsys, apps, engine)
+    if apps == 2:  # and the dashboard's site (dashboard.domain)
+        manifest = root / "plano.yml"
+        manifest.write_text(manifest.read_text().replace("\napps:\n", "\ndashboard: {domain: ops.example.com}\napps:\n", 1))
+        code, _, err = run(capsys, "render")
+        assert code == 0 and (root / "docker/nginx/sites-enabled/plano.conf").is_file(), err
     code, results = outcomes(capsys)
     assert list(results) == VALIDATORS
     assert {name: r["status"] for name, r in results.items()} == {name: "passed" for name in VALIDATORS}, results

@@ -78,6 +78,25 @@ def test_choosing_apps_and_server(manifest):
         certs.acme_server(manifest, "http://x", False)
 
 
+def test_the_dashboard_certificate_is_one_more_site(manifest):
+    """dashboard.domain adds the lineage `plano` (no app may be named so): with --all or
+    --dashboard, in prod's certificates only."""
+    assert certs.sites(manifest) == {"app1": ["app1.example.com", "www.app1.example.com"], "app2": ["app2.example.com"]}
+    with pytest.raises(UsageError, match="--dashboard: plano.yml sets no dashboard/domain"):
+        certs.chosen_sites(manifest, (), False, True)
+    manifest = manifest.model_copy(update={"dashboard": mf.DashboardSettings(domain="ops.example.com")})
+    assert certs.sites(manifest)["plano"] == ["ops.example.com"]
+    assert "plano" not in certs.sites(manifest, Mode.DEV)
+    assert certs.chosen_sites(manifest, (), True, False) == ["app1", "app2", "plano"]
+    assert certs.chosen_sites(manifest, (), False, True) == ["plano"]
+    assert certs.chosen_sites(manifest, ("app2",), False, True) == ["app2", "plano"]
+    assert certs.chosen_sites(manifest, ("app2",), False, False) == ["app2"]
+    with pytest.raises(UsageError, match="which app?"):
+        certs.chosen_sites(manifest, (), False, False)
+    row = certs.status_row("plano", None, "ops.example.com", None, None, "no TLS handshake", NOW)
+    assert (row.app, row.source, row.serving) == ("plano", "placeholder", False)
+
+
 # What certbot printed against pebble (scripts/harness/pebble.sh), cut to the lines that matter.
 REFUSED = 'An unexpected error occurred:\nOrder included an identifier for which issuance is forbidden by policy: "blocked-domain.example"\nAsk for help or search for solutions at https://community.letsencrypt.org. See the logfile /var/log/letsencrypt/letsencrypt.log or re-run Certbot with -v for more details.'
 UNREACHABLE = "An unexpected error occurred:\nrequests.exceptions.ConnectionError: HTTPSConnectionPool(host='172.17.0.1', port=14000): Max retries exceeded with url: /dir (Caused by NewConnectionError(\"Failed to establish a new connection: [Errno 111] Connection refused\"))"

@@ -79,6 +79,17 @@ def test_domain_twice_in_one_app():
     )
 
 
+def test_the_dashboard_domain_is_a_domain_of_its_own_on_one_server():
+    text = with_app("app1").replace("apps:\n", "dashboard:\n  domain: Ops.Example.com.\napps:\n", 1)
+    assert mf.load_text(text).dashboard.domain == "ops.example.com"
+    assert mf.load_text(with_app("app1")).dashboard.domain is None
+    assert error_of(text.replace("Ops.Example.com.", "A.example.com")) == (
+        "dashboard/domain: a.example.com is already used by apps/app1/domains/0; give the dashboard a domain of its own")
+    assert error_of(text.replace("Ops.Example.com.", "not a domain")).startswith("dashboard/domain: ")
+    assert error_of(text.replace("dashboard:\n  domain", "target: swarm\ndashboard:\n  domain", 1)).startswith(
+        "dashboard/domain: on a swarm the dashboard is not served behind nginx")
+
+
 def test_domains_are_normalized():
     assert mf.load_text(with_app("app1", "    domains: [App1.Example.COM.]\n")).apps["app1"].domains == ["app1.example.com"]
 

@@ -23,9 +23,7 @@ from tests.conftest import fake_secrets, manifest_text
 
 GOLDEN = Path(__file__).parent.parent / "golden"
 
-CASES = {
-    "one-app": manifest_text(apps=1),
-    "custom-apps": manifest_text().replace(
+CUSTOM_APPS = manifest_text().replace(
         "apps: {}\n",
         """apps:
   shop:
@@ -46,7 +44,11 @@ CASES = {
     frontend:
       port: 4000
 """,
-    ),
+)
+CASES = {
+    "one-app": manifest_text(apps=1),
+    # with the dashboard behind nginx (docker/nginx/sites-enabled/plano.conf)
+    "custom-apps": CUSTOM_APPS.replace("apps:\n", "dashboard: {domain: ops.example.com}\napps:\n", 1),
 }
 
 
@@ -90,6 +92,20 @@ def test_a_host_the_sni_did_not_name_is_misdirected():
     https = site[site.index("listen 443 ssl;"):]
     assert "    if ($plano_misdirected_shop) {\n        return 421;\n    }\n" in https
     assert "plano_misdirected" not in site[:site.index("listen 443 ssl;")].split("server {", 1)[1]  # not on port 80
+
+
+def test_the_dashboard_site_proxies_its_domain_to_the_dashboard_socket():
+    """dashboard.domain: an HTTPS site of its own (certificate lineage `plano`, as no app
+    may be named), proxied to the unix socket plano dashboard listens on in data/nginx/."""
+    tree = render_case(CASES["custom-apps"])
+    site = tree["docker/nginx/sites-enabled/plano.conf"].content
+    https = site[site.index("listen 443 ssl;"):]
+    assert "    server_name ops.example.com;\n    set $plano_app plano;" in https
+    assert "map $ssl_server_name $plano_cert_dir_plano { default /etc/nginx/certs/plano/plano; }" in site
+    assert "proxy_pass http://unix:/etc/plano/runtime/dashboard.sock:;" in https
+    assert "proxy_set_header X-Real-IP $remote_addr;" in https and "proxy_buffering off;" in https
+    assert "location ^~ /.well-known/acme-challenge/" in site[:site.index("listen 443 ssl;")]
+    assert "docker/nginx/sites-enabled/plano.conf" not in render_case(CUSTOM_APPS)
 
 
 def test_rendering_is_deterministic():
@@ -196,14 +212,14 @@ def test_limits_go_into_the_prod_file_only_with_no_swap_and_the_node_heap_under_
 
 
 # The custom apps on a swarm: shop's backend with 3 replicas, the others swarm's default.
-SWARM = CASES["custom-apps"].replace("apps:\n", "target: swarm\nswarm: {replicas: 2}\napps:\n", 1).replace(
+SWARM = CUSTOM_APPS.replace("apps:\n", "target: swarm\nswarm: {replicas: 2}\napps:\n", 1).replace(
     "      port: 8080\n", "      port: 8080\n      replicas: 3\n", 1)
 
 
 def test_the_swarm_target_adds_the_stack_file_and_changes_only_the_nginx_sites(update_golden):
     """tests/golden/swarm/: docker-stack.yml and the sites (upstreams without kept
     connections); every other file is the compose target's."""
-    tree, compose_tree = render_case(SWARM), render_case(CASES["custom-apps"])
+    tree, compose_tree = render_case(SWARM), render_case(CUSTOM_APPS)
     assert sorted(set(tree) - set(compose_tree)) == ["docker-stack.yml"] and "docker-stack.yml" not in compose_tree
     changed = sorted(rel for rel, f in compose_tree.items() if tree[rel] != f)
     assert changed == sorted(n.site_file(app) for app in ("blog", "shop")), changed

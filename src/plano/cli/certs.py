@@ -17,19 +17,20 @@ def certs_group() -> None:
 
 @certs_group.command("issue")
 @click.argument("apps", nargs=-1, type=P.APP)
-@click.option("--all", "all_apps", is_flag=True, help="Every app.")
+@click.option("--all", "all_apps", is_flag=True, help="Every app, and the dashboard when dashboard.domain is set.")
+@click.option("--dashboard", is_flag=True, help="The dashboard's certificate (dashboard.domain), named plano.")
 @click.option("--staging", is_flag=True, help="Let's Encrypt's staging server (untrusted certificates, high limits).")
 @click.option("--server", metavar="URL", type=P.ACME_URL, help="Another ACME directory URL, this once (default: acme.server in plano.yml, Let's Encrypt).")
 @click.option("--force", is_flag=True, help="A new certificate even if the current one is not due.")
 @click.option("--dry-run", is_flag=True, help="Print the certbot commands instead of running them.")
 @click.pass_context
-def issue_cmd(ctx, apps, all_apps, staging, server, force, dry_run) -> None:
+def issue_cmd(ctx, apps, all_apps, dashboard, staging, server, force, dry_run) -> None:
     """Get one certificate per app covering all its domains, through the running prod nginx,
     then wait until nginx serves it (no reload: nginx loads new certificates by itself within
     seconds). Apps with `tls:` in plano.yml get their own files installed."""
     from plano.ops import certs
 
-    issued = certs.issue(session(ctx, Mode.PROD, dry_run), apps, all_apps, staging, server, force)
+    issued = certs.issue(session(ctx, Mode.PROD, dry_run), apps, all_apps, staging, server, force, dashboard)
     if issued.done and not dry_run:
         if issued.late:
             click.echo(f"warning: nginx does not serve the new certificate of {', '.join(issued.late)} yet", err=True)

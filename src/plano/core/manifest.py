@@ -394,6 +394,13 @@ class Environment(Model):
         return f"{self.deploy_user}@{host.rpartition('@')[2]}" if self.deploy_user else host
 
 
+class DashboardSettings(Model):
+    """`plano dashboard` behind the infra's nginx, with HTTPS (certificate `plano`), on
+    this domain as well as on 127.0.0.1 (the one-server target only)."""
+
+    domain: Domain | None = None
+
+
 class Manifest(Model):
     version: Literal[1] = 1
     name: Annotated[str, AfterValidator(fields.project_name)]
@@ -412,6 +419,7 @@ class Manifest(Model):
     apps: dict[str, App] = Field(default_factory=dict)
     # Servers operated from here over SSH (`plano -e NAME ...`), each with its .env.NAME.
     environments: dict[str, Environment] = Field(default_factory=dict)
+    dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
 
 
 def require_app(manifest: Manifest, name: str, field: str | None = None) -> App:
@@ -497,6 +505,15 @@ def _check_unique_domains(manifest: Manifest) -> None:
             if domain in seen:
                 raise ManifestError(here, f"{domain} is already used by {seen[domain]}; each domain belongs to one app")
             seen[domain] = here
+    domain = manifest.dashboard.domain
+    if domain is not None and domain in seen:
+        raise ManifestError("dashboard/domain", f"{domain} is already used by {seen[domain]}; give the dashboard a domain of its own")
+
+
+def _check_dashboard(manifest: Manifest) -> None:
+    if manifest.dashboard.domain is not None and manifest.target == "swarm":
+        raise ManifestError("dashboard/domain", "on a swarm the dashboard is not served behind nginx (its nginx may run on "
+                            "another node); remove it and reach the dashboard with plano -e ENV dashboard (through ssh -L)")
 
 
 def _check_host_ports(manifest: Manifest) -> None:
@@ -562,6 +579,7 @@ def validate(data: Any) -> Manifest:
     except ValidationError as exc:
         raise _first_error(exc) from None
     _check_unique_domains(manifest)
+    _check_dashboard(manifest)
     _check_host_ports(manifest)
     _check_ci_deploy(manifest)
     _check_k8s_namespaces(manifest)
@@ -670,6 +688,10 @@ dev:
   database_port: 5432        # Postgres for local tools, on 127.0.0.1 only
   redis_port: 6379
   domain_suffix: localhost   # app1 is served at https://app1.localhost
+
+# The web dashboard (plano dashboard) also on a domain of its own, with HTTPS, behind nginx:
+# dashboard:
+#   domain: ops.example.com
 
 # Add apps with `plano app add NAME --domain DOMAIN`.
 apps: {{}}

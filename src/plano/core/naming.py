@@ -289,6 +289,18 @@ def maintenance_flag(app: str, mode: str = "prod") -> str:
     return f"{data_root(mode)}/nginx/maintenance/{app}"
 
 
+# The dashboard's site, certificate lineage and access-log "app" (dashboard.domain):
+# named so because no app may be (fields.RESERVED_NAMES).
+DASHBOARD_SITE = "plano"
+DASHBOARD_SOCKET = "dashboard.sock"  # in data/nginx/ (RUNTIME_IN_NGINX): plano dashboard listens, nginx proxies
+
+
+def dashboard_socket(mode: str = "prod") -> str:
+    """Where `plano dashboard` listens for nginx when dashboard.domain is set (a unix
+    socket: nothing is opened on the network, as with 127.0.0.1)."""
+    return f"{data_root(mode)}/nginx/{DASHBOARD_SOCKET}"
+
+
 def site_file(app: str) -> str:
     return f"docker/nginx/sites-enabled/{app}.conf"
 

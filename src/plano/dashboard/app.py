@@ -138,6 +138,7 @@ def create_app(root: Path, runner: Callable[[], Runner] = SubprocessRunner, host
                               "Authenticate with a Bearer token from `plano dashboard token NAME`.")
     app.state.board = board
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(hosts))
+    app.add_middleware(security.FromNginx)  # outermost: the request as nginx received it
 
     app.add_middleware(SecurityHeaders)
 

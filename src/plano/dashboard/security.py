@@ -169,3 +169,24 @@ class Throttle:
     def succeeded(self, key: str) -> None:
         with self.lock:
             self.failures.pop(key, None)
+
+
+class FromNginx:
+    """A request that came through the unix socket nginx proxies dashboard.domain to
+    (server.py; uvicorn gives it no client address, a TCP connection always has one):
+    its client is nginx's X-Real-IP (the sign-in throttle counts per address), its
+    scheme X-Forwarded-Proto. nginx sets both, replacing what the client sent; on
+    127.0.0.1 they are never read."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] in ("http", "websocket") and scope.get("client") is None:
+            headers = dict(scope["headers"])
+            address = headers.get(b"x-real-ip", b"").decode("latin-1").strip()
+            if address:
+                scope["client"] = (address, 0)
+            if headers.get(b"x-forwarded-proto") == b"https":
+                scope["scheme"] = "https"
+        await self.app(scope, receive, send)

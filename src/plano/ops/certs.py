@@ -120,8 +120,27 @@ def explain_failure(output: str, domains: list[str], server: str) -> str:
     return f"{names}: certbot failed: {last or 'no output'}"
 
 
+def sites(manifest: Manifest, mode: Mode = Mode.PROD) -> dict[str, list[str]]:
+    """Every certificate nginx serves and its names: one per app, and in prod the
+    dashboard's (lineage naming.DASHBOARD_SITE) when dashboard.domain is set."""
+    found = {app: mode.domains(manifest, app) for app in sorted(manifest.apps)}
+    if manifest.dashboard.domain is not None and not mode.is_dev:
+        found[n.DASHBOARD_SITE] = [manifest.dashboard.domain]
+    return found
+
+
+def chosen_sites(manifest: Manifest, apps: tuple[str, ...], all_apps: bool, dashboard: bool) -> list[str]:
+    """The apps named (or every one with --all) and, with --dashboard or --all, the dashboard."""
+    if dashboard and manifest.dashboard.domain is None:
+        raise UsageError("--dashboard: plano.yml sets no dashboard/domain; add dashboard: {domain: ops.example.com} first")
+    chosen = select_apps(manifest, apps, all_apps, required=not dashboard) if apps or all_apps or not dashboard else []
+    if (dashboard or all_apps) and manifest.dashboard.domain is not None:
+        chosen.append(n.DASHBOARD_SITE)
+    return chosen
+
+
 def renewed_apps(output: str) -> list[str]:
-    """The lineages `certbot renew` reports as renewed (named after the apps)."""
+    """The lineages `certbot renew` reports as renewed (named after the apps, and the dashboard's)."""
     return re.findall(r"/live/([^/\s]+)/fullchain\.pem \(success\)", output)
 
 
@@ -142,15 +161,15 @@ class CertRow:
     error: str | None
 
 
-def source_of(app: App, installed: CertFacts | None) -> str:
-    if app.tls:
+def source_of(app: App | None, installed: CertFacts | None) -> str:
+    if app is not None and app.tls:
         return "own"
     if installed is None or installed.placeholder:
         return "placeholder"
     return "acme"
 
 
-def status_row(app_name: str, app: App, domain: str, installed: CertFacts | None,
+def status_row(app_name: str, app: App | None, domain: str, installed: CertFacts | None,
                served: CertFacts | None, error: str | None, now: dt.datetime) -> CertRow:
     shown = served or installed
     return CertRow(
@@ -171,15 +190,15 @@ def status(session: Session, now: dt.datetime | None = None) -> list[CertRow]:
     now = now or dt.datetime.now(dt.UTC)
     host, port = tls_address(manifest, mode)
     rows = []
-    for app_name, app in sorted(manifest.apps.items()):
+    for app_name, domains in sites(manifest, mode).items():
         installed = installed_facts(root, mode, app_name)
-        for domain in mode.domains(manifest, app_name):
+        for domain in domains:
             served, error = None, None
             try:
                 served = facts(served_der(port, domain, host))
             except (OSError, ssl.SSLError, ValueError) as exc:
                 error = f"no TLS handshake on {host}:{port}: {exc}"
-            rows.append(status_row(app_name, app, domain, installed, served, error, now))
+            rows.append(status_row(app_name, manifest.apps.get(app_name), domain, installed, served, error, now))
     return rows
 
 
@@ -194,19 +213,20 @@ class Issued:
 
 
 def issue(session: Session, apps: tuple[str, ...], all_apps: bool, staging: bool = False, server: str | None = None,
-          force: bool = False) -> Issued:
-    """One certificate per app for all its domains; an app that fails is reported and
-    the others go on. No reload: nginx's workers load the installed files at the next
-    TLS handshakes (ssl_certificate_cache, nginx.conf); this waits until they do."""
+          force: bool = False, dashboard: bool = False) -> Issued:
+    """One certificate per app for all its domains (and the dashboard's, with `dashboard`
+    or `all_apps`); one that fails is reported and the others go on. No reload: nginx's
+    workers load the installed files at the next TLS handshakes (ssl_certificate_cache,
+    nginx.conf); this waits until they do."""
     st = open_stack(session)
-    chosen = select_apps(st.manifest, apps, all_apps, required=True)
+    chosen = chosen_sites(st.manifest, apps, all_apps, dashboard)
     url = acme_server(st.manifest, server, staging)
     require_engine(session.runner)
     where = certbot_where(session, st, "the ACME server checks each domain through it")
     result = Issued()
     for app in chosen:
         try:
-            if st.manifest.apps[app].tls:
+            if app in st.manifest.apps and st.manifest.apps[app].tls:
                 own = install_own(session, app, st.manifest.apps[app])
                 session.done(f"{app}: installed your certificate (issuer {own.issuer}, until {own.not_after.date()})")
             else:
@@ -227,7 +247,7 @@ def issue(session: Session, apps: tuple[str, ...], all_apps: bool, staging: bool
 
 
 def issue_acme(session: Session, where: Stack | InTask, app: str, server: str, force: bool) -> None:
-    domains = session.manifest.apps[app].domains
+    domains = sites(session.manifest)[app]
     session.out.note(f"{app}: asking {server} for {', '.join(domains)}")
     got = session.act(certonly_argv(where, app, domains, session.manifest.email, server, force), timeout=600)
     if not got.ok:
@@ -247,7 +267,7 @@ def renew(session: Session, force: bool = False) -> tuple[list[str], list[str]]:
     if not result.ok:
         raise CertError(f"renewal failed: {explain_failure(result.output, ['some domains'], 'in data/certs/renewal/')}")
     renewed = [line.strip() for line in result.output.splitlines() if line.strip().endswith("(success)")]
-    apps = [app for app in renewed_apps(result.output) if app in st.manifest.apps]
+    apps = [app for app in renewed_apps(result.output) if app in sites(st.manifest)]
     return renewed, ([] if session.dry_run else wait_until_served(st.root, st.manifest, apps))
 
 
@@ -260,6 +280,7 @@ def wait_until_served(root: Path, manifest: Manifest, apps: list[str], seconds: 
     its installed certificate, and `settle` seconds in all, after which every nginx worker
     (each has its own cache) has checked the files again. Returns the apps not served."""
     host, port = tls_address(manifest, Mode.PROD)
+    names = sites(manifest)
     installed = {app: installed_facts(root, Mode.PROD, app) for app in apps}
     unreadable = [app for app, found in installed.items() if found is None]  # nothing to wait for
     pending = {app: found for app, found in installed.items() if found is not None}
@@ -268,7 +289,7 @@ def wait_until_served(root: Path, manifest: Manifest, apps: list[str], seconds: 
     while pending and time.monotonic() < deadline:
         for app, expected in list(pending.items()):
             try:
-                if facts(served_der(port, manifest.apps[app].domains[0], host)).fingerprint == expected.fingerprint:
+                if facts(served_der(port, names[app][0], host)).fingerprint == expected.fingerprint:
                     del pending[app]
             except (OSError, ssl.SSLError, ValueError):
                 pass

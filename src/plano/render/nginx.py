@@ -85,4 +85,19 @@ def render(manifest: Manifest, env_values: dict[str, dict[str, str]]) -> Tree:
     for app_name in manifest.apps:
         values = site(manifest, app_name)
         tree |= generated(n.site_file(app_name), f"{T}/site.conf.j2", **values)
+    if manifest.dashboard.domain is not None:
+        tree |= generated(n.site_file(n.DASHBOARD_SITE), f"{T}/dashboard-site.conf.j2", **dashboard_site(manifest.dashboard.domain))
     return tree
+
+
+def dashboard_site(domain: str) -> dict[str, object]:
+    site_name = n.DASHBOARD_SITE
+    return {
+        "site": site_name,
+        "name": domain,
+        "misdirected": f"plano_misdirected_{site_name}",
+        "cert_var": f"plano_cert_dir_{site_name}",
+        "cert_dir": n.cert_dir(site_name),
+        "webroot": n.WEBROOT,
+        "socket": f"{n.RUNTIME_IN_NGINX}/{n.DASHBOARD_SOCKET}",
+    }
