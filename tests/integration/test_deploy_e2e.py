@@ -463,7 +463,14 @@ def test_10_the_dashboard_in_a_real_browser(stack, tmp_path):
     user (a verification has no line, as on the command line). Screenshots in the test's
     tmp dir."""
     from plano.ops import audit
-    from tests.integration.browser import LAPTOP, PHONE, add_user, chromium, dashboard
+    from tests.integration.browser import (
+        LAPTOP,
+        PHONE,
+        add_user,
+        chromium,
+        dashboard,
+        sign_in,
+    )
 
     ws = stack
     port = ws.ports["prod_https"]
@@ -473,12 +480,7 @@ def test_10_the_dashboard_in_a_real_browser(stack, tmp_path):
     shots = tmp_path / "screenshots"
     with dashboard(ws.infra, tmp_path / "dashboard.log") as base, chromium() as browser:
         page = browser.new_page(viewport=LAPTOP)
-        page.goto(f"{base}/")
-        assert page.url == f"{base}/login"
-        page.fill("input[name=user]", "tester")
-        page.fill("input[name=password]", "a long enough passphrase")
-        page.click("button[type=submit]")
-        page.wait_for_url(f"{base}/")
+        sign_in(page, base, "tester", "a long enough passphrase")
         [cookie] = [c for c in page.context.cookies() if c["name"] == "plano_session"]
         assert (cookie["httpOnly"], cookie["secure"], cookie["sameSite"]) == (True, True, "Strict")
         for role in ("backend", "frontend"):
@@ -512,12 +514,18 @@ def test_10_the_dashboard_in_a_real_browser(stack, tmp_path):
             page.fill("input[name=tag]", other)
             page.select_option("select[name=service]", "backend")
             page.click("button:text-is('Deploy')")
+            # the page's deploy holds app1's lock: one from the command line meanwhile is refused, naming it
+            wait_for(lambda: lock_held(ws.infra / "data/logs/.deploy-app1.lock"), "the page's deploy never took the lock", 60, 0.05)
+            cli = plano("deploy", "app1", "--service", "frontend", "--tag", other, cwd=ws.infra, check=False)
             state = finished(page)
             page.screenshot(path=shots / "job-deploy.png", full_page=True)
         finally:
             traffic.stop()
         print(f"deploy from the dashboard under load: {traffic.summary()}")
         assert state == "ok", page.inner_text("main")
+        assert cli.returncode == 3, cli.stderr
+        assert "error: a deploy of app1 is already running: tester on dashboard@" in cli.stderr
+        assert f"(plano deploy app1 --tag {other} --service backend, pid " in cli.stderr
         assert traffic.failures == [], traffic.explain(f"{ws.name}-nginx-1")
         assert f"app1-backend: {current} -> {other}" in page.inner_text("#job-result")
         assert running_tag(ws, "app1-backend")[0] == other  # (Docker's own healthcheck may not have run yet)
@@ -566,6 +574,16 @@ def test_10_the_dashboard_in_a_real_browser(stack, tmp_path):
                                                        "job-verify.png", "overview-laptop.png", "overview-phone.png"]
 
 
+def lock_held(path) -> bool:
+    """Whether a plano holds this deploy lock now: the kernel's flock on its inode, read
+    from /proc/locks (taking it to try would race the deploy that is about to)."""
+    if not path.is_file():
+        return False
+    inode = path.stat().st_ino
+    locks = Path("/proc/locks").read_text().splitlines()
+    return any(line.split()[1] == "FLOCK" and line.split()[5].endswith(f":{inode}") for line in locks if len(line.split()) > 5)
+
+
 def app_lines(ws, app: str, since: float) -> int:
     """Lines of the access log (and its rotated files) for `app` from `since` on."""
     from plano.core import traffic
@@ -582,7 +600,14 @@ def test_11_the_traffic_page_counts_what_the_access_log_holds(stack, tmp_path):
     load as images; app1's services' CPU and memory are listed. Screenshots in the
     test's tmp dir."""
     from plano.core import traffic
-    from tests.integration.browser import LAPTOP, PHONE, add_user, chromium, dashboard
+    from tests.integration.browser import (
+        LAPTOP,
+        PHONE,
+        add_user,
+        chromium,
+        dashboard,
+        sign_in,
+    )
 
     ws = stack
     port = ws.ports["prod_https"]
@@ -595,11 +620,7 @@ def test_11_the_traffic_page_counts_what_the_access_log_holds(stack, tmp_path):
     shots = tmp_path / "screenshots"
     with dashboard(ws.infra, tmp_path / "dashboard.log") as base, chromium() as browser:
         page = browser.new_page(viewport=LAPTOP)
-        page.goto(f"{base}/login")
-        page.fill("input[name=user]", "watcher")
-        page.fill("input[name=password]", "another long passphrase")
-        page.click("button[type=submit]")
-        page.wait_for_url(f"{base}/")
+        sign_in(page, base, "watcher", "another long passphrase")
         page.goto(f"{base}/apps/app1/traffic")
         start, _ = traffic.WINDOWS["1h"].bounds(time.time())
         in_log = app_lines(ws, "app1", start)
