@@ -107,6 +107,18 @@ def test_status_rows():
     assert [status.uptime(s) for s in (None, 65, 3700, 90000)] == ["-", "1m05s", "1h01m", "1d1h"]
 
 
+def test_data_use_counts_regular_files_once_and_follows_no_link(tmp_path):
+    (tmp_path / "db/base/1").mkdir(parents=True)
+    (tmp_path / "db/base/1/16384").write_bytes(b"x" * 8192)
+    (tmp_path / "db/PG_VERSION").write_bytes(b"17\n")
+    (tmp_path / "uploads").mkdir()
+    (tmp_path / "uploads/a.png").write_bytes(b"p" * 100)
+    (tmp_path / "uploads/link").symlink_to(tmp_path / "db")  # a link to a folder: not walked again
+    (tmp_path / "uploads/file-link").symlink_to(tmp_path / "uploads/a.png")
+    assert status.folder_bytes(tmp_path) == 8192 + 3 + 100
+    assert status.folder_bytes(tmp_path / "nothing-here") == 0
+
+
 def test_plain_text_table():
     assert text_table(("a", "bb"), [("xxx", "y"), ("z", "")]) == "a    bb\nxxx  y\nz"
 
