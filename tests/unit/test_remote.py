@@ -522,3 +522,43 @@ def test_the_dashboard_with_e_runs_the_servers_own_through_a_forwarded_port_then
     ]
     assert runner.calls[-2].streamed and not any("push" in call.argv for call in runner.calls)
     assert made.out.notes[-2] == "plano dashboard of production (deploy@srv1.example.com): http://127.0.0.1:8801/ (ctrl-c stops it, here and there)"
+
+
+@pytest.mark.parametrize("uid", [0, 65534])
+def test_the_packages_are_installed_as_root_without_sudo_when_the_login_is_root(uid):
+    """A fresh server often has root only, and no sudo: its login installs the packages
+    itself; any other login goes through sudo -n (run here for real with stand-in
+    apt-get, sudo and usermod that write down how they were called)."""
+    import os
+    import pwd
+    import shutil
+    import subprocess
+    import tempfile
+
+    if os.getuid() != 0:
+        pytest.skip("needs root to play both logins (the suite runs as root: scripts/test.sh)")
+    base = Path(tempfile.mkdtemp(prefix="plano-packages-"))  # not under pytest's 0700 folders: the other login reads it
+    try:
+        base.chmod(0o755)
+        bin_dir, log = base / "bin", base / "calls.log"
+        bin_dir.mkdir()
+        log.touch(mode=0o666)
+        log.chmod(0o666)
+        for tool, then in (("apt-get", ""), ("usermod", ""), ("sudo", 'shift; exec "$@"')):
+            (bin_dir / tool).write_text(f'#!/bin/sh\necho "{tool} $*" >> {log}\n{then}\n')
+            (bin_dir / tool).chmod(0o755)
+        as_user = [] if uid == 0 else ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups"]
+        done = subprocess.run([*as_user, "sh", "-c", srv.INSTALL_PACKAGES, "plano", "docker.io", "git"], check=False,
+                              env={"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(base)}, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        calls = log.read_text().splitlines()
+    finally:
+        shutil.rmtree(base)
+    install = "apt-get install -y -q --no-install-recommends docker.io git"
+    if uid == 0:
+        assert calls == ["apt-get update -q", install]
+    else:
+        user = pwd.getpwuid(uid).pw_name
+        assert calls == ["sudo -n apt-get update -q", "apt-get update -q",
+                         f"sudo -n env DEBIAN_FRONTEND=noninteractive {install}", install,
+                         f"sudo -n usermod -aG docker {user}", f"usermod -aG docker {user}"]

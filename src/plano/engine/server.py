@@ -37,13 +37,14 @@ command -v setsid >/dev/null 2>&1 && echo "setsid=yes"
 true
 """
 
-# Debian's engine and what plano needs beside it, as root through sudo (no prompt: -n).
+# Debian's engine and what plano needs beside it, as root: the login itself (a fresh
+# server often has only root, and no sudo), else through sudo (no prompt: -n).
 PACKAGES = ("docker.io", "git", "python3-venv", "ca-certificates")
-INSTALL_PACKAGES = """\
+INSTALL_PACKAGES = AS_ROOT + """\
 set -eu
-sudo -n apt-get update -q
-sudo -n env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@"
-id -nG | tr ' ' '\\n' | grep -qx docker || sudo -n usermod -aG docker "$(id -un)"
+as_root apt-get update -q
+as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@"
+[ "$(id -u)" = 0 ] || id -nG | tr ' ' '\\n' | grep -qx docker || as_root usermod -aG docker "$(id -un)"
 """
 
 # plano itself: the laptop's wheel (base64 on stdin) into ~/.plano/venv; $1 its stamp, $2 its file name.
