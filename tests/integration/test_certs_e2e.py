@@ -245,6 +245,7 @@ def test_4b_the_dashboard_on_its_own_domain_behind_nginx(site, pebble, tmp_path)
     data/nginx/), and the API answers a token there; once the dashboard stops, nginx
     answers 502 and the socket is gone. The screenshot is in the test's tmp dir."""
     from tests.integration.browser import LAPTOP, add_user, chromium, dashboard, sign_in
+    from tests.integration.test_deploy_e2e import running_tag
 
     ws, name = site, "ops.example.com"
     port, root = ws.ports["prod_https"], pebble.root()
@@ -272,8 +273,10 @@ def test_4b_the_dashboard_on_its_own_domain_behind_nginx(site, pebble, tmp_path)
             with chromium(f"--host-resolver-rules=MAP {name} 127.0.0.1") as browser:
                 page = browser.new_context(ignore_https_errors=True, viewport=LAPTOP).new_page()
                 sign_in(page, f"https://{name}:{port}", "ops", "a long enough passphrase")
-                overview = page.inner_text("main")
-                assert "app1" in overview and "app2" in overview
+                for service in ("app1-backend", "app1-frontend", "app2-backend", "app2-frontend"):  # as docker inspect says
+                    tag, health = running_tag(ws, service)
+                    row = page.locator(f"#service-{service}")
+                    assert (row.locator(".tag").inner_text(), row.locator("td[data-label=health]").inner_text()) == (tag, health)
                 page.screenshot(path=str(tmp_path / "dashboard-behind-nginx.png"), full_page=True)
                 cookie = next(c for c in page.context.cookies() if c["name"] == "plano_session")
                 assert (cookie["domain"], cookie["secure"], cookie["httpOnly"], cookie["sameSite"]) == (name, True, True, "Strict")
