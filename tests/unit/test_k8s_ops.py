@@ -138,7 +138,8 @@ def test_a_deploy_to_an_environment_runs_in_its_namespace_and_context_and_record
     before = (root / n.ENV_PROD).read_text()
     (root / ".env.staging").write_text("APP1_BACKEND_TAG=1.0.0\n")
     runner = cluster(ScriptedRunner(), ns="acme-staging")
-    records = k8s.deploy(scripted.session(root, runner), "app1", None, "2.0.0", environment="staging")
+    with compose_deploy.deploy_lock(root, "app1"):  # prod's deploy of app1 does not hold staging's back
+        records = k8s.deploy(scripted.session(root, runner), "app1", None, "2.0.0", environment="staging")
     assert runner.actions == deploy_sequence("2.0.0", STAGING)
     assert runner.queries[0] == k.get_json_argv(STAGING, "deployment/app1-backend", "deployment/app1-frontend")
     job = json.loads(next(c.stdin for c in runner.calls if c.argv == k.apply_argv(STAGING)))
@@ -149,6 +150,15 @@ def test_a_deploy_to_an_environment_runs_in_its_namespace_and_context_and_record
     assert (root / n.ENV_PROD).read_text() == before and log(root) == []  # prod's tags and log (its rollbacks read it) untouched
     assert [(r.service, r.result) for r in compose_deploy.read_log(root, "data/logs/deploys.staging.jsonl")] == [
         ("app1-backend", "ok"), ("app1-frontend", "ok")]
+
+
+def test_one_deploy_of_an_app_at_a_time_in_each_environment(root):
+    with_environments(root)
+    (root / ".env.staging").write_text("APP1_BACKEND_TAG=1.0.0\n")
+    with compose_deploy.deploy_lock(root, "app1", environment="staging"), \
+            pytest.raises(PlanoError, match="a deploy of app1 is already running"):
+        k8s.deploy(scripted.session(root, cluster(ScriptedRunner(), ns="acme-staging")), "app1", None, "2.0.0", environment="staging")
+    assert n.deploy_lock("app1", "staging") == "data/logs/.deploy-app1.staging.lock"
 
 
 def test_secrets_for_an_environment_come_from_its_env_file_made_with_its_own_secrets(root):

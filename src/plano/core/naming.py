@@ -358,8 +358,10 @@ def k8s_deploy_log(environment: str) -> str:
 AUDIT_LOG = "data/logs/audit.jsonl"  # every command that changed something, by whom, from where (plano audit)
 
 
-def deploy_lock(app: str) -> str:
-    return f"data/logs/.deploy-{app}.lock"
+def deploy_lock(app: str, environment: str | None = None) -> str:
+    """One deploy of `app` at a time: on this server, or (`plano -e NAME k8s deploy`, run
+    here against a cluster) per environment, as each has its own namespace."""
+    return f"data/logs/.deploy-{app}.lock" if environment is None else f"data/logs/.deploy-{app}.{environment}.lock"
 
 
 def backups_dir(mode: str) -> str:

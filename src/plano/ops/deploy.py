@@ -251,13 +251,14 @@ def read_holder(handle) -> str:
 
 
 @contextmanager
-def deploy_lock(root: Path, app: str, command: tuple[str, ...] = ()) -> Iterator[Holder]:
+def deploy_lock(root: Path, app: str, command: tuple[str, ...] = (), environment: str | None = None) -> Iterator[Holder]:
     """One deploy (or rollback) of `app` at a time on this server, whoever runs it and
     from wherever (a laptop's -e, CI, a shell on the server: all run plano here). The
     lock is the kernel's (flock on data/logs/.deploy-APP.lock): taken atomically, and
     released when its process ends, however it ends. Its holder writes who it is in it
-    with one write; a second deploy is refused naming them (exit 3)."""
-    path = root / n.deploy_lock(app)
+    with one write; a second deploy is refused naming them (exit 3). `environment`: a
+    Kubernetes environment's deploys, run here (naming.deploy_lock)."""
+    path = root / n.deploy_lock(app, environment)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle = path.open("a+")
     try:

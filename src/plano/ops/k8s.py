@@ -351,7 +351,8 @@ class K8sDeployer:
 
     def deploy(self, targets: list[Target]) -> list[Record]:
         root = self.session.root
-        lock = nullcontext() if self.session.dry_run else deploy_lock(root, targets[0].app)
+        lock = nullcontext() if self.session.dry_run else deploy_lock(
+            root, targets[0].app, environment=None if self.where.prod else self.where.environment)
         with lock:
             from_tags = {t.service: current_tag(root, t, self.where.env_file) for t in targets}
             for t in targets:
