@@ -35,7 +35,7 @@ def ssh_client(folder: Path, outer: Server, inner: Server) -> dict[str, str]:
                       f"  IdentitiesOnly yes\n  UserKnownHostsFile {folder / 'jump_known_hosts'}\n  StrictHostKeyChecking yes\n"
                       f"  BatchMode yes\n"
                       f"Host inner\n  HostName {inner.name}\n  User deploy\n  IdentityFile {inner.key}\n  IdentitiesOnly yes\n"
-                      "  ProxyJump jump\n")
+                      "  ProxyJump jump\n  HostKeyAlias staging-inner\n")  # ssh looks its key up under this name
     bin_dir = folder / "bin"
     bin_dir.mkdir()
     wrapper = bin_dir / "ssh"
@@ -86,7 +86,7 @@ def test_a_server_behind_a_jump_host_is_shown_trusted_and_reached_through_it(jum
     assert trusted.returncode == 0, trusted.stderr
     assert f"  {inner_key} (ED25519)" in trusted.stdout and "staging: trusted now" in trusted.stdout
     blob = inner.exec("cat", "/etc/ssh/ssh_host_ed25519_key.pub").stdout.split()[1]
-    assert (infra / "ssh_known_hosts").read_text() == f"{inner.name} ssh-ed25519 {blob}\n"
+    assert (infra / "ssh_known_hosts").read_text() == f"staging-inner ssh-ed25519 {blob}\n"  # its HostKeyAlias
     assert not any(Path(p).name.startswith("plano-hostkey-") for p in os.listdir("/tmp"))  # the scratch folder is gone
 
     # Trusted: -e connects (strict checking, through the jump host), reads the server's state, and says what is missing.

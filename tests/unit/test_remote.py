@@ -110,6 +110,20 @@ def test_host_key_argv():
 def test_ssh_g_output_is_where_ssh_connects():
     text = "user deploy\nhostname 10.0.0.5\nport 2200\nidentityfile ~/.ssh/id_ed25519\n"
     assert ssh.parse_resolved(text) == ssh.Address("10.0.0.5", 2200, "deploy")
+    assert ssh.parse_resolved(text).known_hosts_name == "[10.0.0.5]:2200"
+
+
+def test_a_host_key_alias_is_the_name_the_key_is_trusted_under(tmp_path):
+    """HostKeyAlias in the user's ssh config: ssh looks the key up under it, with no port."""
+    import subprocess
+
+    (tmp_path / "config").write_text("Host srv1\n  HostName 10.0.0.5\n  Port 2200\n  HostKeyAlias srv1-key\n")
+    resolved = subprocess.run(["ssh", "-G", "-F", str(tmp_path / "config"), "srv1"], capture_output=True, text=True,
+                              check=True, timeout=20).stdout  # the real ssh's own reading of it
+    address = ssh.parse_resolved(resolved)
+    assert (address.hostname, address.port, address.alias, address.known_hosts_name) == ("10.0.0.5", 2200, "srv1-key", "srv1-key")
+    assert ssh.named("10.0.0.5 ssh-ed25519 AAAAC3Nz\n", address) == ["srv1-key ssh-ed25519 AAAAC3Nz"]
+    assert ssh.keyscan_argv(address)[-1] == "10.0.0.5"  # scanned at the real address
 
 
 def test_a_changed_key_is_told_from_an_unknown_one():

@@ -43,10 +43,14 @@ class Address:
     port: int
     user: str
     proxied: bool = False  # through a jump host or a proxy command of ~/.ssh/config
+    alias: str = ""  # HostKeyAlias of ~/.ssh/config: the name ssh looks the key up under instead
 
     @property
     def known_hosts_name(self) -> str:
-        """The name known_hosts lists the server under: host, or [host]:port off port 22."""
+        """The name known_hosts lists the server under: its HostKeyAlias as it is (ssh
+        adds no port to it), else host, or [host]:port off port 22."""
+        if self.alias:
+            return self.alias
         return self.hostname if self.port == 22 else f"[{self.hostname}]:{self.port}"
 
 
@@ -133,7 +137,8 @@ def parse_resolved(text: str) -> Address:
         key, _, value = line.partition(" ")
         values.setdefault(key.lower(), value.strip())
     proxied = any(values.get(key, "none") != "none" for key in ("proxyjump", "proxycommand"))
-    return Address(values.get("hostname", ""), int(values.get("port") or 22), values.get("user", ""), proxied)
+    return Address(values.get("hostname", ""), int(values.get("port") or 22), values.get("user", ""), proxied,
+                   values.get("hostkeyalias", ""))
 
 
 def keyscan_argv(address: Address) -> list[str]:
