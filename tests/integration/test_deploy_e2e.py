@@ -14,6 +14,14 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
+from tests.integration.browser import (
+    LAPTOP,
+    PHONE,
+    add_user,
+    chromium,
+    dashboard,
+    sign_in,
+)
 from tests.integration.loadgen import Load
 from tests.integration.net import https_request, unverified_tls, wait_for
 from tests.integration.stackfixtures import (
@@ -463,14 +471,6 @@ def test_10_the_dashboard_in_a_real_browser(stack, tmp_path):
     user (a verification has no line, as on the command line). Screenshots in the test's
     tmp dir."""
     from plano.ops import audit
-    from tests.integration.browser import (
-        LAPTOP,
-        PHONE,
-        add_user,
-        chromium,
-        dashboard,
-        sign_in,
-    )
 
     ws = stack
     port = ws.ports["prod_https"]
@@ -600,14 +600,6 @@ def test_11_the_traffic_page_counts_what_the_access_log_holds(stack, tmp_path):
     load as images; app1's services' CPU and memory are listed. Screenshots in the
     test's tmp dir."""
     from plano.core import traffic
-    from tests.integration.browser import (
-        LAPTOP,
-        PHONE,
-        add_user,
-        chromium,
-        dashboard,
-        sign_in,
-    )
 
     ws = stack
     port = ws.ports["prod_https"]
