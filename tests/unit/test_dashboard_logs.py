@@ -206,6 +206,14 @@ def alive(pid: int) -> bool:
         return False
 
 
+def gone(pid: int, seconds: float = 5) -> bool:
+    """Whether the process is gone within `seconds`."""
+    deadline = time.monotonic() + seconds
+    while alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return not alive(pid)
+
+
 def session_cookie(app) -> str:
     c = client(app)
     assert sign_in(c, *OPERATOR).status_code == 303
@@ -251,10 +259,7 @@ def test_the_follower_is_killed_when_the_browser_goes_away(root, clocks, tmp_pat
             [pid] = [int(line) for line in pids.read_text().split()]
             assert alive(pid) and board.followers.running == {pid}
         # the stream closed: the page went away
-        deadline = time.monotonic() + 5
-        while alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert not alive(pid), "the docker logs follower outlived its page"
+        assert gone(pid), "the docker logs follower outlived its page"
         assert board.followers.running == set()
     assert events == [f"retry: {follow.RETRY_MS}\nevent: reset\ndata: ", f"data: {T1} first", f"data: {T2} secret *****",
                       f"data: {T3} on stderr"]
@@ -284,10 +289,7 @@ def test_a_follower_that_ends_says_so_and_a_stopped_dashboard_kills_the_rest(roo
         served.server.should_exit = True  # the dashboard stops (ctrl-c) while the page still follows
         served.thread.join(20)
         app.state.board.followers.stop_all()  # what server.serve does once uvicorn returned
-        deadline = time.monotonic() + 5
-        while alive(follower) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert not alive(follower)
+        assert gone(follower)
 
 
 def test_followers_are_bounded(root, clocks, tmp_path, monkeypatch):  # noqa: F811
@@ -304,10 +306,7 @@ def test_followers_are_bounded(root, clocks, tmp_path, monkeypatch):  # noqa: F8
                 second = other.get("/apps/app1/logs/backend")
             assert second.status_code == 503 and "1 logs are followed already" in second.text
         pid = int(pids.read_text().split()[0])
-        deadline = time.monotonic() + 5
-        while alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert not alive(pid)
+        assert gone(pid)
 
 
 def test_without_a_session_the_stream_is_not_started(root, clocks, tmp_path, monkeypatch):  # noqa: F811
