@@ -51,13 +51,10 @@ def site(manifest: Manifest, app_name: str) -> dict[str, object]:
     return {
         "app": app_name,
         "names": n.server_names(manifest, app_name),
-        "misdirected": f"plano_misdirected_{app_name.replace('-', '_')}",
-        "cert_var": f"plano_cert_dir_{app_name.replace('-', '_')}",
+        **https_names(app_name),
         "upstreams": upstreams,
         "keepalive": manifest.target == "compose",
         "routes": routes,
-        "webroot": n.WEBROOT,
-        "cert_dir": n.cert_dir(app_name),
         "runtime": n.RUNTIME_IN_NGINX,
         "conf_dir": n.NGINX_CONF_DIR,
         "custom": n.CUSTOM_SNIPPETS,
@@ -90,14 +87,14 @@ def render(manifest: Manifest, env_values: dict[str, dict[str, str]]) -> Tree:
     return tree
 
 
+def https_names(site_name: str) -> dict[str, str]:
+    """What a site's HTTPS server is named by: its SNI check's and certificate folder's
+    variables, the folder, and the ACME webroot."""
+    var = site_name.replace("-", "_")
+    return {"misdirected": f"plano_misdirected_{var}", "cert_var": f"plano_cert_dir_{var}",
+            "cert_dir": n.cert_dir(site_name), "webroot": n.WEBROOT}
+
+
 def dashboard_site(domain: str) -> dict[str, object]:
-    site_name = n.DASHBOARD_SITE
-    return {
-        "site": site_name,
-        "name": domain,
-        "misdirected": f"plano_misdirected_{site_name}",
-        "cert_var": f"plano_cert_dir_{site_name}",
-        "cert_dir": n.cert_dir(site_name),
-        "webroot": n.WEBROOT,
-        "socket": f"{n.RUNTIME_IN_NGINX}/{n.DASHBOARD_SOCKET}",
-    }
+    return {"site": n.DASHBOARD_SITE, "name": domain, **https_names(n.DASHBOARD_SITE),
+            "socket": f"{n.RUNTIME_IN_NGINX}/{n.DASHBOARD_SOCKET}"}
