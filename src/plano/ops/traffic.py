@@ -127,9 +127,8 @@ def usage(session: Session) -> list[ServiceUsage]:
     """CPU and memory of each running service of the stack (compose): one `docker stats`
     sample. Services that do not run are left out (plano status names them)."""
     from plano.engine import inspect, stats
-    from plano.engine.stack import open_stack
 
-    project = open_stack(session).ctx.project
+    project = session.stack_mode.project(session.manifest)  # no compose binary needed for its name
     running = {inspect.name(info): service for service, info in inspect.by_service(inspect.project_containers(project, session.runner)).items()
                if info["State"].get("Running")}
     if not running:
