@@ -133,7 +133,8 @@ def chosen_sites(manifest: Manifest, apps: tuple[str, ...], all_apps: bool, dash
     """The apps named (or every one with --all) and, with --dashboard or --all, the dashboard."""
     if dashboard and manifest.dashboard.domain is None:
         raise UsageError("--dashboard: plano.yml sets no dashboard/domain; add dashboard: {domain: ops.example.com} first")
-    chosen = select_apps(manifest, apps, all_apps, required=not dashboard) if apps or all_apps or not dashboard else []
+    only_dashboard = dashboard and not (apps or all_apps)
+    chosen = [] if only_dashboard else select_apps(manifest, apps, all_apps, required=True)
     if (dashboard or all_apps) and manifest.dashboard.domain is not None:
         chosen.append(n.DASHBOARD_SITE)
     return chosen
@@ -267,7 +268,8 @@ def renew(session: Session, force: bool = False) -> tuple[list[str], list[str]]:
     if not result.ok:
         raise CertError(f"renewal failed: {explain_failure(result.output, ['some domains'], 'in data/certs/renewal/')}")
     renewed = [line.strip() for line in result.output.splitlines() if line.strip().endswith("(success)")]
-    apps = [app for app in renewed_apps(result.output) if app in sites(st.manifest)]
+    served = sites(st.manifest)
+    apps = [app for app in renewed_apps(result.output) if app in served]
     return renewed, ([] if session.dry_run else wait_until_served(st.root, st.manifest, apps))
 
 
