@@ -26,14 +26,14 @@ def serve(session: Session, port: int, until_eof: bool = False) -> None:
     from plano.dashboard.app import HOSTS, create_app
 
     root = session.root
-    domain = session.manifest.dashboard.domain  # a plano.yml that does not load is said before anything is served
+    manifest = session.manifest  # a plano.yml that does not load is said before anything is served
     if not access.users(root):
         raise RefusedError("no dashboard user yet: add one with plano dashboard passwd USER --role operator, then start it again")
     sockets = [tcp_socket(port)]
     edge, bound = root / n.dashboard_socket(), None
     # `plano -e NAME dashboard` (--until-eof) is one laptop's, through ssh -L: the domain
     # stays with the server's own dashboard.
-    domain = None if until_eof else domain
+    domain = None if until_eof else manifest.dashboard.domain
     try:
         if domain is not None:
             sockets.append(unix_socket(edge))
@@ -129,7 +129,6 @@ def stop_at_eof(served) -> None:
     """Stop the server when stdin closes: run by `plano -e NAME dashboard` over SSH, whose
     end (ctrl-c there, or a dropped connection) closes it."""
     import sys
-    import threading
 
     def wait() -> None:
         while sys.stdin.buffer.read1(4096) if hasattr(sys.stdin.buffer, "read1") else sys.stdin.buffer.read(1):

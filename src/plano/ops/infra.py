@@ -300,7 +300,7 @@ def synced(session: Session, manifest: Manifest, text: str | None, force: bool =
 NGINX_FILES = "docker/nginx/"  # mounted into nginx, read at its start and at each reload
 
 
-def reload_running_nginx(session: Session) -> list[Mode]:
+def reload_running_nginx(session: Session) -> None:
     """nginx reads docker/nginx/ from a bind mount: a changed site (an app's, the
     dashboard's) is served once nginx reloads. Each mode's stack whose nginx runs here is
     reloaded (`nginx -t` first: a failing test leaves it on its running configuration)."""
@@ -309,14 +309,12 @@ def reload_running_nginx(session: Session) -> list[Mode]:
 
     found = session.query(nginx.RUNNING_PROJECTS_ARGV, timeout=30)
     projects = set(found.out.split()) if found.ok else set()
-    manifest, reloaded = session.manifest, []
+    manifest = session.manifest
     for mode in (Mode.PROD, Mode.DEV):
         if mode.project(manifest) not in projects or (mode is Mode.PROD and manifest.target == "swarm"):
             continue
         nginx.reload(session, open_stack(session.with_mode(mode)))
         session.done(f"nginx of the {mode} stack reloaded: it serves the rendered sites")
-        reloaded.append(mode)
-    return reloaded
 
 
 def refuse_fresh_secrets(root: Path) -> None:
